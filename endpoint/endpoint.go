@@ -1,0 +1,125 @@
+package endpoint
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sort"
+	"strconv"
+	"sync"
+)
+
+// Server is a parsed server description: something that can listen.
+// String returns a description that parses back to an equivalent Server.
+type Server interface {
+	Listen(ctx context.Context) (net.Listener, error)
+	String() string
+}
+
+// Client is a parsed client description: something that can dial.
+// String returns a description that parses back to an equivalent Client.
+type Client interface {
+	Dial(ctx context.Context) (net.Conn, error)
+	String() string
+}
+
+// ServerParser builds a Server from a split description.
+type ServerParser func(Args) (Server, error)
+
+// ClientParser builds a Client from a split description.
+type ClientParser func(Args) (Client, error)
+
+var (
+	mu      sync.RWMutex
+	servers = map[string]ServerParser{}
+	clients = map[string]ClientParser{}
+)
+
+// Register makes a server kind available to Parse. It is meant to be called
+// from init functions and panics if the kind is empty or already registered.
+func Register(kind string, p ServerParser) {
+	register(servers, kind, p)
+}
+
+// RegisterClient makes a client kind available to ParseClient. It panics if
+// the kind is empty or already registered.
+func RegisterClient(kind string, p ClientParser) {
+	register(clients, kind, p)
+}
+
+func register[P any](m map[string]P, kind string, p P) {
+	mu.Lock()
+	defer mu.Unlock()
+	if kind == "" {
+		panic("endpoint: Register with empty kind")
+	}
+	if _, dup := m[kind]; dup {
+		panic("endpoint: kind " + strconv.Quote(kind) + " registered twice")
+	}
+	m[kind] = p
+}
+
+// Kinds returns the registered server kinds, sorted.
+func Kinds() []string { return sortedKeys(servers) }
+
+// Error reports a description that could not be parsed.
+type Error struct {
+	Desc string
+	Err  error
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("endpoint %q: %v", e.Desc, e.Err) }
+
+// Unwrap returns the underlying error.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Parse parses a server description. A bare port number means "tcp:PORT".
+// Errors are *Error values naming the description and the bad part.
+func Parse(desc string) (Server, error) {
+	s, err := parse(servers, desc)
+	if err != nil {
+		return nil, &Error{Desc: desc, Err: err}
+	}
+	return s, nil
+}
+
+// ParseClient parses a client description such as "tcp:host=example.org:port=80".
+func ParseClient(desc string) (Client, error) {
+	c, err := parse(clients, desc)
+	if err != nil {
+		return nil, &Error{Desc: desc, Err: err}
+	}
+	return c, nil
+}
+
+func parse[T any, P ~func(Args) (T, error)](m map[string]P, desc string) (T, error) {
+	var zero T
+	if desc == "" {
+		return zero, fmt.Errorf("empty description")
+	}
+	if _, err := strconv.ParseUint(desc, 10, 16); err == nil {
+		desc = "tcp:" + desc
+	}
+	a, err := Split(desc)
+	if err != nil {
+		return zero, err
+	}
+	mu.RLock()
+	p, ok := m[a.Kind]
+	mu.RUnlock()
+	if !ok {
+		return zero, fmt.Errorf("unknown endpoint kind %q (known: %v)", a.Kind, sortedKeys(m))
+	}
+	return p(a)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	mu.RLock()
+	defer mu.RUnlock()
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}

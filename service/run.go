@@ -1,0 +1,89 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+// RunOptions configures Run.
+type RunOptions struct {
+	// Log receives the shutdown lines; nil means no log.
+	Log *slog.Logger
+	// ShutdownTimeout bounds the graceful stop; 0 means 30 seconds.
+	ShutdownTimeout time.Duration
+	// Signals that begin a graceful stop; nil means SIGINT and SIGTERM.
+	// A second signal during the stop cuts it short.
+	Signals []os.Signal
+}
+
+// Run starts s, waits for a signal, for ctx to end or for s to fail on its
+// own, and then stops s gracefully within the shutdown timeout. It returns
+// nil after a clean stop, or the error that made it stop or that stopping
+// returned.
+func Run(ctx context.Context, s Service, opts RunOptions) error {
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	timeout := opts.ShutdownTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	sigs := opts.Signals
+	if sigs == nil {
+		sigs = []os.Signal{syscall.SIGINT, syscall.SIGTERM}
+	}
+	sigc := make(chan os.Signal, 2)
+	signal.Notify(sigc, sigs...)
+	defer signal.Stop(sigc)
+
+	if err := s.Start(ctx); err != nil {
+		return err
+	}
+	var failed <-chan error
+	if f, ok := s.(Failer); ok {
+		failed = f.Failed()
+	}
+	var cause error
+	select {
+	case sig := <-sigc:
+		log.Info(fmt.Sprintf("Received %s, shutting down.", signalName(sig)))
+	case <-ctx.Done():
+		log.Info("Context ended, shutting down.")
+	case cause = <-failed:
+		log.Error("Service failed, shutting down.", "err", cause)
+	}
+
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	go func() {
+		select {
+		case sig := <-sigc:
+			log.Warn(fmt.Sprintf("Received %s again, stopping at once.", signalName(sig)))
+			cancel()
+		case <-stopCtx.Done():
+		}
+	}()
+	err := s.Stop(stopCtx)
+	log.Info("Server Shut Down.")
+	return errors.Join(cause, err)
+}
+
+func signalName(s os.Signal) string {
+	switch s {
+	case syscall.SIGINT:
+		return "SIGINT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case syscall.SIGHUP:
+		return "SIGHUP"
+	}
+	return s.String()
+}

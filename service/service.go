@@ -1,0 +1,124 @@
+// Package service provides Twisted's application services in Go: anything
+// that can be started and stopped, composed into a tree that starts in order
+// and stops in reverse.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// Service is anything that can be started and stopped: a listening server,
+// a timer, a pool of worker processes.
+//
+// Start brings the service up and returns once it is running; the context
+// bounds start-up only, not the service's lifetime. Stop shuts it down
+// gracefully, giving up and releasing everything by force when ctx ends.
+// Stop is called at most once, and only after Start returned nil.
+type Service interface {
+	Start(ctx context.Context) error
+	Stop(ctx context.Context) error
+}
+
+// Failer is implemented by services that can fail on their own after Start,
+// such as a listener whose accept loop dies. The channel delivers at most one
+// error; the service must still be stopped.
+type Failer interface {
+	Failed() <-chan error
+}
+
+// Name returns a service's name for messages: its String method if it has
+// one, else its type.
+func Name(s Service) string {
+	if st, ok := s.(fmt.Stringer); ok {
+		return st.String()
+	}
+	return fmt.Sprintf("%T", s)
+}
+
+// Multi is a service made of child services, Twisted's MultiService: Start
+// starts the children in the order they were added and Stop stops them in
+// reverse. If a child fails to start, the children already started are
+// stopped again and Start returns both failures.
+type Multi struct {
+	children []Service
+
+	mu      sync.Mutex
+	started int
+	failed  chan error
+	done    chan struct{}
+	wg      sync.WaitGroup
+}
+
+// NewMulti returns a Multi with the given children.
+func NewMulti(children ...Service) *Multi {
+	return &Multi{children: children}
+}
+
+// Add appends a child. It must not be called after Start.
+func (m *Multi) Add(s Service) { m.children = append(m.children, s) }
+
+// Start starts each child in order.
+func (m *Multi) Start(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.failed = make(chan error, 1)
+	m.done = make(chan struct{})
+	for i, c := range m.children {
+		if err := c.Start(ctx); err != nil {
+			err = fmt.Errorf("starting %s: %w", Name(c), err)
+			// Undo with a fresh deadline-free context: the start-up context
+			// may be the reason we failed.
+			return errors.Join(err, m.stopFirst(context.WithoutCancel(ctx), i))
+		}
+		m.started = i + 1
+		if f, ok := c.(Failer); ok {
+			m.wg.Go(func() { m.forward(c, f.Failed()) })
+		}
+	}
+	return nil
+}
+
+func (m *Multi) forward(c Service, ch <-chan error) {
+	select {
+	case err := <-ch:
+		select {
+		case m.failed <- fmt.Errorf("%s: %w", Name(c), err):
+		default:
+		}
+	case <-m.done:
+	}
+}
+
+// Failed reports the first child that failed after starting.
+func (m *Multi) Failed() <-chan error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.failed
+}
+
+// Stop stops the started children in reverse order. Every child is asked to
+// stop even if another fails; the errors are joined.
+func (m *Multi) Stop(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.stopFirst(ctx, m.started)
+}
+
+func (m *Multi) stopFirst(ctx context.Context, n int) error {
+	var errs []error
+	for i := n - 1; i >= 0; i-- {
+		if err := m.children[i].Stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stopping %s: %w", Name(m.children[i]), err))
+		}
+	}
+	m.started = 0
+	if m.done != nil {
+		close(m.done)
+		m.wg.Wait()
+		m.done = nil
+	}
+	return errors.Join(errs...)
+}

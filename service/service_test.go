@@ -1,0 +1,235 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"reflect"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/torsion-server/torsion/endpoint"
+)
+
+// recorder is a service that notes its starts and stops in a shared log.
+type recorder struct {
+	name     string
+	log      *[]string
+	startErr error
+	stopErr  error
+}
+
+func (r *recorder) String() string { return r.name }
+func (r *recorder) Start(context.Context) error {
+	*r.log = append(*r.log, "start "+r.name)
+	return r.startErr
+}
+func (r *recorder) Stop(context.Context) error {
+	*r.log = append(*r.log, "stop "+r.name)
+	return r.stopErr
+}
+
+func TestMulti(t *testing.T) {
+	boom := errors.New("boom")
+	tests := []struct {
+		name    string
+		fail    map[string]error // start errors
+		stopErr map[string]error
+		log     []string
+		err     string
+	}{
+		{
+			name: "order",
+			log:  []string{"start a", "start b", "start c", "stop c", "stop b", "stop a"},
+		},
+		{
+			name: "failed start stops the started ones",
+			fail: map[string]error{"c": boom},
+			log:  []string{"start a", "start b", "start c", "stop b", "stop a"},
+			err:  "starting c: boom",
+		},
+		{
+			name:    "every child is stopped even if one fails",
+			stopErr: map[string]error{"b": boom},
+			log:     []string{"start a", "start b", "start c", "stop c", "stop b", "stop a"},
+			err:     "stopping b: boom",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var log []string
+			m := NewMulti()
+			for _, n := range []string{"a", "b", "c"} {
+				m.Add(&recorder{name: n, log: &log, startErr: tt.fail[n], stopErr: tt.stopErr[n]})
+			}
+			err := m.Start(context.Background())
+			if err == nil {
+				err = m.Stop(context.Background())
+			}
+			if !reflect.DeepEqual(log, tt.log) {
+				t.Errorf("log = %q, want %q", log, tt.log)
+			}
+			if (err == nil) != (tt.err == "") || (err != nil && err.Error() != tt.err) {
+				t.Errorf("err = %v, want %q", err, tt.err)
+			}
+			if err != nil && !errors.Is(err, boom) {
+				t.Errorf("err %v does not wrap the cause", err)
+			}
+		})
+	}
+}
+
+func TestTimer(t *testing.T) {
+	var n atomic.Int32
+	first := make(chan time.Time, 1)
+	tm := &Timer{Interval: 20 * time.Millisecond, Func: func(ctx context.Context) {
+		if n.Add(1) == 1 {
+			first <- time.Now()
+		}
+	}}
+	start := time.Now()
+	if err := tm.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if at := <-first; at.Sub(start) > 15*time.Millisecond {
+		t.Errorf("first call after %v, want at once", at.Sub(start))
+	}
+	time.Sleep(110 * time.Millisecond)
+	if err := tm.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := n.Load()
+	if got < 3 || got > 8 {
+		t.Errorf("%d calls in ~110ms at 20ms, want about 6", got)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n.Load() != got {
+		t.Error("timer kept calling after Stop")
+	}
+	if err := (&Timer{}).Start(context.Background()); err == nil {
+		t.Error("zero interval accepted")
+	}
+}
+
+func TestTimerStopCancelsCall(t *testing.T) {
+	tm := &Timer{Interval: time.Hour, Func: func(ctx context.Context) { <-ctx.Done() }}
+	tm.Start(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := tm.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func listen(t *testing.T, srv Server) *Listener {
+	t.Helper()
+	l := &Listener{Endpoint: endpoint.TCP{Interface: "127.0.0.1"}, Server: srv}
+	if err := l.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func TestListenerGracefulStop(t *testing.T) {
+	inHandler := make(chan struct{})
+	release := make(chan struct{})
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(inHandler)
+		<-release
+		io.WriteString(w, "finished")
+	})}
+	l := listen(t, srv)
+	url := "http://" + l.Addr().String() + "/"
+	result := make(chan string)
+	go func() {
+		resp, err := http.Get(url)
+		if err != nil {
+			result <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		result <- string(b)
+	}()
+	<-inHandler
+	stopped := make(chan error)
+	go func() { stopped <- l.Stop(context.Background()) }()
+	// The listener closes at once: new connections are refused while the
+	// in-flight request is still running.
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		c, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("listener still accepting after Stop")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(release)
+	if got := <-result; got != "finished" {
+		t.Errorf("in-flight request got %q, want it to finish", got)
+	}
+	if err := <-stopped; err != nil {
+		t.Errorf("Stop = %v", err)
+	}
+}
+
+func TestListenerStopTimeout(t *testing.T) {
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done()
+	})}
+	l := listen(t, srv)
+	go http.Get("http://" + l.Addr().String() + "/")
+	time.Sleep(100 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	err := l.Stop(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Stop = %v, want deadline exceeded", err)
+	}
+}
+
+func TestListenerStartError(t *testing.T) {
+	l1 := listen(t, &http.Server{})
+	defer l1.Stop(context.Background())
+	port := l1.Addr().(*net.TCPAddr).Port
+	l2 := &Listener{Endpoint: endpoint.TCP{Interface: "127.0.0.1", Port: port}, Server: &http.Server{}}
+	err := l2.Start(context.Background())
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("listening on tcp:%d:interface=127.0.0.1", port)) {
+		t.Errorf("Start on a used port = %v", err)
+	}
+}
+
+// dyingServer's Serve fails on its own.
+type dyingServer struct{}
+
+func (d *dyingServer) Serve(l net.Listener) error       { return errors.New("accept: too many open files") }
+func (d *dyingServer) Shutdown(ctx context.Context) error { return nil }
+
+func TestRunStopsOnFailure(t *testing.T) {
+	l := &Listener{Endpoint: endpoint.TCP{Interface: "127.0.0.1"}, Server: &dyingServer{}}
+	err := Run(context.Background(), NewMulti(l), RunOptions{})
+	if err == nil || !strings.Contains(err.Error(), "too many open files") {
+		t.Errorf("Run = %v, want the server's failure", err)
+	}
+}
+
+func TestRunStopsOnContext(t *testing.T) {
+	var log []string
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(20 * time.Millisecond); cancel() }()
+	if err := Run(ctx, &recorder{name: "a", log: &log}, RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(log, []string{"start a", "stop a"}) {
+		t.Errorf("log = %q", log)
+	}
+}
