@@ -211,7 +211,7 @@ func TestListenerStartError(t *testing.T) {
 // dyingServer's Serve fails on its own.
 type dyingServer struct{}
 
-func (d *dyingServer) Serve(l net.Listener) error       { return errors.New("accept: too many open files") }
+func (d *dyingServer) Serve(l net.Listener) error         { return errors.New("accept: too many open files") }
 func (d *dyingServer) Shutdown(ctx context.Context) error { return nil }
 
 func TestRunStopsOnFailure(t *testing.T) {
