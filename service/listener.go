@@ -52,7 +52,7 @@ func (l *Listener) String() string {
 
 func (l *Listener) log() *slog.Logger {
 	if l.Log == nil {
-		return slog.New(slog.NewTextHandler(io.Discard, nil))
+		return slog.New(slog.DiscardHandler)
 	}
 	return l.Log
 }

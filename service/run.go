@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -30,7 +29,7 @@ type RunOptions struct {
 func Run(ctx context.Context, s Service, opts RunOptions) error {
 	log := opts.Log
 	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		log = slog.New(slog.DiscardHandler)
 	}
 	timeout := opts.ShutdownTimeout
 	if timeout <= 0 {

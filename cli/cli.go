@@ -1,0 +1,175 @@
+// Package cli is torsion's command line, twistd's equivalent: global options
+// for logging, the pid file and shutdown, and one subcommand per registered
+// plugin. A Go program that registers its own plugins calls Main to get the
+// whole command line.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/torsion-server/torsion/logging"
+	"github.com/torsion-server/torsion/plugin"
+	"github.com/torsion-server/torsion/service"
+)
+
+// Exit statuses.
+const (
+	ExitOK     = 0 // clean shutdown
+	ExitFailed = 1 // the service failed to start or failed while running
+	ExitUsage  = 2 // a bad option or configuration
+)
+
+// Main runs the command line on os.Args with the registered plugins and
+// exits with its status.
+func Main() {
+	os.Exit(Run(context.Background(), os.Args[0], os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// usageError marks a mistake on the command line or in the configuration.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+type globals struct {
+	logfile         string
+	logFormat       string
+	pidfile         string
+	shutdownTimeout time.Duration
+}
+
+// Run runs the command line args (without the program name) and returns the
+// exit status. The service runs until ctx ends or a SIGINT or SIGTERM
+// arrives.
+func Run(ctx context.Context, prog string, args []string, stdout, stderr io.Writer) int {
+	prog = progName(prog)
+	var g globals
+	root := &cobra.Command{
+		Use:   prog + " [global options] PLUGIN [options]",
+		Short: prog + " runs network servers, like twistd",
+		Long: prog + " runs network servers, like Twisted's twistd: each subcommand is a plugin\n" +
+			"that makes a service, which runs until SIGINT or SIGTERM and then stops gracefully.",
+		SilenceErrors:     true,
+		SilenceUsage:      true,
+		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetArgs(args)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.logfile, "logfile", "-", "write the log to `PATH` (appending); - means stderr")
+	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text (twistd-style lines) or json")
+	pf.StringVar(&g.pidfile, "pidfile", "", "write the process id to `PATH` while running")
+	pf.DurationVar(&g.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight work may take to finish after SIGTERM")
+
+	for _, p := range plugin.All() {
+		root.AddCommand(command(ctx, prog, p, &g, stderr))
+	}
+	cmd, err := root.ExecuteC()
+	if err == nil {
+		return ExitOK
+	}
+	var ue usageError
+	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") {
+		fmt.Fprintf(stderr, "%s: %v\nRun '%s --help' for usage.\n", prog, err, cmd.CommandPath())
+		return ExitUsage
+	}
+	fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+	return ExitFailed
+}
+
+func progName(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		p = p[i+1:]
+	}
+	if p == "" {
+		return "torsion"
+	}
+	return p
+}
+
+func command(ctx context.Context, prog string, p plugin.Plugin, g *globals, stderr io.Writer) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   p.Name,
+		Short: p.Description,
+		Long:  strings.TrimSpace(p.Description + "\n\n" + p.Usage),
+		Args:  cobra.NoArgs,
+	}
+	if p.ArgsUsage != "" {
+		cmd.Use += " " + p.ArgsUsage
+		cmd.Args = cobra.ArbitraryArgs
+	}
+	maker := p.Flags(cmd.Flags())
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if g.shutdownTimeout <= 0 {
+			return usageError{fmt.Errorf("--shutdown-timeout %v: must be positive", g.shutdownTimeout)}
+		}
+		w, closeLog, err := openLog(g.logfile, stderr)
+		if err != nil {
+			return usageError{err}
+		}
+		defer closeLog()
+		log, err := logging.New(w, g.logFormat, slog.LevelInfo)
+		if err != nil {
+			return usageError{fmt.Errorf("--log-format: %w", err)}
+		}
+		svc, err := maker(plugin.Env{Log: log, Args: args})
+		if err != nil {
+			return usageError{fmt.Errorf("%s: %w", p.Name, err)}
+		}
+		if g.pidfile != "" {
+			if err := writePidfile(g.pidfile); err != nil {
+				return err
+			}
+			defer os.Remove(g.pidfile)
+		}
+		log.Info(fmt.Sprintf("%s %s starting up (pid %d, %s).", prog, p.Name, os.Getpid(), runtime.Version()))
+		err = service.Run(ctx, svc, service.RunOptions{Log: log, ShutdownTimeout: g.shutdownTimeout})
+		if err != nil {
+			log.Error("Exiting with an error.", "err", err)
+			return fmt.Errorf("%s: %w", p.Name, err)
+		}
+		return nil
+	}
+	return cmd
+}
+
+func openLog(path string, stderr io.Writer) (io.Writer, func(), error) {
+	if path == "-" || path == "" {
+		return stderr, func() {}, nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--logfile: %w", err)
+	}
+	return f, func() { f.Close() }, nil
+}
+
+// writePidfile writes this process's id, refusing to overwrite the pid file
+// of a process that is still running (as twistd does).
+func writePidfile(path string) error {
+	if b, err := os.ReadFile(path); err == nil {
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 && pid != os.Getpid() {
+			if err := syscall.Kill(pid, 0); err == nil || errors.Is(err, syscall.EPERM) {
+				return fmt.Errorf("--pidfile %s: another server is running with pid %d; remove the file if it is not", path, pid)
+			}
+		}
+	}
+	if err := os.WriteFile(path, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		return fmt.Errorf("--pidfile: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,149 @@
+// Package logging makes the slog loggers torsion writes with: twistd-style
+// text lines or JSON objects, one per record.
+package logging
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// SystemKey is the attribute that names the part of the server a line comes
+// from; the text format prints it in brackets, as twistd does.
+const SystemKey = "system"
+
+// New returns a logger writing to w in the given format, "text" or "json".
+func New(w io.Writer, format string, level slog.Level) (*slog.Logger, error) {
+	switch format {
+	case "text", "":
+		return slog.New(NewTextHandler(w, level)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})), nil
+	}
+	return nil, fmt.Errorf("log format %q: want text or json", format)
+}
+
+// Discard returns a logger that drops everything.
+func Discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// TextHandler writes records as twistd does:
+//
+//	2026-11-22T03:35:00.123+0000 [web] Site starting on 8080 addr=[::]:8080
+//
+// Levels other than INFO are shown after the system. Each record is one
+// write to the underlying writer.
+type TextHandler struct {
+	mu     *sync.Mutex
+	w      io.Writer
+	level  slog.Leveler
+	system string
+	attrs  []byte // preformatted " key=value" pairs from WithAttrs
+	group  string // key prefix from WithGroup
+}
+
+// NewTextHandler returns a TextHandler writing records at or above level.
+func NewTextHandler(w io.Writer, level slog.Leveler) *TextHandler {
+	return &TextHandler{mu: new(sync.Mutex), w: w, level: level, system: "-"}
+}
+
+// Enabled implements slog.Handler.
+func (h *TextHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level.Level() }
+
+// WithAttrs implements slog.Handler.
+func (h *TextHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	c := *h
+	c.attrs = append([]byte(nil), h.attrs...)
+	for _, a := range as {
+		if a.Key == SystemKey && h.group == "" {
+			c.system = a.Value.String()
+			continue
+		}
+		c.attrs = appendAttr(c.attrs, h.group, a)
+	}
+	return &c
+}
+
+// WithGroup implements slog.Handler.
+func (h *TextHandler) WithGroup(name string) slog.Handler {
+	if name == "" {
+		return h
+	}
+	c := *h
+	c.group = h.group + name + "."
+	return &c
+}
+
+// Handle implements slog.Handler.
+func (h *TextHandler) Handle(_ context.Context, r slog.Record) error {
+	buf := make([]byte, 0, 256)
+	t := r.Time
+	if t.IsZero() {
+		t = time.Now()
+	}
+	buf = t.AppendFormat(buf, "2006-01-02T15:04:05.000-0700")
+	system := h.system
+	var extra []byte
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == SystemKey && h.group == "" {
+			system = a.Value.String()
+		} else {
+			extra = appendAttr(extra, h.group, a)
+		}
+		return true
+	})
+	buf = append(buf, " ["...)
+	buf = append(buf, system...)
+	buf = append(buf, "] "...)
+	if r.Level != slog.LevelInfo {
+		buf = append(buf, r.Level.String()...)
+		buf = append(buf, ": "...)
+	}
+	buf = append(buf, r.Message...)
+	buf = append(buf, h.attrs...)
+	buf = append(buf, extra...)
+	buf = append(buf, '\n')
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, err := h.w.Write(buf)
+	return err
+}
+
+func appendAttr(buf []byte, prefix string, a slog.Attr) []byte {
+	a.Value = a.Value.Resolve()
+	if a.Equal(slog.Attr{}) {
+		return buf
+	}
+	if a.Value.Kind() == slog.KindGroup {
+		p := prefix
+		if a.Key != "" {
+			p += a.Key + "."
+		}
+		for _, g := range a.Value.Group() {
+			buf = appendAttr(buf, p, g)
+		}
+		return buf
+	}
+	buf = append(buf, ' ')
+	buf = append(buf, prefix...)
+	buf = append(buf, a.Key...)
+	buf = append(buf, '=')
+	return appendValue(buf, a.Value.String())
+}
+
+// appendValue quotes values that would be ambiguous bare.
+func appendValue(buf []byte, s string) []byte {
+	for _, r := range s {
+		if r <= ' ' || r == '"' || r == '=' || r == utf8.RuneError || r == 0x7f {
+			return strconv.AppendQuote(buf, s)
+		}
+	}
+	if s == "" {
+		return append(buf, `""`...)
+	}
+	return append(buf, s...)
+}

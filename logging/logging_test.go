@@ -1,0 +1,69 @@
+package logging
+
+import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+func TestTextHandler(t *testing.T) {
+	tests := []struct {
+		name string
+		log  func(l *slog.Logger)
+		want string // after the timestamp
+	}{
+		{"plain", func(l *slog.Logger) { l.Info("Site starting on 8080") }, "[-] Site starting on 8080"},
+		{"system from With", func(l *slog.Logger) { l.With(SystemKey, "web").Info("hi") }, "[web] hi"},
+		{"system per record", func(l *slog.Logger) { l.Info("hi", SystemKey, "echo") }, "[echo] hi"},
+		{"attrs", func(l *slog.Logger) { l.Info("hi", "n", 3, "s", "a b", "e", "") }, `[-] hi n=3 s="a b" e=""`},
+		{"level", func(l *slog.Logger) { l.Warn("careful") }, "[-] WARN: careful"},
+		{"groups", func(l *slog.Logger) { l.WithGroup("req").With("id", 1).Info("x", slog.Group("g", "k", "v")) }, "[-] x req.id=1 req.g.k=v"},
+		{"below level", func(l *slog.Logger) { l.Debug("no") }, ""},
+	}
+	stamp := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d{4} `)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			l, err := New(&buf, "text", slog.LevelInfo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.log(l)
+			got := buf.String()
+			if tt.want == "" {
+				if got != "" {
+					t.Errorf("logged %q, want nothing", got)
+				}
+				return
+			}
+			if !stamp.MatchString(got) {
+				t.Fatalf("line %q does not start with a timestamp", got)
+			}
+			if got = strings.TrimSuffix(stamp.ReplaceAllString(got, ""), "\n"); got != tt.want {
+				t.Errorf("line = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestJSON(t *testing.T) {
+	var buf bytes.Buffer
+	l, err := New(&buf, "json", slog.LevelInfo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.With(SystemKey, "web").Info("hello", "n", 1)
+	var m map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
+		t.Fatal(err)
+	}
+	if m["msg"] != "hello" || m[SystemKey] != "web" || m["n"] != 1.0 {
+		t.Errorf("record = %v", m)
+	}
+	if _, err := New(&buf, "xml", slog.LevelInfo); err == nil || !strings.Contains(err.Error(), `"xml"`) {
+		t.Errorf("New(xml) = %v", err)
+	}
+}

@@ -1,0 +1,84 @@
+// Package plugin is the registry of torsion's subcommands, twistd's plugins:
+// each declares its name, a one-line description, its options and how it
+// makes its service. Plugins register from init functions; the cli package
+// turns the registry into a command line.
+package plugin
+
+import (
+	"log/slog"
+	"sort"
+	"strconv"
+	"sync"
+
+	"github.com/spf13/pflag"
+
+	"github.com/torsion-server/torsion/service"
+)
+
+// Plugin describes one subcommand, the Go form of Twisted's IServiceMaker.
+type Plugin struct {
+	// Name is the subcommand, such as "web" (Twisted's tapname).
+	Name string
+	// Description is one line for the list of plugins.
+	Description string
+	// Usage is longer help shown by "torsion NAME --help"; optional.
+	Usage string
+	// ArgsUsage names the positional arguments in the help, such as
+	// "[MESSAGE...]"; if empty, the plugin takes none and any is an error.
+	ArgsUsage string
+	// Flags registers the plugin's options on fs and returns the function
+	// that makes the service once they are parsed. It is called once per
+	// command line.
+	Flags func(fs *pflag.FlagSet) Maker
+}
+
+// Maker makes a plugin's service from its parsed options. An error is a
+// configuration mistake: the command fails with it and exit status 2.
+type Maker func(env Env) (service.Service, error)
+
+// Env is what a Maker gets from the command line besides its options.
+type Env struct {
+	// Log is the configured logger.
+	Log *slog.Logger
+	// Args are the positional arguments after the options.
+	Args []string
+}
+
+var (
+	mu      sync.RWMutex
+	plugins = map[string]Plugin{}
+)
+
+// Register adds a plugin. It panics on an empty or duplicate name or a
+// missing Flags function, so mistakes show at start-up.
+func Register(p Plugin) {
+	mu.Lock()
+	defer mu.Unlock()
+	if p.Name == "" || p.Flags == nil {
+		panic("plugin: Register needs Name and Flags")
+	}
+	if _, dup := plugins[p.Name]; dup {
+		panic("plugin: " + strconv.Quote(p.Name) + " registered twice")
+	}
+	plugins[p.Name] = p
+}
+
+// Lookup returns the plugin with the given name.
+func Lookup(name string) (Plugin, bool) {
+	mu.RLock()
+	defer mu.RUnlock()
+	p, ok := plugins[name]
+	return p, ok
+}
+
+// All returns every registered plugin, sorted by name.
+func All() []Plugin {
+	mu.RLock()
+	defer mu.RUnlock()
+	ps := make([]Plugin, 0, len(plugins))
+	for _, p := range plugins {
+		ps = append(ps, p)
+	}
+	sort.Slice(ps, func(i, j int) bool { return ps[i].Name < ps[j].Name })
+	return ps
+}

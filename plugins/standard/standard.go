@@ -1,0 +1,10 @@
+// Package standard registers torsion's standard plugins. Import it for its
+// side effects, as cmd/torsion does:
+//
+//	import _ "github.com/torsion-server/torsion/plugins/standard"
+package standard
+
+import (
+	_ "github.com/torsion-server/torsion/plugins/echoserver" // torsion echo
+	_ "github.com/torsion-server/torsion/plugins/webserver"  // torsion web
+)

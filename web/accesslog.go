@@ -1,0 +1,151 @@
+package web
+
+import (
+	"bufio"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// AccessLog wraps h so that every request is logged to log as one line in
+// the combined log format (Apache's and Twisted's):
+//
+//	127.0.0.1 - - [22/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 1024 "-" "curl/8.0"
+//
+// Quotes, backslashes and control characters from the client are escaped
+// as Apache does, so a line can always be parsed back.
+func AccessLog(h http.Handler, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		lw := &logWriter{ResponseWriter: w}
+		defer func() {
+			// Log even when the handler panics (net/http recovers it and
+			// closes the connection); the client got nothing useful.
+			if p := recover(); p != nil {
+				if lw.status == 0 {
+					lw.status = http.StatusInternalServerError
+				}
+				log.Info(combinedLine(r, lw, start))
+				panic(p)
+			}
+			log.Info(combinedLine(r, lw, start))
+		}()
+		h.ServeHTTP(lw, r)
+	})
+}
+
+// logWriter records the status and body size of a response. It passes
+// ReadFrom through so that files still go out with sendfile.
+type logWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *logWriter) WriteHeader(code int) {
+	if w.status == 0 || w.status < 200 && code >= 200 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	if w.status == 0 || w.status < 200 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *logWriter) ReadFrom(r io.Reader) (int64, error) {
+	if w.status == 0 || w.status < 200 {
+		w.status = http.StatusOK
+	}
+	n, err := io.Copy(w.ResponseWriter, r)
+	w.bytes += n
+	return n, err
+}
+
+// Flush implements http.Flusher.
+func (w *logWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		if w.status == 0 {
+			w.status = http.StatusOK
+		}
+		f.Flush()
+	}
+}
+
+// Hijack implements http.Hijacker when the underlying writer does.
+func (w *logWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return http.NewResponseController(w.ResponseWriter).Hijack()
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *logWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func combinedLine(r *http.Request, w *logWriter, start time.Time) string {
+	b := make([]byte, 0, 256)
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	if host == "" {
+		host = "-"
+	}
+	b = append(b, host...)
+	b = append(b, " - - ["...)
+	b = start.AppendFormat(b, "02/Jan/2006:15:04:05 -0700")
+	b = append(b, `] "`...)
+	b = appendEscaped(b, r.Method)
+	b = append(b, ' ')
+	b = appendEscaped(b, r.RequestURI)
+	b = append(b, ' ')
+	b = appendEscaped(b, r.Proto)
+	b = append(b, `" `...)
+	status := w.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, ' ')
+	if w.bytes == 0 {
+		b = append(b, '-')
+	} else {
+		b = strconv.AppendInt(b, w.bytes, 10)
+	}
+	b = append(b, ` "`...)
+	b = appendEscaped(b, headerOrDash(r, "Referer"))
+	b = append(b, `" "`...)
+	b = appendEscaped(b, headerOrDash(r, "User-Agent"))
+	b = append(b, '"')
+	return string(b)
+}
+
+func headerOrDash(r *http.Request, name string) string {
+	if v := r.Header.Get(name); v != "" {
+		return v
+	}
+	return "-"
+}
+
+// appendEscaped escapes as Apache's ap_escape_logitem: '"' and '\' get a
+// backslash, control and non-ASCII bytes become \xHH.
+func appendEscaped(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < 0x20 || c >= 0x7f:
+			b = append(b, '\\', 'x', hex[c>>4], hex[c&0xf])
+		default:
+			b = append(b, c)
+		}
+	}
+	return b
+}

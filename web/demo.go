@@ -1,0 +1,39 @@
+package web
+
+import (
+	"net/http"
+	"strconv"
+)
+
+const demoPage = `<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>torsion</title></head>
+<body>
+<h1>Hello from torsion!</h1>
+<p>This is the demo page of <code>torsion web</code>. To serve something real:</p>
+<ul>
+<li><code>torsion web --path ./site</code> serves a directory,</li>
+<li><code>torsion web --help</code> lists every option.</li>
+</ul>
+</body></html>
+`
+
+// DemoPage serves torsion's demo page at "/" and 404 elsewhere, as
+// "twist web" does when given nothing to serve.
+type DemoPage struct{}
+
+// ServeHTTP implements http.Handler.
+func (DemoPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.Method != http.MethodGet && r.Method != http.MethodHead:
+		w.Header().Set("Allow", "GET, HEAD")
+		Error(w, r, http.StatusMethodNotAllowed, "")
+	case r.URL.Path != "/":
+		Error(w, r, http.StatusNotFound, "")
+	default:
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Content-Length", strconv.Itoa(len(demoPage)))
+		if r.Method == http.MethodGet {
+			w.Write([]byte(demoPage))
+		}
+	}
+}

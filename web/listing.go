@@ -1,0 +1,87 @@
+package web
+
+import (
+	"html/template"
+	"net/http"
+	"net/url"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+var listingTmpl = template.Must(template.New("listing").Parse(`<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>Directory listing for {{.Path}}</title>
+<style>body{font-family:sans-serif}td,th{padding:0 1em;text-align:left}td.size{text-align:right}</style>
+</head><body>
+<h1>Directory listing for {{.Path}}</h1>
+<table>
+<tr><th>Name</th><th>Size</th><th>Last modified</th></tr>
+{{range .Entries}}<tr><td><a href="{{.Href}}">{{.Name}}</a></td><td class="size">{{.Size}}</td><td>{{.Modified}}</td></tr>
+{{end}}</table>
+</body></html>
+`))
+
+type listingEntry struct {
+	Name, Href, Size, Modified string
+}
+
+// serveListing writes an HTML table of the directory's entries. Names are
+// escaped for HTML and for the link; entries are sorted, directories
+// marked with a trailing slash.
+func serveListing(w http.ResponseWriter, r *http.Request, dir *os.File) {
+	ents, err := dir.ReadDir(-1)
+	if err != nil {
+		Error(w, r, http.StatusInternalServerError, "Cannot read the directory.")
+		return
+	}
+	sort.Slice(ents, func(i, j int) bool { return ents[i].Name() < ents[j].Name() })
+	data := struct {
+		Path    string
+		Entries []listingEntry
+	}{Path: r.URL.Path}
+	if data.Path == "" {
+		data.Path = "/"
+	}
+	for _, e := range ents {
+		name := e.Name()
+		href := (&url.URL{Path: name}).EscapedPath()
+		if strings.Contains(name, ":") {
+			href = "./" + href // keep "a:b" from reading as a scheme
+		}
+		ent := listingEntry{Name: name, Href: href}
+		if info, err := e.Info(); err == nil {
+			ent.Modified = info.ModTime().UTC().Format(time.DateTime)
+			if info.Mode().IsRegular() {
+				ent.Size = formatSize(info.Size())
+			}
+		}
+		if e.IsDir() {
+			ent.Name += "/"
+			ent.Href += "/"
+		}
+		data.Entries = append(data.Entries, ent)
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if r.Method == http.MethodHead {
+		return
+	}
+	listingTmpl.Execute(w, data)
+}
+
+func formatSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return strconv.FormatInt(n, 10) + " B"
+	}
+	units := "KMGTPE"
+	div, i := int64(unit), 0
+	for m := n / unit; m >= unit && i < len(units)-1; m /= unit {
+		div *= unit
+		i++
+	}
+	whole := n / div
+	tenth := (n % div) * 10 / div
+	return strconv.FormatInt(whole, 10) + "." + strconv.FormatInt(tenth, 10) + " " + units[i:i+1] + "iB"
+}

@@ -1,0 +1,207 @@
+package web
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// StaticOptions configures a Static handler.
+type StaticOptions struct {
+	// Index names the files served for a directory, tried in order;
+	// nil means "index.html".
+	Index []string
+	// NoListing answers 403 for a directory without an index file instead
+	// of listing its contents.
+	NoListing bool
+	// FollowSymlinks serves symbolic links that point outside the root.
+	// Links that stay inside the root are always followed.
+	FollowSymlinks bool
+}
+
+// Static serves the files under a directory, Twisted's static.File. It
+// answers GET and HEAD with conditional and range support (through
+// http.ServeContent), serves an index file or a listing for directories and
+// never reads outside its root: ".." segments, encoded slashes, backslashes,
+// NUL bytes and symbolic links leading out of the root are all refused.
+//
+// The request's URL path is taken relative to the root; mount Static under
+// a prefix with http.StripPrefix.
+type Static struct {
+	dir  string
+	root *os.Root
+	opts StaticOptions
+}
+
+// NewStatic returns a handler serving dir. It fails if dir is not a
+// readable directory.
+func NewStatic(dir string, opts StaticOptions) (*Static, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	root, err := os.OpenRoot(abs)
+	if err != nil {
+		return nil, fmt.Errorf("static directory: %w", err)
+	}
+	if opts.Index == nil {
+		opts.Index = []string{"index.html"}
+	}
+	return &Static{dir: abs, root: root, opts: opts}, nil
+}
+
+// Dir returns the absolute path of the root directory.
+func (s *Static) Dir() string { return s.dir }
+
+// Close releases the root directory.
+func (s *Static) Close() error { return s.root.Close() }
+
+// errBadPath marks request paths that are malformed rather than missing.
+var errBadPath = errors.New("invalid URL path")
+
+// cleanPath turns a request path into a slash-separated path relative to the
+// root ("." for the root itself). It refuses what could name something
+// outside the root or what no file can be called.
+func cleanPath(r *http.Request) (string, error) {
+	p := r.URL.Path
+	if strings.ContainsRune(p, 0) {
+		return "", errBadPath
+	}
+	if strings.Contains(r.URL.RawPath, "%2") && strings.Contains(strings.ToLower(r.URL.RawPath), "%2f") {
+		// An encoded slash would be part of a name; no file is called that.
+		return "", fs.ErrNotExist
+	}
+	if strings.ContainsRune(p, '\\') {
+		return "", fs.ErrNotExist
+	}
+	for seg := range strings.SplitSeq(p, "/") {
+		if seg == ".." {
+			return "", errBadPath
+		}
+	}
+	rel := strings.TrimPrefix(path.Clean("/"+p), "/")
+	if rel == "" {
+		rel = "."
+	}
+	return rel, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Static) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		Error(w, r, http.StatusMethodNotAllowed, "")
+		return
+	}
+	rel, err := cleanPath(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	f, err := s.open(rel)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if fi.IsDir() {
+		if !strings.HasSuffix(r.URL.Path, "/") {
+			redirectSlash(w, r)
+			return
+		}
+		for _, name := range s.opts.Index {
+			idx, err := s.open(path.Join(rel, name))
+			if err != nil {
+				continue
+			}
+			defer idx.Close()
+			ifi, err := idx.Stat()
+			if err == nil && ifi.Mode().IsRegular() {
+				serveFile(w, r, idx, ifi)
+				return
+			}
+		}
+		if s.opts.NoListing {
+			Error(w, r, http.StatusForbidden, "Directory listing is disabled.")
+			return
+		}
+		serveListing(w, r, f)
+		return
+	}
+	if !fi.Mode().IsRegular() {
+		Error(w, r, http.StatusForbidden, "")
+		return
+	}
+	serveFile(w, r, f, fi)
+}
+
+// open opens a path relative to the root: through os.Root, which refuses
+// links out of it, unless links may be followed anywhere.
+func (s *Static) open(rel string) (*os.File, error) {
+	if s.opts.FollowSymlinks {
+		return os.Open(filepath.Join(s.dir, filepath.FromSlash(rel)))
+	}
+	return s.root.Open(rel)
+}
+
+func (s *Static) fail(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, errBadPath):
+		Error(w, r, http.StatusBadRequest, "Invalid URL path.")
+	case errors.Is(err, fs.ErrPermission):
+		Error(w, r, http.StatusForbidden, "")
+	default:
+		// Missing files, and links that leave the root, which os.Root
+		// refuses: from outside, those look the same.
+		Error(w, r, http.StatusNotFound, "")
+	}
+}
+
+func serveFile(w http.ResponseWriter, r *http.Request, f *os.File, fi fs.FileInfo) {
+	h := w.Header()
+	if _, ok := h["Etag"]; !ok {
+		h.Set("Etag", etag(fi))
+	}
+	http.ServeContent(w, r, fi.Name(), fi.ModTime(), f)
+}
+
+// etag is a strong validator built from the modification time and size,
+// as nginx makes it.
+func etag(fi fs.FileInfo) string {
+	b := make([]byte, 0, 32)
+	b = append(b, '"')
+	b = strconv.AppendInt(b, fi.ModTime().UnixNano(), 16)
+	b = append(b, '-')
+	b = strconv.AppendInt(b, fi.Size(), 16)
+	b = append(b, '"')
+	return string(b)
+}
+
+func redirectSlash(w http.ResponseWriter, r *http.Request) {
+	// Redirect relative to the last segment of the path the client sent,
+	// so a prefix that a parent handler stripped is kept.
+	p := r.URL.EscapedPath()
+	if u, err := url.ParseRequestURI(r.RequestURI); err == nil {
+		p = u.EscapedPath()
+	}
+	target := path.Base(p) + "/"
+	if r.URL.RawQuery != "" {
+		target += "?" + r.URL.RawQuery
+	}
+	// Set Location ourselves: http.Redirect would resolve it against the
+	// stripped path.
+	w.Header().Set("Location", target)
+	Error(w, r, http.StatusMovedPermanently, "The resource moved to "+target+".")
+}
