@@ -37,6 +37,9 @@ func AccessLog(h http.Handler, log *slog.Logger) http.Handler {
 	})
 }
 
+// logWriter must keep ReadFrom: net/http sends files with sendfile(2) through it.
+var _ io.ReaderFrom = (*logWriter)(nil)
+
 // logWriter records the status and body size of a response. It passes
 // ReadFrom through so that files still go out with sendfile.
 type logWriter struct {

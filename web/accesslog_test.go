@@ -1,0 +1,47 @@
+package web
+
+import (
+	"bytes"
+	"log/slog"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/torsion-server/torsion/logging"
+)
+
+func TestAccessLog(t *testing.T) {
+	root, _ := tree(t)
+	s, _ := NewStatic(root, StaticOptions{})
+	var buf bytes.Buffer
+	log, _ := logging.New(&buf, "text", slog.LevelInfo)
+	addr := serve(t, AccessLog(s, log))
+	ts := `\[\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\]`
+	tests := []struct {
+		name string
+		req  string
+		line string // regexp for the line after the log prefix
+	}{
+		{"file", get("/a.txt", "User-Agent: curl/8.0\r\nReferer: http://r/\r\n"),
+			`127\.0\.0\.1 - - ` + ts + ` "GET /a\.txt HTTP/1\.1" 200 13 "http://r/" "curl/8\.0"`},
+		{"no body", get("/a.txt", "If-None-Match: *\r\n"),
+			`127\.0\.0\.1 - - ` + ts + ` "GET /a\.txt HTTP/1\.1" 304 - "-" "-"`},
+		{"escapes", get(`/nope"x`, "User-Agent: a\"b\\c\xffd\r\n"),
+			`127\.0\.0\.1 - - ` + ts + ` "GET /nope\\"x HTTP/1\.1" 404 \d+ "-" "a\\"b\\\\c\\xffd"`},
+		{"range", get("/digits.txt", "Range: bytes=0-1\r\n"),
+			`"GET /digits\.txt HTTP/1\.1" 206 2 `},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			buf.Reset()
+			raw(t, addr, tt.req)
+			line := strings.TrimSpace(buf.String())
+			if strings.Count(line, "\n") != 0 {
+				t.Fatalf("want one line, got %q", line)
+			}
+			if !regexp.MustCompile(tt.line).MatchString(line) {
+				t.Errorf("line %q\ndoes not match %q", line, tt.line)
+			}
+		})
+	}
+}

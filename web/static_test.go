@@ -1,0 +1,228 @@
+package web
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// tree makes a directory to serve, a secret file beside it and links.
+func tree(t *testing.T) (root, secret string) {
+	t.Helper()
+	base := t.TempDir()
+	root = filepath.Join(base, "root")
+	files := map[string]string{
+		"a.txt":                "hello, world\n",
+		"style.css":            "body{}",
+		"page.html":            "<p>page</p>",
+		"withindex/index.html": "<p>index</p>",
+		"listed/<b>&\"x.txt":   "x",
+		"listed/sub/z.txt":     "z",
+		"digits.txt":           "0123456789",
+	}
+	for name, body := range files {
+		p := filepath.Join(root, filepath.FromSlash(name))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	secret = filepath.Join(base, "secret.txt")
+	os.WriteFile(secret, []byte("secret"), 0o644)
+	os.Symlink(secret, filepath.Join(root, "out-link"))
+	os.Symlink(base, filepath.Join(root, "out-dir"))
+	os.Symlink("a.txt", filepath.Join(root, "in-link"))
+	return root, secret
+}
+
+func serve(t *testing.T, h http.Handler) string {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String()
+}
+
+// raw sends a request exactly as written and returns the response.
+func raw(t *testing.T, addr, req string) (*http.Response, string) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: strings.Fields(req)[0]})
+	if err != nil {
+		t.Fatalf("reading response to %q: %v", req, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
+}
+
+func get(path string, headers ...string) string {
+	return "GET " + path + " HTTP/1.1\r\nHost: x\r\n" + strings.Join(headers, "") + "Connection: close\r\n\r\n"
+}
+
+func TestStatic(t *testing.T) {
+	root, _ := tree(t)
+	s, err := NewStatic(root, StaticOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := serve(t, s)
+	fi, _ := os.Stat(filepath.Join(root, "a.txt"))
+	tag := etag(fi)
+	lastMod := fi.ModTime().UTC().Format(http.TimeFormat)
+
+	tests := []struct {
+		name    string
+		req     string
+		status  int
+		body    string            // exact body, if not empty
+		has     []string          // substrings of the body
+		headers map[string]string // exact header values
+	}{
+		{"file", get("/a.txt"), 200, "hello, world\n", nil, map[string]string{"Content-Type": "text/plain; charset=utf-8", "Etag": tag, "Last-Modified": lastMod, "Content-Length": "13"}},
+		{"head", "HEAD /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 200, "", nil, map[string]string{"Content-Length": "13"}},
+		{"css type", get("/style.css"), 200, "body{}", nil, map[string]string{"Content-Type": "text/css; charset=utf-8"}},
+		{"html type", get("/page.html"), 200, "", nil, map[string]string{"Content-Type": "text/html; charset=utf-8"}},
+		{"index", get("/withindex/"), 200, "<p>index</p>", nil, nil},
+		{"listing escapes names", get("/listed/"), 200, "", []string{`href="%3Cb%3E&amp;%22x.txt"`, `&lt;b&gt;&amp;&#34;x.txt`, `href="sub/"`}, map[string]string{"Content-Type": "text/html; charset=utf-8"}},
+		{"directory redirect", get("/listed?q=1"), 301, "", nil, map[string]string{"Location": "listed/?q=1"}},
+		{"missing", get("/nope.txt"), 404, "", nil, nil},
+		{"not modified by etag", get("/a.txt", "If-None-Match: "+tag+"\r\n"), 304, "", nil, nil},
+		{"not modified by date", get("/a.txt", "If-Modified-Since: "+lastMod+"\r\n"), 304, "", nil, nil},
+		{"stale etag", get("/a.txt", "If-None-Match: \"other\"\r\n"), 200, "hello, world\n", nil, nil},
+		{"range", get("/digits.txt", "Range: bytes=2-4\r\n"), 206, "234", nil, map[string]string{"Content-Range": "bytes 2-4/10"}},
+		{"suffix range", get("/digits.txt", "Range: bytes=-3\r\n"), 206, "789", nil, nil},
+		{"multiple ranges", get("/digits.txt", "Range: bytes=0-0,8-9\r\n"), 206, "", []string{"Content-Range: bytes 0-0/10", "Content-Range: bytes 8-9/10", "\r\n\r\n89\r\n"}, nil},
+		{"unsatisfiable range", get("/digits.txt", "Range: bytes=20-30\r\n"), 416, "", nil, map[string]string{"Content-Range": "bytes */10"}},
+		{"post", "POST /a.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", 405, "", nil, map[string]string{"Allow": "GET, HEAD"}},
+		{"delete", "DELETE /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 405, "", nil, map[string]string{"Allow": "GET, HEAD"}},
+		{"link inside root", get("/in-link"), 200, "hello, world\n", nil, nil},
+
+		// Nothing outside the root, however it is spelled.
+		{"dot dot", get("/../secret.txt"), 400, "", nil, nil},
+		{"dot dot inside", get("/listed/../../secret.txt"), 400, "", nil, nil},
+		{"encoded dot dot", get("/%2e%2e/secret.txt"), 400, "", nil, nil},
+		{"encoded dot dot upper", get("/%2E%2E/secret.txt"), 400, "", nil, nil},
+		{"encoded slash", get("/..%2fsecret.txt"), 404, "", nil, nil},
+		{"encoded slash upper", get("/listed%2F..%2F..%2Fsecret.txt"), 404, "", nil, nil},
+		{"backslash", get("/..\\secret.txt"), 404, "", nil, nil},
+		{"encoded backslash", get("/..%5csecret.txt"), 404, "", nil, nil},
+		{"nul", get("/a.txt%00.html"), 400, "", nil, nil},
+		{"link out of root", get("/out-link"), 404, "", nil, nil},
+		{"through a link out of root", get("/out-dir/secret.txt"), 404, "", nil, nil},
+		{"absolute form", "GET http://x/../secret.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 400, "", nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := raw(t, addr, tt.req)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status = %d, want %d (body %q)", resp.StatusCode, tt.status, body)
+			}
+			if tt.body != "" && body != tt.body {
+				t.Errorf("body = %q, want %q", body, tt.body)
+			}
+			for _, s := range tt.has {
+				if !strings.Contains(body, s) {
+					t.Errorf("body lacks %q:\n%s", s, body)
+				}
+			}
+			for k, v := range tt.headers {
+				if got := resp.Header.Get(k); got != v {
+					t.Errorf("%s = %q, want %q", k, got, v)
+				}
+			}
+			if strings.Contains(body, "secret") {
+				t.Errorf("served the secret: %q", body)
+			}
+		})
+	}
+}
+
+func TestStaticOptions(t *testing.T) {
+	root, _ := tree(t)
+	tests := []struct {
+		name   string
+		opts   StaticOptions
+		path   string
+		status int
+		body   string
+	}{
+		{"no listing", StaticOptions{NoListing: true}, "/listed/", 403, ""},
+		{"no listing keeps index", StaticOptions{NoListing: true}, "/withindex/", 200, "<p>index</p>"},
+		{"follow symlinks", StaticOptions{FollowSymlinks: true}, "/out-link", 200, "secret"},
+		{"other index name", StaticOptions{Index: []string{"page.html"}}, "/", 200, "<p>page</p>"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := NewStatic(root, tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, body := raw(t, serve(t, s), get(tt.path))
+			if resp.StatusCode != tt.status || tt.body != "" && body != tt.body {
+				t.Errorf("GET %s = %d %q, want %d %q", tt.path, resp.StatusCode, body, tt.status, tt.body)
+			}
+		})
+	}
+}
+
+func TestStaticUnderPrefix(t *testing.T) {
+	root, _ := tree(t)
+	s, _ := NewStatic(root, StaticOptions{})
+	mux := http.NewServeMux()
+	mux.Handle("/static/", http.StripPrefix("/static", s))
+	addr := serve(t, mux)
+	resp, _ := raw(t, addr, get("/static/listed"))
+	if resp.StatusCode != 301 || resp.Header.Get("Location") != "listed/" {
+		t.Errorf("redirect = %d %q, want 301 listed/", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if resp, body := raw(t, addr, get("/static/a.txt")); resp.StatusCode != 200 || body != "hello, world\n" {
+		t.Errorf("GET /static/a.txt = %d %q", resp.StatusCode, body)
+	}
+}
+
+func TestNewStaticErrors(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(f, nil, 0o644)
+	for _, dir := range []string{f, filepath.Join(t.TempDir(), "missing")} {
+		if _, err := NewStatic(dir, StaticOptions{}); err == nil {
+			t.Errorf("NewStatic(%s) succeeded", dir)
+		}
+	}
+}
+
+func TestFormatSize(t *testing.T) {
+	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 1536: "1.5 KiB", 10 << 20: "10.0 MiB"} {
+		if got := formatSize(n); got != want {
+			t.Errorf("formatSize(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
+
+func ExampleStatic() {
+	s, err := NewStatic(".", StaticOptions{NoListing: true})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/static/", http.StripPrefix("/static", s))
+	mux.Handle("/", DemoPage{})
+	_ = &http.Server{Addr: "127.0.0.1:8080", Handler: mux}
+	fmt.Println("serving", filepath.Base(s.Dir()))
+	// Output: serving web
+}
