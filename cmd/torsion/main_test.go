@@ -1,0 +1,362 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "torsion-test")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "torsion")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building torsion: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// proc is a running torsion whose log is collected line by line.
+type proc struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	log  []string
+	seen chan struct{} // pinged on every new line
+	done chan error
+}
+
+func start(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), env...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{t: t, cmd: cmd, seen: make(chan struct{}, 1), done: make(chan error, 1)}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.log = append(p.log, sc.Text())
+			p.mu.Unlock()
+			select {
+			case p.seen <- struct{}{}:
+			default:
+			}
+		}
+		p.done <- cmd.Wait()
+	}()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	return p
+}
+
+// waitLog waits for a log line matching re and returns its submatches.
+func (p *proc) waitLog(re string) []string {
+	p.t.Helper()
+	rx := regexp.MustCompile(re)
+	deadline := time.After(10 * time.Second)
+	for {
+		p.mu.Lock()
+		for _, l := range p.log {
+			if m := rx.FindStringSubmatch(l); m != nil {
+				p.mu.Unlock()
+				return m
+			}
+		}
+		p.mu.Unlock()
+		select {
+		case <-p.seen:
+		case <-time.After(50 * time.Millisecond):
+		case <-deadline:
+			p.t.Fatalf("no log line matching %q in:\n%s", re, p.logText())
+		}
+	}
+}
+
+func (p *proc) logText() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return strings.Join(p.log, "\n")
+}
+
+// port waits for the "starting on" line and returns the bound port.
+func (p *proc) port() string {
+	return p.waitLog(`starting on (\d+)`)[1]
+}
+
+// stop sends sig and returns the exit status.
+func (p *proc) stop(sig syscall.Signal) int {
+	p.t.Helper()
+	p.cmd.Process.Signal(sig)
+	return p.wait()
+}
+
+func (p *proc) wait() int {
+	p.t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(20 * time.Second):
+		p.t.Fatalf("torsion did not exit; log:\n%s", p.logText())
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+func curl(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("curl", append([]string{"-sS", "--max-time", "10"}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("curl %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+func run(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	cmd.Run()
+	return buf.String(), cmd.ProcessState.ExitCode()
+}
+
+func TestHelp(t *testing.T) {
+	out, code := run(t, "--help")
+	if code != 0 {
+		t.Errorf("--help exit %d", code)
+	}
+	for _, want := range []string{"web ", "A general-purpose web server", "echo ", "An echo server", "--logfile", "--log-format", "--pidfile", "--shutdown-timeout"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("torsion --help lacks %q:\n%s", want, out)
+		}
+	}
+	out, _ = run(t, "web", "--help")
+	for _, want := range []string{"--port", "--path", "--index", "--no-listing", "--allow-symlinks", "--header-timeout", "$PORT"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("torsion web --help lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestBadOptions(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	busyPort := strconv.Itoa(busy.Addr().(*net.TCPAddr).Port)
+	tests := []struct {
+		name string
+		args []string
+		code int
+		msg  string
+	}{
+		{"bad endpoint", []string{"web", "--port", "tcp:80:interfac=x"}, 2, `endpoint "tcp:80:interfac=x": unknown parameter "interfac"`},
+		{"unknown flag", []string{"web", "--prot", "80"}, 2, "unknown flag: --prot"},
+		{"unknown plugin", []string{"wbe"}, 2, `unknown command "wbe"`},
+		{"missing path", []string{"web", "--path", "/nonexistent/dir"}, 2, "--path: stat /nonexistent/dir: no such file or directory"},
+		{"path is a file", []string{"web", "--path", binary}, 2, "not a directory"},
+		{"stray argument", []string{"web", "tcp:8000"}, 2, `unknown command "tcp:8000"`},
+		{"bad log format", []string{"--log-format", "xml", "web"}, 2, `log format "xml": want text or json`},
+		{"bad timeout", []string{"--shutdown-timeout", "soon", "web"}, 2, `invalid argument "soon"`},
+		{"port in use", []string{"web", "--port", "tcp:" + busyPort + ":interface=127.0.0.1"}, 1, "address already in use"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, code := run(t, tt.args...)
+			if code != tt.code || !strings.Contains(out, tt.msg) {
+				t.Errorf("torsion %v: exit %d, output:\n%s\nwant exit %d and %q", tt.args, code, out, tt.code, tt.msg)
+			}
+			if strings.Contains(out, "goroutine ") || strings.Contains(out, "panic") {
+				t.Errorf("stack trace in output:\n%s", out)
+			}
+		})
+	}
+}
+
+func TestWebServesAndShutsDown(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "hello.txt"), []byte("hello from disk\n"), 0o644)
+	// Big enough that the server is still writing after loopback's socket
+	// buffers are full.
+	big := bytes.Repeat([]byte("0123456789abcdef"), 4<<20) // 64 MiB
+	os.WriteFile(filepath.Join(dir, "big.bin"), big, 0o644)
+	pidfile := filepath.Join(t.TempDir(), "torsion.pid")
+
+	p := start(t, nil, "--pidfile", pidfile, "web", "--port", "tcp:0:interface=127.0.0.1", "--path", dir)
+	port := p.port()
+	base := "http://127.0.0.1:" + port
+	if got := curl(t, base+"/hello.txt"); got != "hello from disk\n" {
+		t.Errorf("GET /hello.txt = %q", got)
+	}
+	pid, _ := os.ReadFile(pidfile)
+	if strings.TrimSpace(string(pid)) != strconv.Itoa(p.cmd.Process.Pid) {
+		t.Errorf("pid file holds %q, want %d", pid, p.cmd.Process.Pid)
+	}
+	p.waitLog(`\[access\] 127\.0\.0\.1 - - \[[^]]+\] "GET /hello\.txt HTTP/1\.1" 200 16 "-" "curl/`)
+
+	// A slow download is in flight when SIGTERM arrives: it must finish,
+	// while new connections are refused at once.
+	out := filepath.Join(t.TempDir(), "big.bin")
+	dl := exec.Command("curl", "-sS", "--limit-rate", "40M", "-o", out, base+"/big.bin")
+	if err := dl.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.waitLog(`Received SIGTERM, shutting down\.`)
+	time.Sleep(100 * time.Millisecond)
+	if c, err := net.DialTimeout("tcp", "127.0.0.1:"+port, time.Second); err == nil {
+		c.Close()
+		t.Error("new connection accepted during graceful shutdown")
+	}
+	if err := dl.Wait(); err != nil {
+		t.Errorf("in-flight download failed: %v", err)
+	}
+	if got, _ := os.ReadFile(out); !bytes.Equal(got, big) {
+		t.Errorf("in-flight download got %d bytes, want %d", len(got), len(big))
+	}
+	if code := p.wait(); code != 0 {
+		t.Errorf("exit status %d after SIGTERM, want 0; log:\n%s", code, p.logText())
+	}
+	p.waitLog(`\(TCP Port \d+ Closed\)`)
+	p.waitLog(`Server Shut Down\.`)
+	if _, err := os.Stat(pidfile); !os.IsNotExist(err) {
+		t.Errorf("pid file left behind: %v", err)
+	}
+}
+
+func TestShutdownTimeout(t *testing.T) {
+	dir := t.TempDir()
+	// A sparse 256 MiB file: the server is still sending it when the
+	// timeout ends.
+	f, err := os.Create(filepath.Join(dir, "big.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Truncate(256 << 20)
+	f.Close()
+	p := start(t, nil, "--shutdown-timeout", "300ms", "web", "--port", "tcp:0:interface=127.0.0.1", "--path", dir)
+	port := p.port()
+	dl := exec.Command("curl", "-sS", "--limit-rate", "1M", "-o", "/dev/null", "http://127.0.0.1:"+port+"/big.bin")
+	dl.Start()
+	time.Sleep(300 * time.Millisecond)
+	begin := time.Now()
+	code := p.stop(syscall.SIGTERM)
+	if waited := time.Since(begin); waited > 5*time.Second {
+		t.Errorf("shutdown took %v with a 300ms timeout", waited)
+	}
+	if code != 1 {
+		t.Errorf("exit status %d after a cut-short shutdown, want 1", code)
+	}
+	p.waitLog(`graceful stop cut short`)
+	if dl.Wait() == nil {
+		t.Error("download finished although the shutdown timed out")
+	}
+}
+
+func TestPortEnvironment(t *testing.T) {
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	l.Close()
+	p := start(t, []string{"PORT=" + port}, "web")
+	if got := p.port(); got != port {
+		t.Fatalf("listening on %s, want $PORT %s", got, port)
+	}
+	if body := curl(t, "http://127.0.0.1:"+port+"/"); !strings.Contains(body, "Hello from torsion") {
+		t.Errorf("demo page = %q", body)
+	}
+	if code := p.stop(syscall.SIGINT); code != 0 {
+		t.Errorf("exit %d after SIGINT", code)
+	}
+	p.waitLog(`Received SIGINT, shutting down\.`)
+}
+
+func TestJSONLogFile(t *testing.T) {
+	logfile := filepath.Join(t.TempDir(), "torsion.log")
+	p := start(t, nil, "--log-format", "json", "--logfile", logfile, "web", "--port", "tcp:0:interface=127.0.0.1")
+	var port string
+	for deadline := time.Now().Add(10 * time.Second); port == "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		b, _ := os.ReadFile(logfile)
+		if m := regexp.MustCompile(`starting on (\d+)`).FindSubmatch(b); m != nil {
+			port = string(m[1])
+		}
+	}
+	if port == "" {
+		t.Fatal("no start line in the log file")
+	}
+	curl(t, "http://127.0.0.1:"+port+"/")
+	if code := p.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+	b, _ := os.ReadFile(logfile)
+	var access bool
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q is not JSON: %v", line, err)
+		}
+		if rec["system"] == "access" && strings.Contains(rec["msg"].(string), `"GET / HTTP/1.1" 200`) {
+			access = true
+		}
+	}
+	if !access {
+		t.Errorf("no access record in:\n%s", b)
+	}
+}
+
+func TestPidfileOfLiveProcess(t *testing.T) {
+	pidfile := filepath.Join(t.TempDir(), "pid")
+	os.WriteFile(pidfile, []byte(strconv.Itoa(os.Getpid())), 0o644)
+	out, code := run(t, "--pidfile", pidfile, "web", "--port", "tcp:0:interface=127.0.0.1")
+	if code != 1 || !strings.Contains(out, fmt.Sprintf("another server is running with pid %d", os.Getpid())) {
+		t.Errorf("exit %d, output %q", code, out)
+	}
+}
+
+func TestEcho(t *testing.T) {
+	p := start(t, nil, "echo", "--port", "tcp:0:interface=127.0.0.1")
+	port := p.port()
+	c, err := net.Dial("tcp", "127.0.0.1:"+port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "hello, echo\n")
+	got, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || got != "hello, echo\n" {
+		t.Errorf("echo = %q, %v", got, err)
+	}
+	if code := p.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit %d; log:\n%s", code, p.logText())
+	}
+	// Shutting down closed our connection.
+	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("read after shutdown: %v, want EOF", err)
+	}
+}
