@@ -1,0 +1,78 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/torsion-server/torsion/cli"
+)
+
+// syncBuffer is a bytes.Buffer safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestScheduledPlugin(t *testing.T) {
+	var out syncBuffer
+	cli.Run(context.Background(), "customplugin", []string{"--help"}, &out, &out)
+	for _, want := range []string{"scheduled", "web", "echo"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("--help lacks %q:\n%s", want, out.String())
+		}
+	}
+
+	var log syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int)
+	go func() {
+		done <- cli.Run(ctx, "customplugin", []string{"scheduled", "--port", "tcp:0:interface=127.0.0.1", "--interval", "20ms"}, io.Discard, &log)
+	}()
+	var port string
+	for deadline := time.Now().Add(5 * time.Second); port == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if m := regexp.MustCompile(`starting on (\d+)`).FindStringSubmatch(log.String()); m != nil {
+			port = m[1]
+		}
+	}
+	if port == "" {
+		t.Fatalf("server did not start:\n%s", log.String())
+	}
+	time.Sleep(150 * time.Millisecond)
+	resp, err := http.Get("http://127.0.0.1:" + port + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`fired (\d+) times`).FindSubmatch(body)
+	if m == nil {
+		t.Fatalf("page = %q", body)
+	}
+	if n, _ := strconv.Atoi(string(m[1])); n < 3 {
+		t.Errorf("timer fired %d times in 150ms at 20ms", n)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("exit %d; log:\n%s", code, log.String())
+	}
+}
