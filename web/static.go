@@ -1,8 +1,11 @@
 package web
 
 import (
+	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"net/url"
@@ -24,6 +27,10 @@ type StaticOptions struct {
 	// FollowSymlinks serves symbolic links that point outside the root.
 	// Links that stay inside the root are always followed.
 	FollowSymlinks bool
+	// CacheFileSize is the largest file kept in memory (default 64 KiB);
+	// CacheSize bounds the memory used in all (default 64 MiB). A negative
+	// CacheSize turns the cache off.
+	CacheFileSize, CacheSize int64
 }
 
 // Static serves the files under a directory, Twisted's static.File. It
@@ -35,9 +42,10 @@ type StaticOptions struct {
 // The request's URL path is taken relative to the root; mount Static under
 // a prefix with http.StripPrefix.
 type Static struct {
-	dir  string
-	root *os.Root
-	opts StaticOptions
+	dir   string
+	root  *os.Root
+	opts  StaticOptions
+	cache *fileCache
 }
 
 // NewStatic returns a handler serving dir. It fails if dir is not a
@@ -54,7 +62,11 @@ func NewStatic(dir string, opts StaticOptions) (*Static, error) {
 	if opts.Index == nil {
 		opts.Index = []string{"index.html"}
 	}
-	return &Static{dir: abs, root: root, opts: opts}, nil
+	s := &Static{dir: abs, root: root, opts: opts}
+	if opts.CacheSize >= 0 {
+		s.cache = newFileCache(cmp.Or(opts.CacheFileSize, 64<<10), cmp.Or(opts.CacheSize, 64<<20))
+	}
+	return s, nil
 }
 
 // Dir returns the absolute path of the root directory.
@@ -105,46 +117,98 @@ func (s *Static) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	fi, err := s.stat(rel)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	switch {
+	case fi.Mode().IsRegular():
+		s.serveFile(w, r, rel, fi)
+	case !fi.IsDir():
+		Error(w, r, http.StatusForbidden, "")
+	case !strings.HasSuffix(r.URL.Path, "/"):
+		redirectSlash(w, r)
+	default:
+		s.serveDir(w, r, rel)
+	}
+}
+
+func (s *Static) serveDir(w http.ResponseWriter, r *http.Request, rel string) {
+	for _, name := range s.opts.Index {
+		p := path.Join(rel, name)
+		if fi, err := s.stat(p); err == nil && fi.Mode().IsRegular() {
+			s.serveFile(w, r, p, fi)
+			return
+		}
+	}
+	if s.opts.NoListing {
+		Error(w, r, http.StatusForbidden, "Directory listing is disabled.")
+		return
+	}
+	d, err := s.open(rel)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	defer d.Close()
+	serveListing(w, r, d)
+}
+
+// serveFile serves a regular file: from the cache when it is small,
+// else with sendfile through http.ServeContent.
+func (s *Static) serveFile(w http.ResponseWriter, r *http.Request, rel string, fi fs.FileInfo) {
+	h := w.Header()
+	if e := s.cache.get(rel, fi); e != nil {
+		serveCached(w, r, e)
+		return
+	}
 	f, err := s.open(rel)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		s.fail(w, r, err)
+	// Describe the file we opened, which may differ from the one stat saw.
+	if fi, err = f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		Error(w, r, http.StatusNotFound, "")
 		return
 	}
-	if fi.IsDir() {
-		if !strings.HasSuffix(r.URL.Path, "/") {
-			redirectSlash(w, r)
+	if s.cache.fits(fi.Size()) {
+		data := make([]byte, fi.Size())
+		if _, err := io.ReadFull(f, data); err == nil {
+			serveCached(w, r, s.cache.put(rel, fi, data))
 			return
 		}
-		for _, name := range s.opts.Index {
-			idx, err := s.open(path.Join(rel, name))
-			if err != nil {
-				continue
-			}
-			defer idx.Close()
-			ifi, err := idx.Stat()
-			if err == nil && ifi.Mode().IsRegular() {
-				serveFile(w, r, idx, ifi)
-				return
-			}
-		}
-		if s.opts.NoListing {
-			Error(w, r, http.StatusForbidden, "Directory listing is disabled.")
-			return
-		}
-		serveListing(w, r, f)
-		return
+		f.Seek(0, io.SeekStart)
 	}
-	if !fi.Mode().IsRegular() {
-		Error(w, r, http.StatusForbidden, "")
-		return
+	if _, ok := h["Etag"]; !ok {
+		h.Set("Etag", etag(fi))
 	}
-	serveFile(w, r, f, fi)
+	http.ServeContent(w, r, fi.Name(), fi.ModTime(), f)
+}
+
+// writerOnly hides the ReadFrom of the writer it wraps, so that io.Copy
+// hands a cached body to Write in one piece and it leaves with the headers.
+type writerOnly struct{ http.ResponseWriter }
+
+func serveCached(w http.ResponseWriter, r *http.Request, e *cachedFile) {
+	h := w.Header()
+	if _, ok := h["Etag"]; !ok {
+		h["Etag"] = []string{e.etag}
+	}
+	if _, ok := h["Content-Type"]; !ok {
+		h["Content-Type"] = []string{e.ctype}
+	}
+	http.ServeContent(writerOnly{w}, r, "", e.modTime, bytes.NewReader(e.data))
+}
+
+// stat describes a path relative to the root, following links as open does.
+func (s *Static) stat(rel string) (fs.FileInfo, error) {
+	if s.opts.FollowSymlinks {
+		return os.Stat(filepath.Join(s.dir, filepath.FromSlash(rel)))
+	}
+	return s.root.Stat(rel)
 }
 
 // open opens a path relative to the root: through os.Root, which refuses
@@ -167,14 +231,6 @@ func (s *Static) fail(w http.ResponseWriter, r *http.Request, err error) {
 		// refuses: from outside, those look the same.
 		Error(w, r, http.StatusNotFound, "")
 	}
-}
-
-func serveFile(w http.ResponseWriter, r *http.Request, f *os.File, fi fs.FileInfo) {
-	h := w.Header()
-	if _, ok := h["Etag"]; !ok {
-		h.Set("Etag", etag(fi))
-	}
-	http.ServeContent(w, r, fi.Name(), fi.ModTime(), f)
 }
 
 // etag is a strong validator built from the modification time and size,

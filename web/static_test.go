@@ -226,3 +226,51 @@ func ExampleStatic() {
 	fmt.Println("serving", filepath.Base(s.Dir()))
 	// Output: serving web
 }
+
+// TestStaticCacheNeverStale changes files between requests in the ways a
+// deploy does and checks the new content is served at once.
+func TestStaticCacheNeverStale(t *testing.T) {
+	root := t.TempDir()
+	p := filepath.Join(root, "f.txt")
+	os.WriteFile(p, []byte("version 1"), 0o644)
+	s, err := NewStatic(root, StaticOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := serve(t, s)
+	check := func(want string) {
+		t.Helper()
+		for i := 0; i < 2; i++ { // the second request is served from the cache
+			if _, body := raw(t, addr, get("/f.txt")); body != want {
+				t.Fatalf("request %d: body %q, want %q", i, body, want)
+			}
+		}
+	}
+	check("version 1")
+
+	// Rewritten in place, same size.
+	os.WriteFile(p, []byte("version 2"), 0o644)
+	future := time.Now().Add(time.Hour)
+	os.Chtimes(p, future, future)
+	check("version 2")
+
+	// Replaced by rename with the same size and modification time: only
+	// the inode differs.
+	tmp := filepath.Join(root, "tmp")
+	os.WriteFile(tmp, []byte("version 3"), 0o644)
+	os.Chtimes(tmp, future, future)
+	if err := os.Rename(tmp, p); err != nil {
+		t.Fatal(err)
+	}
+	check("version 3")
+
+	// Grown past the cache limit: served from disk.
+	big := strings.Repeat("x", 100<<10)
+	os.WriteFile(p, []byte(big), 0o644)
+	check(big)
+
+	os.Remove(p)
+	if resp, _ := raw(t, addr, get("/f.txt")); resp.StatusCode != 404 {
+		t.Errorf("removed file: status %d", resp.StatusCode)
+	}
+}
