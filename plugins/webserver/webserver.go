@@ -14,6 +14,7 @@ import (
 	"github.com/torsion-server/torsion/plugin"
 	"github.com/torsion-server/torsion/service"
 	"github.com/torsion-server/torsion/web"
+	"github.com/torsion-server/torsion/wsgi"
 )
 
 func init() {
@@ -22,6 +23,8 @@ func init() {
 		Description: "A general-purpose web server which can serve from a filesystem or application resource.",
 		Usage: `Examples:
   torsion web --path ./site                       serve a directory on tcp:8080
+  torsion web --wsgi hello.application            serve a WSGI application (hello.py)
+  torsion web --wsgi app:app --workers 4 --threads 2 --timeout 30s
   torsion web --port tcp:8000:interface=127.0.0.1 serve the demo page on localhost
   torsion web --port tcp:80 --port tcp6:80 --path /srv/www
 
@@ -34,6 +37,7 @@ convention), else tcp:8080. Without --path, a demo page is served.`,
 type options struct {
 	ports          []string
 	path           string
+	wsgi           wsgi.Config
 	index          []string
 	noListing      bool
 	allowSymlinks  bool
@@ -46,6 +50,17 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 	o := &options{}
 	fs.StringArrayVar(&o.ports, "port", nil, "endpoint `DESC` to listen on, such as tcp:8080:interface=127.0.0.1 or unix:/run/web.sock (repeatable)")
 	fs.StringVar(&o.path, "path", "", "serve the files under `DIR`")
+	fs.StringVar(&o.wsgi.App, "wsgi", "", "serve the WSGI application `MODULE.ATTR` or MODULE:ATTR (the current directory is on the import path)")
+	fs.StringVar(&o.wsgi.Python, "python", "", "Python interpreter for --wsgi (default: $VIRTUAL_ENV/bin/python if set, else python3)")
+	fs.StringArrayVar(&o.wsgi.PythonPath, "pythonpath", nil, "add `DIR` to the import path (repeatable)")
+	fs.StringVar(&o.wsgi.Dir, "chdir", "", "run the workers in `DIR`, which is also on the import path")
+	fs.IntVar(&o.wsgi.Workers, "workers", 0, "number of worker processes (default: the number of CPUs)")
+	fs.IntVar(&o.wsgi.Threads, "threads", 1, "threads in each worker process")
+	fs.DurationVar(&o.wsgi.Timeout, "timeout", 0, "kill a worker stuck in one request for longer than this and answer 504 (0: never)")
+	fs.IntVar(&o.wsgi.MaxRequests, "max-requests", 0, "recycle a worker after this many requests (0: never)")
+	fs.IntVar(&o.wsgi.MaxRequestsJitter, "max-requests-jitter", 0, "add up to this many requests to --max-requests, per worker")
+	fs.IntVar(&o.wsgi.BodyBuffer, "body-buffer", 1<<20, "bytes of request body received before the request takes a worker")
+	fs.Int64Var(&o.wsgi.MaxBody, "max-body", 0, "answer 413 to request bodies larger than this many bytes (0: no limit)")
 	fs.StringArrayVar(&o.index, "index", nil, "file `NAME` served for a directory (repeatable; default index.html)")
 	fs.BoolVar(&o.noListing, "no-listing", false, "answer 403 for directories without an index instead of listing them")
 	fs.BoolVar(&o.allowSymlinks, "allow-symlinks", false, "follow symbolic links that point outside --path")
@@ -81,6 +96,19 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 		return nil, fmt.Errorf("--header-timeout, --idle-timeout and --max-header-bytes must be positive")
 	}
 	var h http.Handler = web.DemoPage{}
+	m := service.NewMulti()
+	if o.path != "" && o.wsgi.App != "" {
+		return nil, fmt.Errorf("--path and --wsgi are alternatives; give one")
+	}
+	if o.wsgi.App != "" {
+		o.wsgi.Log = env.Log.With(logging.SystemKey, "wsgi")
+		pool, err := wsgi.New(o.wsgi)
+		if err != nil {
+			return nil, fmt.Errorf("--wsgi: %w", err)
+		}
+		m.Add(pool) // started before the listeners, stopped after them
+		h = web.StrictFraming(pool)
+	}
 	if o.path != "" {
 		fi, err := os.Stat(o.path)
 		if err != nil {
@@ -99,7 +127,6 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 	}
 	log := env.Log.With(logging.SystemKey, "web")
 	access := env.Log.With(logging.SystemKey, "access")
-	m := service.NewMulti()
 	for _, ep := range eps {
 		srv := web.NewServer(h, access, web.ServerOptions{
 			ReadHeaderTimeout: o.headerTimeout,

@@ -1,0 +1,377 @@
+package wsgi
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/torsion-server/torsion/web"
+)
+
+var reqBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// ServeHTTP runs the request through the application.
+func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p.cfg.MaxBody > 0 {
+		r.Body = http.MaxBytesReader(w, r.Body, p.cfg.MaxBody)
+	}
+	// Receive the body, up to the buffer, before taking a worker.
+	body, more, err := p.readBody(r)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			web.Error(w, r, http.StatusRequestEntityTooLarge, "")
+			return
+		}
+		web.Error(w, r, http.StatusBadRequest, "Could not read the request body.")
+		return
+	}
+	if p.cfg.MaxBody > 0 {
+		if r.ContentLength > p.cfg.MaxBody {
+			web.Error(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("The request body is larger than %d bytes.", p.cfg.MaxBody))
+			return
+		}
+	}
+	bp := reqBufs.Get().(*[]byte)
+	req := p.requestFrame((*bp)[:0], r, body, more)
+	defer func() { *bp = req[:0]; reqBufs.Put(bp) }()
+
+	for attempt := 0; ; attempt++ {
+		wk, c, err := p.dispatch(r.Context(), req)
+		if err != nil {
+			if errors.Is(err, errStopping) {
+				web.Error(w, r, http.StatusServiceUnavailable, "The server is shutting down.")
+			}
+			return // the client went away while waiting
+		}
+		rs := &response{pool: p, w: w, r: r, wk: wk, c: c, more: more}
+		err = rs.run()
+		if err == nil {
+			return
+		}
+		c.mu.Lock()
+		retry, timedOut := c.retry, c.timeout
+		c.mu.Unlock()
+		switch {
+		case retry && attempt < 3:
+			continue // the worker died before starting it: try another
+		case rs.wroteHeader:
+			panic(http.ErrAbortHandler) // nothing better to do mid-response
+		case timedOut:
+			web.Error(w, r, http.StatusGatewayTimeout, fmt.Sprintf("The application took longer than %v.", p.cfg.Timeout))
+		case errors.Is(err, errClientGone):
+		default:
+			p.log.Error(fmt.Sprintf("%s %s: %v", r.Method, r.URL.RequestURI(), err))
+			web.Error(w, r, http.StatusBadGateway, "The application's worker process died.")
+		}
+		return
+	}
+}
+
+// readBody reads up to BodyBuffer bytes of the body; more reports whether
+// the body goes on.
+func (p *Pool) readBody(r *http.Request) (body []byte, more bool, err error) {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return nil, false, nil
+	}
+	limit := p.cfg.BodyBuffer
+	if r.ContentLength > 0 && r.ContentLength <= int64(limit) {
+		body = make([]byte, r.ContentLength)
+		_, err = io.ReadFull(r.Body, body)
+		return body, false, err
+	}
+	var buf bytes.Buffer
+	n, err := buf.ReadFrom(io.LimitReader(r.Body, int64(limit)+1))
+	if err != nil {
+		return nil, false, err
+	}
+	if n <= int64(limit) {
+		return buf.Bytes(), false, nil
+	}
+	// One byte too many: keep it for the stream.
+	b := buf.Bytes()
+	return b, true, nil
+}
+
+// requestFrame encodes the R frame: body prefix and environ.
+func (p *Pool) requestFrame(b []byte, r *http.Request, body []byte, more bool) []byte {
+	b = append(b, kRequest, 0, 0, 0, 0, 0, 0, 0, 0) // id and length filled below
+	if more {
+		b = append(b, 1)
+	} else {
+		b = append(b, 0)
+	}
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(body)))
+	b = append(b, body...)
+	b = p.appendEnviron(b, r)
+	binary.LittleEndian.PutUint32(b[5:], uint32(len(b)-headerLen))
+	return b
+}
+
+func kv(b []byte, k, v string) []byte {
+	b = append(b, k...)
+	b = append(b, 0)
+	b = append(b, v...)
+	return append(b, 0)
+}
+
+// appendEnviron appends the CGI variables of PEP 3333 as "K\0V\0" pairs.
+// Strings are bytes; the worker decodes them as latin-1, as the PEP says.
+func (p *Pool) appendEnviron(b []byte, r *http.Request) []byte {
+	b = kv(b, "REQUEST_METHOD", r.Method)
+	b = kv(b, "SCRIPT_NAME", p.cfg.ScriptName)
+	b = kv(b, "PATH_INFO", r.URL.Path)
+	b = kv(b, "QUERY_STRING", r.URL.RawQuery)
+	b = kv(b, "SERVER_PROTOCOL", r.Proto)
+	b = kv(b, "REQUEST_URI", r.RequestURI)
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+		b = kv(b, "HTTPS", "on")
+	}
+	b = kv(b, "wsgi.url_scheme", scheme)
+	host, port := r.Host, ""
+	if h, pt, err := net.SplitHostPort(r.Host); err == nil {
+		host, port = h, pt
+	}
+	if host == "" {
+		if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+			host, port, _ = net.SplitHostPort(la.String())
+		}
+	}
+	if port == "" {
+		port = "80"
+		if r.TLS != nil {
+			port = "443"
+		}
+	}
+	b = kv(b, "SERVER_NAME", host)
+	b = kv(b, "SERVER_PORT", port)
+	if ra, rp, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		b = kv(b, "REMOTE_ADDR", ra)
+		b = kv(b, "REMOTE_PORT", rp)
+	} else {
+		b = kv(b, "REMOTE_ADDR", r.RemoteAddr)
+	}
+	if r.ContentLength >= 0 && (r.ContentLength > 0 || r.Header.Get("Content-Length") != "") {
+		b = kv(b, "CONTENT_LENGTH", strconv.FormatInt(r.ContentLength, 10))
+	}
+	for name, vals := range r.Header {
+		switch name {
+		case "Content-Length", "Proxy": // Proxy: never let it become HTTP_PROXY (httpoxy)
+			continue
+		case "Content-Type":
+			b = kv(b, "CONTENT_TYPE", vals[0])
+			continue
+		}
+		b = append(b, "HTTP_"...)
+		for i := 0; i < len(name); i++ {
+			c := name[i]
+			switch {
+			case c == '-':
+				c = '_'
+			case 'a' <= c && c <= 'z':
+				c -= 'a' - 'A'
+			}
+			b = append(b, c)
+		}
+		b = append(b, 0)
+		sep := ", "
+		if name == "Cookie" {
+			sep = "; "
+		}
+		for i, v := range vals {
+			if i > 0 {
+				b = append(b, sep...)
+			}
+			b = append(b, v...)
+		}
+		b = append(b, 0)
+	}
+	return b[:len(b)-1] // no NUL after the last value
+}
+
+// response turns one call's frames into the HTTP response.
+type response struct {
+	pool        *Pool
+	w           http.ResponseWriter
+	r           *http.Request
+	wk          *worker
+	c           *call
+	more        bool // request body left to stream
+	status      int
+	wroteHeader bool
+	gone        bool // the client went away; discard the rest
+	appErr      string
+	unacked     int
+	dirty       bool // body written since the last flush
+}
+
+func (rs *response) run() error {
+	done := rs.r.Context().Done()
+	for {
+		// Flush only when no frame is waiting: a body that streams slowly
+		// (Server-Sent Events) goes out chunk by chunk, while a response
+		// that arrived whole leaves in one write.
+		if rs.dirty && rs.c.idle() {
+			http.NewResponseController(rs.w).Flush()
+			rs.dirty = false
+		}
+		f, err := rs.c.next(done)
+		if errors.Is(err, errClientGone) && !rs.gone {
+			rs.gone = true
+			rs.wk.sendFrame(kCancel, rs.c.id, nil)
+			done = nil // keep draining until E
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		switch f.kind {
+		case kStart:
+			rs.start(f.payload)
+		case kData:
+			rs.data(f.payload)
+		case kFile:
+			rs.file(f.payload)
+		case kRead:
+			rs.read(f.payload)
+		case kError:
+			rs.appErr = string(f.payload)
+		case kEnd:
+			return rs.end()
+		}
+	}
+}
+
+func (rs *response) start(payload []byte) {
+	parts := strings.Split(string(payload), "\x00")
+	code, _ := strconv.Atoi(parts[0][:3])
+	rs.status = code
+	h := rs.w.Header()
+	for i := 1; i+1 < len(parts); i += 2 {
+		h[http.CanonicalHeaderKey(parts[i])] = append(h[http.CanonicalHeaderKey(parts[i])], parts[i+1])
+	}
+}
+
+func (rs *response) writeHeader() {
+	if !rs.wroteHeader {
+		rs.wroteHeader = true
+		rs.w.WriteHeader(rs.status)
+	}
+}
+
+func (rs *response) data(p []byte) {
+	if !rs.gone && rs.appErr == "" {
+		rs.writeHeader()
+		if _, err := rs.w.Write(p); err != nil && !errors.Is(err, http.ErrBodyNotAllowed) {
+			rs.clientGone()
+		} else {
+			rs.dirty = true
+		}
+	}
+	// Acknowledge what left (or was dropped), so the worker may go on.
+	rs.unacked += len(p)
+	if rs.unacked >= 256<<10 || rs.gone {
+		rs.wk.sendFrame(kWindow, rs.c.id, binary.LittleEndian.AppendUint32(nil, uint32(rs.unacked)))
+		rs.unacked = 0
+	}
+}
+
+func (rs *response) clientGone() {
+	if !rs.gone {
+		rs.gone = true
+		rs.wk.sendFrame(kCancel, rs.c.id, nil)
+	}
+}
+
+// file sends the file the worker handed over, from /proc/PID/fd/FD.
+func (rs *response) file(p []byte) {
+	fd := binary.LittleEndian.Uint32(p)
+	offset := int64(binary.LittleEndian.Uint64(p[4:]))
+	f, err := os.Open(fmt.Sprintf("/proc/%d/fd/%d", rs.wk.pid, fd))
+	rs.wk.sendFrame(kAck, rs.c.id, nil) // the worker may close its copy now
+	if err != nil {
+		rs.appErr = fmt.Sprintf("wsgi.file_wrapper: opening the file: %v", err)
+		return
+	}
+	defer f.Close()
+	if rs.gone || rs.appErr != "" {
+		return
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		rs.appErr = fmt.Sprintf("wsgi.file_wrapper: %v", err)
+		return
+	}
+	h := rs.w.Header()
+	if rs.status == http.StatusOK && offset == 0 && rs.r.Header.Get("Range") != "" {
+		// Let net/http answer the range (and conditional) request.
+		var mod time.Time
+		if t, err := http.ParseTime(h.Get("Last-Modified")); err == nil {
+			mod = t
+		}
+		rs.wroteHeader = true
+		http.ServeContent(rs.w, rs.r, "", mod, f)
+		return
+	}
+	size := fi.Size() - offset
+	if cl, err := strconv.ParseInt(h.Get("Content-Length"), 10, 64); err == nil && cl < size {
+		size = cl
+	} else if h.Get("Content-Length") == "" {
+		h.Set("Content-Length", strconv.FormatInt(size, 10))
+	}
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		rs.appErr = fmt.Sprintf("wsgi.file_wrapper: %v", err)
+		return
+	}
+	rs.writeHeader()
+	if rs.r.Method == http.MethodHead {
+		return
+	}
+	if _, err := io.CopyN(rs.w, f, size); err != nil {
+		rs.clientGone()
+	}
+}
+
+// read answers the worker's pull for more request body.
+func (rs *response) read(p []byte) {
+	want := int(binary.LittleEndian.Uint32(p))
+	var chunk []byte
+	if rs.more {
+		chunk = make([]byte, min(want, 1<<20))
+		n, err := io.ReadFull(rs.r.Body, chunk)
+		chunk = chunk[:n]
+		if err != nil {
+			rs.more = false // end of body (or a broken one: the app sees it end)
+		}
+	}
+	rs.wk.sendFrame(kBody, rs.c.id, chunk)
+}
+
+func (rs *response) end() error {
+	if rs.appErr != "" {
+		rs.pool.log.Error(fmt.Sprintf("%s %s: the application failed:\n%s", rs.r.Method, rs.r.URL.RequestURI(), strings.TrimRight(rs.appErr, "\n")))
+		if rs.wroteHeader {
+			panic(http.ErrAbortHandler) // the client must not take a cut-short body for the whole
+		}
+		for k := range rs.w.Header() {
+			delete(rs.w.Header(), k)
+		}
+		web.Error(rs.w, rs.r, http.StatusInternalServerError, "The application failed; the details are in the server log.")
+		return nil
+	}
+	if !rs.gone {
+		rs.writeHeader()
+	}
+	return nil
+}

@@ -1,0 +1,435 @@
+// Package wsgi runs Python WSGI applications (PEP 3333) in supervised
+// worker processes while Go does the networking. A Pool is both a
+// service.Service (it starts and stops the workers) and an http.Handler.
+//
+// Each worker runs worker.py, a standard-library-only program embedded in
+// this package, under any Python 3.8+ interpreter. Go and Python talk over a
+// Unix socket in small frames; under load a worker takes every queued
+// request in one read, so nobody is woken per request.
+package wsgi
+
+import (
+	"cmp"
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+)
+
+//go:embed worker.py
+var workerPy []byte
+
+// Config describes a WSGI application and how to run it.
+type Config struct {
+	// App names the application: "module:attr" (gunicorn's form) or
+	// "module.attr" (Twisted's form).
+	App string
+	// Python is the interpreter; empty means $VIRTUAL_ENV/bin/python when
+	// VIRTUAL_ENV is set, else python3 on PATH.
+	Python string
+	// Dir is the workers' working directory, which is also first on the
+	// import path; empty means the current directory.
+	Dir string
+	// PythonPath lists more directories for the import path.
+	PythonPath []string
+	// Workers is the number of processes; 0 means one per CPU.
+	Workers int
+	// Threads is the number of threads in each process; 0 means 1.
+	Threads int
+	// Timeout kills a worker that spends longer than this on one request
+	// and answers that request 504; 0 means never.
+	Timeout time.Duration
+	// MaxRequests recycles a worker after it served this many requests,
+	// plus a random 0..MaxRequestsJitter; 0 means never.
+	MaxRequests, MaxRequestsJitter int
+	// BodyBuffer is how much of a request body Go receives before the
+	// request goes to a worker (default 1 MiB), so slow uploads do not
+	// hold a worker. The rest streams as the application reads it.
+	BodyBuffer int
+	// MaxBody answers 413 to request bodies larger than this; 0 means no
+	// limit.
+	MaxBody int64
+	// StartTimeout bounds a worker's start-up, the import of the
+	// application included (default 60s).
+	StartTimeout time.Duration
+	// ScriptName is the mount point, the SCRIPT_NAME the application sees.
+	ScriptName string
+	// Log receives worker output, wsgi.errors and tracebacks.
+	Log *slog.Logger
+}
+
+// Pool runs a WSGI application in worker processes and serves HTTP
+// requests with it.
+type Pool struct {
+	cfg    Config
+	log    *slog.Logger
+	dir    string // temporary directory holding worker.py
+	script string
+	env    []string
+	depth  int // requests sent ahead to one worker
+
+	mu       sync.Mutex
+	workers  []*worker // by slot, nil while a slot restarts
+	stopping bool
+	stopped  chan struct{}
+	free     chan struct{} // signalled when a worker can take a request
+	slots    sync.WaitGroup
+	rng      *rand.Rand
+}
+
+// New checks the configuration and returns a Pool; Start starts it.
+func New(cfg Config) (*Pool, error) {
+	if cfg.App == "" {
+		return nil, errors.New("no application given")
+	}
+	if !strings.Contains(cfg.App, ":") && !strings.Contains(cfg.App, ".") {
+		return nil, fmt.Errorf("application %q: want MODULE:ATTR or MODULE.ATTR", cfg.App)
+	}
+	if cfg.Workers < 0 || cfg.Threads < 0 || cfg.MaxRequests < 0 || cfg.MaxRequestsJitter < 0 || cfg.Timeout < 0 || cfg.BodyBuffer < 0 {
+		return nil, errors.New("workers, threads, timeout, max-requests and body buffer cannot be negative")
+	}
+	cfg.Workers = cmp.Or(cfg.Workers, runtime.NumCPU())
+	cfg.Threads = cmp.Or(cfg.Threads, 1)
+	cfg.BodyBuffer = cmp.Or(cfg.BodyBuffer, 1<<20)
+	cfg.StartTimeout = cmp.Or(cfg.StartTimeout, 60*time.Second)
+	if cfg.Python == "" {
+		cfg.Python = "python3"
+		if venv := os.Getenv("VIRTUAL_ENV"); venv != "" {
+			cfg.Python = filepath.Join(venv, "bin", "python")
+		}
+	}
+	py, err := exec.LookPath(cfg.Python)
+	if err != nil {
+		return nil, fmt.Errorf("python interpreter: %w", err)
+	}
+	cfg.Python = py
+	if cfg.Dir == "" {
+		if cfg.Dir, err = os.Getwd(); err != nil {
+			return nil, err
+		}
+	}
+	if fi, err := os.Stat(cfg.Dir); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("working directory %s is not a directory", cfg.Dir)
+	}
+	env := os.Environ()
+	if len(cfg.PythonPath) > 0 {
+		paths := make([]string, 0, len(cfg.PythonPath)+1)
+		for _, p := range cfg.PythonPath {
+			abs, err := filepath.Abs(p)
+			if err != nil {
+				return nil, err
+			}
+			paths = append(paths, abs)
+		}
+		if old := os.Getenv("PYTHONPATH"); old != "" {
+			paths = append(paths, old)
+		}
+		env = append(env, "PYTHONPATH="+strings.Join(paths, string(os.PathListSeparator)))
+	}
+	env = append(env, "PYTHONUNBUFFERED=1")
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Pool{
+		cfg:   cfg,
+		log:   cfg.Log,
+		env:   env,
+		depth: cfg.Threads + 8,
+		free:  make(chan struct{}, 1),
+		rng:   rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid()))),
+	}, nil
+}
+
+// String names the pool in messages.
+func (p *Pool) String() string { return "wsgi " + p.cfg.App }
+
+func (p *Pool) rand(n int) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.rng.IntN(n)
+}
+
+// Start writes worker.py to a temporary directory and starts every worker.
+// It fails, with the Python traceback, if the application cannot be
+// imported.
+func (p *Pool) Start(ctx context.Context) error {
+	dir, err := os.MkdirTemp("", "torsion-wsgi-")
+	if err != nil {
+		return err
+	}
+	p.dir, p.script = dir, filepath.Join(dir, "torsion_worker.py")
+	if err := os.WriteFile(p.script, workerPy, 0o644); err != nil {
+		os.RemoveAll(dir)
+		return err
+	}
+	p.stopped = make(chan struct{})
+	p.workers = make([]*worker, p.cfg.Workers)
+	ws := make([]*worker, p.cfg.Workers)
+	errs := make([]error, p.cfg.Workers)
+	var wg sync.WaitGroup
+	for i := range ws {
+		wg.Go(func() { ws[i], errs[i] = p.startWorker(ctx, i+1) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err == nil {
+			continue
+		}
+		for _, w := range ws {
+			if w != nil {
+				w.kill()
+				<-w.exited
+			}
+		}
+		os.RemoveAll(dir)
+		return err // the first failure; the others are alike
+	}
+	for i, w := range ws {
+		p.workers[i] = w
+		p.slots.Go(func() { p.supervise(i+1, w) })
+	}
+	if p.cfg.Timeout > 0 {
+		p.slots.Go(p.watchdog)
+	}
+	p.log.Info(fmt.Sprintf("WSGI application %s running in %d worker(s) with %d thread(s) each (pid, Python: %s)",
+		p.cfg.App, p.cfg.Workers, p.cfg.Threads, ws[0].info))
+	return nil
+}
+
+// startWorker spawns a worker and waits until it has imported the
+// application.
+func (p *Pool) startWorker(ctx context.Context, slot int) (*worker, error) {
+	w, err := p.spawn(slot)
+	if err != nil {
+		return nil, err
+	}
+	t := time.NewTimer(p.cfg.StartTimeout)
+	defer t.Stop()
+	select {
+	case info := <-w.ready:
+		w.info = info
+		return w, nil
+	case <-w.exited:
+		return nil, &StartError{App: p.cfg.App, Status: w.status, Output: w.tail.String()}
+	case <-t.C:
+		w.kill()
+		<-w.exited
+		return nil, fmt.Errorf("worker %d did not start within %v:\n%s", slot, p.cfg.StartTimeout, w.tail)
+	case <-ctx.Done():
+		w.kill()
+		<-w.exited
+		return nil, ctx.Err()
+	}
+}
+
+// StartError reports a worker that exited before it was ready, usually
+// because the application could not be imported. Output holds what it
+// printed: the traceback.
+type StartError struct {
+	App    string
+	Status string
+	Output string
+}
+
+func (e *StartError) Error() string {
+	return fmt.Sprintf("worker for %s exited during start-up (%s):\n%s", e.App, e.Status, e.Output)
+}
+
+// supervise keeps one worker slot filled, restarting crashed workers with
+// backoff and recycled ones at once.
+func (p *Pool) supervise(slot int, w *worker) {
+	backoff := time.Duration(0)
+	for {
+		born := time.Now()
+		<-w.exited
+		p.setWorker(slot, nil)
+		if p.isStopping() {
+			return
+		}
+		w.mu.Lock()
+		planned := w.draining
+		w.mu.Unlock()
+		switch {
+		case planned:
+			backoff = 0
+		case time.Since(born) > 10*time.Second:
+			backoff = 100 * time.Millisecond
+		default:
+			backoff = min(max(2*backoff, 100*time.Millisecond), 10*time.Second)
+		}
+		if !planned {
+			p.log.Error(fmt.Sprintf("worker %d (pid %d) exited unexpectedly: %s; restarting in %v", slot, w.pid, w.status, backoff))
+		}
+		for {
+			select {
+			case <-time.After(backoff):
+			case <-p.stopped:
+				return
+			}
+			nw, err := p.startWorker(context.Background(), slot)
+			if err == nil {
+				w = nw
+				break
+			}
+			backoff = min(max(2*backoff, 100*time.Millisecond), 10*time.Second)
+			p.log.Error(fmt.Sprintf("worker %d failed to start; retrying in %v", slot, backoff), "err", err)
+		}
+		if !p.setWorker(slot, w) {
+			w.conn.CloseWrite()
+			<-w.exited
+			return
+		}
+		w.log.Info(fmt.Sprintf("worker %d started", slot))
+	}
+}
+
+// setWorker fills a slot; it refuses once the pool is stopping.
+func (p *Pool) setWorker(slot int, w *worker) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if w != nil && p.stopping {
+		return false
+	}
+	p.workers[slot-1] = w
+	if w != nil {
+		p.signalFree()
+	}
+	return true
+}
+
+func (p *Pool) isStopping() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stopping
+}
+
+// watchdog kills workers stuck in a request for longer than the timeout.
+func (p *Pool) watchdog() {
+	tick := time.NewTicker(min(p.cfg.Timeout/4, time.Second))
+	defer tick.Stop()
+	for {
+		select {
+		case <-p.stopped:
+			return
+		case now := <-tick.C:
+			p.mu.Lock()
+			ws := append([]*worker(nil), p.workers...)
+			p.mu.Unlock()
+			for _, w := range ws {
+				if w == nil {
+					continue
+				}
+				var stuck *call
+				w.mu.Lock()
+				for i := 0; i < len(w.order) && i < p.cfg.Threads; i++ {
+					if c := w.order[i]; !c.begun.IsZero() && now.Sub(c.begun) > p.cfg.Timeout {
+						stuck = c
+						break
+					}
+				}
+				w.mu.Unlock()
+				if stuck != nil {
+					stuck.mu.Lock()
+					stuck.timeout = true
+					stuck.mu.Unlock()
+					w.log.Error(fmt.Sprintf("worker %d (pid %d) spent more than %v on one request; killing it", w.slot, w.pid, p.cfg.Timeout))
+					w.kill()
+				}
+			}
+		}
+	}
+}
+
+// signalFree wakes one request waiting for a worker.
+func (p *Pool) signalFree() {
+	select {
+	case p.free <- struct{}{}:
+	default:
+	}
+}
+
+// release is called when a worker finishes or drops a request.
+func (p *Pool) release() { p.signalFree() }
+
+// dispatch sends a request to the least busy worker, waiting while every
+// worker is full.
+func (p *Pool) dispatch(ctx context.Context, req []byte) (*worker, *call, error) {
+	for {
+		p.mu.Lock()
+		if p.stopping {
+			p.mu.Unlock()
+			return nil, nil, errStopping
+		}
+		var best *worker
+		bestLoad := p.depth
+		for _, w := range p.workers {
+			if w == nil {
+				continue
+			}
+			if n := w.inflight(); n >= 0 && n < bestLoad {
+				best, bestLoad = w, n
+			}
+		}
+		p.mu.Unlock()
+		if best != nil {
+			if c, ok := best.submit(req); ok {
+				if bestLoad+1 < p.depth {
+					p.signalFree() // pass the baton: there may be room for another
+				}
+				return best, c, nil
+			}
+			continue
+		}
+		select {
+		case <-p.free:
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		}
+	}
+}
+
+var errStopping = errors.New("server is shutting down")
+
+// Stop waits for requests in flight to finish, then closes the workers'
+// sockets so they exit; when ctx ends first, they are killed.
+func (p *Pool) Stop(ctx context.Context) error {
+	p.mu.Lock()
+	p.stopping = true
+	close(p.stopped)
+	ws := append([]*worker(nil), p.workers...)
+	p.mu.Unlock()
+	defer os.RemoveAll(p.dir)
+	var err error
+	for _, w := range ws {
+		if w == nil {
+			continue
+		}
+		for w.inflight() > 0 && ctx.Err() == nil {
+			time.Sleep(10 * time.Millisecond)
+		}
+		w.conn.CloseWrite()
+	}
+	done := make(chan struct{})
+	go func() { p.slots.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("workers still busy: %w", ctx.Err())
+		for _, w := range ws {
+			if w != nil {
+				w.kill()
+			}
+		}
+		<-done
+	}
+	return err
+}

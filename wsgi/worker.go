@@ -1,0 +1,435 @@
+package wsgi
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Frame kinds; worker.py documents the wire format.
+const (
+	kRequest = 'R'
+	kBody    = 'B'
+	kAck     = 'A'
+	kCancel  = 'C'
+	kWindow  = 'W'
+	kReady   = 'K'
+	kStart   = 'S'
+	kData    = 'D'
+	kFile    = 'F'
+	kRead    = 'r'
+	kError   = 'X'
+	kEnd     = 'E'
+	kLog     = 'L'
+)
+
+const headerLen = 9
+
+func appendFrame(b []byte, kind byte, id uint32, payload []byte) []byte {
+	b = append(b, kind)
+	b = binary.LittleEndian.AppendUint32(b, id)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(payload)))
+	return append(b, payload...)
+}
+
+type frame struct {
+	kind    byte
+	payload []byte
+}
+
+// errWorkerDied is what a call gets when its worker exits under it.
+var errWorkerDied = errors.New("worker died")
+
+// call is one request in flight on a worker. The worker's reader goroutine
+// queues the frames for it; the handler takes them with next.
+type call struct {
+	id      uint32
+	mu      sync.Mutex
+	frames  []frame
+	wake    chan struct{} // capacity 1: frames arrived or the call ended
+	err     error         // set when the worker died under the call
+	retry   bool          // the worker died before the request started
+	timeout bool          // this call ran past --timeout and its worker was killed
+	begun   time.Time     // when the request may have started running
+	got     bool          // a frame arrived: the request certainly started
+}
+
+// push queues a frame without waking the handler; signal wakes it.
+func (c *call) push(f frame) {
+	c.mu.Lock()
+	c.frames = append(c.frames, f)
+	c.got = true
+	c.mu.Unlock()
+}
+
+func (c *call) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// idle reports whether no frame is waiting.
+func (c *call) idle() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.frames) == 0 && c.err == nil
+}
+
+func (c *call) fail(err error, retry bool) {
+	c.mu.Lock()
+	if c.err == nil {
+		c.err, c.retry = err, retry && !c.got
+	}
+	c.mu.Unlock()
+	c.signal()
+}
+
+// next returns the next frame, or the error that ended the call. done is
+// closed when the client goes away.
+func (c *call) next(done <-chan struct{}) (frame, error) {
+	for {
+		c.mu.Lock()
+		if len(c.frames) > 0 {
+			f := c.frames[0]
+			c.frames[0] = frame{}
+			c.frames = c.frames[1:]
+			c.mu.Unlock()
+			return f, nil
+		}
+		err := c.err
+		c.mu.Unlock()
+		if err != nil {
+			return frame{}, err
+		}
+		select {
+		case <-c.wake:
+		case <-done:
+			return frame{}, errClientGone
+		}
+	}
+}
+
+var errClientGone = errors.New("client went away")
+
+// worker is one Python process and the socket to it.
+type worker struct {
+	pool *Pool
+	slot int // 1-based, for log lines
+	cmd  *exec.Cmd
+	pid  int
+	conn *net.UnixConn
+	log  *slog.Logger
+
+	wmu      sync.Mutex // guards wbuf, spare, flushing
+	wbuf     []byte
+	spare    []byte
+	flushing bool
+
+	mu       sync.Mutex // guards the fields below
+	calls    map[uint32]*call
+	order    []*call // in flight, in the order sent
+	nextID   uint32
+	served   int
+	limit    int // recycle after this many requests; 0 = never
+	draining bool
+	dead     bool
+
+	exited chan struct{} // closed once the process is reaped
+	status string        // exit status, valid after exited
+	ready  chan string   // receives the K payload
+	info   string        // the K payload: pid and Python version
+	tail   *lineRing     // recent stderr lines, for start-up failures
+}
+
+// spawn starts a Python worker process. It returns once the process runs;
+// the caller waits on w.ready or w.exited.
+func (p *Pool) spawn(slot int) (*worker, error) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("socketpair: %w", err)
+	}
+	ours := os.NewFile(uintptr(fds[0]), "wsgi-worker")
+	theirs := os.NewFile(uintptr(fds[1]), "wsgi-worker-peer")
+	defer theirs.Close()
+	fc, err := net.FileConn(ours)
+	ours.Close()
+	if err != nil {
+		return nil, err
+	}
+	args := []string{p.script, "--app", p.cfg.App, "--threads", fmt.Sprint(p.cfg.Threads)}
+	cmd := exec.Command(p.cfg.Python, args...)
+	cmd.Dir = p.cfg.Dir
+	cmd.Env = p.env
+	cmd.ExtraFiles = []*os.File{theirs} // fd 3
+	// Own process group, so a terminal's ^C reaches torsion only; and die
+	// with torsion should it be killed outright.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	w := &worker{
+		pool: p, slot: slot, cmd: cmd, conn: fc.(*net.UnixConn),
+		calls: map[uint32]*call{}, exited: make(chan struct{}),
+		ready: make(chan string, 1), tail: &lineRing{max: 60},
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		fc.Close()
+		return nil, err
+	}
+	cmd.Stderr = cmd.Stdout // one pipe, lines in order
+	if err := cmd.Start(); err != nil {
+		fc.Close()
+		return nil, fmt.Errorf("starting %s: %w", p.cfg.Python, err)
+	}
+	w.pid = cmd.Process.Pid
+	w.log = p.log.With("worker", slot, "pid", w.pid)
+	if p.cfg.MaxRequests > 0 {
+		w.limit = p.cfg.MaxRequests
+		if p.cfg.MaxRequestsJitter > 0 {
+			w.limit += p.rand(p.cfg.MaxRequestsJitter + 1)
+		}
+	}
+	var outputDone sync.WaitGroup
+	outputDone.Go(func() { w.copyOutput(out) })
+	go w.readLoop()
+	go func() {
+		outputDone.Wait()
+		err := cmd.Wait()
+		w.status = exitStatus(cmd.ProcessState, err)
+		w.die(fmt.Errorf("%w: %s", errWorkerDied, w.status))
+		close(w.exited)
+	}()
+	return w, nil
+}
+
+func exitStatus(ps *os.ProcessState, err error) string {
+	if ps == nil {
+		return err.Error()
+	}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return "killed by signal " + ws.Signal().String()
+	}
+	return fmt.Sprintf("exit status %d", ps.ExitCode())
+}
+
+// copyOutput logs what the worker prints, line by line, and keeps the last
+// lines for start-up failures.
+func (w *worker) copyOutput(r io.Reader) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		w.tail.add(line)
+		w.log.Info(line)
+	}
+}
+
+// readLoop reads the worker's frames and routes them to their calls. It
+// wakes the handlers only when it has no complete frame left to read, so a
+// burst of frames costs each handler one wake-up.
+func (w *worker) readLoop() {
+	r := bufio.NewReaderSize(w.conn, 256<<10)
+	var hdr [headerLen]byte
+	var woken []*call
+	wake := func() {
+		for i, c := range woken {
+			c.signal()
+			woken[i] = nil
+		}
+		woken = woken[:0]
+	}
+	defer wake()
+	for {
+		if !frameBuffered(r) {
+			wake()
+		}
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			w.die(fmt.Errorf("%w: reading: %v", errWorkerDied, err))
+			return
+		}
+		kind := hdr[0]
+		id := binary.LittleEndian.Uint32(hdr[1:])
+		n := binary.LittleEndian.Uint32(hdr[5:])
+		payload := make([]byte, n)
+		if _, err := io.ReadFull(r, payload); err != nil {
+			w.die(fmt.Errorf("%w: reading: %v", errWorkerDied, err))
+			return
+		}
+		switch kind {
+		case kReady:
+			w.ready <- string(payload)
+			continue
+		case kLog:
+			w.log.Warn(strings.TrimRight(string(payload), "\n"), "system", "wsgi.errors")
+			continue
+		}
+		w.mu.Lock()
+		c := w.calls[id]
+		if kind == kEnd && c != nil {
+			w.finishLocked(c)
+		}
+		w.mu.Unlock()
+		if c == nil {
+			w.log.Warn(fmt.Sprintf("frame %q for unknown request %d", kind, id))
+			continue
+		}
+		c.push(frame{kind, payload})
+		woken = append(woken, c)
+	}
+}
+
+// frameBuffered reports whether a whole frame is already buffered.
+func frameBuffered(r *bufio.Reader) bool {
+	if r.Buffered() < headerLen {
+		return false
+	}
+	hdr, _ := r.Peek(headerLen)
+	return r.Buffered() >= headerLen+int(binary.LittleEndian.Uint32(hdr[5:]))
+}
+
+// finishLocked forgets a finished call and marks the calls that may now
+// have started running. Python starts requests in the order sent, at most
+// Threads at a time, so those are the first Threads in order.
+func (w *worker) finishLocked(c *call) {
+	delete(w.calls, c.id)
+	for i, o := range w.order {
+		if o == c {
+			w.order = append(w.order[:i], w.order[i+1:]...)
+			break
+		}
+	}
+	w.served++
+	now := time.Now()
+	for i := 0; i < len(w.order) && i < w.pool.cfg.Threads; i++ {
+		if w.order[i].begun.IsZero() {
+			w.order[i].begun = now
+		}
+	}
+	if w.limit > 0 && w.served >= w.limit && !w.draining {
+		w.draining = true
+		w.log.Info(fmt.Sprintf("worker %d served %d requests; recycling it", w.slot, w.served))
+	}
+	if w.draining && len(w.calls) == 0 {
+		w.conn.CloseWrite() // Python sees EOF and exits
+	}
+	w.pool.release()
+}
+
+// submit sends a request frame and registers its call. It fails if the
+// worker is dead or draining.
+func (w *worker) submit(req []byte) (*call, bool) {
+	w.mu.Lock()
+	if w.dead || w.draining {
+		w.mu.Unlock()
+		return nil, false
+	}
+	w.nextID++
+	c := &call{id: w.nextID, wake: make(chan struct{}, 1)}
+	if len(w.order) < w.pool.cfg.Threads {
+		c.begun = time.Now()
+	}
+	w.calls[c.id] = c
+	w.order = append(w.order, c)
+	binary.LittleEndian.PutUint32(req[1:], c.id)
+	w.mu.Unlock()
+	w.send(req)
+	return c, true
+}
+
+// inflight is the number of calls sent and not finished.
+func (w *worker) inflight() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.dead || w.draining {
+		return -1
+	}
+	return len(w.calls)
+}
+
+// send writes b to the worker. Concurrent senders are combined: whoever
+// finds no write in progress writes everything queued, so under load many
+// frames go out in one system call.
+func (w *worker) send(b []byte) {
+	w.wmu.Lock()
+	w.wbuf = append(w.wbuf, b...)
+	if w.flushing {
+		w.wmu.Unlock()
+		return
+	}
+	w.flushing = true
+	for len(w.wbuf) > 0 {
+		buf := w.wbuf
+		w.wbuf = w.spare[:0]
+		w.wmu.Unlock()
+		_, err := w.conn.Write(buf)
+		w.wmu.Lock()
+		w.spare = buf
+		if err != nil {
+			w.wbuf = w.wbuf[:0]
+			break // the reader sees the socket fail and ends the calls
+		}
+	}
+	w.flushing = false
+	w.wmu.Unlock()
+}
+
+func (w *worker) sendFrame(kind byte, id uint32, payload []byte) {
+	w.send(appendFrame(make([]byte, 0, headerLen+len(payload)), kind, id, payload))
+}
+
+// die ends every call in flight. The first Threads calls in order may have
+// started and fail; the others never started and are retried elsewhere.
+func (w *worker) die(err error) {
+	w.mu.Lock()
+	if w.dead {
+		w.mu.Unlock()
+		return
+	}
+	w.dead = true
+	order := w.order
+	w.order, w.calls = nil, map[uint32]*call{}
+	w.mu.Unlock()
+	w.conn.Close()
+	for i, c := range order {
+		c.fail(err, i >= w.pool.cfg.Threads)
+		w.pool.release()
+	}
+}
+
+// kill ends the process at once.
+func (w *worker) kill() {
+	if w.cmd.Process != nil {
+		w.cmd.Process.Signal(syscall.SIGKILL)
+	}
+}
+
+// lineRing keeps the last max lines written to it.
+type lineRing struct {
+	mu    sync.Mutex
+	max   int
+	lines []string
+}
+
+func (r *lineRing) add(s string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.lines) == r.max {
+		r.lines = r.lines[1:]
+	}
+	r.lines = append(r.lines, s)
+}
+
+func (r *lineRing) String() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return strings.Join(r.lines, "\n")
+}

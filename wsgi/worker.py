@@ -1,0 +1,460 @@
+"""torsion's WSGI worker: runs one WSGI application (PEP 3333) for torsion,
+which does all the networking. Standard library only, so it runs under any
+Python 3.8+ interpreter, PyPy included.
+
+torsion starts it as  python worker.py --app MODULE:ATTR [--threads N]  with
+a connected Unix socket as file descriptor 3. Both directions carry frames:
+a 9-byte header, struct "<BII" (kind, request id, payload length), then the
+payload.
+
+torsion -> worker
+  R  a request. Payload: u8 more, u32 n, n bytes of body, then the environ
+     block "KEY\\0VALUE\\0KEY\\0VALUE" (latin-1). more=1 means the body goes
+     on and is pulled with r frames.
+  B  body bytes answering an r frame; an empty B ends the body.
+  A  torsion has opened the file sent with F; the worker may close it.
+  C  the client went away: stop iterating, call close(), send E.
+  W  window: u32 bytes of streamed body torsion has passed to the client.
+     A worker streaming a body keeps at most WINDOW bytes unacknowledged,
+     so a slow client slows the application instead of filling memory.
+worker -> torsion
+  K  ready (id 0), after the application was imported.
+  S  status and headers: "200 OK\\0Name\\0Value..." (latin-1).
+  D  body bytes.
+  F  send a file: u32 fd, u64 offset. torsion opens /proc/PID/fd/FD and
+     sends it from offset to the end with sendfile, then answers A.
+  r  pull request body: u32 most bytes wanted.
+  X  the application failed; payload is the traceback (UTF-8).
+  E  the response is complete and close() has been called.
+  L  a line written to wsgi.errors (UTF-8).
+
+Requests are answered in the order they start. With one thread they run one
+at a time in arrival order, and E is sent before the next starts: so when a
+worker dies, torsion knows which requests never started and can retry them.
+"""
+
+import argparse
+import collections
+import importlib
+import os
+import queue
+import re
+import signal
+import socket
+import stat
+import struct
+import sys
+import threading
+import traceback
+
+HEADER = struct.Struct("<BII")
+U32 = struct.Struct("<I")
+FILE = struct.Struct("<IQ")
+R, B, A, C = ord("R"), ord("B"), ord("A"), ord("C")
+WINDOW = 1 << 20
+HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
+                        "te", "trailer", "trailers", "transfer-encoding", "upgrade"))
+TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+STATUS = re.compile(r"[1-9][0-9][0-9] [^\x00-\x08\x0a-\x1f\x7f]*\Z")
+
+
+def frame(kind, rid, payload=b""):
+    return HEADER.pack(kind, rid, len(payload)) + payload
+
+
+class Conn:
+    """The socket to torsion: framed writes under a lock, framed reads."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.lock = threading.Lock()
+        self.rest = b""
+
+    def send(self, data):
+        with self.lock:
+            self.sock.sendall(data)
+
+    def read(self, block=True):
+        """Returns the complete frames that one read brings, as a list of
+        (kind, id, payload); [] when nothing is waiting and block is False.
+        Raises EOFError when torsion closed the socket."""
+        try:
+            data = self.sock.recv(262144, 0 if block else socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return []
+        if not data:
+            raise EOFError
+        if self.rest:
+            data = self.rest + data
+        frames, pos, end = [], 0, len(data)
+        while end - pos >= 9:
+            kind, rid, n = HEADER.unpack_from(data, pos)
+            if end - pos - 9 < n:
+                break
+            frames.append((kind, rid, data[pos + 9:pos + 9 + n]))
+            pos += 9 + n
+        self.rest = data[pos:]
+        return frames
+
+
+class Inline:
+    """One thread: the main thread reads frames and runs each request."""
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.pending = collections.deque()
+        self.inbox = collections.defaultdict(collections.deque)
+        self.cancelled = set()
+
+    def dispatch(self, frames):
+        for kind, rid, payload in frames:
+            if kind == R:
+                self.pending.append((rid, payload))
+            elif kind == C:
+                self.cancelled.add(rid)
+            else:
+                self.inbox[rid].append(payload)
+
+    def serve(self, run):
+        while True:
+            while not self.pending:
+                self.dispatch(self.conn.read())
+            rid, payload = self.pending.popleft()
+            run(rid, payload, self)
+            self.inbox.pop(rid, None)
+            self.cancelled.discard(rid)
+
+    def wait(self, rid):
+        box = self.inbox[rid]
+        while not box:
+            self.dispatch(self.conn.read())
+        return box.popleft()
+
+    def poll(self, rid):
+        self.dispatch(self.conn.read(block=False))
+        return rid in self.cancelled
+
+
+class Threaded:
+    """N threads: a reader thread routes frames; the pool runs requests."""
+
+    def __init__(self, conn, threads):
+        self.conn = conn
+        self.threads = threads
+        self.requests = queue.Queue()
+        self.lock = threading.Lock()
+        self.inbox = {}
+        self.cancelled = set()
+
+    def box(self, rid):
+        with self.lock:
+            b = self.inbox.get(rid)
+            if b is None:
+                b = self.inbox[rid] = queue.SimpleQueue()
+            return b
+
+    def serve(self, run):
+        def work():
+            while True:
+                item = self.requests.get()
+                if item is None:
+                    return
+                rid, payload = item
+                try:
+                    run(rid, payload, self)
+                except BaseException:  # sys.exit() in the app: let torsion restart us
+                    traceback.print_exc()
+                    os._exit(1)
+                with self.lock:
+                    self.inbox.pop(rid, None)
+                    self.cancelled.discard(rid)
+
+        for _ in range(self.threads):
+            threading.Thread(target=work, daemon=True).start()
+        while True:
+            for kind, rid, payload in self.conn.read():
+                if kind == R:
+                    self.requests.put((rid, payload))
+                elif kind == C:
+                    with self.lock:
+                        self.cancelled.add(rid)
+                else:
+                    self.box(rid).put(payload)
+
+    def wait(self, rid):
+        return self.box(rid).get()
+
+    def poll(self, rid):
+        return rid in self.cancelled
+
+
+class Input:
+    """wsgi.input: the request body, pulled from torsion as it is read."""
+
+    def __init__(self, rid, body, more, chan):
+        self.rid, self.buf, self.more, self.chan = rid, body, more, chan
+        self.pos = 0
+
+    def _fill(self, want):
+        if not self.more:
+            return False
+        self.chan.conn.send(frame(ord("r"), self.rid, U32.pack(max(want, 65536))))
+        data = self.chan.wait(self.rid)
+        if not data:
+            self.more = False
+            return False
+        self.buf = self.buf[self.pos:] + data
+        self.pos = 0
+        return True
+
+    def read(self, size=-1):
+        if size is None or size < 0:
+            while self._fill(1 << 20):
+                pass
+            size = len(self.buf) - self.pos
+        while len(self.buf) - self.pos < size and self._fill(size - (len(self.buf) - self.pos)):
+            pass
+        data = self.buf[self.pos:self.pos + size]
+        self.pos += len(data)
+        return data
+
+    def readline(self, size=-1):
+        while True:
+            i = self.buf.find(b"\n", self.pos)
+            if i >= 0 and (size is None or size < 0 or i - self.pos < size):
+                return self.read(i + 1 - self.pos)
+            avail = len(self.buf) - self.pos
+            if size is not None and 0 <= size <= avail:
+                return self.read(size)
+            if not self._fill(65536):
+                return self.read(avail)
+
+    def readlines(self, hint=-1):
+        lines, total = [], 0
+        for line in self:
+            lines.append(line)
+            total += len(line)
+            if 0 < hint <= total:
+                break
+        return lines
+
+    def __iter__(self):
+        while True:
+            line = self.readline()
+            if not line:
+                return
+            yield line
+
+
+class Errors:
+    """wsgi.errors: every write goes to torsion's log."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def write(self, s):
+        if s:
+            self.conn.send(frame(ord("L"), 0, str(s).encode("utf-8", "replace")))
+
+    def writelines(self, seq):
+        for s in seq:
+            self.write(s)
+
+    def flush(self):
+        pass
+
+
+class FileWrapper:
+    """wsgi.file_wrapper: a real file is handed to torsion to send with
+    sendfile; anything else is read in blocks."""
+
+    def __init__(self, filelike, blksize=8192):
+        self.filelike, self.blksize = filelike, blksize
+        if hasattr(filelike, "close"):
+            self.close = filelike.close
+
+    def __iter__(self):
+        read = self.filelike.read
+        while True:
+            data = read(self.blksize)
+            if not data:
+                return
+            yield data
+
+    def sendable(self):
+        """Returns (fd, offset) if the file can go to torsion, else None."""
+        try:
+            fd = self.filelike.fileno()
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            return fd, self.filelike.tell()
+        except (AttributeError, OSError, ValueError):
+            return None
+
+
+def encode_head(status, headers):
+    """Checks the status and headers and returns the S payload; raises
+    ValueError saying what is wrong."""
+    if type(status) is not str or not STATUS.match(status):
+        raise ValueError("invalid status %r: want a str like '200 OK'" % (status,))
+    parts = [status]
+    for h in headers:
+        if type(h) is not tuple or len(h) != 2:
+            raise ValueError("invalid header %r: want a (name, value) tuple" % (h,))
+        name, value = h
+        if type(name) is not str or not TOKEN.match(name):
+            raise ValueError("invalid header name %r" % (name,))
+        if type(value) is not str or BAD_VALUE.search(value):
+            raise ValueError("invalid value for header %s: %r" % (name, value))
+        if name.lower() in HOP_BY_HOP:
+            raise ValueError("hop-by-hop header %s is not allowed from a WSGI application" % name)
+        parts.append(name)
+        parts.append(value)
+    try:
+        return "\0".join(parts).encode("latin-1")
+    except UnicodeEncodeError as e:
+        raise ValueError("status or header is not latin-1: %s" % e) from None
+
+
+class Worker:
+    def __init__(self, app, conn, threads):
+        self.app, self.conn = app, conn
+        self.base = {
+            "wsgi.version": (1, 0),
+            "wsgi.errors": Errors(conn),
+            "wsgi.multithread": threads > 1,
+            "wsgi.multiprocess": True,
+            "wsgi.run_once": False,
+            "wsgi.input_terminated": True,
+            "wsgi.file_wrapper": FileWrapper,
+        }
+
+    def run(self, rid, payload, chan):
+        conn = self.conn
+        if rid in chan.cancelled:  # the client left before it started
+            conn.send(frame(ord("E"), rid))
+            return
+        more = payload[0]
+        n = U32.unpack_from(payload, 1)[0]
+        parts = payload[5 + n:].decode("latin-1").split("\0")
+        environ = dict(zip(parts[0::2], parts[1::2]))
+        environ.update(self.base)
+        environ["wsgi.input"] = Input(rid, payload[5:5 + n], more, chan)
+
+        head = []  # [status, headers] once start_response was called
+        sent = []  # non-empty once S was sent
+
+        def start_response(status, headers, exc_info=None):
+            if exc_info:
+                try:
+                    if sent:
+                        raise exc_info[1].with_traceback(exc_info[2])
+                finally:
+                    exc_info = None
+            elif head:
+                raise AssertionError("start_response called a second time without exc_info")
+            head[:] = [status, headers]
+            return write
+
+        def head_frame():
+            if not head:
+                raise AssertionError("the application did not call start_response")
+            sent.append(True)
+            return frame(ord("S"), rid, encode_head(*head))
+
+        def write(data):
+            if type(data) is not bytes:
+                raise TypeError("write() takes bytes, not %s" % type(data).__name__)
+            out = b"" if sent else head_frame()
+            if data:
+                out += frame(ord("D"), rid, data)
+            if out:
+                conn.send(out)
+
+        result = None
+        try:
+            result = self.app(environ, start_response)
+            if type(result) is list or type(result) is tuple:
+                body = b"".join(result)
+                out = b"" if sent else head_frame()
+                if body:
+                    out += frame(ord("D"), rid, body)
+                if out:
+                    conn.send(out)
+            elif type(result) is FileWrapper and result.sendable():
+                fd, offset = result.sendable()
+                conn.send((b"" if sent else head_frame()) + frame(ord("F"), rid, FILE.pack(fd, offset)))
+                chan.wait(rid)  # A: torsion has its own descriptor now
+            else:
+                unacked = 0
+                for chunk in result:
+                    if type(chunk) is not bytes:
+                        raise TypeError("the application yielded %s, not bytes" % type(chunk).__name__)
+                    if chunk:
+                        write(chunk)
+                        unacked += len(chunk)
+                        while unacked > WINDOW and rid not in chan.cancelled:
+                            unacked -= U32.unpack(chan.wait(rid))[0]
+                        if chan.poll(rid):
+                            break
+                if not sent:
+                    conn.send(head_frame())
+        except Exception:
+            conn.send(frame(ord("X"), rid, traceback.format_exc().encode("utf-8", "replace")))
+        finally:
+            try:
+                if hasattr(result, "close"):
+                    result.close()
+            except Exception:
+                conn.send(frame(ord("X"), rid, traceback.format_exc().encode("utf-8", "replace")))
+            conn.send(frame(ord("E"), rid))
+
+
+def load(spec):
+    """Imports MODULE:ATTR (gunicorn's form) or MODULE.ATTR (Twisted's)."""
+    if ":" in spec:
+        module, attr = spec.split(":", 1)
+    elif "." in spec:
+        module, attr = spec.rsplit(".", 1)
+    else:
+        raise SystemExit("torsion: --wsgi %r: want MODULE:ATTR or MODULE.ATTR" % spec)
+    obj = importlib.import_module(module)
+    for name in attr.split("."):
+        try:
+            obj = getattr(obj, name)
+        except AttributeError:
+            raise SystemExit("torsion: --wsgi %s: module %r has no attribute %r" % (spec, module, attr)) from None
+    if not callable(obj):
+        raise SystemExit("torsion: --wsgi %s: %r is not callable" % (spec, obj))
+    return obj
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--app", required=True)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--fd", type=int, default=3)
+    args = p.parse_args()
+    # torsion handles ^C and SIGTERM and closes our socket when it is time.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.path.insert(0, os.getcwd())
+    try:
+        app = load(args.app)
+    except SystemExit:
+        raise
+    except BaseException:
+        traceback.print_exc()
+        sys.exit(3)
+    conn = Conn(socket.socket(fileno=args.fd))
+    conn.send(frame(ord("K"), 0, ("%d %s" % (os.getpid(), sys.version.split()[0])).encode()))
+    chan = Inline(conn) if args.threads <= 1 else Threaded(conn, args.threads)
+    worker = Worker(app, conn, args.threads)
+    try:
+        chan.serve(worker.run)
+    except (EOFError, ConnectionError):
+        pass  # torsion closed the socket: time to go
+
+
+if __name__ == "__main__":
+    main()
