@@ -376,7 +376,11 @@ class Worker:
         try:
             result = self.app(environ, start_response)
             if type(result) is list or type(result) is tuple:
-                body = b"".join(result)
+                try:
+                    body = b"".join(result)
+                except TypeError:
+                    bad = next(c for c in result if type(c) is not bytes)
+                    raise TypeError("the application yielded %s, not bytes" % type(bad).__name__) from None
                 out = b"" if sent else head_frame()
                 if body:
                     out += frame(ord("D"), rid, body)

@@ -1,0 +1,188 @@
+"""WSGI applications for torsion's tests: each exercises one part of PEP 3333."""
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+import wsgiref.validate
+
+
+def hello(environ, start_response):
+    body = b"Hello, world!\n"
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def environ(environ, start_response):
+    out = {k: v for k, v in environ.items() if isinstance(v, (str, bool, int, tuple))}
+    out["wsgi.input"] = type(environ["wsgi.input"]).__name__
+    out["pid"] = os.getpid()
+    body = json.dumps(out).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [body]
+
+
+def upload(environ, start_response):
+    """Reads the body in pieces and answers its size and sha256, so a
+    big upload never sits whole in memory."""
+    h, n, inp = hashlib.sha256(), 0, environ["wsgi.input"]
+    while True:
+        chunk = inp.read(65536)
+        if not chunk:
+            break
+        h.update(chunk)
+        n += len(chunk)
+    body = ("%d %s" % (n, h.hexdigest())).encode()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [body]
+
+
+def lines(environ, start_response):
+    inp = environ["wsgi.input"]
+    got = [inp.readline(), inp.readline(5), inp.read(3)] + inp.readlines()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps([g.decode() for g in got]).encode()]
+
+
+def stream(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/event-stream")])
+
+    def events():
+        for i in range(3):
+            yield ("data: %d %f\n\n" % (i, time.time())).encode()
+            time.sleep(0.3)
+    return events()
+
+
+def writer(environ, start_response):
+    write = start_response("200 OK", [("Content-Type", "text/plain")])
+    write(b"written, ")
+    return [b"returned"]
+
+
+def lazy_start(environ, start_response):
+    """start_response called during the first iteration, as PEP 3333 allows."""
+    def body():
+        start_response("201 Created", [("X-Lazy", "yes")])
+        yield b""
+        yield b"late"
+    return body()
+
+
+def exc_info(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    try:
+        raise ValueError("oops")
+    except ValueError:
+        start_response("500 Oops", [("Content-Type", "text/plain")], sys.exc_info())
+    return [b"replaced"]
+
+
+def boom(environ, start_response):
+    raise RuntimeError("boom from the app")
+
+
+def boom_midway(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+
+    def body():
+        yield b"first part"
+        raise RuntimeError("boom midway")
+    return body()
+
+
+def bad_status(environ, start_response):
+    start_response("OK", [])
+    return [b"x"]
+
+
+def bad_header(environ, start_response):
+    start_response("200 OK", [("X-Bad", "a\r\nInjected: yes")])
+    return [b"x"]
+
+
+def hop_by_hop(environ, start_response):
+    start_response("200 OK", [("Connection", "close")])
+    return [b"x"]
+
+
+def no_start(environ, start_response):
+    return [b"x"]
+
+
+def returns_str(environ, start_response):
+    start_response("200 OK", [])
+    return ["not bytes"]
+
+
+def crash(environ, start_response):
+    os._exit(7)
+
+
+def slow(environ, start_response):
+    time.sleep(float(environ.get("QUERY_STRING") or "0.5"))
+    start_response("200 OK", [])
+    return [str(os.getpid()).encode()]
+
+
+def pid(environ, start_response):
+    start_response("200 OK", [])
+    return [str(os.getpid()).encode()]
+
+
+FILE = os.path.join(tempfile.gettempdir(), "torsion-test-file-%d.bin" % os.getppid())
+
+
+def file_wrapper(environ, start_response):
+    size = os.path.getsize(FILE)
+    f = open(FILE, "rb")
+    start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(size))])
+    return environ["wsgi.file_wrapper"](f, 65536)
+
+
+def log_errors(environ, start_response):
+    environ["wsgi.errors"].write("a line for the log\n")
+    print("printed to stdout", flush=True)
+    start_response("200 OK", [])
+    return [b"logged"]
+
+
+class Tracked:
+    """An iterable whose close() leaves a mark, for the disconnect test."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __iter__(self):
+        for i in range(100000):
+            yield b"x" * 65536
+            time.sleep(0.001)
+
+    def close(self):
+        with open(self.path, "w") as f:
+            f.write("closed")
+
+
+def tracked(environ, start_response):
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return Tracked(environ["QUERY_STRING"])
+
+
+def _validated(environ, start_response):
+    method = environ["REQUEST_METHOD"]
+    body = b""
+    while True:  # the validator wants read() with a size
+        chunk = environ["wsgi.input"].read(65536)
+        if not chunk:
+            break
+        body += chunk
+    if environ["PATH_INFO"] == "/stream":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return iter([b"one ", b"two ", b"three"])
+    out = ("%s %d" % (method, len(body))).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(out)))])
+    return [out]
+
+
+validated = wsgiref.validate.validator(_validated)

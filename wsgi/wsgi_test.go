@@ -1,0 +1,495 @@
+package wsgi
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/torsion-server/torsion/logging"
+	"github.com/torsion-server/torsion/web"
+)
+
+// python is Debian's interpreter, which has the framework packages.
+const python = "/usr/bin/python3"
+
+// syncBuffer collects log output from many goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type testServer struct {
+	pool *Pool
+	url  string
+	addr string
+	log  *syncBuffer
+}
+
+func startPool(t *testing.T, cfg Config) *testServer {
+	t.Helper()
+	if _, err := os.Stat(python); err != nil {
+		t.Skip("needs Debian's python3")
+	}
+	logs := &syncBuffer{}
+	cfg.Log, _ = logging.New(logs, "text", slog.LevelInfo)
+	if cfg.Python == "" {
+		cfg.Python = python
+	}
+	if cfg.Dir == "" {
+		cfg.Dir = "testdata"
+	}
+	if cfg.Workers == 0 {
+		cfg.Workers = 1
+	}
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(web.StrictFraming(p))
+	t.Cleanup(func() {
+		srv.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := p.Stop(ctx); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	})
+	return &testServer{pool: p, url: srv.URL, addr: srv.Listener.Addr().String(), log: logs}
+}
+
+func get(t *testing.T, url string) (*http.Response, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading %s: %v", url, err)
+	}
+	return resp, string(b)
+}
+
+func TestResponses(t *testing.T) {
+	tests := []struct {
+		app     string
+		status  int
+		body    string // prefix of the body
+		headers map[string]string
+		log     string // expected in the log
+	}{
+		{"hello", 200, "Hello, world!\n", map[string]string{"Content-Type": "text/plain", "Content-Length": "14"}, ""},
+		{"writer", 200, "written, returned", nil, ""},
+		{"lazy_start", 201, "late", map[string]string{"X-Lazy": "yes"}, ""},
+		{"exc_info", 500, "replaced", nil, ""},
+		{"boom", 500, "<!DOCTYPE html>", nil, "RuntimeError: boom from the app"},
+		{"bad_status", 500, "", nil, "invalid status 'OK'"},
+		{"bad_header", 500, "", nil, "invalid value for header X-Bad"},
+		{"hop_by_hop", 500, "", nil, "hop-by-hop header Connection is not allowed"},
+		{"no_start", 500, "", nil, "did not call start_response"},
+		{"returns_str", 500, "", nil, "the application yielded str, not bytes"},
+		{"log_errors", 200, "logged", nil, "a line for the log"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.app, func(t *testing.T) {
+			s := startPool(t, Config{App: "apps:" + tt.app})
+			resp, body := get(t, s.url+"/")
+			if resp.StatusCode != tt.status || !strings.HasPrefix(body, tt.body) {
+				t.Errorf("GET = %d %q, want %d %q", resp.StatusCode, body, tt.status, tt.body)
+			}
+			for k, v := range tt.headers {
+				if got := resp.Header.Get(k); got != v {
+					t.Errorf("%s = %q, want %q", k, got, v)
+				}
+			}
+			if resp.Header.Get("Injected") != "" {
+				t.Error("header injection reached the client")
+			}
+			if tt.log != "" {
+				waitFor(t, func() bool { return strings.Contains(s.log.String(), tt.log) }, "log line %q in:\n%s", tt.log, s.log)
+			}
+			// The worker keeps serving after a failure.
+			if resp, _ := get(t, s.url+"/"); resp.StatusCode != tt.status {
+				t.Errorf("second request: %d", resp.StatusCode)
+			}
+		})
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool, format string, args ...any) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf(format, args...)
+}
+
+func TestEnviron(t *testing.T) {
+	s := startPool(t, Config{App: "apps.environ", Threads: 2, ScriptName: "/mount"})
+	req, _ := http.NewRequest("GET", s.url+"/a%20b/%C3%A9?x=1&y=%20", nil)
+	req.Header.Add("X-Multi", "one")
+	req.Header.Add("X-Multi", "two")
+	req.Header.Set("Cookie", "a=1")
+	req.Header.Add("Cookie", "b=2")
+	req.Header.Set("Proxy", "http://evil")
+	req.Host = "example.org:8443"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env map[string]any
+	json.NewDecoder(resp.Body).Decode(&env)
+	resp.Body.Close()
+	want := map[string]any{
+		"REQUEST_METHOD":        "GET",
+		"SCRIPT_NAME":           "/mount",
+		"PATH_INFO":             "/a b/\u00c3\u00a9", // UTF-8 bytes decoded as latin-1 (PEP 3333)
+		"QUERY_STRING":          "x=1&y=%20",
+		"SERVER_NAME":           "example.org",
+		"SERVER_PORT":           "8443",
+		"SERVER_PROTOCOL":       "HTTP/1.1",
+		"REMOTE_ADDR":           "127.0.0.1",
+		"HTTP_X_MULTI":          "one, two",
+		"HTTP_COOKIE":           "a=1; b=2",
+		"wsgi.url_scheme":       "http",
+		"wsgi.multithread":      true,
+		"wsgi.multiprocess":     true,
+		"wsgi.run_once":         false,
+		"wsgi.input":            "Input",
+		"wsgi.version":          []any{1.0, 0.0},
+		"wsgi.input_terminated": true,
+	}
+	for k, v := range want {
+		if fmt.Sprint(env[k]) != fmt.Sprint(v) {
+			t.Errorf("%s = %#v, want %#v", k, env[k], v)
+		}
+	}
+	for _, k := range []string{"HTTP_PROXY", "CONTENT_LENGTH", "CONTENT_TYPE"} {
+		if _, ok := env[k]; ok {
+			t.Errorf("%s present: %v", k, env[k])
+		}
+	}
+	if _, ok := env["REMOTE_PORT"]; !ok {
+		t.Error("no REMOTE_PORT")
+	}
+}
+
+func TestUpload(t *testing.T) {
+	s := startPool(t, Config{App: "apps:upload", BodyBuffer: 64 << 10})
+	for _, size := range []int{0, 10, 64 << 10, 64<<10 + 1, 5 << 20} {
+		data := bytes.Repeat([]byte("0123456789abcdefg"), size/17+1)[:size]
+		sum := sha256.Sum256(data)
+		want := fmt.Sprintf("%d %s", size, hex.EncodeToString(sum[:]))
+		for _, chunked := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%d chunked=%v", size, chunked), func(t *testing.T) {
+				var body io.Reader = bytes.NewReader(data)
+				if chunked {
+					body = io.MultiReader(body) // hides the length: chunked encoding
+				}
+				resp, err := http.Post(s.url+"/", "application/octet-stream", body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if string(got) != want {
+					t.Errorf("upload = %q, want %q", got, want)
+				}
+			})
+		}
+	}
+}
+
+func TestReadline(t *testing.T) {
+	s := startPool(t, Config{App: "apps:lines", BodyBuffer: 4})
+	resp, err := http.Post(s.url+"/", "text/plain", strings.NewReader("first line\nsecond line\nthird\nfourth"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	json.NewDecoder(resp.Body).Decode(&got)
+	resp.Body.Close()
+	want := []string{"first line\n", "secon", "d l", "ine\n", "third\n", "fourth"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("lines = %q, want %q", got, want)
+	}
+}
+
+// TestStreaming checks that a generator's chunks reach the client as they
+// are produced (Server-Sent Events), in chunked encoding.
+func TestStreaming(t *testing.T) {
+	s := startPool(t, Config{App: "apps:stream"})
+	resp, err := http.Get(s.url + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if len(resp.TransferEncoding) == 0 || resp.TransferEncoding[0] != "chunked" {
+		t.Errorf("transfer encoding %v, want chunked", resp.TransferEncoding)
+	}
+	r := bufio.NewReader(resp.Body)
+	start := time.Now()
+	line, err := r.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "data: 0") {
+		t.Fatalf("first event %q, %v", line, err)
+	}
+	if d := time.Since(start); d > 250*time.Millisecond {
+		t.Errorf("first event took %v: not streamed", d)
+	}
+	rest, _ := io.ReadAll(r)
+	if !strings.Contains(string(rest), "data: 2") {
+		t.Errorf("rest = %q", rest)
+	}
+}
+
+func TestHead(t *testing.T) {
+	s := startPool(t, Config{App: "apps:hello"})
+	resp, err := http.Head(s.url + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(b) != 0 || resp.Header.Get("Content-Length") != "14" {
+		t.Errorf("HEAD = %d, %q, length %q", resp.StatusCode, b, resp.Header.Get("Content-Length"))
+	}
+}
+
+func TestFileWrapper(t *testing.T) {
+	path := filepath.Join(os.TempDir(), fmt.Sprintf("torsion-test-file-%d.bin", os.Getpid()))
+	data := bytes.Repeat([]byte("file wrapper "), 100000)
+	os.WriteFile(path, data, 0o644)
+	defer os.Remove(path)
+	s := startPool(t, Config{App: "apps:file_wrapper"})
+	if resp, body := get(t, s.url+"/"); resp.StatusCode != 200 || body != string(data) {
+		t.Errorf("GET = %d, %d bytes, want %d", resp.StatusCode, len(body), len(data))
+	}
+	req, _ := http.NewRequest("GET", s.url+"/", nil)
+	req.Header.Set("Range", "bytes=5-11")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 206 || string(b) != "wrapper" {
+		t.Errorf("range = %d %q, want 206 \"wrapper\"", resp.StatusCode, b)
+	}
+}
+
+// TestValidator runs an application wrapped in wsgiref.validate, which
+// raises on any breach of PEP 3333 by the server.
+func TestValidator(t *testing.T) {
+	s := startPool(t, Config{App: "apps:validated"})
+	for _, tc := range []struct {
+		method, path string
+		body         io.Reader
+		want         string
+	}{
+		{"GET", "/", nil, "GET 0"},
+		{"POST", "/", strings.NewReader("hello"), "POST 5"},
+		{"POST", "/", io.MultiReader(strings.NewReader("chunked body")), "POST 12"},
+		{"HEAD", "/", nil, ""},
+		{"GET", "/stream", nil, "one two three"},
+	} {
+		req, _ := http.NewRequest(tc.method, s.url+tc.path, tc.body)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(b) != tc.want {
+			t.Errorf("%s %s = %d %q, want 200 %q; log:\n%s", tc.method, tc.path, resp.StatusCode, b, tc.want, s.log)
+		}
+	}
+	if strings.Contains(s.log.String(), "Error") {
+		t.Errorf("validator complained:\n%s", s.log)
+	}
+}
+
+// TestClientGoneClosesIterable checks close() is called when the client
+// disconnects mid-response, and that the worker is free again.
+func TestClientGoneClosesIterable(t *testing.T) {
+	s := startPool(t, Config{App: "apps:tracked"})
+	mark := filepath.Join(t.TempDir(), "closed")
+	c, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "GET /?%s HTTP/1.1\r\nHost: x\r\n\r\n", mark)
+	buf := make([]byte, 1<<16)
+	c.Read(buf) // the response has begun
+	c.Close()
+	waitFor(t, func() bool { b, _ := os.ReadFile(mark); return string(b) == "closed" }, "close() was not called")
+	// The only worker serves again.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		resp, err := http.Get(s.url + "/?" + filepath.Join(t.TempDir(), "x"))
+		if err == nil {
+			resp.Body.Close()
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("worker still busy after the client left")
+	}
+}
+
+func TestCrashedWorkerIsReplaced(t *testing.T) {
+	s := startPool(t, Config{App: "apps:crash"})
+	resp, _ := get(t, s.url+"/")
+	if resp.StatusCode != 502 {
+		t.Errorf("crash = %d, want 502", resp.StatusCode)
+	}
+	waitFor(t, func() bool { return strings.Contains(s.log.String(), "exited unexpectedly: exit status 7") }, "no crash log line:\n%s", s.log)
+	waitFor(t, func() bool { return strings.Contains(s.log.String(), "worker 1 started") }, "worker not restarted:\n%s", s.log)
+}
+
+// TestCrashLosesNoOtherRequest crashes one worker while others are queued
+// behind it: they are retried and answered.
+func TestCrashLosesNoOtherRequest(t *testing.T) {
+	s := startPool(t, Config{App: "apps:slow", Workers: 2})
+	// Find the workers' pids, then queue requests and kill one worker.
+	var wg sync.WaitGroup
+	codes := make(chan int, 20)
+	for i := 0; i < 20; i++ {
+		wg.Go(func() {
+			resp, err := http.Get(s.url + "/?0.05")
+			if err != nil {
+				codes <- 0
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		})
+	}
+	time.Sleep(120 * time.Millisecond)
+	s.pool.mu.Lock()
+	victim := s.pool.workers[0]
+	s.pool.mu.Unlock()
+	victim.kill()
+	wg.Wait()
+	close(codes)
+	var ok, failed int
+	for c := range codes {
+		if c == 200 {
+			ok++
+		} else {
+			failed++
+		}
+	}
+	// Only the request running on the killed worker may fail.
+	if failed > 1 {
+		t.Errorf("%d of 20 requests failed when one worker died, want at most 1", failed)
+	}
+}
+
+func TestTimeout(t *testing.T) {
+	s := startPool(t, Config{App: "apps:slow", Timeout: 300 * time.Millisecond})
+	start := time.Now()
+	resp, body := get(t, s.url+"/?30")
+	if resp.StatusCode != 504 {
+		t.Errorf("hung request = %d %q, want 504", resp.StatusCode, body)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("504 took %v", d)
+	}
+	waitFor(t, func() bool { return strings.Contains(s.log.String(), "worker 1 started") }, "worker not replaced:\n%s", s.log)
+	if resp, _ := get(t, s.url+"/?0"); resp.StatusCode != 200 {
+		t.Errorf("after the timeout: %d", resp.StatusCode)
+	}
+}
+
+func TestMaxRequests(t *testing.T) {
+	s := startPool(t, Config{App: "apps:pid", MaxRequests: 3})
+	pids := map[string]int{}
+	for i := 0; i < 9; i++ {
+		resp, body := get(t, s.url+"/")
+		if resp.StatusCode != 200 {
+			t.Fatalf("request %d: %d", i, resp.StatusCode)
+		}
+		pids[body]++
+	}
+	if len(pids) != 3 {
+		t.Errorf("pids %v: want 3 workers serving 3 requests each", pids)
+	}
+}
+
+func TestImportFailure(t *testing.T) {
+	if _, err := os.Stat(python); err != nil {
+		t.Skip("needs Debian's python3")
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "broken.py"), []byte("import nonexistent_module_xyz\n"), 0o644)
+	for _, tc := range []struct{ app, want string }{
+		{"broken:application", "ModuleNotFoundError: No module named 'nonexistent_module_xyz'"},
+		{"missing_module:app", "No module named 'missing_module'"},
+		{"apps:nothing_here", "has no attribute 'nothing_here'"},
+	} {
+		cfgDir := dir
+		if strings.HasPrefix(tc.app, "apps") {
+			cfgDir = "testdata"
+		}
+		p, err := New(Config{App: tc.app, Python: python, Dir: cfgDir, Workers: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = p.Start(context.Background())
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Start(%s) = %v, want %q", tc.app, err, tc.want)
+		}
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{}, "no application"},
+		{Config{App: "hello"}, "want MODULE:ATTR or MODULE.ATTR"},
+		{Config{App: "a:b", Python: "/no/such/python"}, "python interpreter"},
+		{Config{App: "a:b", Dir: "/no/such/dir"}, "not a directory"},
+		{Config{App: "a:b", Workers: -1}, "cannot be negative"},
+	} {
+		if _, err := New(tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("New(%+v) = %v, want %q", tc.cfg, err, tc.want)
+		}
+	}
+}
