@@ -5,6 +5,7 @@ package web
 
 import (
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
 )
@@ -18,12 +19,26 @@ type ServerOptions struct {
 	IdleTimeout time.Duration
 	// MaxHeaderBytes bounds the request line and headers (default 64 KiB).
 	MaxHeaderBytes int
+	// MaxRequestLine bounds the request line (default 8 KiB); MaxHeaders
+	// the number of header fields (default 100).
+	MaxRequestLine, MaxHeaders int
 }
 
-// NewServer returns an http.Server for h with torsion's defaults, logging
-// each request to log in the combined format and its own errors to log
-// with level WARN.
-func NewServer(h http.Handler, log *slog.Logger, opts ServerOptions) *http.Server {
+// Server is an http.Server whose connections go through StrictListener.
+type Server struct {
+	*http.Server
+	Limits Limits
+}
+
+// Serve serves the connections accepted from l, checked by StrictListener.
+func (s *Server) Serve(l net.Listener) error {
+	return s.Server.Serve(StrictListener(l, s.Limits))
+}
+
+// NewServer returns a Server for h with torsion's defaults: strict request
+// framing, timeouts against slow clients, each request logged to log in
+// the combined format and the server's own errors logged as WARN.
+func NewServer(h http.Handler, log *slog.Logger, opts ServerOptions) *Server {
 	if opts.ReadHeaderTimeout <= 0 {
 		opts.ReadHeaderTimeout = 30 * time.Second
 	}
@@ -33,11 +48,15 @@ func NewServer(h http.Handler, log *slog.Logger, opts ServerOptions) *http.Serve
 	if opts.MaxHeaderBytes <= 0 {
 		opts.MaxHeaderBytes = 64 << 10
 	}
-	return &http.Server{
-		Handler:           AccessLog(h, log),
-		ReadHeaderTimeout: opts.ReadHeaderTimeout,
-		IdleTimeout:       opts.IdleTimeout,
-		MaxHeaderBytes:    opts.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	return &Server{
+		Server: &http.Server{
+			Handler:           AccessLog(StrictHandler(h), log),
+			ReadHeaderTimeout: opts.ReadHeaderTimeout,
+			IdleTimeout:       opts.IdleTimeout,
+			// StrictListener enforces the limit first, with a clearer answer.
+			MaxHeaderBytes: opts.MaxHeaderBytes + 4096,
+			ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		},
+		Limits: Limits{MaxHeaderBytes: opts.MaxHeaderBytes, MaxRequestLine: opts.MaxRequestLine, MaxHeaders: opts.MaxHeaders},
 	}
 }

@@ -75,7 +75,9 @@ func startPool(t *testing.T, cfg Config) *testServer {
 	if err := p.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(web.StrictFraming(p))
+	srv := httptest.NewUnstartedServer(web.StrictHandler(p))
+	srv.Listener = web.StrictListener(srv.Listener, web.Limits{})
+	srv.Start()
 	t.Cleanup(func() {
 		srv.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -107,7 +107,7 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 			return nil, fmt.Errorf("--wsgi: %w", err)
 		}
 		m.Add(pool) // started before the listeners, stopped after them
-		h = web.StrictFraming(pool)
+		h = pool
 	}
 	if o.path != "" {
 		fi, err := os.Stat(o.path)

@@ -1,0 +1,6 @@
+from werkzeug.wrappers import Request, Response
+
+
+@Request.application
+def application(request):
+    return Response("Hello World!")

@@ -1,0 +1,257 @@
+package web
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/torsion-server/torsion/logging"
+)
+
+// appServer serves an app that reads the whole body, as a WSGI worker's
+// front end does, and records the requests that reached it intact.
+func appServer(t *testing.T) (addr string, reached func() []string) {
+	t.Helper()
+	var mu sync.Mutex
+	var got []string
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			w.Header().Set("Connection", "close")
+			Error(w, r, http.StatusBadRequest, "Could not read the request body.")
+			return
+		}
+		mu.Lock()
+		got = append(got, fmt.Sprintf("%s %s %q", r.Method, r.URL.Path, body))
+		mu.Unlock()
+		fmt.Fprintf(w, "ok %d", len(body))
+	})
+	srv := NewServer(h, logging.Discard(), ServerOptions{MaxHeaderBytes: 4096, MaxRequestLine: 1024, MaxHeaders: 20})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	return ln.Addr().String(), func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), got...)
+	}
+}
+
+// exchange sends raw bytes and returns every response status read until
+// the server closes the connection, and whether it did.
+func exchange(t *testing.T, addr, req string) (statuses []int, closed bool) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	io.WriteString(c, req)
+	br := bufio.NewReader(c)
+	for {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			return statuses, err == io.EOF || strings.Contains(err.Error(), "connection reset")
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		statuses = append(statuses, resp.StatusCode)
+		if resp.Close {
+			_, err := br.ReadByte()
+			return statuses, err != nil && !isTimeout(err)
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}
+
+const h = "Host: x\r\n"
+
+// The corpus: requests that servers were caught reading two ways. Each is
+// refused with a 4xx, never reaches the application, and the connection
+// is closed. Sources: gunicorn GHSA-w3h3-4rj7-4ph4 (CVE-2024-1135) and
+// CVE-2024-6827; waitress CVE-2019-16785, CVE-2019-16786, CVE-2019-16789
+// and CVE-2022-24761 (GHSA-4f7p-27jc-3c36); Twisted CVE-2022-24801
+// (GHSA-c2jg-hw38-jrqq).
+var hostile = []struct {
+	name   string
+	req    string
+	status int
+}{
+	{"CL and TE", "POST / HTTP/1.1\r\n" + h + "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+	{"TE and CL", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n", 400},
+	{"TE twice", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+	{"TE chunked then identity", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n0\r\n\r\n", 400},
+	{"TE gzip, chunked", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 400},
+	{"TE chunked, chunked", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n", 400},
+	{"TE xchunked", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n", 400},
+	{"TE with vertical tab", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: \x0bchunked\r\n\r\n0\r\n\r\n", 400},
+	{"TE in HTTP/1.0", "POST / HTTP/1.0\r\n" + h + "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+	{"CL plus sign", "POST / HTTP/1.1\r\n" + h + "Content-Length: +4\r\n\r\nabcd", 400},
+	{"CL minus sign", "POST / HTTP/1.1\r\n" + h + "Content-Length: -4\r\n\r\nabcd", 400},
+	{"CL hex", "POST / HTTP/1.1\r\n" + h + "Content-Length: 0x4\r\n\r\nabcd", 400},
+	{"CL with space inside", "POST / HTTP/1.1\r\n" + h + "Content-Length: 4 4\r\n\r\nabcd", 400},
+	{"CL list", "POST / HTTP/1.1\r\n" + h + "Content-Length: 4, 4\r\n\r\nabcd", 400},
+	{"CL twice, same value", "POST / HTTP/1.1\r\n" + h + "Content-Length: 4\r\nContent-Length: 4\r\n\r\nabcd", 400},
+	{"CL twice, different", "POST / HTTP/1.1\r\n" + h + "Content-Length: 4\r\nContent-Length: 5\r\n\r\nabcde", 400},
+	{"CL overflow", "POST / HTTP/1.1\r\n" + h + "Content-Length: 99999999999999999999\r\n\r\n", 400},
+	{"chunk size 0x", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\n0x4\r\nabcd\r\n0\r\n\r\n", 400},
+	{"chunk size plus", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\n+4\r\nabcd\r\n0\r\n\r\n", 400},
+	{"chunk size minus", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\n-4\r\nabcd\r\n0\r\n\r\n", 400},
+	{"chunk size trailing space", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\n4 \r\nabcd\r\n0\r\n\r\n", 400},
+	{"chunk size space before extension", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\n4 ;a=b\r\nabcd\r\n0\r\n\r\n", 400},
+	{"chunk size leading space", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\n 4\r\nabcd\r\n0\r\n\r\n", 400},
+	{"chunk size overflow", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\n10000000000000000\r\nabcd\r\n0\r\n\r\n", 400},
+	{"chunk size bare LF", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\n4\nabcd\r\n0\r\n\r\n", 400},
+	{"chunk data without CRLF", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\n4\r\nabcdXX0\r\n\r\n", 400},
+	{"chunk data bare LF", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\n4\r\nabcd\n0\r\n\r\n", 400},
+	{"chunk extension with CTL", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\n4;a=\x01\r\nabcd\r\n0\r\n\r\n", 400},
+	{"chunk extension with bare CR", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\n4;a\rb\r\nabcd\r\n0\r\n\r\n", 400},
+	{"trailer folded", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\n0\r\nX: a\r\n b\r\n\r\n", 400},
+	{"request line bare LF", "GET / HTTP/1.1\n" + h + "\r\n", 400},
+	{"header bare LF", "GET / HTTP/1.1\r\nHost: x\nX-A: b\r\n\r\n", 400},
+	{"all bare LF", "GET / HTTP/1.1\nHost: x\n\n", 400},
+	{"bare CR in value", "GET / HTTP/1.1\r\n" + h + "X-A: a\rb\r\n\r\n", 400},
+	{"obs-fold", "GET / HTTP/1.1\r\n" + h + "X-A: a\r\n b\r\n\r\n", 400},
+	{"obs-fold with tab", "GET / HTTP/1.1\r\n" + h + "X-A: a\r\n\tb\r\n\r\n", 400},
+	{"space before colon", "POST / HTTP/1.1\r\n" + h + "Content-Length : 4\r\n\r\nabcd", 400},
+	{"space in name", "GET / HTTP/1.1\r\n" + h + "X A: b\r\n\r\n", 400},
+	{"NUL in value", "GET / HTTP/1.1\r\n" + h + "X-A: a\x00b\r\n\r\n", 400},
+	{"CTL in value", "GET / HTTP/1.1\r\n" + h + "X-A: a\x01b\r\n\r\n", 400},
+	{"DEL in value", "GET / HTTP/1.1\r\n" + h + "X-A: a\x7fb\r\n\r\n", 400},
+	{"underscore header", "GET / HTTP/1.1\r\n" + h + "X_Forwarded_For: 1.2.3.4\r\n\r\n", 400},
+	{"underscore content length", "POST / HTTP/1.1\r\n" + h + "Content_Length: 4\r\n\r\nabcd", 400},
+	{"empty header name", "GET / HTTP/1.1\r\n" + h + ": b\r\n\r\n", 400},
+	{"two hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400},
+	{"no host in HTTP/1.1", "GET / HTTP/1.1\r\n\r\n", 400},
+	{"method not a token", "GE(T / HTTP/1.1\r\n" + h + "\r\n", 400},
+	{"two spaces", "GET  / HTTP/1.1\r\n" + h + "\r\n", 400},
+	{"tab separator", "GET\t/ HTTP/1.1\r\n" + h + "\r\n", 400},
+	{"control in target", "GET /a\x01b HTTP/1.1\r\n" + h + "\r\n", 400},
+	{"unknown version", "GET / HTTP/1.2\r\n" + h + "\r\n", 505},
+	{"lower-case version", "GET / http/1.1\r\n" + h + "\r\n", 505},
+	{"request line too long", "GET /" + strings.Repeat("a", 2000) + " HTTP/1.1\r\n" + h + "\r\n", 414},
+	{"head too large", "GET / HTTP/1.1\r\n" + h + "X-A: " + strings.Repeat("a", 5000) + "\r\n\r\n", 431},
+	{"too many headers", "GET / HTTP/1.1\r\n" + h + strings.Repeat("X-A: b\r\n", 30) + "\r\n", 431},
+}
+
+func TestStrictFramingRefuses(t *testing.T) {
+	addr, reached := appServer(t)
+	for _, tt := range hostile {
+		t.Run(tt.name, func(t *testing.T) {
+			before := len(reached())
+			statuses, closed := exchange(t, addr, tt.req)
+			if len(statuses) != 1 || statuses[0] != tt.status {
+				t.Errorf("statuses %v, want [%d]", statuses, tt.status)
+			}
+			if !closed {
+				t.Error("connection left open after a refused request")
+			}
+			if got := reached(); len(got) != before {
+				t.Errorf("the application saw %q", got[before:])
+			}
+		})
+	}
+}
+
+// Valid requests, some unusual, pass through untouched.
+func TestStrictFramingAccepts(t *testing.T) {
+	addr, reached := appServer(t)
+	tests := []struct {
+		name string
+		req  string
+		n    int    // responses
+		last string // what the app saw last
+	}{
+		{"plain", "GET /a HTTP/1.1\r\n" + h + "\r\n", 1, `GET /a ""`},
+		{"content length", "POST /a HTTP/1.1\r\n" + h + "Content-Length: 4\r\n\r\nabcd", 1, `POST /a "abcd"`},
+		{"chunked", "POST /a HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\nA\r\n0123456789\r\n0\r\n\r\n", 1, `POST /a "abcd0123456789"`},
+		{"chunked upper case", "POST /a HTTP/1.1\r\n" + h + "Transfer-Encoding: Chunked\r\n\r\n4\r\nabcd\r\n0\r\n\r\n", 1, `POST /a "abcd"`},
+		{"chunk extension", "POST /a HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\n4;name=value\r\nabcd\r\n0;last\r\n\r\n", 1, `POST /a "abcd"`},
+		{"trailers", "POST /a HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n0\r\nX-Sum: 1\r\n\r\n", 1, `POST /a "abcd"`},
+		{"leading empty line", "\r\nGET /b HTTP/1.1\r\n" + h + "\r\n", 1, `GET /b ""`},
+		{"HTTP/1.0", "GET /c HTTP/1.0\r\n\r\n", 1, `GET /c ""`},
+		{"tab and obs-text in value", "GET /d HTTP/1.1\r\n" + h + "X-A: a\tb\xe9\r\n\r\n", 1, `GET /d ""`},
+		{"pipelined", "POST /1 HTTP/1.1\r\n" + h + "Content-Length: 2\r\n\r\nhiPOST /2 HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\n2\r\nho\r\n0\r\n\r\nGET /3 HTTP/1.1\r\n" + h + "Connection: close\r\n\r\n", 3, `GET /3 ""`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			statuses, _ := exchange(t, addr, tt.req)
+			if len(statuses) != tt.n {
+				t.Fatalf("statuses %v, want %d responses", statuses, tt.n)
+			}
+			for _, s := range statuses {
+				if s != 200 {
+					t.Errorf("statuses %v", statuses)
+				}
+			}
+			if got := reached(); len(got) == 0 || got[len(got)-1] != tt.last {
+				t.Errorf("app saw %q, want last %q", got, tt.last)
+			}
+		})
+	}
+}
+
+// A bad request after good pipelined ones: the good ones are answered in
+// order, then the error, then the connection closes.
+func TestStrictFramingPipelinedRejection(t *testing.T) {
+	addr, reached := appServer(t)
+	statuses, closed := exchange(t, addr, "GET /1 HTTP/1.1\r\n"+h+"\r\nGET /2 HTTP/1.1\r\n"+h+"X_A: b\r\n\r\nGET /3 HTTP/1.1\r\n"+h+"\r\n")
+	if fmt.Sprint(statuses) != "[200 400]" || !closed {
+		t.Errorf("statuses %v closed %v, want [200 400] and closed", statuses, closed)
+	}
+	if got := reached(); len(got) != 1 || got[0] != `GET /1 ""` {
+		t.Errorf("app saw %q", got)
+	}
+}
+
+// FuzzStrictParser feeds arbitrary bytes in arbitrary pieces: the parser
+// must not panic, and what it passes on must be a prefix of the input but
+// for the empty lines it drops before request lines.
+func FuzzStrictParser(f *testing.F) {
+	for _, tt := range hostile {
+		f.Add([]byte(tt.req), uint8(7))
+	}
+	f.Add([]byte("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n0\r\n\r\n"), uint8(1))
+	f.Fuzz(func(t *testing.T, data []byte, step uint8) {
+		p := parser{limits: Limits{}.withDefaults()}
+		n := int(step%32) + 1
+		var out []byte
+		for i := 0; i < len(data) && p.rejected == nil; i += n {
+			o, err := p.feed(data[i:min(i+n, len(data))])
+			out = append(out, o...)
+			if err != nil {
+				break
+			}
+		}
+		// out must be data with some CRLF pairs deleted, cut short.
+		i, j := 0, 0
+		for j < len(out) && i < len(data) {
+			switch {
+			case data[i] == out[j]:
+				i, j = i+1, j+1
+			case i+1 < len(data) && data[i] == '\r' && data[i+1] == '\n':
+				i += 2
+			default:
+				t.Fatalf("passed on %q, which is not from %q", out, data)
+			}
+		}
+		if j < len(out) {
+			t.Fatalf("passed on %q, more than %q", out, data)
+		}
+	})
+}
