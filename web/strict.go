@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -102,11 +103,13 @@ type strictConn struct {
 	buf  []byte // read from the network
 	out  []byte // checked, ready for net/http
 	done bool   // a rejection was delivered: nothing more is read
-	err  error
+	err  error  // a framing error, final
 }
 
 var errRejected = errors.New("request rejected")
 
+// Read delivers checked bytes. Network errors are passed on as they come
+// and not kept: net/http interrupts reads with deadlines and reads again.
 func (c *strictConn) Read(b []byte) (int, error) {
 	for len(c.out) == 0 {
 		if c.done {
@@ -120,16 +123,34 @@ func (c *strictConn) Read(b []byte) (int, error) {
 		}
 		n, err := c.Conn.Read(c.buf)
 		c.out, c.err = c.p.feed(c.buf[:n])
-		if err != nil && c.err == nil {
-			c.err = err
-		}
 		if c.p.rejected != nil {
 			c.out, c.done = append(c.out, c.p.rejected...), true
+		}
+		if len(c.out) == 0 && err != nil {
+			return 0, err
 		}
 	}
 	n := copy(b, c.out)
 	c.out = c.out[n:]
 	return n, nil
+}
+
+// ReadFrom keeps sendfile(2) for responses: net/http uses it when the
+// connection has it.
+func (c *strictConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c.Conn}, r)
+}
+
+// CloseWrite half-closes the connection, as net/http does before closing
+// after an error.
+func (c *strictConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }
 
 // parser follows the request framing of one connection.

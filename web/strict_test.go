@@ -47,9 +47,10 @@ func appServer(t *testing.T) (addr string, reached func() []string) {
 	}
 }
 
-// exchange sends raw bytes and returns every response status read until
-// the server closes the connection, and whether it did.
-func exchange(t *testing.T, addr, req string) (statuses []int, closed bool) {
+// exchange sends raw bytes and returns the response statuses read until
+// the server closes the connection (or, if max > 0, max were read), and
+// whether the server closed it.
+func exchange(t *testing.T, addr, req string, max int) (statuses []int, closed bool) {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -67,6 +68,9 @@ func exchange(t *testing.T, addr, req string) (statuses []int, closed bool) {
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		statuses = append(statuses, resp.StatusCode)
+		if max > 0 && len(statuses) == max {
+			return statuses, false
+		}
 		if resp.Close {
 			_, err := br.ReadByte()
 			return statuses, err != nil && !isTimeout(err)
@@ -154,7 +158,7 @@ func TestStrictFramingRefuses(t *testing.T) {
 	for _, tt := range hostile {
 		t.Run(tt.name, func(t *testing.T) {
 			before := len(reached())
-			statuses, closed := exchange(t, addr, tt.req)
+			statuses, closed := exchange(t, addr, tt.req, 0)
 			if len(statuses) != 1 || statuses[0] != tt.status {
 				t.Errorf("statuses %v, want [%d]", statuses, tt.status)
 			}
@@ -190,7 +194,7 @@ func TestStrictFramingAccepts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			statuses, _ := exchange(t, addr, tt.req)
+			statuses, _ := exchange(t, addr, tt.req, tt.n)
 			if len(statuses) != tt.n {
 				t.Fatalf("statuses %v, want %d responses", statuses, tt.n)
 			}
@@ -210,12 +214,38 @@ func TestStrictFramingAccepts(t *testing.T) {
 // order, then the error, then the connection closes.
 func TestStrictFramingPipelinedRejection(t *testing.T) {
 	addr, reached := appServer(t)
-	statuses, closed := exchange(t, addr, "GET /1 HTTP/1.1\r\n"+h+"\r\nGET /2 HTTP/1.1\r\n"+h+"X_A: b\r\n\r\nGET /3 HTTP/1.1\r\n"+h+"\r\n")
+	statuses, closed := exchange(t, addr, "GET /1 HTTP/1.1\r\n"+h+"\r\nGET /2 HTTP/1.1\r\n"+h+"X_A: b\r\n\r\nGET /3 HTTP/1.1\r\n"+h+"\r\n", 0)
 	if fmt.Sprint(statuses) != "[200 400]" || !closed {
 		t.Errorf("statuses %v closed %v, want [200 400] and closed", statuses, closed)
 	}
 	if got := reached(); len(got) != 1 || got[0] != `GET /1 ""` {
 		t.Errorf("app saw %q", got)
+	}
+}
+
+// TestStrictKeepAlive sends requests one after another on one connection,
+// idle in between: net/http interrupts its background read with a
+// deadline, which must not end the connection.
+func TestStrictKeepAlive(t *testing.T) {
+	addr, _ := appServer(t)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	for i := 0; i < 3; i++ {
+		c.SetDeadline(time.Now().Add(3 * time.Second))
+		fmt.Fprintf(c, "GET /%d HTTP/1.1\r\nHost: x\r\n\r\n", i)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d on the same connection: %v", i, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		if resp.StatusCode != 200 || resp.Close {
+			t.Fatalf("request %d: %d, close %v", i, resp.StatusCode, resp.Close)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
