@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -48,6 +49,7 @@ type globals struct {
 	logFormat       string
 	pidfile         string
 	shutdownTimeout time.Duration
+	cpuprofile      string
 }
 
 // Run runs the command line args (without the program name) and returns the
@@ -74,6 +76,7 @@ func Run(ctx context.Context, prog string, args []string, stdout, stderr io.Writ
 	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text (twistd-style lines) or json")
 	pf.StringVar(&g.pidfile, "pidfile", "", "write the process id to `PATH` while running")
 	pf.DurationVar(&g.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight work may take to finish after SIGTERM")
+	pf.StringVar(&g.cpuprofile, "cpuprofile", "", "write a Go CPU profile of the whole run to `PATH` (for go tool pprof)")
 
 	for _, p := range plugin.All() {
 		root.AddCommand(command(ctx, prog, p, &g, stderr))
@@ -135,6 +138,17 @@ func command(ctx context.Context, prog string, p plugin.Plugin, g *globals, stde
 				return err
 			}
 			defer os.Remove(g.pidfile)
+		}
+		if g.cpuprofile != "" {
+			f, err := os.Create(g.cpuprofile)
+			if err != nil {
+				return usageError{fmt.Errorf("--cpuprofile: %w", err)}
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return fmt.Errorf("--cpuprofile: %w", err)
+			}
+			defer pprof.StopCPUProfile()
 		}
 		log.Info(fmt.Sprintf("%s %s starting up (pid %d, %s).", prog, p.Name, os.Getpid(), runtime.Version()))
 		err = service.Run(ctx, svc, service.RunOptions{Log: log, ShutdownTimeout: g.shutdownTimeout})

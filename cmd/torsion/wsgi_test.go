@@ -1,11 +1,18 @@
 package main
 
 import (
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 )
 
 const debianPython = "/usr/bin/python3"
@@ -89,5 +96,72 @@ func TestWSGIOptionErrors(t *testing.T) {
 		if code != 2 || !strings.Contains(out, tt.msg) {
 			t.Errorf("torsion %v: exit %d, output %q; want 2 and %q", tt.args, code, out, tt.msg)
 		}
+	}
+}
+
+// TestSlowClients opens 1,000 connections that send a request header a
+// byte at a time, as a slowloris attack does, and checks that normal
+// clients are served as fast as before: Go holds the slow ones, no worker
+// waits for them. (gunicorn's sync worker and waitress stop answering
+// under 200 such connections.)
+func TestSlowClients(t *testing.T) {
+	needPython(t)
+	p := start(t, nil, "web", "--port", "tcp:0:interface=127.0.0.1", "--wsgi", "wsgi_hello.application",
+		"--chdir", "../../examples/wsgi", "--python", debianPython, "--workers", "1")
+	addr := "127.0.0.1:" + p.port()
+	median := func() time.Duration {
+		var ds []time.Duration
+		for i := 0; i < 40; i++ {
+			start := time.Now()
+			resp, err := http.Get("http://" + addr + "/")
+			if err != nil {
+				t.Fatalf("normal client: %v", err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("normal client: status %d", resp.StatusCode)
+			}
+			ds = append(ds, time.Since(start))
+		}
+		slices.Sort(ds)
+		return ds[len(ds)/2]
+	}
+	before := median()
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var opened atomic.Int32
+	for i := 0; i < 1000; i++ {
+		wg.Go(func() {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			opened.Add(1)
+			head := "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + strings.Repeat("a", 200)
+			for i := 0; i < len(head); i++ {
+				if _, err := c.Write([]byte{head[i]}); err != nil {
+					return
+				}
+				select {
+				case <-stop:
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
+		})
+	}
+	time.Sleep(time.Second) // all connected and trickling
+	during := median()
+	close(stop)
+	wg.Wait()
+	if n := opened.Load(); n < 950 {
+		t.Fatalf("only %d slow connections opened", n)
+	}
+	t.Logf("median latency: %v alone, %v beside 1000 slow clients", before, during)
+	if during > 5*before+20*time.Millisecond {
+		t.Errorf("median latency %v beside slow clients, %v without", during, before)
 	}
 }
