@@ -6,7 +6,9 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 func TestTextHandler(t *testing.T) {
@@ -67,3 +69,43 @@ func TestJSON(t *testing.T) {
 		t.Errorf("New(xml) = %v", err)
 	}
 }
+
+func TestBufferedWriter(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	w := writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, string(p))
+		return len(p), nil
+	})
+	writes := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), got...)
+	}
+	b := NewBufferedWriter(w, 50*time.Millisecond)
+	b.Write([]byte("one\n"))
+	b.Write([]byte("two\n"))
+	if n := len(writes()); n != 0 {
+		t.Errorf("%d writes before the interval", n)
+	}
+	time.Sleep(150 * time.Millisecond)
+	if g := writes(); len(g) != 1 || g[0] != "one\ntwo\n" {
+		t.Errorf("after the interval: %q, want one write of both lines", g)
+	}
+	big := strings.Repeat("x", bufferedMax)
+	b.Write([]byte(big))
+	if g := writes(); len(g) != 2 || g[1] != big {
+		t.Errorf("a full buffer was not written through: %d writes", len(g))
+	}
+	b.Write([]byte("last\n"))
+	b.Close()
+	if g := writes(); g[len(g)-1] != "last\n" {
+		t.Errorf("Close did not flush: %q", g[len(g)-1])
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
