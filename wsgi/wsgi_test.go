@@ -495,3 +495,44 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestPyPy runs the worker under PyPy: requests, streamed uploads and
+// responses, file_wrapper, the validator and a crash.
+func TestPyPy(t *testing.T) {
+	const pypy = "/usr/bin/pypy3"
+	if _, err := os.Stat(pypy); err != nil {
+		t.Skip("needs Debian's pypy3 (scripts/test installs it)")
+	}
+	path := filepath.Join(os.TempDir(), fmt.Sprintf("torsion-test-file-%d.bin", os.Getpid()))
+	os.WriteFile(path, []byte("from a file"), 0o644)
+	defer os.Remove(path)
+	tests := []struct {
+		app, method string
+		body        io.Reader
+		status      int
+		want        string
+	}{
+		{"hello", "GET", nil, 200, "Hello, world!\n"},
+		{"upload", "POST", io.MultiReader(strings.NewReader(strings.Repeat("y", 3<<20))), 200, "3145728 "},
+		{"stream", "GET", nil, 200, "data: 0"},
+		{"file_wrapper", "GET", nil, 200, "from a file"},
+		{"validated", "POST", strings.NewReader("abc"), 200, "POST 3"},
+		{"boom", "GET", nil, 500, "<!DOCTYPE html>"},
+		{"crash", "GET", nil, 502, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.app, func(t *testing.T) {
+			s := startPool(t, Config{App: "apps:" + tt.app, Python: pypy, BodyBuffer: 1 << 20})
+			req, _ := http.NewRequest(tt.method, s.url+"/", tt.body)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.status || !strings.HasPrefix(string(b), tt.want) {
+				t.Errorf("%s = %d %.60q, want %d %q; log:\n%s", tt.app, resp.StatusCode, b, tt.status, tt.want, s.log)
+			}
+		})
+	}
+}
