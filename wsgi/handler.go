@@ -22,7 +22,11 @@ var reqBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b 
 // ServeHTTP runs the request through the application.
 func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if p.cfg.MaxBody > 0 {
-		r.Body = http.MaxBytesReader(w, r.Body, p.cfg.MaxBody)
+		if r.ContentLength > p.cfg.MaxBody {
+			web.Error(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("The request body is larger than %d bytes.", p.cfg.MaxBody))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, p.cfg.MaxBody) // chunked bodies
 	}
 	// Receive the body, up to the buffer, before taking a worker.
 	body, more, err := p.readBody(r)
@@ -34,12 +38,6 @@ func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		web.Error(w, r, http.StatusBadRequest, "Could not read the request body.")
 		return
-	}
-	if p.cfg.MaxBody > 0 {
-		if r.ContentLength > p.cfg.MaxBody {
-			web.Error(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("The request body is larger than %d bytes.", p.cfg.MaxBody))
-			return
-		}
 	}
 	bp := reqBufs.Get().(*[]byte)
 	req := p.requestFrame((*bp)[:0], r, body, more)
@@ -255,7 +253,11 @@ func (rs *response) run() error {
 
 func (rs *response) start(payload []byte) {
 	parts := strings.Split(string(payload), "\x00")
-	code, _ := strconv.Atoi(parts[0][:3])
+	// worker.py has checked the status: three digits, a space, a reason.
+	code, err := strconv.Atoi(parts[0][:min(3, len(parts[0]))])
+	if err != nil {
+		code = http.StatusInternalServerError
+	}
 	rs.status = code
 	h := rs.w.Header()
 	for i := 1; i+1 < len(parts); i += 2 {

@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -81,7 +82,7 @@ type Pool struct {
 	workers  []*worker // by slot, nil while a slot restarts
 	stopping bool
 	stopped  chan struct{}
-	free     chan struct{} // signalled when a worker can take a request
+	waiting  []chan struct{} // requests waiting for a worker, first come first served
 	slots    sync.WaitGroup
 	rng      *rand.Rand
 }
@@ -144,7 +145,6 @@ func New(cfg Config) (*Pool, error) {
 		log:   cfg.Log,
 		env:   env,
 		depth: cfg.Threads + 8,
-		free:  make(chan struct{}, 1),
 		rng:   rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid()))),
 	}, nil
 }
@@ -301,7 +301,7 @@ func (p *Pool) setWorker(slot int, w *worker) bool {
 	}
 	p.workers[slot-1] = w
 	if w != nil {
-		p.signalFree()
+		p.wakeLocked()
 	}
 	return true
 }
@@ -349,20 +349,26 @@ func (p *Pool) watchdog() {
 	}
 }
 
-// signalFree wakes one request waiting for a worker.
-func (p *Pool) signalFree() {
-	select {
-	case p.free <- struct{}{}:
-	default:
+// release is called when a worker finishes or drops a request: the
+// longest-waiting request gets the room.
+func (p *Pool) release() {
+	p.mu.Lock()
+	p.wakeLocked()
+	p.mu.Unlock()
+}
+
+func (p *Pool) wakeLocked() {
+	if len(p.waiting) > 0 {
+		p.waiting[0] <- struct{}{}
+		p.waiting = p.waiting[1:]
 	}
 }
 
-// release is called when a worker finishes or drops a request.
-func (p *Pool) release() { p.signalFree() }
-
-// dispatch sends a request to the least busy worker, waiting while every
-// worker is full.
+// dispatch sends a request to the least busy worker. When every worker is
+// full, requests wait in arrival order, so none waits much longer than
+// the others.
 func (p *Pool) dispatch(ctx context.Context, req []byte) (*worker, *call, error) {
+	front := false // a woken waiter that finds no room goes back to the front
 	for {
 		p.mu.Lock()
 		if p.stopping {
@@ -370,28 +376,46 @@ func (p *Pool) dispatch(ctx context.Context, req []byte) (*worker, *call, error)
 			return nil, nil, errStopping
 		}
 		var best *worker
-		bestLoad := p.depth
-		for _, w := range p.workers {
-			if w == nil {
-				continue
-			}
-			if n := w.inflight(); n >= 0 && n < bestLoad {
-				best, bestLoad = w, n
+		if front || len(p.waiting) == 0 { // newcomers do not overtake waiters
+			bestLoad := p.depth
+			for _, w := range p.workers {
+				if w == nil {
+					continue
+				}
+				if n := w.inflight(); n >= 0 && n < bestLoad {
+					best, bestLoad = w, n
+				}
 			}
 		}
-		p.mu.Unlock()
 		if best != nil {
+			if front {
+				p.wakeLocked() // there may be room for the next one too
+			}
+			p.mu.Unlock()
 			if c, ok := best.submit(req); ok {
-				if bestLoad+1 < p.depth {
-					p.signalFree() // pass the baton: there may be room for another
-				}
 				return best, c, nil
 			}
+			front = true
 			continue
 		}
+		ch := make(chan struct{}, 1)
+		if front {
+			p.waiting = append([]chan struct{}{ch}, p.waiting...)
+		} else {
+			p.waiting = append(p.waiting, ch)
+		}
+		p.mu.Unlock()
 		select {
-		case <-p.free:
+		case <-ch:
+			front = true
 		case <-ctx.Done():
+			p.mu.Lock()
+			if i := slices.Index(p.waiting, ch); i >= 0 {
+				p.waiting = slices.Delete(p.waiting, i, i+1)
+			} else {
+				p.wakeLocked() // we were woken but leave: pass it on
+			}
+			p.mu.Unlock()
 			return nil, nil, ctx.Err()
 		}
 	}

@@ -278,6 +278,9 @@ func (w *worker) readLoop() {
 			w.finishLocked(c)
 		}
 		w.mu.Unlock()
+		if kind == kEnd && c != nil {
+			w.pool.release() // after w.mu: the pool's lock comes first
+		}
 		if c == nil {
 			w.log.Warn(fmt.Sprintf("frame %q for unknown request %d", kind, id))
 			continue
@@ -297,7 +300,8 @@ func frameBuffered(r *bufio.Reader) bool {
 }
 
 // finishLocked forgets a finished call and marks the calls that may now
-// have started running. Python starts requests in the order sent, at most
+// have started running. The caller releases the room in the pool after
+// unlocking w.mu. Python starts requests in the order sent, at most
 // Threads at a time, so those are the first Threads in order.
 func (w *worker) finishLocked(c *call) {
 	delete(w.calls, c.id)
@@ -321,7 +325,6 @@ func (w *worker) finishLocked(c *call) {
 	if w.draining && len(w.calls) == 0 {
 		w.conn.CloseWrite() // Python sees EOF and exits
 	}
-	w.pool.release()
 }
 
 // submit sends a request frame and registers its call. It fails if the

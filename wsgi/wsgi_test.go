@@ -536,3 +536,25 @@ func TestPyPy(t *testing.T) {
 		})
 	}
 }
+
+func TestMaxBody(t *testing.T) {
+	s := startPool(t, Config{App: "apps:upload", MaxBody: 1000})
+	for _, tc := range []struct {
+		name string
+		body io.Reader
+		want int
+	}{
+		{"small", strings.NewReader("ok"), 200},
+		{"declared too large", strings.NewReader(strings.Repeat("x", 1001)), 413},
+		{"chunked too large", io.MultiReader(strings.NewReader(strings.Repeat("x", 5000))), 413},
+	} {
+		resp, err := http.Post(s.url+"/", "text/plain", tc.body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, resp.StatusCode, tc.want)
+		}
+	}
+}
