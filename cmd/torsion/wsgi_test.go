@@ -1,12 +1,15 @@
 package main
 
 import (
+	"crypto/sha256"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -164,4 +167,70 @@ func TestSlowClients(t *testing.T) {
 	if during > 5*before+20*time.Millisecond {
 		t.Errorf("median latency %v beside slow clients, %v without", during, before)
 	}
+}
+
+// peakRSS returns a process's peak resident set (VmHWM) in bytes.
+func peakRSS(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmHWM")
+	return 0
+}
+
+// TestLargeUploadStreams uploads 512 MiB, chunked, to an application that
+// hashes it in pieces: neither torsion nor the worker may hold it whole.
+func TestLargeUploadStreams(t *testing.T) {
+	needPython(t)
+	dir := t.TempDir()
+	os.WriteFile(dir+"/upload.py", []byte(`import hashlib
+def application(environ, start_response):
+    h, n, inp = hashlib.sha256(), 0, environ["wsgi.input"]
+    while True:
+        chunk = inp.read(1 << 20)
+        if not chunk:
+            break
+        h.update(chunk)
+        n += len(chunk)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [("%d %s" % (n, h.hexdigest())).encode()]
+`), 0o644)
+	p := start(t, nil, "web", "--port", "tcp:0:interface=127.0.0.1", "--wsgi", "upload:application",
+		"--chdir", dir, "--python", debianPython, "--workers", "1")
+	port := p.port()
+	const size = 512 << 20
+	zeros := sha256.New()
+	io.CopyN(zeros, zeroReader{}, size)
+	want := fmt.Sprintf("%d %x", size, zeros.Sum(nil))
+	// curl streams from a pipe with chunked encoding: nothing is buffered
+	// on the client side either.
+	cmd := exec.Command("sh", "-c", fmt.Sprintf("head -c %d /dev/zero | curl -sS --max-time 120 -T - -H 'Content-Type: application/octet-stream' http://127.0.0.1:%s/", size, port))
+	out, err := cmd.CombinedOutput()
+	if err != nil || string(out) != want {
+		t.Fatalf("upload: %v %q, want %q", err, out, want)
+	}
+	worker := p.waitLog(`WSGI application .* \(pid, Python: (\d+) `)[1]
+	workerPid, _ := strconv.Atoi(worker)
+	for name, pid := range map[string]int{"torsion": p.cmd.Process.Pid, "worker": workerPid} {
+		if rss := peakRSS(t, pid); rss > 150<<20 {
+			t.Errorf("%s peaked at %d MiB for a 512 MiB upload", name, rss>>20)
+		} else {
+			t.Logf("%s peak RSS %d MiB", name, rss>>20)
+		}
+	}
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }
