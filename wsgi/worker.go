@@ -167,7 +167,7 @@ func (p *Pool) spawn(slot int) (*worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	args := []string{p.script, "--app", p.cfg.App, "--threads", fmt.Sprint(p.cfg.Threads)}
+	args := []string{p.script, "--app", p.cfg.App, "--threads", fmt.Sprint(p.cfg.Threads), "--workers", fmt.Sprint(p.cfg.Workers)}
 	cmd := exec.Command(p.cfg.Python, args...)
 	cmd.Dir = p.cfg.Dir
 	cmd.Env = p.env

@@ -2,7 +2,7 @@
 which does all the networking. Standard library only, so it runs under any
 Python 3.8+ interpreter, PyPy included.
 
-torsion starts it as  python worker.py --app MODULE:ATTR [--threads N]  with
+torsion starts it as  python worker.py --app MODULE:ATTR --threads N --workers M  with
 a connected Unix socket as file descriptor 3. Both directions carry frames:
 a 9-byte header, struct "<BII" (kind, request id, payload length), then the
 payload.
@@ -318,13 +318,13 @@ def encode_head(status, headers):
 
 
 class Worker:
-    def __init__(self, app, conn, threads):
+    def __init__(self, app, conn, threads, workers):
         self.app, self.conn = app, conn
         self.base = {
             "wsgi.version": (1, 0),
             "wsgi.errors": Errors(conn),
             "wsgi.multithread": threads > 1,
-            "wsgi.multiprocess": True,
+            "wsgi.multiprocess": workers > 1,
             "wsgi.run_once": False,
             "wsgi.input_terminated": True,
             "wsgi.file_wrapper": FileWrapper,
@@ -438,6 +438,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--app", required=True)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--workers", type=int, default=1)
     p.add_argument("--fd", type=int, default=3)
     args = p.parse_args()
     # torsion handles ^C and SIGTERM and closes our socket when it is time.
@@ -453,7 +454,7 @@ def main():
     conn = Conn(socket.socket(fileno=args.fd))
     conn.send(frame(ord("K"), 0, ("%d %s" % (os.getpid(), sys.version.split()[0])).encode()))
     chan = Inline(conn) if args.threads <= 1 else Threaded(conn, args.threads)
-    worker = Worker(app, conn, args.threads)
+    worker = Worker(app, conn, args.threads, args.workers)
     try:
         chan.serve(worker.run)
     except (EOFError, ConnectionError):

@@ -160,7 +160,7 @@ func waitFor(t *testing.T, cond func() bool, format string, args ...any) {
 }
 
 func TestEnviron(t *testing.T) {
-	s := startPool(t, Config{App: "apps.environ", Threads: 2, ScriptName: "/mount"})
+	s := startPool(t, Config{App: "apps.environ", Threads: 2, Workers: 2, ScriptName: "/mount"})
 	req, _ := http.NewRequest("GET", s.url+"/a%20b/%C3%A9?x=1&y=%20", nil)
 	req.Header.Add("X-Multi", "one")
 	req.Header.Add("X-Multi", "two")
@@ -206,6 +206,18 @@ func TestEnviron(t *testing.T) {
 	}
 	if _, ok := env["REMOTE_PORT"]; !ok {
 		t.Error("no REMOTE_PORT")
+	}
+}
+
+// TestEnvironSingle checks wsgi.multithread and wsgi.multiprocess are false
+// with one worker of one thread.
+func TestEnvironSingle(t *testing.T) {
+	s := startPool(t, Config{App: "apps.environ", Workers: 1, Threads: 1})
+	_, body := get(t, s.url+"/")
+	var env map[string]any
+	json.Unmarshal([]byte(body), &env)
+	if env["wsgi.multithread"] != false || env["wsgi.multiprocess"] != false {
+		t.Errorf("multithread %v, multiprocess %v; want false, false", env["wsgi.multithread"], env["wsgi.multiprocess"])
 	}
 }
 

@@ -360,3 +360,22 @@ func TestEcho(t *testing.T) {
 		t.Errorf("read after shutdown: %v, want EOF", err)
 	}
 }
+
+// TestRequestLimits checks the limits are options and answer 414 and 431.
+func TestRequestLimits(t *testing.T) {
+	p := start(t, nil, "web", "--port", "tcp:0:interface=127.0.0.1", "--max-request-line", "100", "--max-headers", "5")
+	base := "http://127.0.0.1:" + p.port()
+	if got := curl(t, "-o", "/dev/null", "-w", "%{http_code}", base+"/"+strings.Repeat("a", 200)); got != "414" {
+		t.Errorf("long request line: %s, want 414", got)
+	}
+	args := []string{"-o", "/dev/null", "-w", "%{http_code}"}
+	for i := 0; i < 6; i++ {
+		args = append(args, "-H", fmt.Sprintf("X-H%d: v", i))
+	}
+	if got := curl(t, append(args, base+"/")...); got != "431" {
+		t.Errorf("too many headers: %s, want 431", got)
+	}
+	if got := curl(t, "-o", "/dev/null", "-w", "%{http_code}", base+"/"); got != "200" {
+		t.Errorf("plain request: %s, want 200", got)
+	}
+}

@@ -44,6 +44,8 @@ type options struct {
 	headerTimeout  time.Duration
 	idleTimeout    time.Duration
 	maxHeaderBytes int
+	maxRequestLine int
+	maxHeaders     int
 }
 
 func flags(fs *pflag.FlagSet) plugin.Maker {
@@ -66,7 +68,9 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 	fs.BoolVar(&o.allowSymlinks, "allow-symlinks", false, "follow symbolic links that point outside --path")
 	fs.DurationVar(&o.headerTimeout, "header-timeout", 30*time.Second, "close connections that take longer than this to send request headers")
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", 120*time.Second, "close keep-alive connections idle for this long")
-	fs.IntVar(&o.maxHeaderBytes, "max-header-bytes", 64<<10, "largest request line and headers accepted, in bytes")
+	fs.IntVar(&o.maxHeaderBytes, "max-header-bytes", 64<<10, "largest request head (request line and headers) accepted, in bytes; more gets 431")
+	fs.IntVar(&o.maxRequestLine, "max-request-line", 8<<10, "longest request line accepted, in bytes; longer gets 414")
+	fs.IntVar(&o.maxHeaders, "max-headers", 100, "most header fields accepted in a request; more gets 431")
 	return o.make
 }
 
@@ -92,8 +96,8 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 		}
 		eps = append(eps, ep)
 	}
-	if o.headerTimeout <= 0 || o.idleTimeout <= 0 || o.maxHeaderBytes <= 0 {
-		return nil, fmt.Errorf("--header-timeout, --idle-timeout and --max-header-bytes must be positive")
+	if o.headerTimeout <= 0 || o.idleTimeout <= 0 || o.maxHeaderBytes <= 0 || o.maxRequestLine <= 0 || o.maxHeaders <= 0 {
+		return nil, fmt.Errorf("--header-timeout, --idle-timeout, --max-header-bytes, --max-request-line and --max-headers must be positive")
 	}
 	var h http.Handler = web.DemoPage{}
 	m := service.NewMulti()
@@ -132,6 +136,8 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 			ReadHeaderTimeout: o.headerTimeout,
 			IdleTimeout:       o.idleTimeout,
 			MaxHeaderBytes:    o.maxHeaderBytes,
+			MaxRequestLine:    o.maxRequestLine,
+			MaxHeaders:        o.maxHeaders,
 		})
 		m.Add(&service.Listener{Endpoint: ep, Server: srv, Name: "Site", Log: log})
 	}
