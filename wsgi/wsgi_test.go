@@ -570,3 +570,63 @@ func TestMaxBody(t *testing.T) {
 		}
 	}
 }
+
+// TestThreaded runs concurrent uploads, streams and disconnects on one
+// worker with four threads: the reader thread routes body, window and
+// cancel frames to the right request.
+func TestThreaded(t *testing.T) {
+	s := startPool(t, Config{App: "apps:upload", Threads: 4, BodyBuffer: 4096})
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Go(func() {
+			data := bytes.Repeat([]byte{byte('a' + i)}, 200_000+i)
+			sum := sha256.Sum256(data)
+			want := fmt.Sprintf("%d %s", len(data), hex.EncodeToString(sum[:]))
+			resp, err := http.Post(s.url+"/", "application/octet-stream", io.MultiReader(bytes.NewReader(data)))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			got, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if string(got) != want {
+				t.Errorf("upload %d = %q, want %q", i, got, want)
+			}
+		})
+	}
+	wg.Wait()
+
+	tr := startPool(t, Config{App: "apps:tracked", Threads: 4})
+	var marks []string
+	var conns []net.Conn
+	for i := 0; i < 3; i++ {
+		mark := filepath.Join(t.TempDir(), "closed")
+		marks = append(marks, mark)
+		c, err := net.Dial("tcp", tr.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "GET /?%s HTTP/1.1\r\nHost: x\r\n\r\n", mark)
+		c.Read(make([]byte, 1<<16))
+		conns = append(conns, c)
+	}
+	// A big streamed response to a client that reads it all goes through
+	// the window while three others stall and then leave.
+	resp, err := http.Get(tr.url + "/?" + filepath.Join(t.TempDir(), "full"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := io.CopyN(io.Discard, resp.Body, 8<<20)
+	resp.Body.Close()
+	if n != 8<<20 {
+		t.Errorf("streamed %d bytes, want 8 MiB", n)
+	}
+	for i, m := range marks {
+		// Still connected: close() comes only once the client leaves.
+		if b, _ := os.ReadFile(m); string(b) == "closed" {
+			t.Fatalf("iterable %d closed while its client was connected", i)
+		}
+		conns[i].Close()
+		waitFor(t, func() bool { b, _ := os.ReadFile(m); return string(b) == "closed" }, "iterable %d not closed after its client left", i)
+	}
+}
