@@ -373,9 +373,12 @@ class Worker:
                 conn.send(out)
 
         result = None
+        ended = False
         try:
             result = self.app(environ, start_response)
             if type(result) is list or type(result) is tuple:
+                # Exactly a list or tuple: no close() to call, so the whole
+                # response, end included, leaves in one write.
                 try:
                     body = b"".join(result)
                 except TypeError:
@@ -384,8 +387,8 @@ class Worker:
                 out = b"" if sent else head_frame()
                 if body:
                     out += frame(ord("D"), rid, body)
-                if out:
-                    conn.send(out)
+                conn.send(out + frame(ord("E"), rid))
+                ended = True
             elif type(result) is FileWrapper and result.sendable():
                 fd, offset = result.sendable()
                 conn.send((b"" if sent else head_frame()) + frame(ord("F"), rid, FILE.pack(fd, offset)))
@@ -407,12 +410,13 @@ class Worker:
         except Exception:
             conn.send(frame(ord("X"), rid, traceback.format_exc().encode("utf-8", "replace")))
         finally:
-            try:
-                if hasattr(result, "close"):
-                    result.close()
-            except Exception:
-                conn.send(frame(ord("X"), rid, traceback.format_exc().encode("utf-8", "replace")))
-            conn.send(frame(ord("E"), rid))
+            if not ended:
+                try:
+                    if hasattr(result, "close"):
+                        result.close()
+                except Exception:
+                    conn.send(frame(ord("X"), rid, traceback.format_exc().encode("utf-8", "replace")))
+                conn.send(frame(ord("E"), rid))
 
 
 def load(spec):
