@@ -630,3 +630,19 @@ func TestThreaded(t *testing.T) {
 		waitFor(t, func() bool { b, _ := os.ReadFile(m); return string(b) == "closed" }, "iterable %d not closed after its client left", i)
 	}
 }
+
+// TestExcInfoAfterHeaders: once the headers went out, start_response with
+// exc_info re-raises; the client's response is cut off, never completed.
+func TestExcInfoAfterHeaders(t *testing.T) {
+	s := startPool(t, Config{App: "apps:exc_info_late"})
+	resp, err := http.Get(s.url + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || err == nil || strings.Contains(string(body), "never sent") {
+		t.Errorf("status %d, body %q, read error %v: want 200, a cut-off body and an error", resp.StatusCode, body, err)
+	}
+	waitFor(t, func() bool { return strings.Contains(s.log.String(), "ValueError: late failure") }, "no traceback:\n%s", s.log)
+}

@@ -186,3 +186,14 @@ def _validated(environ, start_response):
 
 
 validated = wsgiref.validate.validator(_validated)
+
+
+def exc_info_late(environ, start_response):
+    """exc_info after the headers went out: start_response must re-raise."""
+    write = start_response("200 OK", [("Content-Type", "text/plain")])
+    write(b"partial ")
+    try:
+        raise ValueError("late failure")
+    except ValueError:
+        start_response("500 Oops", [], sys.exc_info())
+    return [b"never sent"]
