@@ -632,17 +632,17 @@ func TestThreaded(t *testing.T) {
 }
 
 // TestExcInfoAfterHeaders: once the headers went out, start_response with
-// exc_info re-raises; the client's response is cut off, never completed.
+// exc_info re-raises. The client must not get a response that looks whole:
+// the connection is cut, before or after the partial body reached it.
 func TestExcInfoAfterHeaders(t *testing.T) {
 	s := startPool(t, Config{App: "apps:exc_info_late"})
 	resp, err := http.Get(s.url + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || err == nil || strings.Contains(string(body), "never sent") {
-		t.Errorf("status %d, body %q, read error %v: want 200, a cut-off body and an error", resp.StatusCode, body, err)
+	if err == nil {
+		body, rerr := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if rerr == nil || strings.Contains(string(body), "never sent") {
+			t.Errorf("status %d, body %q, read error %v: want a cut-off response", resp.StatusCode, body, rerr)
+		}
 	}
 	waitFor(t, func() bool { return strings.Contains(s.log.String(), "ValueError: late failure") }, "no traceback:\n%s", s.log)
 }
