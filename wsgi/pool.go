@@ -82,6 +82,8 @@ type Pool struct {
 	workers  []*worker // by slot, nil while a slot restarts
 	stopping bool
 	stopped  chan struct{}
+	stopCtx  context.Context // ends when Stop begins: abandons start-ups in progress
+	stopAll  context.CancelFunc
 	waiting  []chan struct{} // requests waiting for a worker, first come first served
 	slots    sync.WaitGroup
 	rng      *rand.Rand
@@ -172,6 +174,7 @@ func (p *Pool) Start(ctx context.Context) error {
 		return err
 	}
 	p.stopped = make(chan struct{})
+	p.stopCtx, p.stopAll = context.WithCancel(context.Background())
 	p.workers = make([]*worker, p.cfg.Workers)
 	ws := make([]*worker, p.cfg.Workers)
 	errs := make([]error, p.cfg.Workers)
@@ -275,7 +278,14 @@ func (p *Pool) supervise(slot int, w *worker) {
 			case <-p.stopped:
 				return
 			}
-			nw, err := p.startWorker(context.Background(), slot)
+			nw, err := p.startWorker(p.stopCtx, slot)
+			if p.isStopping() {
+				if err == nil {
+					nw.conn.CloseWrite()
+					<-nw.exited
+				}
+				return
+			}
 			if err == nil {
 				w = nw
 				break
@@ -429,6 +439,7 @@ func (p *Pool) Stop(ctx context.Context) error {
 	p.mu.Lock()
 	p.stopping = true
 	close(p.stopped)
+	p.stopAll()
 	ws := append([]*worker(nil), p.workers...)
 	p.mu.Unlock()
 	defer os.RemoveAll(p.dir)

@@ -646,3 +646,34 @@ func TestExcInfoAfterHeaders(t *testing.T) {
 	}
 	waitFor(t, func() bool { return strings.Contains(s.log.String(), "ValueError: late failure") }, "no traceback:\n%s", s.log)
 }
+
+// TestStopDuringRestart stops the pool while a crashed worker is being
+// replaced by one whose import is slow: Stop must not wait for it.
+func TestStopDuringRestart(t *testing.T) {
+	marker := filepath.Join(t.TempDir(), "slow")
+	t.Setenv("TORSION_TEST_SLOW_IMPORT", marker)
+	if _, err := os.Stat(python); err != nil {
+		t.Skip("needs Debian's python3")
+	}
+	p, err := New(Config{App: "apps:crash", Python: python, Dir: "testdata", Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(marker, nil, 0o644)
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+	if resp, err := http.Get(srv.URL + "/"); err == nil {
+		resp.Body.Close() // the worker crashed: 502, and a slow restart begins
+	}
+	time.Sleep(500 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	p.Stop(ctx)
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("Stop took %v while a worker was starting", d)
+	}
+}

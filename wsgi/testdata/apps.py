@@ -197,3 +197,11 @@ def exc_info_late(environ, start_response):
     except ValueError:
         start_response("500 Oops", [], sys.exc_info())
     return [b"never sent"]
+
+
+# slow_restart: the first import is quick; once the marker file exists
+# (the test creates it), imports take 30s, as a worker restarting into a
+# slow start-up does.
+_marker = os.environ.get("TORSION_TEST_SLOW_IMPORT")
+if _marker and os.path.exists(_marker):
+    time.sleep(30)
