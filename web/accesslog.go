@@ -83,9 +83,18 @@ func (w *logWriter) Flush() {
 	}
 }
 
-// Hijack implements http.Hijacker when the underlying writer does.
+// Hijack implements http.Hijacker when the underlying writer does. What
+// follows on a hijacked connection is not HTTP, so StrictListener stops
+// checking it.
 func (w *logWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	return http.NewResponseController(w.ResponseWriter).Hijack()
+	c, rw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil {
+		if w.status == 0 {
+			w.status = http.StatusSwitchingProtocols
+		}
+		passThrough(c)
+	}
+	return c, rw, err
 }
 
 // Unwrap lets http.ResponseController reach the underlying writer.

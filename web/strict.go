@@ -135,6 +135,15 @@ func (c *strictConn) Read(b []byte) (int, error) {
 	return n, nil
 }
 
+// passThrough stops checking a connection that a handler hijacked: what
+// follows (a WebSocket, a tunnel) is not HTTP. net/http has stopped
+// reading it by then.
+func passThrough(c net.Conn) {
+	if sc, ok := c.(*strictConn); ok {
+		sc.p.passthru = true
+	}
+}
+
 // ReadFrom keeps sendfile(2) for responses: net/http uses it when the
 // connection has it.
 func (c *strictConn) ReadFrom(r io.Reader) (int64, error) {

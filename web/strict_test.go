@@ -285,3 +285,45 @@ func FuzzStrictParser(f *testing.F) {
 		}
 	})
 }
+
+// TestStrictHijack: after a handler hijacks the connection (an Upgrade),
+// the bytes that follow are not HTTP and pass through unchecked.
+func TestStrictHijack(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer c.Close()
+		rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+		rw.Flush()
+		io.Copy(c, rw) // echo until the client closes
+	})
+	srv := NewServer(h, logging.Discard(), ServerOptions{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 101 {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	// Not HTTP: a bare LF and control bytes, which the checker would refuse.
+	payload := "raw\nbytes\x00\x01 GET / HTTP/9\n\n"
+	io.WriteString(c, payload)
+	got := make([]byte, len(payload))
+	if _, err := io.ReadFull(br, got); err != nil || string(got) != payload {
+		t.Errorf("echoed %q, %v; want %q", got, err, payload)
+	}
+}
