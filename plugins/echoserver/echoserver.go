@@ -21,7 +21,7 @@ func init() {
 		Description: "An echo server (RFC 862): sends back every byte it receives.",
 		Usage: `Example:
   torsion echo --port tcp:8007
-  printf 'hello\n' | nc -q1 127.0.0.1 8007`,
+  python3 -c "import socket; s = socket.create_connection(('127.0.0.1', 8007)); s.sendall(b'hello\n'); print(s.recv(100))"`,
 		Flags: flags,
 	})
 }
