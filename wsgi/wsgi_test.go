@@ -369,11 +369,14 @@ func TestClientGoneClosesIterable(t *testing.T) {
 	c.Read(buf) // the response has begun
 	c.Close()
 	waitFor(t, func() bool { b, _ := os.ReadFile(mark); return string(b) == "closed" }, "close() was not called")
-	// The only worker serves again.
+	// The only worker serves again, and this second iterable is closed
+	// too when its client leaves (waited for, so that close() does not
+	// write into the temporary directory while the test removes it).
+	second := filepath.Join(t.TempDir(), "second")
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		resp, err := http.Get(s.url + "/?" + filepath.Join(t.TempDir(), "x"))
+		resp, err := http.Get(s.url + "/?" + second)
 		if err == nil {
 			resp.Body.Close()
 		}
@@ -383,6 +386,7 @@ func TestClientGoneClosesIterable(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("worker still busy after the client left")
 	}
+	waitFor(t, func() bool { b, _ := os.ReadFile(second); return string(b) == "closed" }, "the second iterable was not closed")
 }
 
 func TestCrashedWorkerIsReplaced(t *testing.T) {
