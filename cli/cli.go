@@ -153,7 +153,10 @@ func command(ctx context.Context, prog string, p plugin.Plugin, g *globals, stde
 		log.Info(fmt.Sprintf("%s %s starting up (pid %d, %s).", prog, p.Name, os.Getpid(), runtime.Version()))
 		err = service.Run(ctx, svc, service.RunOptions{Log: log, ShutdownTimeout: g.shutdownTimeout})
 		if err != nil {
-			log.Error("Exiting with an error.", "err", err)
+			// Run prints the error to stderr; a log file gets it too.
+			if g.logfile != "-" && g.logfile != "" {
+				log.Error("Exiting with an error.", "err", err)
+			}
 			return fmt.Errorf("%s: %w", p.Name, err)
 		}
 		return nil

@@ -48,6 +48,14 @@ type logWriter struct {
 	bytes  int64
 }
 
+// bodyStarted records the implicit 200 that a body sent without
+// WriteHeader (or after a 1xx) stands for.
+func (w *logWriter) bodyStarted() {
+	if w.status == 0 || w.status < 200 {
+		w.status = http.StatusOK
+	}
+}
+
 func (w *logWriter) WriteHeader(code int) {
 	if w.status == 0 || w.status < 200 && code >= 200 {
 		w.status = code
@@ -56,18 +64,14 @@ func (w *logWriter) WriteHeader(code int) {
 }
 
 func (w *logWriter) Write(p []byte) (int, error) {
-	if w.status == 0 || w.status < 200 {
-		w.status = http.StatusOK
-	}
+	w.bodyStarted()
 	n, err := w.ResponseWriter.Write(p)
 	w.bytes += int64(n)
 	return n, err
 }
 
 func (w *logWriter) ReadFrom(r io.Reader) (int64, error) {
-	if w.status == 0 || w.status < 200 {
-		w.status = http.StatusOK
-	}
+	w.bodyStarted()
 	n, err := io.Copy(w.ResponseWriter, r)
 	w.bytes += n
 	return n, err
@@ -76,9 +80,7 @@ func (w *logWriter) ReadFrom(r io.Reader) (int64, error) {
 // Flush implements http.Flusher.
 func (w *logWriter) Flush() {
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		if w.status == 0 {
-			w.status = http.StatusOK
-		}
+		w.bodyStarted()
 		f.Flush()
 	}
 }

@@ -51,7 +51,7 @@ func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			return // the client went away while waiting
 		}
-		rs := &response{pool: p, w: w, r: r, wk: wk, c: c, more: more}
+		rs := &response{w: w, r: r, wk: wk, c: c, more: more}
 		err = rs.run()
 		if err == nil {
 			return
@@ -200,7 +200,6 @@ func (p *Pool) appendEnviron(b []byte, r *http.Request) []byte {
 
 // response turns one call's frames into the HTTP response.
 type response struct {
-	pool        *Pool
 	w           http.ResponseWriter
 	r           *http.Request
 	wk          *worker
@@ -225,9 +224,8 @@ func (rs *response) run() error {
 			rs.dirty = false
 		}
 		f, err := rs.c.next(done)
-		if errors.Is(err, errClientGone) && !rs.gone {
-			rs.gone = true
-			rs.wk.sendFrame(kCancel, rs.c.id, nil)
+		if errors.Is(err, errClientGone) {
+			rs.clientGone()
 			done = nil // keep draining until E
 			continue
 		}
@@ -261,7 +259,7 @@ func (rs *response) start(payload []byte) {
 	rs.status = code
 	h := rs.w.Header()
 	for i := 1; i+1 < len(parts); i += 2 {
-		h[http.CanonicalHeaderKey(parts[i])] = append(h[http.CanonicalHeaderKey(parts[i])], parts[i+1])
+		h.Add(parts[i], parts[i+1])
 	}
 }
 
@@ -362,7 +360,7 @@ func (rs *response) read(p []byte) {
 
 func (rs *response) end() error {
 	if rs.appErr != "" {
-		rs.pool.log.Error(fmt.Sprintf("%s %s: the application failed:\n%s", rs.r.Method, rs.r.URL.RequestURI(), strings.TrimRight(rs.appErr, "\n")))
+		rs.wk.pool.log.Error(fmt.Sprintf("%s %s: the application failed:\n%s", rs.r.Method, rs.r.URL.RequestURI(), strings.TrimRight(rs.appErr, "\n")))
 		if rs.wroteHeader {
 			panic(http.ErrAbortHandler) // the client must not take a cut-short body for the whole
 		}
