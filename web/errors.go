@@ -19,6 +19,8 @@ func Error(w http.ResponseWriter, r *http.Request, code int, detail string) {
 	h := w.Header()
 	h.Del("Etag")
 	h.Del("Last-Modified")
+	h.Del("Content-Encoding")
+	h.Del("Cache-Control")
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	h.Set("X-Content-Type-Options", "nosniff")

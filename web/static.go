@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"mime"
 	"net/http"
 	"net/url"
 	"os"
@@ -31,6 +32,12 @@ type StaticOptions struct {
 	// CacheSize bounds the memory used in all (default 64 MiB). A negative
 	// CacheSize turns the cache off.
 	CacheFileSize, CacheSize int64
+	// CacheControl, if set, is sent as the Cache-Control of every file.
+	CacheControl string
+	// Precompressed serves FILE.br or FILE.gz, when present beside FILE,
+	// to clients that accept that encoding, with Content-Encoding set and
+	// FILE's content type.
+	Precompressed bool
 }
 
 // Static serves the files under a directory, Twisted's static.File. It
@@ -40,7 +47,7 @@ type StaticOptions struct {
 // NUL bytes and symbolic links leading out of the root are all refused.
 //
 // The request's URL path is taken relative to the root; mount Static under
-// a prefix with http.StripPrefix.
+// a prefix with a Resource (or http.StripPrefix).
 type Static struct {
 	dir   string
 	root  *os.Root
@@ -159,6 +166,12 @@ func (s *Static) serveDir(w http.ResponseWriter, r *http.Request, rel string) {
 // else with sendfile through http.ServeContent.
 func (s *Static) serveFile(w http.ResponseWriter, r *http.Request, rel string, fi fs.FileInfo) {
 	h := w.Header()
+	if s.opts.CacheControl != "" {
+		h.Set("Cache-Control", s.opts.CacheControl)
+	}
+	if s.opts.Precompressed {
+		rel, fi = s.variant(h, r, rel, fi)
+	}
 	if e := s.cache.get(rel, fi); e != nil {
 		serveCached(w, r, e)
 		return
@@ -186,6 +199,61 @@ func (s *Static) serveFile(w http.ResponseWriter, r *http.Request, rel string, f
 		h.Set("Etag", etag(fi))
 	}
 	http.ServeContent(w, r, fi.Name(), fi.ModTime(), f)
+}
+
+// encodings are the precompressed variants Static looks for, best first.
+var encodings = []struct{ name, ext string }{{"br", ".br"}, {"gzip", ".gz"}}
+
+// variant returns the precompressed variant of rel that the client accepts
+// and sets the headers for it, or returns rel and fi unchanged.
+func (s *Static) variant(h http.Header, r *http.Request, rel string, fi fs.FileInfo) (string, fs.FileInfo) {
+	ae := r.Header.Values("Accept-Encoding")
+	if len(ae) == 0 {
+		return rel, fi
+	}
+	ctype := mime.TypeByExtension(path.Ext(rel))
+	if ctype == "" {
+		return rel, fi // its type could only be sniffed from the original
+	}
+	for _, enc := range encodings {
+		if !acceptsEncoding(ae, enc.name) {
+			continue
+		}
+		if vfi, err := s.stat(rel + enc.ext); err == nil && vfi.Mode().IsRegular() {
+			h.Set("Content-Encoding", enc.name)
+			h.Set("Content-Type", ctype)
+			h.Add("Vary", "Accept-Encoding")
+			return rel + enc.ext, vfi
+		}
+	}
+	return rel, fi
+}
+
+// acceptsEncoding reports whether Accept-Encoding values accept coding
+// with a q-value above 0, by name or by "*".
+func acceptsEncoding(values []string, coding string) bool {
+	star := false
+	for _, v := range values {
+		for item := range strings.SplitSeq(v, ",") {
+			name, params, _ := strings.Cut(item, ";")
+			name = strings.ToLower(strings.TrimSpace(name))
+			if name != coding && name != "*" {
+				continue
+			}
+			ok := true
+			for p := range strings.SplitSeq(params, ";") {
+				if k, q, found := strings.Cut(strings.TrimSpace(p), "="); found && strings.EqualFold(k, "q") {
+					f, err := strconv.ParseFloat(strings.TrimSpace(q), 64)
+					ok = err == nil && f > 0
+				}
+			}
+			if name == coding {
+				return ok
+			}
+			star = ok
+		}
+	}
+	return star
 }
 
 // writerOnly hides the ReadFrom of the writer it wraps, so that io.Copy

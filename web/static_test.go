@@ -274,3 +274,75 @@ func TestStaticCacheNeverStale(t *testing.T) {
 		t.Errorf("removed file: status %d", resp.StatusCode)
 	}
 }
+
+func TestStaticPrecompressed(t *testing.T) {
+	root := t.TempDir()
+	files := map[string]string{
+		"app.js":         "console.log('plain')",
+		"app.js.gz":      "GZ",
+		"app.js.br":      "BR",
+		"only-gz.css":    "body{}",
+		"only-gz.css.gz": "GZCSS",
+		"noext":          "plain",
+		"noext.gz":       "GZ",
+	}
+	for name, body := range files {
+		os.WriteFile(filepath.Join(root, name), []byte(body), 0o644)
+	}
+	s, err := NewStatic(root, StaticOptions{Precompressed: true, CacheControl: "public, max-age=60"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := serve(t, s)
+	client := &http.Transport{DisableCompression: true} // sends Accept-Encoding as given
+	defer client.CloseIdleConnections()
+	tests := []struct {
+		path, accept          string
+		body, encoding, ctype string
+	}{
+		{"/app.js", "", "console.log('plain')", "", "text/javascript; charset=utf-8"},
+		{"/app.js", "gzip, deflate, br", "BR", "br", "text/javascript; charset=utf-8"},
+		{"/app.js", "gzip", "GZ", "gzip", "text/javascript; charset=utf-8"},
+		{"/app.js", "br;q=0, gzip;q=0.5", "GZ", "gzip", "text/javascript; charset=utf-8"},
+		{"/app.js", "*", "BR", "br", "text/javascript; charset=utf-8"},
+		{"/app.js", "*, br;q=0", "GZ", "gzip", "text/javascript; charset=utf-8"},
+		{"/app.js", "identity", "console.log('plain')", "", "text/javascript; charset=utf-8"},
+		{"/only-gz.css", "br", "body{}", "", "text/css; charset=utf-8"},
+		{"/only-gz.css", "br, GZIP", "GZCSS", "gzip", "text/css; charset=utf-8"},
+		{"/noext", "gzip", "plain", "", "text/plain; charset=utf-8"},
+	}
+	for _, tt := range tests {
+		req, _ := http.NewRequest("GET", "http://"+addr+tt.path, nil)
+		if tt.accept != "" {
+			req.Header.Set("Accept-Encoding", tt.accept)
+		}
+		resp, err := client.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		h := resp.Header
+		if string(body) != tt.body || h.Get("Content-Encoding") != tt.encoding || h.Get("Content-Type") != tt.ctype {
+			t.Errorf("%s (Accept-Encoding %q): %q encoding %q type %q, want %q %q %q", tt.path, tt.accept,
+				body, h.Get("Content-Encoding"), h.Get("Content-Type"), tt.body, tt.encoding, tt.ctype)
+		}
+		if tt.encoding != "" && h.Get("Vary") != "Accept-Encoding" {
+			t.Errorf("%s (%q): Vary %q", tt.path, tt.accept, h.Get("Vary"))
+		}
+		if h.Get("Cache-Control") != "public, max-age=60" {
+			t.Errorf("%s: Cache-Control %q", tt.path, h.Get("Cache-Control"))
+		}
+	}
+	// Errors carry neither the encoding nor the cache policy.
+	req, _ := http.NewRequest("GET", "http://"+addr+"/missing.js", nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	resp, err := client.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 || resp.Header.Get("Content-Encoding") != "" || resp.Header.Get("Cache-Control") != "" {
+		t.Errorf("missing: %d %v", resp.StatusCode, resp.Header)
+	}
+}

@@ -126,14 +126,13 @@ func kv(b []byte, k, v string) []byte {
 // Strings are bytes; the worker decodes them as latin-1, as the PEP says.
 func (p *Pool) appendEnviron(b []byte, r *http.Request) []byte {
 	b = kv(b, "REQUEST_METHOD", r.Method)
-	b = kv(b, "SCRIPT_NAME", p.cfg.ScriptName)
+	b = kv(b, "SCRIPT_NAME", web.ScriptName(r))
 	b = kv(b, "PATH_INFO", r.URL.Path)
 	b = kv(b, "QUERY_STRING", r.URL.RawQuery)
 	b = kv(b, "SERVER_PROTOCOL", r.Proto)
 	b = kv(b, "REQUEST_URI", r.RequestURI)
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
+	scheme := web.Scheme(r)
+	if scheme == "https" {
 		b = kv(b, "HTTPS", "on")
 	}
 	b = kv(b, "wsgi.url_scheme", scheme)
@@ -148,9 +147,12 @@ func (p *Pool) appendEnviron(b []byte, r *http.Request) []byte {
 	}
 	if port == "" {
 		port = "80"
-		if r.TLS != nil {
+		if scheme == "https" {
 			port = "443"
 		}
+	}
+	if r.Host != "" {
+		b = kv(b, "HTTP_HOST", r.Host) // net/http keeps it out of r.Header
 	}
 	b = kv(b, "SERVER_NAME", host)
 	b = kv(b, "SERVER_PORT", port)

@@ -62,8 +62,6 @@ type Config struct {
 	// StartTimeout bounds a worker's start-up, the import of the
 	// application included (default 60s).
 	StartTimeout time.Duration
-	// ScriptName is the mount point, the SCRIPT_NAME the application sees.
-	ScriptName string
 	// Log receives worker output, wsgi.errors and tracebacks.
 	Log *slog.Logger
 }

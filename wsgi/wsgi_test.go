@@ -75,7 +75,10 @@ func startPool(t *testing.T, cfg Config) *testServer {
 	if err := p.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewUnstartedServer(web.StrictHandler(p))
+	// The application answers at the root and, for SCRIPT_NAME, at /mount.
+	root := &web.Resource{Handler: p}
+	root.Mount("/mount", p)
+	srv := httptest.NewUnstartedServer(web.StrictHandler(root))
 	srv.Listener = web.StrictListener(srv.Listener, web.Limits{})
 	srv.Start()
 	t.Cleanup(func() {
@@ -160,8 +163,8 @@ func waitFor(t *testing.T, cond func() bool, format string, args ...any) {
 }
 
 func TestEnviron(t *testing.T) {
-	s := startPool(t, Config{App: "apps.environ", Threads: 2, Workers: 2, ScriptName: "/mount"})
-	req, _ := http.NewRequest("GET", s.url+"/a%20b/%C3%A9?x=1&y=%20", nil)
+	s := startPool(t, Config{App: "apps.environ", Threads: 2, Workers: 2})
+	req, _ := http.NewRequest("GET", s.url+"/mount/a%20b/%C3%A9?x=1&y=%20", nil)
 	req.Header.Add("X-Multi", "one")
 	req.Header.Add("X-Multi", "two")
 	req.Header.Set("Cookie", "a=1")
@@ -186,6 +189,7 @@ func TestEnviron(t *testing.T) {
 		"REMOTE_ADDR":           "127.0.0.1",
 		"HTTP_X_MULTI":          "one, two",
 		"HTTP_COOKIE":           "a=1; b=2",
+		"HTTP_HOST":             "example.org:8443",
 		"wsgi.url_scheme":       "http",
 		"wsgi.multithread":      true,
 		"wsgi.multiprocess":     true,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -27,6 +28,12 @@ func init() {
   torsion web --wsgi app:app --workers 4 --threads 2 --timeout 30s
   torsion web --port tcp:8000:interface=127.0.0.1 serve the demo page on localhost
   torsion web --port tcp:80 --port tcp6:80 --path /srv/www
+  torsion web --wsgi app.application --static /static=./static
+  torsion web --wsgi site:app --mount /api=wsgi:api:app --mount /old=proxy:http://127.0.0.1:9000
+  torsion web --path ./www --vhost blog.example.org=wsgi:blog:app --vhost '*.example.net=path:./net'
+
+Static directories also serve FILE.br or FILE.gz beside FILE to clients
+that accept that encoding.
 
 Without --port, the port is tcp:$PORT when $PORT is set (the PaaS
 convention), else tcp:8080. Without --path, a demo page is served.`,
@@ -46,6 +53,11 @@ type options struct {
 	maxHeaderBytes int
 	maxRequestLine int
 	maxHeaders     int
+	statics        []string
+	mounts         []string
+	vhosts         []string
+	cacheControl   string
+	proxyTimeout   time.Duration
 }
 
 func flags(fs *pflag.FlagSet) plugin.Maker {
@@ -63,6 +75,11 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 	fs.IntVar(&o.wsgi.MaxRequestsJitter, "max-requests-jitter", 0, "add up to this many requests to --max-requests, per worker")
 	fs.IntVar(&o.wsgi.BodyBuffer, "body-buffer", 1<<20, "bytes of request body received before the request takes a worker")
 	fs.Int64Var(&o.wsgi.MaxBody, "max-body", 0, "answer 413 to request bodies larger than this many bytes (0: no limit)")
+	fs.StringArrayVar(&o.statics, "static", nil, "serve the files under DIR at PREFIX, beside the root: `PREFIX=DIR` (repeatable)")
+	fs.StringArrayVar(&o.mounts, "mount", nil, "serve SPEC at PREFIX: `PREFIX=SPEC`, SPEC being wsgi:MODULE.ATTR, path:DIR or proxy:URL; the longest prefix wins (repeatable)")
+	fs.StringArrayVar(&o.vhosts, "vhost", nil, "serve SPEC (as for --mount) for requests to HOST, which may be *.DOMAIN: `HOST=SPEC` (repeatable); other hosts get the root, or 404 without one")
+	fs.StringVar(&o.cacheControl, "static-cache-control", "", "send `VALUE` as the Cache-Control of static files, such as \"public, max-age=3600\"")
+	fs.DurationVar(&o.proxyTimeout, "proxy-timeout", 60*time.Second, "answer 504 when a proxy:URL backend takes longer than this to send its response headers")
 	fs.StringArrayVar(&o.index, "index", nil, "file `NAME` served for a directory (repeatable; default index.html)")
 	fs.BoolVar(&o.noListing, "no-listing", false, "answer 403 for directories without an index instead of listing them")
 	fs.BoolVar(&o.allowSymlinks, "allow-symlinks", false, "follow symbolic links that point outside --path")
@@ -99,35 +116,90 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 	if o.headerTimeout <= 0 || o.idleTimeout <= 0 || o.maxHeaderBytes <= 0 || o.maxRequestLine <= 0 || o.maxHeaders <= 0 {
 		return nil, fmt.Errorf("--header-timeout, --idle-timeout, --max-header-bytes, --max-request-line and --max-headers must be positive")
 	}
-	var h http.Handler = web.DemoPage{}
-	m := service.NewMulti()
 	if o.path != "" && o.wsgi.App != "" {
-		return nil, fmt.Errorf("--path and --wsgi are alternatives; give one")
+		return nil, fmt.Errorf("--path and --wsgi are alternatives for the root; mount more with --static or --mount")
 	}
-	if o.wsgi.App != "" {
-		o.wsgi.Log = env.Log.With(logging.SystemKey, "wsgi")
-		pool, err := wsgi.New(o.wsgi)
+	b := &builder{o: o, env: env, m: service.NewMulti()}
+	root := &web.Resource{}
+	var err error
+	switch {
+	case o.wsgi.App != "":
+		root.Handler, err = b.wsgi("/", o.wsgi.App)
 		if err != nil {
 			return nil, fmt.Errorf("--wsgi: %w", err)
 		}
-		m.Add(pool) // started before the listeners, stopped after them
-		h = pool
+	case o.path != "":
+		root.Handler, err = b.static(o.path)
+		if err != nil {
+			return nil, fmt.Errorf("--path: %w", err)
+		}
 	}
-	if o.path != "" {
-		fi, err := os.Stat(o.path)
+	mounted := map[string]string{}
+	mount := func(flag, arg, spec string) error {
+		prefix, rest, ok := strings.Cut(arg, "=")
+		if !ok || !strings.HasPrefix(prefix, "/") || rest == "" {
+			return fmt.Errorf("%s %q: want PREFIX=%s, the prefix starting with /", flag, arg, spec)
+		}
+		prefix = "/" + strings.Join(strings.FieldsFunc(prefix, func(r rune) bool { return r == '/' }), "/")
+		if prefix == "/" && root.Handler != nil {
+			return fmt.Errorf("%s %q: the root is already served by --wsgi, --path or another --mount /", flag, arg)
+		}
+		if prev, dup := mounted[prefix]; dup {
+			return fmt.Errorf("%s %q: %s is already mounted by %s", flag, arg, prefix, prev)
+		}
+		mounted[prefix] = fmt.Sprintf("%s %q", flag, arg)
+		var h http.Handler
+		var err error
+		if flag == "--static" {
+			h, err = b.static(rest)
+		} else {
+			h, err = b.spec(prefix, rest)
+		}
 		if err != nil {
-			return nil, fmt.Errorf("--path: %w", err)
+			return fmt.Errorf("%s %q: %w", flag, arg, err)
 		}
-		if !fi.IsDir() {
-			return nil, fmt.Errorf("--path %s: not a directory", o.path)
+		root.Mount(prefix, h)
+		return nil
+	}
+	for _, arg := range o.statics {
+		if err := mount("--static", arg, "DIR"); err != nil {
+			return nil, err
 		}
-		s, err := web.NewStatic(o.path, web.StaticOptions{Index: o.index, NoListing: o.noListing, FollowSymlinks: o.allowSymlinks})
-		if err != nil {
-			return nil, fmt.Errorf("--path: %w", err)
+	}
+	for _, arg := range o.mounts {
+		if err := mount("--mount", arg, "SPEC"); err != nil {
+			return nil, err
 		}
-		h = s
-	} else if len(o.index) > 0 || o.noListing || o.allowSymlinks {
-		return nil, fmt.Errorf("--index, --no-listing and --allow-symlinks need --path")
+	}
+	if b.staticDirs == 0 && (len(o.index) > 0 || o.noListing || o.allowSymlinks || o.cacheControl != "") {
+		return nil, fmt.Errorf("--index, --no-listing, --allow-symlinks and --static-cache-control need a directory to serve (--path, --static or --mount PREFIX=path:DIR)")
+	}
+	var h http.Handler = root
+	switch {
+	case len(mounted) == 0 && root.Handler == nil && len(o.vhosts) == 0:
+		h = web.DemoPage{}
+	case len(mounted) == 0 && root.Handler != nil:
+		h = root.Handler // nothing to route
+	}
+	if len(o.vhosts) > 0 {
+		v := &web.VHosts{}
+		if len(mounted) > 0 || root.Handler != nil {
+			v.Default = h
+		}
+		for _, arg := range o.vhosts {
+			host, spec, ok := strings.Cut(arg, "=")
+			if !ok || host == "" || spec == "" {
+				return nil, fmt.Errorf("--vhost %q: want HOST=SPEC", arg)
+			}
+			vh, err := b.spec(host, spec)
+			if err != nil {
+				return nil, fmt.Errorf("--vhost %q: %w", arg, err)
+			}
+			if err := v.Add(host, vh); err != nil {
+				return nil, fmt.Errorf("--vhost: %w", err)
+			}
+		}
+		h = v
 	}
 	log := env.Log.With(logging.SystemKey, "web")
 	access := env.Log.With(logging.SystemKey, "access")
@@ -139,7 +211,70 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 			MaxRequestLine:    o.maxRequestLine,
 			MaxHeaders:        o.maxHeaders,
 		})
-		m.Add(&service.Listener{Endpoint: ep, Server: srv, Name: "Site", Log: log})
+		b.m.Add(&service.Listener{Endpoint: ep, Server: srv, Name: "Site", Log: log})
 	}
-	return m, nil
+	return b.m, nil
+}
+
+// builder makes the handlers of one web service; the worker pools it
+// makes are added to m, so they start before the listeners and stop after.
+type builder struct {
+	o          *options
+	env        plugin.Env
+	m          *service.Multi
+	staticDirs int
+}
+
+// spec builds the handler for wsgi:MODULE.ATTR, path:DIR or proxy:URL;
+// where names the mount point or host in log lines.
+func (b *builder) spec(where, spec string) (http.Handler, error) {
+	kind, arg, _ := strings.Cut(spec, ":")
+	if arg == "" {
+		kind = ""
+	}
+	switch kind {
+	case "wsgi":
+		return b.wsgi(where, arg)
+	case "path":
+		return b.static(arg)
+	case "proxy":
+		return web.NewProxy(arg, web.ProxyOptions{Timeout: b.o.proxyTimeout, Log: b.env.Log.With(logging.SystemKey, "proxy "+where)})
+	}
+	return nil, fmt.Errorf("%q: want wsgi:MODULE.ATTR, path:DIR or proxy:URL", spec)
+}
+
+// wsgi makes a worker pool for app, configured by the --wsgi options.
+func (b *builder) wsgi(where, app string) (http.Handler, error) {
+	cfg := b.o.wsgi
+	cfg.App = app
+	system := "wsgi"
+	if where != "/" {
+		system = "wsgi " + where
+	}
+	cfg.Log = b.env.Log.With(logging.SystemKey, system)
+	pool, err := wsgi.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	b.m.Add(pool)
+	return pool, nil
+}
+
+// static serves dir with the static file options.
+func (b *builder) static(dir string) (http.Handler, error) {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("%s: not a directory", dir)
+	}
+	b.staticDirs++
+	return web.NewStatic(dir, web.StaticOptions{
+		Index:          b.o.index,
+		NoListing:      b.o.noListing,
+		FollowSymlinks: b.o.allowSymlinks,
+		CacheControl:   b.o.cacheControl,
+		Precompressed:  true,
+	})
 }

@@ -1,0 +1,85 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"time"
+)
+
+// ProxyOptions configures NewProxy.
+type ProxyOptions struct {
+	// Timeout bounds the wait for the backend's response headers
+	// (default 60s); past it the client gets 504.
+	Timeout time.Duration
+	// Log receives one line per failed backend request (default: discarded).
+	Log *slog.Logger
+}
+
+// NewProxy returns a reverse proxy to target, an http or https URL: Twisted's
+// ReverseProxyResource. The request's URL path (what a resource tree left
+// of it) is appended to target's path; X-Forwarded-For, -Host and -Proto
+// tell the backend about the client. A backend that cannot be reached or
+// breaks off gives the client 502, one that does not answer in time 504.
+func NewProxy(target string, opts ProxyOptions) (http.Handler, error) {
+	u, err := url.Parse(target)
+	if err != nil {
+		return nil, fmt.Errorf("proxy target: %w", err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("proxy target %q: want an http:// or https:// URL with a host", target)
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 60 * time.Second
+	}
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.ResponseHeaderTimeout = opts.Timeout
+	tr.MaxIdleConnsPerHost = 64
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(u)
+			// Append to the chain the client sent, as nginx's
+			// $proxy_add_x_forwarded_for does; the backend decides whom to trust.
+			pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
+			pr.SetXForwarded()
+			pr.Out.Header.Set("X-Forwarded-Proto", Scheme(pr.In))
+		},
+		Transport: tr,
+		ErrorLog:  slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if r.Context().Err() != nil {
+				return // the client went away
+			}
+			status := http.StatusBadGateway
+			var ne net.Error
+			if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+				status = http.StatusGatewayTimeout
+			}
+			log.Warn(fmt.Sprintf("proxy %s %s to %s: %v", r.Method, r.URL.RequestURI(), target, err))
+			Error(w, r, status, "The backend server did not answer properly.")
+		},
+	}, nil
+}
+
+type schemeKey struct{}
+
+// Scheme returns the scheme the client used: "https" or "http". It is the
+// connection's, unless ProxyHeaders took it from a trusted proxy.
+func Scheme(r *http.Request) string {
+	if s, ok := r.Context().Value(schemeKey{}).(string); ok {
+		return s
+	}
+	if r.TLS != nil {
+		return "https"
+	}
+	return "http"
+}

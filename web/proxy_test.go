@@ -1,0 +1,69 @@
+package web
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestProxy(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/slow" {
+			time.Sleep(time.Second)
+		}
+		fmt.Fprintf(w, "path=%s query=%s host=%s xff=%s xfh=%s xfp=%s", r.URL.Path, r.URL.RawQuery, r.Host,
+			r.Header.Get("X-Forwarded-For"), r.Header.Get("X-Forwarded-Host"), r.Header.Get("X-Forwarded-Proto"))
+	}))
+	defer backend.Close()
+	p, err := NewProxy(backend.URL+"/v1", ProxyOptions{Timeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A port nothing listens on.
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	deadAddr := l.Addr().String()
+	l.Close()
+	dead, err := NewProxy("http://"+deadAddr, ProxyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := &Resource{}
+	root.Mount("/api", p)
+	root.Mount("/dead", dead)
+	addr := serve(t, root)
+
+	req, _ := http.NewRequest("GET", "http://"+addr+"/api/items?x=1", nil)
+	req.Host = "front.example"
+	req.Header.Set("X-Forwarded-For", "10.0.0.1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	want := "path=/v1/items query=x=1 host=" + strings.TrimPrefix(backend.URL, "http://") +
+		" xff=10.0.0.1, 127.0.0.1 xfh=front.example xfp=http"
+	if string(body) != want {
+		t.Errorf("proxied:\n got %q\nwant %q", body, want)
+	}
+	for path, status := range map[string]int{"/dead/x": 502, "/api/slow": 504} {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != status {
+			t.Errorf("%s: %d, want %d", path, resp.StatusCode, status)
+		}
+	}
+	for _, bad := range []string{"ftp://x", "localhost:80", "http://", "http://a b"} {
+		if _, err := NewProxy(bad, ProxyOptions{}); err == nil {
+			t.Errorf("NewProxy(%q) succeeded", bad)
+		}
+	}
+}
