@@ -1,0 +1,310 @@
+package endpoint
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+func init() {
+	Register("ssl", parseSSL)
+	Register("txsni", parseSNI)
+}
+
+// TLSListener accepts TLS connections on a plain listener. Accept returns
+// *tls.Conn values whose handshake is complete; handshakes run in a
+// goroutine per connection, bounded by HandshakeTimeout, so a slow or
+// broken client never holds up the others. The ssl: and txsni: endpoints
+// listen with one; a server that needs ALPN (HTTP/2) can take the plain
+// listener and Config from it and make its own.
+type TLSListener struct {
+	net.Listener // the plain listener underneath
+	Config       *tls.Config
+	// HandshakeTimeout bounds each handshake (default 10s).
+	HandshakeTimeout time.Duration
+	// HandshakeError, if set, is told of each failed handshake.
+	HandshakeError func(net.Conn, error)
+
+	once sync.Once
+	p    *preparedListener
+}
+
+func (l *TLSListener) init() {
+	l.once.Do(func() {
+		l.p = newPrepared(l.Listener, l.HandshakeTimeout, func(c net.Conn) (net.Conn, error) {
+			tc := tls.Server(c, l.Config)
+			if err := tc.Handshake(); err != nil {
+				return nil, err
+			}
+			return tc, nil
+		}, l.HandshakeError)
+	})
+}
+
+// Accept returns the next connection whose handshake succeeded.
+func (l *TLSListener) Accept() (net.Conn, error) {
+	l.init()
+	return l.p.Accept()
+}
+
+// Close closes the listener; connections still in their handshake are
+// closed too.
+func (l *TLSListener) Close() error {
+	l.init()
+	return l.p.Close()
+}
+
+// serverConfig returns torsion's TLS defaults: TLS 1.2 or later with Go's
+// cipher suites, which are all forward-secret AEADs.
+func serverConfig() *tls.Config {
+	return &tls.Config{MinVersion: tls.VersionTLS12}
+}
+
+// SSL listens for TLS on a TCP port, Twisted's
+// "ssl:PORT:privateKey=KEY.pem:certKey=CERT.pem[:extraCertChain=CHAIN.pem][:interface=ADDR][:backlog=N]".
+// privateKey defaults to server.pem and certKey to privateKey, so one PEM
+// file holding both works.
+type SSL struct {
+	TCP            TCP
+	PrivateKey     string
+	CertKey        string
+	ExtraCertChain string
+	cert           tls.Certificate
+}
+
+func parseSSL(a Args) (Server, error) {
+	p, err := bind(a, "port", "privateKey", "certKey", "interface", "backlog", "extraCertChain", "reuseport")
+	if err != nil {
+		return nil, err
+	}
+	tcp := Args{Kind: "tcp", Named: map[string]string{}}
+	for _, k := range []string{"port", "interface", "backlog", "reuseport"} {
+		if v, ok := p.get(k); ok {
+			tcp.Named[k] = v
+		}
+	}
+	t, err := parseTCP(tcp, false)
+	if err != nil {
+		return nil, err
+	}
+	s := SSL{TCP: t.(TCP), PrivateKey: "server.pem"}
+	if v, ok := p.get("privateKey"); ok {
+		s.PrivateKey = v
+	}
+	s.CertKey = s.PrivateKey
+	if v, ok := p.get("certKey"); ok {
+		s.CertKey = v
+	}
+	s.ExtraCertChain, _ = p.get("extraCertChain")
+	if s.cert, err = loadKeyPair(s.CertKey, s.PrivateKey); err != nil {
+		return nil, err
+	}
+	if s.ExtraCertChain != "" {
+		chain, err := loadCerts(s.ExtraCertChain)
+		if err != nil {
+			return nil, err
+		}
+		s.cert.Certificate = append(s.cert.Certificate, chain...)
+	}
+	return s, nil
+}
+
+// loadKeyPair loads a certificate and its key, with errors naming the files.
+func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
+	c, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			return c, err // "open key.pem: no such file or directory"
+		}
+		if certFile == keyFile {
+			return c, fmt.Errorf("%s: %w", certFile, err)
+		}
+		return c, fmt.Errorf("certificate %s with key %s: %w", certFile, keyFile, err)
+	}
+	return c, nil
+}
+
+// loadCerts reads the DER certificates of a PEM file.
+func loadCerts(file string) ([][]byte, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	var certs [][]byte
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			break
+		}
+		if b.Type == "CERTIFICATE" {
+			if _, err := x509.ParseCertificate(b.Bytes); err != nil {
+				return nil, fmt.Errorf("%s: %w", file, err)
+			}
+			certs = append(certs, b.Bytes)
+		}
+	}
+	if len(certs) == 0 {
+		return nil, fmt.Errorf("%s: no certificate found", file)
+	}
+	return certs, nil
+}
+
+// String returns the description in canonical form.
+func (s SSL) String() string {
+	var b strings.Builder
+	b.WriteString("ssl" + strings.TrimPrefix(s.TCP.String(), "tcp"))
+	b.WriteString(":privateKey=" + Escape(s.PrivateKey))
+	if s.CertKey != s.PrivateKey {
+		b.WriteString(":certKey=" + Escape(s.CertKey))
+	}
+	if s.ExtraCertChain != "" {
+		b.WriteString(":extraCertChain=" + Escape(s.ExtraCertChain))
+	}
+	return b.String()
+}
+
+// Listen binds the port; connections are TLS.
+func (s SSL) Listen(ctx context.Context) (net.Listener, error) {
+	ln, err := s.TCP.Listen(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cfg := serverConfig()
+	cfg.Certificates = []tls.Certificate{s.cert}
+	return &TLSListener{Listener: ln, Config: cfg}, nil
+}
+
+// SNI serves TLS with a certificate chosen by the name the client asks
+// for, the txsni package's "txsni:DIR:ENDPOINT" (such as
+// "txsni:certs:tcp:443"). DIR holds HOST.pem files, each a certificate
+// chain and its key; "*.DOMAIN.pem" serves the names below DOMAIN, and
+// DEFAULT.pem clients that name no known host. Files added to DIR or
+// replaced are used from the next handshake on, without a restart.
+type SNI struct {
+	Dir   string
+	Inner Server
+	certs *certDir
+}
+
+func parseSNI(a Args) (Server, error) {
+	dir, inner, ok := cutUnescaped(a.Rest, ':')
+	if !ok || dir == "" || inner == "" {
+		return nil, fmt.Errorf("want txsni:DIR:ENDPOINT, such as txsni:certs:tcp:443")
+	}
+	dir = unescape(dir)
+	in, err := Parse(inner)
+	if err != nil {
+		return nil, err
+	}
+	if _, isTLS := in.(SSL); isTLS {
+		return nil, fmt.Errorf("the endpoint inside txsni must be plain, such as tcp:443")
+	}
+	cd := &certDir{dir: dir, cache: map[string]*cachedCert{}}
+	if err := cd.check(); err != nil {
+		return nil, err
+	}
+	return SNI{Dir: dir, Inner: in, certs: cd}, nil
+}
+
+// String returns the description in canonical form.
+func (s SNI) String() string { return "txsni:" + Escape(s.Dir) + ":" + s.Inner.String() }
+
+// Listen listens on the inner endpoint; connections are TLS.
+func (s SNI) Listen(ctx context.Context) (net.Listener, error) {
+	ln, err := s.Inner.Listen(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cfg := serverConfig()
+	cfg.GetCertificate = s.certs.get
+	return &TLSListener{Listener: ln, Config: cfg}, nil
+}
+
+// certDir loads HOST.pem files on demand, reloading a file when its size
+// or modification time changes.
+type certDir struct {
+	dir   string
+	mu    sync.Mutex
+	cache map[string]*cachedCert
+}
+
+type cachedCert struct {
+	size    int64
+	modTime time.Time
+	cert    *tls.Certificate
+}
+
+// check loads every .pem file in the directory, so that a broken one is
+// reported at start-up, and fails if there is none.
+func (d *certDir) check() error {
+	files, err := filepath.Glob(filepath.Join(d.dir, "*.pem"))
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(d.dir); err != nil {
+		return err
+	}
+	if len(files) == 0 {
+		return fmt.Errorf("no HOST.pem files in %s", d.dir)
+	}
+	for _, f := range files {
+		if _, err := d.load(f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// load returns the certificate in file, from the cache while it is unchanged.
+func (d *certDir) load(file string) (*tls.Certificate, error) {
+	fi, err := os.Stat(file)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	c := d.cache[file]
+	d.mu.Unlock()
+	if c != nil && c.size == fi.Size() && c.modTime.Equal(fi.ModTime()) {
+		return c.cert, nil
+	}
+	cert, err := loadKeyPair(file, file)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	d.cache[file] = &cachedCert{size: fi.Size(), modTime: fi.ModTime(), cert: &cert}
+	d.mu.Unlock()
+	return &cert, nil
+}
+
+// get chooses the certificate for a handshake: HOST.pem, then *.DOMAIN.pem,
+// then DEFAULT.pem.
+func (d *certDir) get(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	var names []string
+	if host := strings.TrimSuffix(strings.ToLower(hello.ServerName), "."); host != "" && !strings.ContainsAny(host, `/\`) && !strings.HasPrefix(host, ".") {
+		names = append(names, host)
+		if _, parent, ok := strings.Cut(host, "."); ok && parent != "" {
+			names = append(names, "*."+parent)
+		}
+	}
+	names = append(names, "DEFAULT")
+	for _, n := range names {
+		cert, err := d.load(filepath.Join(d.dir, n+".pem"))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		return cert, err
+	}
+	return nil, fmt.Errorf("no certificate for %q in %s (and no DEFAULT.pem)", hello.ServerName, d.dir)
+}

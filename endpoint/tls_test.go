@@ -1,0 +1,241 @@
+package endpoint
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// selfSigned returns a certificate and key in PEM for the names; the first
+// is the common name.
+func selfSigned(t *testing.T, names ...string) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: names[0]},
+		DNSNames:     names,
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalECPrivateKey(key)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+}
+
+func write(t *testing.T, path string, data ...[]byte) string {
+	t.Helper()
+	if err := os.WriteFile(path, append([]byte(nil), bytesJoin(data)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func bytesJoin(parts [][]byte) []byte {
+	var b []byte
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	return b
+}
+
+// tlsEcho listens on desc and echoes one line per connection.
+func tlsEcho(t *testing.T, desc string) string {
+	t.Helper()
+	ep, err := Parse(desc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := ep.Listen(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				io.Copy(c, c)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// peerName handshakes with serverName and returns the certificate's name.
+func peerName(t *testing.T, addr, serverName string) string {
+	t.Helper()
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr,
+		&tls.Config{ServerName: serverName, InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatalf("handshake for %q: %v", serverName, err)
+	}
+	defer c.Close()
+	c.Write([]byte("ping"))
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("echo over TLS: %q %v", buf, err)
+	}
+	return c.ConnectionState().PeerCertificates[0].Subject.CommonName
+}
+
+func TestSSL(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := selfSigned(t, "localhost")
+	other, otherKey := selfSigned(t, "other")
+	write(t, dir+"/cert.pem", cert)
+	write(t, dir+"/key.pem", key)
+	write(t, dir+"/both.pem", key, cert)
+	write(t, dir+"/chain.pem", other)
+	write(t, dir+"/otherkey.pem", otherKey)
+
+	addr := tlsEcho(t, "ssl:0:privateKey="+dir+"/key.pem:certKey="+dir+"/cert.pem:interface=127.0.0.1:extraCertChain="+dir+"/chain.pem")
+	if got := peerName(t, addr, "localhost"); got != "localhost" {
+		t.Errorf("certificate %q", got)
+	}
+	// The chain is sent after the certificate.
+	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(c.ConnectionState().PeerCertificates); n != 2 {
+		t.Errorf("%d certificates sent, want 2", n)
+	}
+	c.Close()
+	addr = tlsEcho(t, "ssl:0:"+dir+"/both.pem:interface=127.0.0.1")
+	if got := peerName(t, addr, "localhost"); got != "localhost" {
+		t.Errorf("single PEM: certificate %q", got)
+	}
+	// TLS 1.1 is refused.
+	if c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS11}); err == nil {
+		c.Close()
+		t.Error("a TLS 1.1 handshake succeeded")
+	}
+
+	ep, err := Parse("ssl:443:privateKey=" + Escape(dir+"/key.pem") + ":certKey=" + Escape(dir+"/cert.pem") + `:interface=\:\:1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := ep.String(); s != "ssl:443:interface=\\:\\:1:privateKey="+Escape(dir+"/key.pem")+":certKey="+Escape(dir+"/cert.pem") {
+		t.Errorf("String() = %q", s)
+	} else if again, err := Parse(s); err != nil || again.String() != s {
+		t.Errorf("String() does not parse back: %v", err)
+	}
+
+	for desc, msg := range map[string]string{
+		"ssl:443:privateKey=" + dir + "/missing.pem":                               "open " + dir + "/missing.pem: no such file or directory",
+		"ssl:443:privateKey=" + dir + "/otherkey.pem:certKey=" + dir + "/cert.pem": "certificate " + dir + "/cert.pem with key " + dir + "/otherkey.pem: tls: private key does not match public key",
+		"ssl:443:privateKey=" + dir + "/cert.pem":                                  dir + "/cert.pem: tls: found a certificate rather than a key",
+		"ssl:443:" + dir + "/both.pem:extraCertChain=" + dir + "/key.pem":          dir + "/key.pem: no certificate found",
+		"ssl:443:" + dir + "/both.pem:sslmethod=TLSv1_METHOD":                      `unknown parameter "sslmethod"`,
+	} {
+		if _, err := Parse(desc); err == nil || !strings.Contains(err.Error(), msg) {
+			t.Errorf("Parse(%q) = %v, want %q", desc, err, msg)
+		}
+	}
+}
+
+// A client that connects and sends nothing does not hold up the others.
+func TestTLSSlowHandshake(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := selfSigned(t, "localhost")
+	write(t, dir+"/both.pem", cert, key)
+	addr := tlsEcho(t, "ssl:0:"+dir+"/both.pem:interface=127.0.0.1")
+	for i := 0; i < 5; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	done := make(chan string)
+	go func() { done <- peerName(t, addr, "localhost") }()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+		t.Fatal("a handshake waited behind idle connections")
+	}
+}
+
+func TestTxSNI(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{"a.example", "*.wild.example", "DEFAULT"} {
+		cert, key := selfSigned(t, n)
+		write(t, filepath.Join(dir, n+".pem"), cert, key)
+	}
+	addr := tlsEcho(t, "txsni:"+dir+":tcp:0:interface=127.0.0.1")
+	for sni, want := range map[string]string{
+		"a.example":      "a.example",
+		"A.Example":      "a.example",
+		"x.wild.example": "*.wild.example",
+		"b.example":      "DEFAULT",
+		"":               "DEFAULT",
+		"../DEFAULT":     "DEFAULT",
+	} {
+		if got := peerName(t, addr, sni); got != want {
+			t.Errorf("SNI %q: certificate %q, want %q", sni, got, want)
+		}
+	}
+	// A new file is used at once; a replaced one too.
+	cert, key := selfSigned(t, "b.example")
+	write(t, filepath.Join(dir, "b.example.pem"), cert, key)
+	if got := peerName(t, addr, "b.example"); got != "b.example" {
+		t.Errorf("added b.example.pem: certificate %q", got)
+	}
+	cert, key = selfSigned(t, "a.example", "renewed.example")
+	write(t, filepath.Join(dir, "a.example.pem"), cert, key, []byte("\n")) // a different size
+	c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "a.example", InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names := c.ConnectionState().PeerCertificates[0].DNSNames; len(names) != 2 {
+		t.Errorf("replaced a.example.pem: still the old certificate %v", names)
+	}
+	c.Close()
+
+	ep, err := Parse("txsni:" + dir + ":tcp:443")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := ep.String(); s != "txsni:"+Escape(dir)+":tcp:443" {
+		t.Errorf("String() = %q", s)
+	}
+	empty := t.TempDir()
+	broken := t.TempDir()
+	write(t, broken+"/x.example.pem", []byte("not a pem"))
+	for desc, msg := range map[string]string{
+		"txsni:" + empty + ":tcp:443":    "no HOST.pem files in " + empty,
+		"txsni:" + broken + ":tcp:443":   broken + "/x.example.pem: tls: failed to find any PEM data",
+		"txsni:/no/such/dir:tcp:443":     "no such file or directory",
+		"txsni:" + dir:                   "want txsni:DIR:ENDPOINT",
+		"txsni:" + dir + ":tcp:port=abc": `port "abc" is not a number`,
+	} {
+		if _, err := Parse(desc); err == nil || !strings.Contains(err.Error(), msg) {
+			t.Errorf("Parse(%q) = %v, want %q", desc, err, msg)
+		}
+	}
+}
