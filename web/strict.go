@@ -3,6 +3,7 @@ package web
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 )
 
 // Limits bounds what a client may send in a request head.
@@ -76,13 +78,29 @@ func (l *strictListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	if tc, ok := c.(*tls.Conn); ok && tc.ConnectionState().NegotiatedProtocol == "h2" {
+		return c, nil // HTTP/2 frames strictly already; net/http needs the *tls.Conn
+	}
 	return &strictConn{Conn: c, p: parser{limits: l.limits}}, nil
 }
 
 // StrictHandler answers the requests that StrictListener rejected and
-// passes the others to h.
+// passes the others to h. HTTP/2 requests, which StrictListener does not
+// see, are refused when a header name holds an underscore. Under a Server
+// it also sets r.TLS for HTTP/1 requests over TLS.
 func StrictHandler(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil {
+			r.TLS, _ = r.Context().Value(tlsStateKey{}).(*tls.ConnectionState)
+		}
+		if r.ProtoMajor >= 2 {
+			for name := range r.Header {
+				if strings.IndexByte(name, '_') >= 0 {
+					Error(w, r, http.StatusBadRequest, "Header names with underscores are refused: "+name)
+					return
+				}
+			}
+		}
 		if v := r.Header.Get(rejectHeader); v != "" {
 			code, msg, _ := bytes.Cut([]byte(v), []byte(" "))
 			status, _ := strconv.Atoi(string(code))

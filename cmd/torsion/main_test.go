@@ -78,22 +78,31 @@ func start(t *testing.T, env []string, args ...string) *proc {
 // waitLog waits for a log line matching re and returns its submatches.
 func (p *proc) waitLog(re string) []string {
 	p.t.Helper()
+	return p.waitLogs(re, 1)[0]
+}
+
+// waitLogs waits for n log lines matching re and returns their submatches.
+func (p *proc) waitLogs(re string, n int) [][]string {
+	p.t.Helper()
 	rx := regexp.MustCompile(re)
 	deadline := time.After(10 * time.Second)
 	for {
+		var ms [][]string
 		p.mu.Lock()
 		for _, l := range p.log {
 			if m := rx.FindStringSubmatch(l); m != nil {
-				p.mu.Unlock()
-				return m
+				ms = append(ms, m)
 			}
 		}
 		p.mu.Unlock()
+		if len(ms) >= n {
+			return ms
+		}
 		select {
 		case <-p.seen:
 		case <-time.After(50 * time.Millisecond):
 		case <-deadline:
-			p.t.Fatalf("no log line matching %q in:\n%s", re, p.logText())
+			p.t.Fatalf("no %d log lines matching %q in:\n%s", n, re, p.logText())
 		}
 	}
 }

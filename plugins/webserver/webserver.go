@@ -28,6 +28,8 @@ func init() {
   torsion web --wsgi app:app --workers 4 --threads 2 --timeout 30s
   torsion web --port tcp:8000:interface=127.0.0.1 serve the demo page on localhost
   torsion web --port tcp:80 --port tcp6:80 --path /srv/www
+  torsion web --port ssl:8443:privateKey=key.pem:certKey=cert.pem --wsgi app:app
+  torsion web --port txsni:certs:tcp:443 --path ./www  (certs/HOST.pem, DEFAULT.pem)
   torsion web --wsgi app.application --static /static=./static
   torsion web --wsgi site:app --mount /api=wsgi:api:app --mount /old=proxy:http://127.0.0.1:9000
   torsion web --path ./www --vhost blog.example.org=wsgi:blog:app --vhost '*.example.net=path:./net'
@@ -58,6 +60,7 @@ type options struct {
 	vhosts         []string
 	cacheControl   string
 	proxyTimeout   time.Duration
+	h2c            bool
 }
 
 func flags(fs *pflag.FlagSet) plugin.Maker {
@@ -80,6 +83,7 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 	fs.StringArrayVar(&o.vhosts, "vhost", nil, "serve SPEC (as for --mount) for requests to HOST, which may be *.DOMAIN: `HOST=SPEC` (repeatable); other hosts get the root, or 404 without one")
 	fs.StringVar(&o.cacheControl, "static-cache-control", "", "send `VALUE` as the Cache-Control of static files, such as \"public, max-age=3600\"")
 	fs.DurationVar(&o.proxyTimeout, "proxy-timeout", 60*time.Second, "answer 504 when a proxy:URL backend takes longer than this to send its response headers")
+	fs.BoolVar(&o.h2c, "h2c", false, "also serve cleartext HTTP/2 (prior knowledge) on plain ports; TLS ports always offer HTTP/2")
 	fs.StringArrayVar(&o.index, "index", nil, "file `NAME` served for a directory (repeatable; default index.html)")
 	fs.BoolVar(&o.noListing, "no-listing", false, "answer 403 for directories without an index instead of listing them")
 	fs.BoolVar(&o.allowSymlinks, "allow-symlinks", false, "follow symbolic links that point outside --path")
@@ -210,6 +214,7 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 			MaxHeaderBytes:    o.maxHeaderBytes,
 			MaxRequestLine:    o.maxRequestLine,
 			MaxHeaders:        o.maxHeaders,
+			H2C:               o.h2c,
 		})
 		b.m.Add(&service.Listener{Endpoint: ep, Server: srv, Name: "Site", Log: log})
 	}
