@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/torsion-server/torsion/endpoint"
@@ -30,6 +31,9 @@ type ServerOptions struct {
 	// H2C serves cleartext HTTP/2 to clients that start with its preface
 	// ("prior knowledge"). Over TLS, HTTP/2 is always offered by ALPN.
 	H2C bool
+	// TrustedProxies, when not nil, turns on ProxyHeaders for requests
+	// from these addresses; the access log then shows the real client.
+	TrustedProxies []netip.Prefix
 }
 
 // Server is an http.Server whose connections go through StrictListener.
@@ -83,6 +87,10 @@ func NewServer(h http.Handler, log *slog.Logger, opts ServerOptions) *Server {
 	if opts.MaxHeaderBytes <= 0 {
 		opts.MaxHeaderBytes = 64 << 10
 	}
+	handler := AccessLog(StrictHandler(h), log)
+	if opts.TrustedProxies != nil {
+		handler = ProxyHeaders(handler, opts.TrustedProxies)
+	}
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
 	protocols.SetHTTP2(true)
@@ -92,7 +100,7 @@ func NewServer(h http.Handler, log *slog.Logger, opts ServerOptions) *Server {
 		Server: &http.Server{
 			Protocols:         protocols,
 			ConnContext:       connContext,
-			Handler:           AccessLog(StrictHandler(h), log),
+			Handler:           handler,
 			ReadHeaderTimeout: opts.ReadHeaderTimeout,
 			IdleTimeout:       opts.IdleTimeout,
 			// StrictListener enforces the limit first, with a clearer answer.

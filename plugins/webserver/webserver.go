@@ -4,6 +4,7 @@ package webserver
 import (
 	"fmt"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -61,10 +62,13 @@ type options struct {
 	cacheControl   string
 	proxyTimeout   time.Duration
 	h2c            bool
+	proxyHeaders   bool
+	allowIPs       string
+	fs             *pflag.FlagSet
 }
 
 func flags(fs *pflag.FlagSet) plugin.Maker {
-	o := &options{}
+	o := &options{fs: fs}
 	fs.StringArrayVar(&o.ports, "port", nil, "endpoint `DESC` to listen on, such as tcp:8080:interface=127.0.0.1 or unix:/run/web.sock (repeatable)")
 	fs.StringVar(&o.path, "path", "", "serve the files under `DIR`")
 	fs.StringVar(&o.wsgi.App, "wsgi", "", "serve the WSGI application `MODULE.ATTR` or MODULE:ATTR (the current directory is on the import path)")
@@ -84,6 +88,8 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 	fs.StringVar(&o.cacheControl, "static-cache-control", "", "send `VALUE` as the Cache-Control of static files, such as \"public, max-age=3600\"")
 	fs.DurationVar(&o.proxyTimeout, "proxy-timeout", 60*time.Second, "answer 504 when a proxy:URL backend takes longer than this to send its response headers")
 	fs.BoolVar(&o.h2c, "h2c", false, "also serve cleartext HTTP/2 (prior knowledge) on plain ports; TLS ports always offer HTTP/2")
+	fs.BoolVar(&o.proxyHeaders, "proxy-headers", false, "believe Forwarded and X-Forwarded-For/-Proto/-Host from --forwarded-allow-ips for the client's address, scheme and host")
+	fs.StringVar(&o.allowIPs, "forwarded-allow-ips", "127.0.0.1,::1", "`LIST` of proxy addresses and CIDR prefixes trusted by --proxy-headers, comma-separated; * trusts all")
 	fs.StringArrayVar(&o.index, "index", nil, "file `NAME` served for a directory (repeatable; default index.html)")
 	fs.BoolVar(&o.noListing, "no-listing", false, "answer 403 for directories without an index instead of listing them")
 	fs.BoolVar(&o.allowSymlinks, "allow-symlinks", false, "follow symbolic links that point outside --path")
@@ -122,6 +128,18 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 	}
 	if o.path != "" && o.wsgi.App != "" {
 		return nil, fmt.Errorf("--path and --wsgi are alternatives for the root; mount more with --static or --mount")
+	}
+	var trusted []netip.Prefix
+	if o.proxyHeaders {
+		var err error
+		if trusted, err = web.ParseTrusted(o.allowIPs); err != nil {
+			return nil, fmt.Errorf("--forwarded-allow-ips: %w", err)
+		}
+		if trusted == nil {
+			trusted = []netip.Prefix{} // trust nobody, except Unix sockets
+		}
+	} else if o.fs.Changed("forwarded-allow-ips") {
+		return nil, fmt.Errorf("--forwarded-allow-ips needs --proxy-headers")
 	}
 	b := &builder{o: o, env: env, m: service.NewMulti()}
 	root := &web.Resource{}
@@ -215,6 +233,7 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 			MaxRequestLine:    o.maxRequestLine,
 			MaxHeaders:        o.maxHeaders,
 			H2C:               o.h2c,
+			TrustedProxies:    trusted,
 		})
 		b.m.Add(&service.Listener{Endpoint: ep, Server: srv, Name: "Site", Log: log})
 	}
