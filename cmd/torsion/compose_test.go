@@ -29,7 +29,7 @@ func TestCompose(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{base + "/"}, `<link rel="stylesheet" href="/static/style.css"><p>Flask at //, scheme http</p>`},
+		{[]string{base + "/"}, `<link rel="stylesheet" href="/static/style.css"><p>Flask at /, scheme http</p>`},
 		{[]string{base + "/static/style.css"}, string(css)},
 		{[]string{"-D", "-", "-o", "/dev/null", "-H", "Accept-Encoding: gzip", base + "/static/style.css"}, "Content-Encoding: gzip"},
 		{[]string{"-D", "-", "-o", "/dev/null", base + "/static/style.css"}, "Cache-Control: max-age=60"},
@@ -40,7 +40,7 @@ func TestCompose(t *testing.T) {
 		{append(resolve("blog.localhost"), "http://blog.localhost:"+port+"/post/2"), "blog: SCRIPT_NAME='' PATH_INFO='/post/2' HOST='blog.localhost:" + port + "'\n"},
 		{append(resolve("BLOG.localhost"), "http://BLOG.localhost:"+port+"/"), "blog: SCRIPT_NAME='' PATH_INFO='/'"},
 		{append(resolve("cdn.files.localhost"), "http://cdn.files.localhost:"+port+"/style.css"), string(css)},
-		{append(resolve("other.localhost"), "http://other.localhost:"+port+"/"), "<p>Flask at //, scheme http</p>"},
+		{append(resolve("other.localhost"), "http://other.localhost:"+port+"/"), "<p>Flask at /, scheme http</p>"},
 	}
 	for _, tt := range tests {
 		if got := curl(t, tt.args...); !strings.Contains(got, tt.want) {

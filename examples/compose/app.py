@@ -10,8 +10,8 @@ def index():
     return (
         '<!DOCTYPE html><title>compose</title>'
         '<link rel="stylesheet" href="%s">'
-        "<p>Flask at %s%s, scheme %s</p>"
-        % (url_for("index") + "static/style.css", request.script_root or "/", request.path, request.scheme)
+        "<p>Flask at %s, scheme %s</p>"
+        % (url_for("index") + "static/style.css", request.script_root + request.path, request.scheme)
     )
 
 
