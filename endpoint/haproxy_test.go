@@ -2,7 +2,6 @@ package endpoint
 
 import (
 	"bufio"
-	"context"
 	"crypto/tls"
 	"encoding/binary"
 	"fmt"
@@ -17,29 +16,10 @@ import (
 // "REMOTE LOCAL FIRSTLINE\n".
 func addrServer(t *testing.T, desc string) string {
 	t.Helper()
-	ep, err := Parse(desc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := ep.Listen(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				line, _ := bufio.NewReader(c).ReadString('\n')
-				fmt.Fprintf(c, "%s %s %s", c.RemoteAddr(), c.LocalAddr(), line)
-			}()
-		}
-	}()
-	return ln.Addr().String()
+	return serveEach(t, desc, func(c net.Conn) {
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		fmt.Fprintf(c, "%s %s %s", c.RemoteAddr(), c.LocalAddr(), line)
+	})
 }
 
 func v2Header(cmd, fam byte, addrs []byte) []byte {

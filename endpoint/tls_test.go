@@ -59,8 +59,9 @@ func bytesJoin(parts [][]byte) []byte {
 	return b
 }
 
-// tlsEcho listens on desc and echoes one line per connection.
-func tlsEcho(t *testing.T, desc string) string {
+// serveEach listens on desc and runs handle on each connection, which it
+// then closes.
+func serveEach(t *testing.T, desc string, handle func(net.Conn)) string {
 	t.Helper()
 	ep, err := Parse(desc)
 	if err != nil {
@@ -79,11 +80,16 @@ func tlsEcho(t *testing.T, desc string) string {
 			}
 			go func() {
 				defer c.Close()
-				io.Copy(c, c)
+				handle(c)
 			}()
 		}
 	}()
 	return ln.Addr().String()
+}
+
+// tlsEcho listens on desc and echoes what each connection sends.
+func tlsEcho(t *testing.T, desc string) string {
+	return serveEach(t, desc, func(c net.Conn) { io.Copy(c, c) })
 }
 
 // peerName handshakes with serverName and returns the certificate's name.

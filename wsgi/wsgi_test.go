@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/torsion-server/torsion/internal/testutil"
 	"github.com/torsion-server/torsion/logging"
 	"github.com/torsion-server/torsion/web"
 )
@@ -27,29 +28,11 @@ import (
 // python is Debian's interpreter, which has the framework packages.
 const python = "/usr/bin/python3"
 
-// syncBuffer collects log output from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type testServer struct {
 	pool *Pool
 	url  string
 	addr string
-	log  *syncBuffer
+	log  *testutil.SyncBuffer
 }
 
 func startPool(t *testing.T, cfg Config) *testServer {
@@ -57,7 +40,7 @@ func startPool(t *testing.T, cfg Config) *testServer {
 	if _, err := os.Stat(python); err != nil {
 		t.Skip("needs Debian's python3")
 	}
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	cfg.Log, _ = logging.New(logs, "text", slog.LevelInfo)
 	if cfg.Python == "" {
 		cfg.Python = python

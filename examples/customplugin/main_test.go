@@ -1,40 +1,21 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/torsion-server/torsion/cli"
+	"github.com/torsion-server/torsion/internal/testutil"
 )
 
-// syncBuffer is a bytes.Buffer safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestScheduledPlugin(t *testing.T) {
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	cli.Run(context.Background(), "customplugin", []string{"--help"}, &out, &out)
 	for _, want := range []string{"scheduled", "web", "echo"} {
 		if !strings.Contains(out.String(), want) {
@@ -42,7 +23,7 @@ func TestScheduledPlugin(t *testing.T) {
 		}
 	}
 
-	var log syncBuffer
+	var log testutil.SyncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int)
 	go func() {
