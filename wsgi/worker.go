@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -358,9 +359,11 @@ func (w *worker) inflight() int {
 	return len(w.calls)
 }
 
-// send writes b to the worker. Concurrent senders are combined: whoever
-// finds no write in progress writes everything queued, so under load many
-// frames go out in one system call.
+// send writes b to the worker. Senders are combined: whoever finds no
+// write in progress becomes the writer, first yields the processor so that
+// the other runnable handlers queue their frames, then writes everything
+// queued. Under load many requests go out in one system call and wake the
+// worker once; alone, a request waits for nothing.
 func (w *worker) send(b []byte) {
 	w.wmu.Lock()
 	w.wbuf = append(w.wbuf, b...)
@@ -369,6 +372,9 @@ func (w *worker) send(b []byte) {
 		return
 	}
 	w.flushing = true
+	w.wmu.Unlock()
+	runtime.Gosched()
+	w.wmu.Lock()
 	for len(w.wbuf) > 0 {
 		buf := w.wbuf
 		w.wbuf = w.spare[:0]
