@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -132,10 +131,10 @@ type worker struct {
 	conn *net.UnixConn
 	log  *slog.Logger
 
-	wmu      sync.Mutex // guards wbuf, spare, flushing
-	wbuf     []byte
-	spare    []byte
-	flushing bool
+	wmu   sync.Mutex // guards wbuf and spare
+	wbuf  []byte
+	spare []byte
+	wsig  chan struct{} // wakes writeLoop
 
 	mu       sync.Mutex // guards the fields below
 	calls    map[uint32]*call
@@ -178,7 +177,7 @@ func (p *Pool) spawn(slot int) (*worker, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	w := &worker{
 		pool: p, slot: slot, cmd: cmd, conn: fc.(*net.UnixConn),
-		calls: map[uint32]*call{}, exited: make(chan struct{}),
+		calls: map[uint32]*call{}, exited: make(chan struct{}), wsig: make(chan struct{}, 1),
 		ready: make(chan string, 1), tail: &lineRing{max: 60},
 	}
 	out, err := cmd.StdoutPipe()
@@ -202,6 +201,7 @@ func (p *Pool) spawn(slot int) (*worker, error) {
 	var outputDone sync.WaitGroup
 	outputDone.Go(func() { w.copyOutput(out) })
 	go w.readLoop()
+	go w.writeLoop()
 	go func() {
 		outputDone.Wait()
 		err := cmd.Wait()
@@ -359,36 +359,43 @@ func (w *worker) inflight() int {
 	return len(w.calls)
 }
 
-// send writes b to the worker. Senders are combined: whoever finds no
-// write in progress becomes the writer, first yields the processor so that
-// the other runnable handlers queue their frames, then writes everything
-// queued. Under load many requests go out in one system call and wake the
-// worker once; alone, a request waits for nothing.
+// send queues b for the worker's writer goroutine, which writes all that
+// is queued in one system call: under load, the frames of many handlers
+// leave together and wake the worker once.
 func (w *worker) send(b []byte) {
 	w.wmu.Lock()
 	w.wbuf = append(w.wbuf, b...)
-	if w.flushing {
-		w.wmu.Unlock()
-		return
-	}
-	w.flushing = true
 	w.wmu.Unlock()
-	runtime.Gosched()
-	w.wmu.Lock()
-	for len(w.wbuf) > 0 {
+	select {
+	case w.wsig <- struct{}{}:
+	default: // the writer has been told already
+	}
+}
+
+// writeLoop writes what send queues until the worker exits.
+func (w *worker) writeLoop() {
+	for {
+		select {
+		case <-w.wsig:
+		case <-w.exited:
+			return
+		}
+		w.wmu.Lock()
 		buf := w.wbuf
-		w.wbuf = w.spare[:0]
+		if len(buf) == 0 {
+			w.wmu.Unlock()
+			continue
+		}
+		// Two buffers take turns: senders fill one while the other is written.
+		w.wbuf, w.spare = w.spare[:0], nil
 		w.wmu.Unlock()
-		_, err := w.conn.Write(buf)
+		// An error is left to the reader, which sees the socket fail and
+		// ends the calls.
+		w.conn.Write(buf)
 		w.wmu.Lock()
 		w.spare = buf
-		if err != nil {
-			w.wbuf = w.wbuf[:0]
-			break // the reader sees the socket fail and ends the calls
-		}
+		w.wmu.Unlock()
 	}
-	w.flushing = false
-	w.wmu.Unlock()
 }
 
 func (w *worker) sendFrame(kind byte, id uint32, payload []byte) {
