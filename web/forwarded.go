@@ -88,13 +88,17 @@ func ProxyHeaders(h http.Handler, trusted []netip.Prefix) http.Handler {
 		if c.host != "" && !strings.ContainsAny(c.host, " /\\@") {
 			r2.Host = c.host
 		}
+		ctx := context.WithValue(r.Context(), peerKey{}, r.RemoteAddr)
 		if proto := strings.ToLower(c.proto); proto == "http" || proto == "https" {
-			h.ServeHTTP(w, r2.WithContext(context.WithValue(r.Context(), schemeKey{}, proto)))
-			return
+			ctx = context.WithValue(ctx, schemeKey{}, proto)
 		}
-		h.ServeHTTP(w, &r2)
+		h.ServeHTTP(w, r2.WithContext(ctx))
 	})
 }
+
+// peerKey holds the address of the proxy that sent a request whose
+// RemoteAddr ProxyHeaders replaced.
+type peerKey struct{}
 
 // hop is what one proxy reported about the connection it received.
 type hop struct{ forAddr, proto, host string }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -51,6 +52,18 @@ func NewProxy(target string, opts ProxyOptions) (http.Handler, error) {
 			// $proxy_add_x_forwarded_for does; the backend decides whom to trust.
 			pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
 			pr.SetXForwarded()
+			if peer, ok := pr.In.Context().Value(peerKey{}).(string); ok {
+				// ProxyHeaders took the client from the chain: the hop to
+				// add is the proxy that sent us the request.
+				chain := strings.Join(pr.In.Header["X-Forwarded-For"], ", ")
+				if ip, _, err := net.SplitHostPort(peer); err == nil {
+					if chain != "" {
+						chain += ", "
+					}
+					chain += ip
+				}
+				pr.Out.Header.Set("X-Forwarded-For", chain)
+			}
 			pr.Out.Header.Set("X-Forwarded-Proto", Scheme(pr.In))
 		},
 		Transport: tr,

@@ -67,3 +67,29 @@ func TestProxy(t *testing.T) {
 		}
 	}
 }
+
+// Behind ProxyHeaders, the chain sent on names the proxy that sent the
+// request, not the client twice.
+func TestProxyBehindProxyHeaders(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "xff=%s", r.Header.Get("X-Forwarded-For"))
+	}))
+	defer backend.Close()
+	p, err := NewProxy(backend.URL, ProxyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	trusted, _ := ParseTrusted("127.0.0.1")
+	addr := serve(t, ProxyHeaders(p, trusted))
+	req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
+	req.Header.Set("X-Forwarded-For", "203.0.113.5")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := "xff=203.0.113.5, 127.0.0.1"; string(body) != want {
+		t.Errorf("got %q, want %q", body, want)
+	}
+}
