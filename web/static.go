@@ -51,6 +51,7 @@ type StaticOptions struct {
 type Static struct {
 	dir   string
 	root  *os.Root
+	files fileSystem // root, or linkFollower(dir) with FollowSymlinks
 	opts  StaticOptions
 	cache *fileCache
 }
@@ -69,7 +70,10 @@ func NewStatic(dir string, opts StaticOptions) (*Static, error) {
 	if opts.Index == nil {
 		opts.Index = []string{"index.html"}
 	}
-	s := &Static{dir: abs, root: root, opts: opts}
+	s := &Static{dir: abs, root: root, files: root, opts: opts}
+	if opts.FollowSymlinks {
+		s.files = linkFollower(abs)
+	}
 	if opts.CacheSize >= 0 {
 		s.cache = newFileCache(cmp.Or(opts.CacheFileSize, 64<<10), cmp.Or(opts.CacheSize, 64<<20))
 	}
@@ -271,22 +275,29 @@ func serveCached(w http.ResponseWriter, r *http.Request, e *cachedFile) {
 	http.ServeContent(writerOnly{w}, r, "", e.modTime, bytes.NewReader(e.data))
 }
 
-// stat describes a path relative to the root, following links as open does.
-func (s *Static) stat(rel string) (fs.FileInfo, error) {
-	if s.opts.FollowSymlinks {
-		return os.Stat(filepath.Join(s.dir, filepath.FromSlash(rel)))
-	}
-	return s.root.Stat(rel)
+// fileSystem opens and describes paths relative to a root. *os.Root is
+// one, refusing links that lead out of the root; linkFollower follows them.
+type fileSystem interface {
+	Open(name string) (*os.File, error)
+	Stat(name string) (fs.FileInfo, error)
 }
 
-// open opens a path relative to the root: through os.Root, which refuses
-// links out of it, unless links may be followed anywhere.
-func (s *Static) open(rel string) (*os.File, error) {
-	if s.opts.FollowSymlinks {
-		return os.Open(filepath.Join(s.dir, filepath.FromSlash(rel)))
-	}
-	return s.root.Open(rel)
+// linkFollower is a directory whose symbolic links are followed anywhere.
+type linkFollower string
+
+func (d linkFollower) Open(name string) (*os.File, error) {
+	return os.Open(filepath.Join(string(d), filepath.FromSlash(name)))
 }
+
+func (d linkFollower) Stat(name string) (fs.FileInfo, error) {
+	return os.Stat(filepath.Join(string(d), filepath.FromSlash(name)))
+}
+
+// stat describes a path relative to the root, following links as open does.
+func (s *Static) stat(rel string) (fs.FileInfo, error) { return s.files.Stat(rel) }
+
+// open opens a path relative to the root.
+func (s *Static) open(rel string) (*os.File, error) { return s.files.Open(rel) }
 
 func (s *Static) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
