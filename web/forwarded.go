@@ -45,8 +45,7 @@ func ParseTrusted(list string) ([]netip.Prefix, error) {
 // sending the header itself. Requests from anyone else pass untouched,
 // headers included.
 func ProxyHeaders(h http.Handler, trusted []netip.Prefix) http.Handler {
-	isTrusted := func(a netip.Addr) bool {
-		a = a.Unmap()
+	isTrusted := func(a netip.Addr) bool { // a is unmapped, from addrOf
 		for _, p := range trusted {
 			if p.Contains(a) {
 				return true

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"strings"
 	"time"
 )
 
@@ -49,20 +48,17 @@ func NewProxy(target string, opts ProxyOptions) (http.Handler, error) {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(u)
 			// Append to the chain the client sent, as nginx's
-			// $proxy_add_x_forwarded_for does; the backend decides whom to trust.
+			// $proxy_add_x_forwarded_for does; the backend decides whom to
+			// trust. The hop added is the connection's peer, which is the
+			// proxy that sent the request when ProxyHeaders replaced
+			// RemoteAddr with the client.
 			pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
-			pr.SetXForwarded()
 			if peer, ok := pr.In.Context().Value(peerKey{}).(string); ok {
-				// ProxyHeaders took the client from the chain: the hop to
-				// add is the proxy that sent us the request.
-				chain := strings.Join(pr.In.Header["X-Forwarded-For"], ", ")
-				if ip, _, err := net.SplitHostPort(peer); err == nil {
-					if chain != "" {
-						chain += ", "
-					}
-					chain += ip
-				}
-				pr.Out.Header.Set("X-Forwarded-For", chain)
+				in := *pr.In
+				in.RemoteAddr = peer
+				(&httputil.ProxyRequest{In: &in, Out: pr.Out}).SetXForwarded()
+			} else {
+				pr.SetXForwarded()
 			}
 			pr.Out.Header.Set("X-Forwarded-Proto", Scheme(pr.In))
 		},
