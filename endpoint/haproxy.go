@@ -12,6 +12,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/torsion-server/torsion/internal/connwrap"
 )
 
 func init() {
@@ -82,20 +84,10 @@ func (c *proxyConn) RemoteAddr() net.Addr { return c.remote }
 func (c *proxyConn) LocalAddr() net.Addr  { return c.local }
 
 // ReadFrom lets sendfile(2) reach the socket.
-func (c *proxyConn) ReadFrom(r io.Reader) (int64, error) {
-	if rf, ok := c.Conn.(io.ReaderFrom); ok {
-		return rf.ReadFrom(r)
-	}
-	return io.Copy(struct{ io.Writer }{c.Conn}, r)
-}
+func (c *proxyConn) ReadFrom(r io.Reader) (int64, error) { return connwrap.ReadFrom(c.Conn, r) }
 
 // CloseWrite half-closes the connection, when the one underneath can.
-func (c *proxyConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return errors.New("close write not supported")
-}
+func (c *proxyConn) CloseWrite() error { return connwrap.CloseWrite(c.Conn) }
 
 var proxyV2Sig = []byte("\r\n\r\n\x00\r\nQUIT\n")
 

@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/torsion-server/torsion/internal/connwrap"
 )
 
 // Limits bounds what a client may send in a request head.
@@ -164,21 +166,11 @@ func passThrough(c net.Conn) {
 
 // ReadFrom keeps sendfile(2) for responses: net/http uses it when the
 // connection has it.
-func (c *strictConn) ReadFrom(r io.Reader) (int64, error) {
-	if rf, ok := c.Conn.(io.ReaderFrom); ok {
-		return rf.ReadFrom(r)
-	}
-	return io.Copy(struct{ io.Writer }{c.Conn}, r)
-}
+func (c *strictConn) ReadFrom(r io.Reader) (int64, error) { return connwrap.ReadFrom(c.Conn, r) }
 
 // CloseWrite half-closes the connection, as net/http does before closing
 // after an error.
-func (c *strictConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return nil
-}
+func (c *strictConn) CloseWrite() error { return connwrap.CloseWrite(c.Conn) }
 
 // parser follows the request framing of one connection.
 type parser struct {
