@@ -20,6 +20,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/torsion-server/torsion/internal/sched"
 	"github.com/torsion-server/torsion/logging"
 	"github.com/torsion-server/torsion/plugin"
 	"github.com/torsion-server/torsion/service"
@@ -50,6 +51,7 @@ type globals struct {
 	pidfile         string
 	shutdownTimeout time.Duration
 	cpuprofile      string
+	sched           string
 }
 
 // Run runs the command line args (without the program name) and returns the
@@ -76,6 +78,8 @@ func Run(ctx context.Context, prog string, args []string, stdout, stderr io.Writ
 	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text (twistd-style lines) or json")
 	pf.StringVar(&g.pidfile, "pidfile", "", "write the process id to `PATH` while running")
 	pf.DurationVar(&g.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight work may take to finish after SIGTERM")
+	pf.StringVar(&g.sched, "sched", string(sched.Batch), "CPU scheduling policy of torsion and the processes it starts: batch (Linux's SCHED_BATCH: "+
+		"a process woken by another does not preempt it, so work is handed over in batches; more throughput) or normal")
 	pf.StringVar(&g.cpuprofile, "cpuprofile", "", "write a Go CPU profile of the whole run to `PATH` (for go tool pprof)")
 
 	for _, p := range plugin.All() {
@@ -120,6 +124,10 @@ func command(ctx context.Context, prog string, p plugin.Plugin, g *globals, stde
 		if g.shutdownTimeout <= 0 {
 			return usageError{fmt.Errorf("--shutdown-timeout %v: must be positive", g.shutdownTimeout)}
 		}
+		policy, err := sched.Parse(g.sched)
+		if err != nil {
+			return usageError{fmt.Errorf("--sched: %w", err)}
+		}
 		w, closeLog, err := openLog(g.logfile, stderr)
 		if err != nil {
 			return usageError{err}
@@ -128,6 +136,10 @@ func command(ctx context.Context, prog string, p plugin.Plugin, g *globals, stde
 		log, err := logging.New(w, g.logFormat, slog.LevelInfo)
 		if err != nil {
 			return usageError{fmt.Errorf("--log-format: %w", err)}
+		}
+		// Before the service starts: the processes it starts inherit the policy.
+		if err := sched.Set(policy); err != nil && !(errors.Is(err, sched.ErrUnsupported) && !cmd.Flags().Changed("sched")) {
+			log.Warn(fmt.Sprintf("--sched %s: %v; running with the normal policy", policy, err))
 		}
 		svc, err := maker(plugin.Env{Log: log, Args: args})
 		if err != nil {

@@ -1,0 +1,12 @@
+//go:build !linux
+
+package sched
+
+// Set reports ErrUnsupported, except for Normal, which is what the process
+// has.
+func Set(p Policy) error {
+	if p == Normal {
+		return nil
+	}
+	return ErrUnsupported
+}
