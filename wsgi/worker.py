@@ -45,6 +45,7 @@ import stat
 import struct
 import sys
 import threading
+import time
 import traceback
 
 HEADER = struct.Struct("<BII")
@@ -52,6 +53,7 @@ U32 = struct.Struct("<I")
 FILE = struct.Struct("<IQ")
 R, B, A, C = ord("R"), ord("B"), ord("A"), ord("C")
 WINDOW = 1 << 20
+POLL = 0.05
 HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
                         "te", "trailer", "trailers", "transfer-encoding", "upgrade"))
 TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
@@ -112,6 +114,7 @@ class Inline:
         self.pending = collections.deque()
         self.inbox = collections.defaultdict(collections.deque)
         self.cancelled = set()
+        self.polled = 0.0
 
     def dispatch(self, frames):
         for kind, rid, payload in frames:
@@ -127,6 +130,7 @@ class Inline:
             while not self.pending:
                 self.dispatch(self.conn.read())
             rid, payload = self.pending.popleft()
+            self.polled = time.monotonic()
             run(rid, payload, self)
             self.inbox.pop(rid, None)
             self.cancelled.discard(rid)
@@ -138,7 +142,14 @@ class Inline:
         return box.popleft()
 
     def poll(self, rid):
-        self.dispatch(self.conn.read(block=False))
+        """Reports whether the client of rid went away. Reads what torsion
+        sent at most every POLL seconds of a request, counted from its
+        start: a response of one chunk costs no read, a stream a few per
+        second."""
+        now = time.monotonic()
+        if now - self.polled >= POLL:
+            self.polled = now
+            self.dispatch(self.conn.read(block=False))
         return rid in self.cancelled
 
 
