@@ -144,8 +144,8 @@ class Inline:
     def poll(self, rid):
         """Reports whether the client of rid went away. Reads what torsion
         sent at most every POLL seconds of a request, counted from its
-        start: a response of one chunk costs no read, a stream a few per
-        second."""
+        start: a response of one chunk costs no read, a long stream at most
+        twenty a second."""
         now = time.monotonic()
         if now - self.polled >= POLL:
             self.polled = now

@@ -9,7 +9,10 @@
 // values and fairness are unchanged; only wake-up preemption goes.
 package sched
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Policy is a scheduling policy for Set.
 type Policy string
@@ -29,7 +32,5 @@ func Parse(s string) (Policy, error) {
 	case Normal, Batch:
 		return p, nil
 	}
-	return "", errors.New("want batch or normal, not " + quote(s))
+	return "", fmt.Errorf("want batch or normal, not %q", s)
 }
-
-func quote(s string) string { return `"` + s + `"` }
