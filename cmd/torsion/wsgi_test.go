@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/torsion-server/torsion/internal/sched"
 )
 
 const debianPython = "/usr/bin/python3"
@@ -235,34 +237,17 @@ func (zeroReader) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// schedPolicy reads a process's scheduling policy (field 41 of
-// /proc/PID/stat): 0 is SCHED_OTHER, 3 is SCHED_BATCH.
-func schedPolicy(t *testing.T, pid int) int {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := string(b)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	n, err := strconv.Atoi(fields[41-3])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
 // TestSchedPolicy checks that --sched reaches torsion's threads and its
 // Python workers: batch by default, normal on request.
 func TestSchedPolicy(t *testing.T) {
 	needPython(t)
-	if _, err := os.Stat("/proc/self/stat"); err != nil {
-		t.Skip("needs Linux's /proc")
+	if _, err := sched.Get(os.Getpid()); err != nil {
+		t.Skip(err)
 	}
 	for _, tt := range []struct {
 		args []string
-		want int
-	}{{nil, 3}, {[]string{"--sched", "normal"}, 0}} {
+		want sched.Policy
+	}{{nil, sched.Batch}, {[]string{"--sched", "normal"}, sched.Normal}} {
 		args := append(tt.args, "web", "--port", "tcp:0:interface=127.0.0.1", "--wsgi", "wsgi_hello.application",
 			"--chdir", "../../examples/wsgi", "--python", debianPython, "--workers", "1")
 		p := start(t, nil, args...)
@@ -274,12 +259,12 @@ func TestSchedPolicy(t *testing.T) {
 		}
 		for _, task := range tasks {
 			tid, _ := strconv.Atoi(task.Name())
-			if got := schedPolicy(t, tid); got != tt.want {
-				t.Errorf("torsion %v: thread %d has policy %d, want %d", tt.args, tid, got, tt.want)
+			if got, err := sched.Get(tid); got != tt.want {
+				t.Errorf("torsion %v: thread %d has %q (%v), want %q", tt.args, tid, got, err, tt.want)
 			}
 		}
-		if got := schedPolicy(t, pid); got != tt.want {
-			t.Errorf("torsion %v: the worker has policy %d, want %d", tt.args, got, tt.want)
+		if got, err := sched.Get(pid); got != tt.want {
+			t.Errorf("torsion %v: the worker has %q (%v), want %q", tt.args, got, err, tt.want)
 		}
 		p.stop(syscall.SIGTERM)
 	}

@@ -47,6 +47,22 @@ func Set(p Policy) error {
 	}
 }
 
+// Get returns the policy of a thread or process. A policy that Set does not
+// give, such as a real-time one, comes back named by its number.
+func Get(tid int) (Policy, error) {
+	attr, err := unix.SchedGetAttr(tid, 0)
+	if err != nil {
+		return "", fmt.Errorf("reading the scheduling policy of %d: %w", tid, err)
+	}
+	switch attr.Policy {
+	case unix.SCHED_NORMAL:
+		return Normal, nil
+	case unix.SCHED_BATCH:
+		return Batch, nil
+	}
+	return Policy(fmt.Sprintf("policy %d", attr.Policy)), nil
+}
+
 func threads() ([]int, error) {
 	ents, err := os.ReadDir("/proc/self/task")
 	if err != nil {

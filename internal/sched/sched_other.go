@@ -10,3 +10,6 @@ func Set(p Policy) error {
 	}
 	return ErrUnsupported
 }
+
+// Get reports ErrUnsupported.
+func Get(tid int) (Policy, error) { return "", ErrUnsupported }
