@@ -85,16 +85,13 @@ func (w *logWriter) Flush() {
 	}
 }
 
-// Hijack implements http.Hijacker when the underlying writer does. What
-// follows on a hijacked connection is not HTTP, so StrictListener stops
-// checking it.
+// Hijack implements http.Hijacker when the underlying writer does.
 func (w *logWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	c, rw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err == nil {
 		if w.status == 0 {
 			w.status = http.StatusSwitchingProtocols
 		}
-		passThrough(c)
 	}
 	return c, rw, err
 }

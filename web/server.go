@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/torsion-server/torsion/endpoint"
@@ -36,16 +38,46 @@ type ServerOptions struct {
 	TrustedProxies []netip.Prefix
 }
 
-// Server is an http.Server whose connections go through StrictListener.
+// Server serves HTTP/1.x itself, with strict request framing (see
+// parseHead), and HTTP/2 through the embedded http.Server: over TLS when
+// ALPN chooses h2, and in cleartext with prior knowledge when H2C is set.
+// Use Serve, Shutdown and Close on the Server, not on the http.Server.
 type Server struct {
 	*http.Server
 	Limits Limits
 	log    *slog.Logger
+	h2c    bool
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*h1conn]struct{}
+	h2        *handoff // connections for the http.Server
+	shutting  atomic.Bool
 }
 
-// Serve serves the connections accepted from l, checked by StrictListener.
-// When l is an *endpoint.TLSListener (ssl:, txsni:), HTTP/2 and HTTP/1.1
-// are offered by ALPN, and handlers see the TLS state in r.TLS over both.
+// ListenAndServe listens on TCP address s.Addr (":http" if empty) and
+// calls Serve.
+func (s *Server) ListenAndServe() error {
+	addr := s.Addr
+	if addr == "" {
+		addr = ":http"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ln)
+}
+
+// H2C reports whether cleartext HTTP/2 is served.
+func (s *Server) H2C() bool { return s.h2c }
+
+func (s *Server) shuttingDown() bool { return s.shutting.Load() }
+
+// Serve serves the connections accepted from l until Shutdown or Close,
+// and then returns http.ErrServerClosed. When l is an
+// *endpoint.TLSListener (ssl:, txsni:), HTTP/2 and HTTP/1.1 are offered by
+// ALPN, and handlers see the TLS state in r.TLS over both.
 func (s *Server) Serve(l net.Listener) error {
 	if tl, ok := l.(*endpoint.TLSListener); ok {
 		cfg := tl.Config.Clone()
@@ -55,23 +87,148 @@ func (s *Server) Serve(l net.Listener) error {
 				s.log.Debug(fmt.Sprintf("TLS handshake with %s: %v", c.RemoteAddr(), err))
 			}}
 	}
-	return s.Server.Serve(StrictListener(l, s.Limits))
+	s.mu.Lock()
+	if s.shuttingDown() {
+		s.mu.Unlock()
+		l.Close()
+		return http.ErrServerClosed
+	}
+	if s.listeners == nil {
+		s.listeners, s.conns = map[net.Listener]struct{}{}, map[*h1conn]struct{}{}
+	}
+	s.listeners[l] = struct{}{}
+	if s.h2 == nil {
+		s.h2 = &handoff{addr: l.Addr(), conns: make(chan net.Conn), done: make(chan struct{})}
+		go s.Server.Serve(s.h2)
+	}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+	}()
+	var delay time.Duration
+	for {
+		rwc, err := l.Accept()
+		if err != nil {
+			if s.shuttingDown() {
+				return http.ErrServerClosed
+			}
+			if te, ok := err.(interface{ Temporary() bool }); ok && te.Temporary() {
+				// Out of file descriptors, say: wait, as net/http does.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.log.Warn(fmt.Sprintf("accept: %v; retrying in %v", err, delay))
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		go s.serveConn(rwc)
+	}
 }
 
-type tlsStateKey struct{}
+func (s *Server) serveConn(rwc net.Conn) {
+	if tc, ok := rwc.(*tls.Conn); ok && tc.ConnectionState().NegotiatedProtocol == "h2" {
+		s.handOff(rwc)
+		return
+	}
+	c := s.newConn(rwc)
+	s.mu.Lock()
+	if s.shuttingDown() {
+		s.mu.Unlock()
+		rwc.Close()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+	c.serve()
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
 
-// connContext remembers the TLS state of an HTTP/1 connection, which
-// net/http cannot see under the strict checker; StrictHandler puts it in
-// r.TLS.
-func connContext(ctx context.Context, c net.Conn) context.Context {
-	if sc, ok := c.(*strictConn); ok {
-		if tc, ok := sc.Conn.(*tls.Conn); ok {
-			st := tc.ConnectionState()
-			return context.WithValue(ctx, tlsStateKey{}, &st)
+// handOff gives a connection to the http.Server, which speaks HTTP/2.
+func (s *Server) handOff(c net.Conn) {
+	select {
+	case s.h2.conns <- c:
+	case <-s.h2.done:
+		c.Close()
+	}
+}
+
+// Shutdown stops accepting, closes idle connections, and waits for the
+// others to finish their requests, or for ctx to end (then it returns
+// ctx's error and Close ends the rest).
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.shutting.Store(true)
+	for l := range s.listeners {
+		l.Close()
+	}
+	s.mu.Unlock()
+	h2 := make(chan error, 1)
+	go func() { h2 <- s.Server.Shutdown(ctx) }()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s.mu.Lock()
+		for c := range s.conns {
+			if c.idle.Load() {
+				c.rwc.Close()
+			}
+		}
+		left := len(s.conns)
+		s.mu.Unlock()
+		if left == 0 {
+			return <-h2
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
 		}
 	}
-	return ctx
 }
+
+// Close closes the listeners and every connection at once.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.shutting.Store(true)
+	for l := range s.listeners {
+		l.Close()
+	}
+	for c := range s.conns {
+		c.rwc.Close()
+	}
+	s.mu.Unlock()
+	return s.Server.Close()
+}
+
+// handoff is the listener through which the http.Server receives the
+// connections that speak HTTP/2.
+type handoff struct {
+	addr  net.Addr
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func (h *handoff) Accept() (net.Conn, error) {
+	select {
+	case c := <-h.conns:
+		return c, nil
+	case <-h.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (h *handoff) Close() error {
+	h.once.Do(func() { close(h.done) })
+	return nil
+}
+
+func (h *handoff) Addr() net.Addr { return h.addr }
 
 // NewServer returns a Server for h with torsion's defaults: strict request
 // framing, timeouts against slow clients, each request logged to log in
@@ -87,7 +244,7 @@ func NewServer(h http.Handler, log *slog.Logger, opts ServerOptions) *Server {
 	if opts.MaxHeaderBytes <= 0 {
 		opts.MaxHeaderBytes = 64 << 10
 	}
-	handler := AccessLog(StrictHandler(h), log)
+	handler := AccessLog(strictHandler(h), log)
 	if opts.TrustedProxies != nil {
 		handler = ProxyHeaders(handler, opts.TrustedProxies)
 	}
@@ -97,15 +254,14 @@ func NewServer(h http.Handler, log *slog.Logger, opts ServerOptions) *Server {
 	protocols.SetUnencryptedHTTP2(opts.H2C)
 	return &Server{
 		log: log,
+		h2c: opts.H2C,
 		Server: &http.Server{
 			Protocols:         protocols,
-			ConnContext:       connContext,
 			Handler:           handler,
 			ReadHeaderTimeout: opts.ReadHeaderTimeout,
 			IdleTimeout:       opts.IdleTimeout,
-			// StrictListener enforces the limit first, with a clearer answer.
-			MaxHeaderBytes: opts.MaxHeaderBytes + 4096,
-			ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+			MaxHeaderBytes:    opts.MaxHeaderBytes, // for HTTP/2; Limits for HTTP/1
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		},
 		Limits: Limits{MaxHeaderBytes: opts.MaxHeaderBytes, MaxRequestLine: opts.MaxRequestLine, MaxHeaders: opts.MaxHeaders},
 	}

@@ -61,9 +61,12 @@ func startPool(t *testing.T, cfg Config) *testServer {
 	// The application answers at the root and, for SCRIPT_NAME, at /mount.
 	root := &web.Resource{Handler: p}
 	root.Mount("/mount", p)
-	srv := httptest.NewUnstartedServer(web.StrictHandler(root))
-	srv.Listener = web.StrictListener(srv.Listener, web.Limits{})
-	srv.Start()
+	srv := web.NewServer(root, slog.New(slog.DiscardHandler), web.ServerOptions{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
 	t.Cleanup(func() {
 		srv.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -72,7 +75,7 @@ func startPool(t *testing.T, cfg Config) *testServer {
 			t.Errorf("Stop: %v", err)
 		}
 	})
-	return &testServer{pool: p, url: srv.URL, addr: srv.Listener.Addr().String(), log: logs}
+	return &testServer{pool: p, url: "http://" + ln.Addr().String(), addr: ln.Addr().String(), log: logs}
 }
 
 func get(t *testing.T, url string) (*http.Response, string) {

@@ -1,0 +1,892 @@
+package web
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// This file is torsion's own HTTP/1.x server loop. net/http's costs a
+// read(2) per request for its background read (to notice clients that
+// go away), and parses every head a second time after the strict check.
+// Here a head is read and checked once, and a request is watched for a
+// departed client only once it has run for watchAfter: a fast request
+// costs no system call beyond reading it and writing its answer.
+
+const (
+	// watchAfter is how long a request runs before its connection is
+	// watched for a client that goes away (which cancels r.Context()).
+	watchAfter = 20 * time.Millisecond
+	// holdBack is how much response body is kept back before the header
+	// is sent, so a short response gets a Content-Length and leaves in
+	// one write.
+	holdBack = 8 << 10
+	// maxDiscard is how much unread request body is read and thrown
+	// away to keep a connection; more closes it.
+	maxDiscard = 256 << 10
+)
+
+// aLongTimeAgo is a deadline that interrupts a blocked read at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// h2Preface starts a cleartext HTTP/2 connection ("prior knowledge").
+const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+// h1conn is one HTTP/1.x connection.
+type h1conn struct {
+	srv    *Server
+	rwc    net.Conn      // as accepted: *tls.Conn over TLS
+	tcp    io.ReaderFrom // rwc when sendfile(2) can write to it directly
+	tls    *tls.ConnectionState
+	remote string
+	ctx    context.Context
+	cr     connReader
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	hold   []byte      // response body held back, reused
+	header http.Header // response header, reused
+	num    [20]byte    // formats chunk sizes
+	idle   atomic.Bool // waiting for a request: Shutdown may close it
+
+	// The client-gone watch of the request in progress.
+	timer    *time.Timer
+	wmu      sync.Mutex
+	inReq    bool          // a handler is running
+	bodyDone bool          // its body was read to the end
+	wantSee  bool          // the timer fired before the body was read
+	watching bool          // the watch read is in progress
+	seen     chan struct{} // closed when the watch read returns
+	cancel   context.CancelFunc
+	gone     bool // the watch saw the client go away
+}
+
+// connReader reads the connection, first giving back the byte that a
+// watch read took.
+type connReader struct {
+	c       net.Conn
+	byteBuf [1]byte
+	hasByte bool
+}
+
+func (r *connReader) Read(p []byte) (int, error) {
+	if r.hasByte && len(p) > 0 {
+		p[0], r.hasByte = r.byteBuf[0], false
+		return 1, nil
+	}
+	return r.c.Read(p)
+}
+
+var (
+	brPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
+	bwPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
+)
+
+func (s *Server) newConn(rwc net.Conn) *h1conn {
+	c := &h1conn{srv: s, rwc: rwc, remote: rwc.RemoteAddr().String()}
+	if tc, ok := rwc.(*tls.Conn); ok {
+		st := tc.ConnectionState()
+		c.tls = &st
+	} else if rf, ok := rwc.(io.ReaderFrom); ok {
+		c.tcp = rf
+	}
+	c.ctx = context.WithValue(context.Background(), http.ServerContextKey, s.Server)
+	c.ctx = context.WithValue(c.ctx, http.LocalAddrContextKey, rwc.LocalAddr())
+	c.cr.c = rwc
+	c.br = brPool.Get().(*bufio.Reader)
+	c.br.Reset(&c.cr)
+	c.bw = bwPool.Get().(*bufio.Writer)
+	c.bw.Reset(rwc)
+	c.header = make(http.Header)
+	return c
+}
+
+// serve reads and answers requests until the connection ends. It reports
+// whether a handler hijacked the connection.
+func (c *h1conn) serve() (hijacked bool) {
+	defer func() {
+		if c.timer != nil {
+			c.timer.Stop()
+		}
+		if !hijacked {
+			c.rwc.Close()
+			c.br.Reset(nil)
+			brPool.Put(c.br)
+		}
+		c.bw.Reset(nil)
+		bwPool.Put(c.bw)
+	}()
+	for {
+		// Wait for the next request; Shutdown closes idle connections.
+		c.idle.Store(true)
+		if c.srv.shuttingDown() {
+			return false
+		}
+		if c.br.Buffered() == 0 {
+			c.rwc.SetReadDeadline(time.Now().Add(c.srv.IdleTimeout))
+		}
+		if _, err := c.br.Peek(1); err != nil {
+			return false
+		}
+		c.idle.Store(false)
+		if c.srv.H2C() {
+			if p, _ := c.br.Peek(len(h2Preface)); string(p) == h2Preface {
+				c.srv.handOff(&prefixConn{Conn: c.rwc, r: c.br})
+				return true
+			}
+		}
+		c.rwc.SetReadDeadline(time.Now().Add(c.srv.ReadHeaderTimeout))
+		req, reject, err := c.readRequest()
+		if err != nil {
+			return false // the client left, or took too long: nothing to answer
+		}
+		c.rwc.SetReadDeadline(time.Time{})
+		if reject != "" {
+			c.rejectRequest(req, reject)
+			return false
+		}
+		keep, hijacked := c.serveRequest(req)
+		if hijacked || !keep {
+			return hijacked
+		}
+	}
+}
+
+// rejectRequest answers a request whose head was refused, through the
+// handler chain so that the access log records it, and the connection
+// ends after the answer.
+func (c *h1conn) rejectRequest(req *http.Request, reject string) {
+	req.Header = http.Header{}
+	req.Body = http.NoBody
+	req.Close = true
+	req = req.WithContext(context.WithValue(c.ctx, rejectKey{}, reject))
+	w := &h1resp{c: c, req: req, header: c.header, cl: -1, closeAfter: true}
+	clear(c.header)
+	c.srv.Handler.ServeHTTP(w, req)
+	w.finish()
+}
+
+// serveRequest runs the handler for one request and completes its
+// response. keep reports whether the connection may carry another.
+func (c *h1conn) serveRequest(req *http.Request) (keep, hijacked bool) {
+	ctx, cancel := context.WithCancel(c.ctx)
+	req = req.WithContext(ctx)
+	clear(c.header)
+	w := &h1resp{c: c, req: req, header: c.header, cl: -1, closeAfter: req.Close || c.srv.shuttingDown()}
+	if b, ok := req.Body.(*body); ok {
+		b.w, b.req = w, req
+	}
+	c.wmu.Lock()
+	c.inReq, c.bodyDone, c.wantSee, c.gone, c.cancel = true, req.Body == http.NoBody, false, false, cancel
+	c.wmu.Unlock()
+	if c.timer == nil {
+		c.timer = time.AfterFunc(watchAfter, c.watch)
+	} else {
+		c.timer.Reset(watchAfter)
+	}
+	defer cancel()
+	defer func() {
+		if v := recover(); v != nil {
+			c.endWatch()
+			keep = false
+			if w.hijacked {
+				hijacked = true
+			} else if v != http.ErrAbortHandler {
+				buf := make([]byte, 64<<10)
+				buf = buf[:runtime.Stack(buf, false)]
+				c.srv.log.Error(fmt.Sprintf("http: panic serving %s: %v\n%s", c.remote, v, buf))
+			}
+		}
+	}()
+	c.srv.Handler.ServeHTTP(w, req)
+	if w.hijacked {
+		return false, true
+	}
+	c.endWatch()
+	w.finish()
+	return !w.closeAfter && w.err == nil && !c.gone, false
+}
+
+// watch starts the watch read once the body has been read: a request that
+// runs this long gets its client-gone detection.
+func (c *h1conn) watch() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if !c.inReq || c.watching {
+		return
+	}
+	if !c.bodyDone {
+		c.wantSee = true // the body reader starts it at the body's end
+		return
+	}
+	c.startWatchLocked()
+}
+
+func (c *h1conn) startWatchLocked() {
+	if c.br.Buffered() > 0 {
+		return // the next request is here already: the client is not gone
+	}
+	c.watching = true
+	c.seen = make(chan struct{})
+	go func() {
+		n, err := c.rwc.Read(c.cr.byteBuf[:])
+		c.wmu.Lock()
+		if n == 1 {
+			c.cr.hasByte = true
+		} else if err != nil && c.inReq {
+			var ne net.Error
+			if !errors.As(err, &ne) || !ne.Timeout() {
+				c.gone = true
+				c.cancel()
+			}
+		}
+		c.wmu.Unlock()
+		close(c.seen)
+	}()
+}
+
+// bodyEOF is told by the body reader that the body was read to the end.
+func (c *h1conn) bodyEOF() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.bodyDone = true
+	if c.wantSee && c.inReq && !c.watching {
+		c.startWatchLocked()
+	}
+}
+
+// endWatch stops the watch of the request that ends.
+func (c *h1conn) endWatch() {
+	c.timer.Stop()
+	c.wmu.Lock()
+	c.inReq = false
+	watching, seen := c.watching, c.seen
+	c.watching = false
+	c.wmu.Unlock()
+	if watching {
+		c.rwc.SetReadDeadline(aLongTimeAgo)
+		<-seen
+		c.rwc.SetReadDeadline(time.Time{})
+	}
+}
+
+// readRequest reads and checks one request head. A refused head comes back
+// as a request carrying only what is needed to log it, and the reason as
+// "CODE message".
+func (c *h1conn) readRequest() (req *http.Request, reject string, err error) {
+	lim := c.srv.Limits.withDefaults()
+	var head []byte
+	lineStart := 0 // where the line being read starts in head
+	for {
+		frag, err := c.br.ReadSlice('\n')
+		if err != nil && err != bufio.ErrBufferFull {
+			return nil, "", err
+		}
+		if len(head) == 0 && err == nil && len(frag) == 2 && frag[0] == '\r' {
+			continue // RFC 9112 2.2: empty lines before a request line are ignored
+		}
+		head = append(head, frag...)
+		firstLine := lineStart == 0
+		if err == bufio.ErrBufferFull {
+			if firstLine && len(head) > lim.MaxRequestLine {
+				return c.refused(head, http.StatusRequestURITooLong, "The request line is too long.")
+			}
+			if len(head) > lim.MaxHeaderBytes {
+				return c.refused(head, http.StatusRequestHeaderFieldsTooLarge, "The request headers are too large.")
+			}
+			continue
+		}
+		line := head[lineStart:]
+		if len(line) < 2 || line[len(line)-2] != '\r' {
+			return c.refused(head, http.StatusBadRequest, "Lines must end with CRLF.")
+		}
+		if firstLine && len(line)-2 > lim.MaxRequestLine {
+			return c.refused(head, http.StatusRequestURITooLong, "The request line is too long.")
+		}
+		if len(head) > lim.MaxHeaderBytes {
+			return c.refused(head, http.StatusRequestHeaderFieldsTooLarge, "The request headers are too large.")
+		}
+		if len(line) == 2 && !firstLine {
+			break
+		}
+		lineStart = len(head)
+	}
+	h, code, msg := lim.parseHead(string(head))
+	if code != 0 {
+		return c.refused(head, code, msg)
+	}
+	req = &http.Request{
+		Method:        h.method,
+		RequestURI:    h.target,
+		Proto:         h.proto,
+		ProtoMajor:    1,
+		ProtoMinor:    h.minor,
+		Header:        h.header,
+		ContentLength: h.length,
+		Host:          h.host,
+		RemoteAddr:    c.remote,
+		TLS:           c.tls,
+		Close:         h.close,
+		Body:          http.NoBody,
+	}
+	if h.chunked {
+		req.TransferEncoding = []string{"chunked"}
+		req.ContentLength = -1
+	}
+	rawurl, authority := h.target, h.method == http.MethodConnect && !strings.HasPrefix(h.target, "/")
+	if authority {
+		rawurl = "http://" + rawurl
+	}
+	if req.URL, err = url.ParseRequestURI(rawurl); err != nil {
+		return c.refused(head, http.StatusBadRequest, "Malformed request target.")
+	}
+	if authority {
+		req.URL.Scheme = ""
+	}
+	if req.URL.Host != "" {
+		req.Host = req.URL.Host // RFC 9112 3.2.2: the absolute form's authority wins
+	}
+	if h.expect != "" {
+		if !strings.EqualFold(h.expect, "100-continue") {
+			return c.refused(head, http.StatusExpectationFailed, "Only Expect: 100-continue is understood.")
+		}
+	}
+	if h.chunked || h.length > 0 {
+		req.Body = &body{c: c, remain: h.length, chunked: h.chunked, req: req,
+			expect: h.expect != "" && h.minor == 1}
+	}
+	return req, "", nil
+}
+
+// refused returns the stand-in for a refused head: its method, target and
+// protocol when the request line can be split, for the access log.
+func (c *h1conn) refused(head []byte, code int, msg string) (*http.Request, string, error) {
+	line, _, _ := bytes.Cut(head, []byte("\n"))
+	f := strings.Fields(string(bytes.TrimRight(line[:min(len(line), 1024)], "\r")))
+	req := &http.Request{Method: "-", RequestURI: "-", Proto: "-", URL: &url.URL{Path: "/"},
+		ProtoMajor: 1, ProtoMinor: 1, RemoteAddr: c.remote, TLS: c.tls}
+	if len(f) == 3 {
+		req.Method, req.RequestURI, req.Proto = f[0], f[1], f[2]
+	}
+	return req, fmt.Sprintf("%d %s", code, msg), nil
+}
+
+// prefixConn is a connection whose first bytes were read into r.
+type prefixConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// body reads a request body, Content-Length or strictly checked chunked.
+type body struct {
+	c        *h1conn
+	req      *http.Request
+	w        *h1resp
+	remain   int64 // body or chunk bytes left
+	chunked  bool
+	inChunk  bool // reading a chunk's data
+	expect   bool // 100 Continue is owed before the first read
+	done     bool // read to the end
+	closed   bool
+	err      error
+	trailers int
+}
+
+// errBodyClosed is a read after the handler closed the body.
+var errBodyClosed = errors.New("http: invalid Read on closed Body")
+
+func (b *body) Read(p []byte) (int, error) {
+	if b.closed {
+		return 0, errBodyClosed
+	}
+	if b.done {
+		return 0, io.EOF
+	}
+	if b.err != nil {
+		return 0, b.err
+	}
+	if b.expect {
+		b.expect = false
+		if b.w != nil && !b.w.sentHeader {
+			b.c.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+			if err := b.c.bw.Flush(); err != nil {
+				b.err = err
+				return 0, err
+			}
+		}
+	}
+	n, err := b.read(p)
+	if err == io.EOF {
+		b.done = true
+		b.c.bodyEOF()
+	} else if err != nil {
+		b.err = err
+	}
+	return n, err
+}
+
+func (b *body) read(p []byte) (int, error) {
+	br := b.c.br
+	if !b.chunked {
+		if len(p) == 0 {
+			return 0, nil
+		}
+		n, err := br.Read(p[:min(int64(len(p)), b.remain)])
+		b.remain -= int64(n)
+		if b.remain == 0 {
+			return n, io.EOF
+		}
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return n, err
+	}
+	for !b.inChunk {
+		line, err := readLine(br)
+		if err != nil {
+			return 0, err
+		}
+		size, ok := chunkSize(line)
+		if !ok {
+			return 0, errFraming
+		}
+		if size == 0 {
+			return 0, b.readTrailer()
+		}
+		b.remain, b.inChunk = size, true
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n, err := br.Read(p[:min(int64(len(p)), b.remain)])
+	b.remain -= int64(n)
+	if b.remain == 0 {
+		b.inChunk = false
+		var crlf [2]byte
+		if _, err := io.ReadFull(br, crlf[:]); err != nil {
+			return n, noEOF(err)
+		}
+		if crlf != [2]byte{'\r', '\n'} {
+			return n, errFraming
+		}
+		return n, nil
+	}
+	return n, noEOF(err)
+}
+
+func noEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// readLine reads a CRLF-terminated line of at most 4 KiB, without the CRLF.
+func readLine(br *bufio.Reader) ([]byte, error) {
+	line, err := br.ReadSlice('\n')
+	if err == bufio.ErrBufferFull {
+		return nil, errFraming
+	}
+	if err != nil {
+		return nil, noEOF(err)
+	}
+	if len(line) < 2 || line[len(line)-2] != '\r' {
+		return nil, errFraming
+	}
+	return line[:len(line)-2], nil
+}
+
+// readTrailer reads the trailer fields after the last chunk into
+// r.Trailer, and returns io.EOF at its end.
+func (b *body) readTrailer() error {
+	for {
+		line, err := readLine(b.c.br)
+		if err != nil {
+			return err
+		}
+		if len(line) == 0 {
+			return io.EOF
+		}
+		name, value, ok := checkField(line)
+		if b.trailers++; !ok || b.trailers > 100 {
+			return errFraming
+		}
+		if b.req.Trailer == nil {
+			b.req.Trailer = make(http.Header)
+		}
+		b.req.Trailer.Add(string(name), string(value))
+	}
+}
+
+func (b *body) Close() error {
+	b.closed = true
+	return nil
+}
+
+// discard reads what the handler left of the body, up to maxDiscard, and
+// reports whether the body ended (so the connection can carry on).
+func (b *body) discard() bool {
+	if b.done {
+		return true
+	}
+	if b.err != nil || b.expect {
+		return false // broken, or the client still waits for 100 Continue
+	}
+	b.closed = false
+	n, err := io.CopyN(io.Discard, b, maxDiscard)
+	return err == io.EOF || n < maxDiscard && b.done
+}
+
+// h1resp is the http.ResponseWriter of an HTTP/1.x request.
+type h1resp struct {
+	c           *h1conn
+	req         *http.Request
+	header      http.Header
+	status      int
+	wroteHeader bool  // the status is decided
+	sentHeader  bool  // the head is in c.bw
+	written     int64 // body bytes written by the handler
+	cl          int64 // Content-Length the handler declared; -1 if none
+	chunked     bool
+	noBody      bool // the status or method has no body
+	closeAfter  bool // the connection ends after this response
+	hijacked    bool
+	err         error // a write failed: the connection is done
+}
+
+func (w *h1resp) Header() http.Header { return w.header }
+
+func (w *h1resp) WriteHeader(code int) {
+	if w.hijacked || w.wroteHeader {
+		return
+	}
+	if code < 100 || code > 999 {
+		panic(fmt.Sprintf("invalid WriteHeader code %v", code))
+	}
+	if code < 200 && code != http.StatusSwitchingProtocols {
+		// An informational response goes out at once.
+		bw := w.c.bw
+		bw.WriteString("HTTP/1.1 ")
+		bw.WriteString(statusLine(code))
+		writeFields(bw, w.header)
+		bw.WriteString("\r\n")
+		if err := bw.Flush(); err != nil {
+			w.err = err
+		}
+		if code == http.StatusContinue {
+			if b, ok := w.req.Body.(*body); ok {
+				b.expect = false
+			}
+		}
+		return
+	}
+	w.wroteHeader, w.status = true, code
+	if cl := w.header.Get("Content-Length"); cl != "" {
+		if n, err := strconv.ParseInt(cl, 10, 64); err == nil && n >= 0 {
+			w.cl = n
+		} else {
+			w.c.srv.log.Warn(fmt.Sprintf("http: invalid Content-Length of %q", cl))
+			w.header.Del("Content-Length")
+		}
+	}
+	w.noBody = !bodyAllowed(code)
+	if strings.EqualFold(w.header.Get("Connection"), "close") {
+		w.closeAfter = true
+	}
+}
+
+// bodyAllowed reports whether a response with this status may have a body.
+func bodyAllowed(code int) bool {
+	return code >= 200 && code != http.StatusNoContent && code != http.StatusNotModified
+}
+
+func (w *h1resp) Write(p []byte) (int, error) {
+	if w.hijacked {
+		return 0, http.ErrHijacked
+	}
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.noBody {
+		return 0, http.ErrBodyNotAllowed
+	}
+	if w.cl >= 0 && w.written+int64(len(p)) > w.cl {
+		return 0, http.ErrContentLength
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	w.written += int64(len(p))
+	if w.req.Method == http.MethodHead {
+		return len(p), nil
+	}
+	if !w.sentHeader {
+		if len(w.c.hold)+len(p) <= holdBack {
+			w.c.hold = append(w.c.hold, p...)
+			return len(p), nil
+		}
+		w.sendHeader(false)
+	}
+	w.writeBody(p)
+	if w.err != nil {
+		return 0, w.err
+	}
+	return len(p), nil
+}
+
+// WriteString avoids a copy for io.WriteString.
+func (w *h1resp) WriteString(s string) (int, error) {
+	return w.Write([]byte(s))
+}
+
+func (w *h1resp) writeBody(p []byte) {
+	if len(p) == 0 || w.err != nil {
+		return
+	}
+	bw := w.c.bw
+	if w.chunked {
+		bw.Write(strconv.AppendInt(w.c.num[:0], int64(len(p)), 16))
+		bw.WriteString("\r\n")
+		bw.Write(p)
+		_, w.err = bw.WriteString("\r\n")
+		return
+	}
+	_, w.err = bw.Write(p)
+}
+
+// sendHeader writes the response head into c.bw, then the body held back.
+// final says the handler has returned: all of the body is held back, so
+// its length is known.
+func (w *h1resp) sendHeader(final bool) {
+	w.sentHeader = true
+	h := w.header
+	hold := w.c.hold
+	_, declared := h["Trailer"]
+	switch {
+	case w.cl >= 0 || w.noBody:
+	case final && !declared && (len(hold) > 0 || w.written > 0 || w.req.Method != http.MethodHead):
+		w.cl = w.written
+		h.Set("Content-Length", strconv.FormatInt(w.written, 10))
+	case w.req.Method == http.MethodHead:
+	case w.req.ProtoMinor == 1:
+		w.chunked = true
+	default:
+		w.closeAfter = true // HTTP/1.0: the body ends with the connection
+	}
+	if w.chunked {
+		h.Set("Transfer-Encoding", "chunked")
+		h.Del("Content-Length")
+	} else {
+		h.Del("Transfer-Encoding")
+	}
+	if _, ok := h["Date"]; !ok {
+		h["Date"] = []string{httpDate()}
+	}
+	if _, ok := h["Content-Type"]; !ok && !w.noBody && len(hold) > 0 {
+		h["Content-Type"] = []string{http.DetectContentType(hold)}
+	}
+	switch {
+	case w.closeAfter:
+		h.Set("Connection", "close")
+	case w.req.ProtoMinor == 0:
+		h.Set("Connection", "keep-alive")
+	}
+	bw := w.c.bw
+	bw.WriteString("HTTP/1.1 ")
+	bw.WriteString(statusLine(w.status))
+	writeFields(bw, h)
+	bw.WriteString("\r\n")
+	w.c.hold = hold[:0]
+	w.writeBody(hold)
+}
+
+// writeFields writes the header fields, each value on one line: CR and
+// LF, which would let a value start a new field, become spaces.
+func writeFields(bw *bufio.Writer, h http.Header) {
+	for k, vs := range h {
+		if !isToken([]byte(k)) || strings.HasPrefix(k, http.TrailerPrefix) {
+			continue
+		}
+		for _, v := range vs {
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			if strings.ContainsAny(v, "\r\n") {
+				v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+			}
+			bw.WriteString(strings.TrimSpace(v))
+			bw.WriteString("\r\n")
+		}
+	}
+}
+
+var statusLines sync.Map // int -> string
+
+// statusLine is "CODE Reason\r\n".
+func statusLine(code int) string {
+	if s, ok := statusLines.Load(code); ok {
+		return s.(string)
+	}
+	text := http.StatusText(code)
+	if text == "" {
+		text = "status code " + strconv.Itoa(code)
+	}
+	s := strconv.Itoa(code) + " " + text + "\r\n"
+	statusLines.Store(code, s)
+	return s
+}
+
+var dateCache atomic.Pointer[struct {
+	sec int64
+	s   string
+}]
+
+// httpDate is the Date header's value, formatted once a second.
+func httpDate() string {
+	now := time.Now()
+	if d := dateCache.Load(); d != nil && d.sec == now.Unix() {
+		return d.s
+	}
+	d := &struct {
+		sec int64
+		s   string
+	}{now.Unix(), now.UTC().Format(http.TimeFormat)}
+	dateCache.Store(d)
+	return d.s
+}
+
+// Flush sends what was written so far.
+func (w *h1resp) Flush() {
+	if w.hijacked {
+		return
+	}
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.sentHeader {
+		w.sendHeader(false)
+	}
+	if err := w.c.bw.Flush(); err != nil && w.err == nil {
+		w.err = err
+	}
+}
+
+// ReadFrom sends a file with sendfile(2) when the response has a
+// Content-Length and the connection is plain TCP.
+func (w *h1resp) ReadFrom(src io.Reader) (int64, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.c.tcp == nil || w.cl < 0 || w.noBody || w.req.Method == http.MethodHead || !isFile(src) {
+		buf := copyBufs.Get().(*[]byte)
+		defer copyBufs.Put(buf)
+		return io.CopyBuffer(plainWriter{w}, src, *buf)
+	}
+	if !w.sentHeader {
+		w.sendHeader(false)
+	}
+	if w.err == nil {
+		w.err = w.c.bw.Flush()
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	n, err := w.c.tcp.ReadFrom(src)
+	w.written += n
+	if err != nil {
+		w.err = err
+	}
+	return n, err
+}
+
+func isFile(r io.Reader) bool {
+	if lr, ok := r.(*io.LimitedReader); ok {
+		r = lr.R
+	}
+	_, ok := r.(*os.File)
+	return ok
+}
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// plainWriter hides ReadFrom, so io.Copy does not call it back.
+type plainWriter struct{ io.Writer }
+
+// Hijack hands the connection to the handler.
+func (w *h1resp) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if w.hijacked {
+		return nil, nil, http.ErrHijacked
+	}
+	if w.sentHeader {
+		return nil, nil, errors.New("http: Hijack after the response began")
+	}
+	w.c.endWatch()
+	if err := w.c.bw.Flush(); err != nil {
+		return nil, nil, err
+	}
+	w.hijacked = true
+	w.c.rwc.SetDeadline(time.Time{})
+	return w.c.rwc, bufio.NewReadWriter(w.c.br, bufio.NewWriter(w.c.rwc)), nil
+}
+
+// SetReadDeadline and SetWriteDeadline serve http.ResponseController.
+func (w *h1resp) SetReadDeadline(t time.Time) error { return w.c.rwc.SetReadDeadline(t) }
+
+// SetWriteDeadline sets the connection's write deadline.
+func (w *h1resp) SetWriteDeadline(t time.Time) error { return w.c.rwc.SetWriteDeadline(t) }
+
+// finish completes the response after the handler returned.
+func (w *h1resp) finish() {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if b, ok := w.req.Body.(*body); ok && !w.closeAfter && !b.discard() {
+		w.closeAfter = true
+	}
+	if !w.sentHeader {
+		w.sendHeader(true)
+	}
+	if w.chunked && w.err == nil {
+		bw := w.c.bw
+		bw.WriteString("0\r\n")
+		w.writeTrailers()
+		bw.WriteString("\r\n")
+	}
+	if w.err == nil {
+		w.err = w.c.bw.Flush()
+	}
+}
+
+// writeTrailers writes the trailer fields the handler declared in
+// "Trailer" or set with http.TrailerPrefix.
+func (w *h1resp) writeTrailers() {
+	t := http.Header{}
+	for _, v := range w.header.Values("Trailer") {
+		for k := range strings.SplitSeq(v, ",") {
+			k = http.CanonicalHeaderKey(strings.TrimSpace(k))
+			if vs, ok := w.header[k]; ok {
+				t[k] = vs
+			}
+		}
+	}
+	for k, vs := range w.header {
+		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
+			t[http.CanonicalHeaderKey(name)] = vs
+		}
+	}
+	writeFields(w.c.bw, t)
+}

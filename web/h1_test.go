@@ -1,0 +1,413 @@
+package web
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/torsion-server/torsion/logging"
+)
+
+// h1Server serves h with NewServer on a loopback port.
+func h1Server(t *testing.T, h http.Handler, log *slog.Logger) (*Server, string) {
+	t.Helper()
+	srv := NewServer(h, log, ServerOptions{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return srv, ln.Addr().String()
+}
+
+// framingMux answers with the framings a response can have.
+func framingMux() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/small", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello") })
+	mux.HandleFunc("/empty", func(w http.ResponseWriter, r *http.Request) {})
+	mux.HandleFunc("/big", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write(bytes.Repeat([]byte("x"), 20000))
+	})
+	mux.HandleFunc("/flushed", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "one,")
+		w.(http.Flusher).Flush()
+		io.WriteString(w, "two")
+	})
+	mux.HandleFunc("/declared", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "3")
+		w.(http.Flusher).Flush()
+		io.WriteString(w, "abc")
+	})
+	mux.HandleFunc("/nocontent", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+		if _, err := io.WriteString(w, "x"); err != http.ErrBodyNotAllowed {
+			panic("a 204 took a body")
+		}
+	})
+	mux.HandleFunc("/trailer", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Sum")
+		io.WriteString(w, "data")
+		w.Header().Set("X-Sum", "42")
+	})
+	mux.HandleFunc("/injection", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Evil", "a\r\nSet-Cookie: b=c")
+		io.WriteString(w, "ok")
+	})
+	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			Error(w, r, http.StatusBadRequest, err.Error())
+			return
+		}
+		fmt.Fprintf(w, "%s|%s", b, r.Trailer.Get("X-T"))
+	})
+	return mux
+}
+
+func TestH1Framing(t *testing.T) {
+	_, addr := h1Server(t, framingMux(), logging.Discard())
+	const h = "Host: x\r\n"
+	tests := []struct {
+		name, req string
+		status    int
+		// Framing the answer must have ("Content-Length: 5", "chunked",
+		// "close": ends with the connection) and its body.
+		framing, body string
+		closed        bool
+	}{
+		{"short body gets a length", "GET /small HTTP/1.1\r\n" + h + "\r\n", 200, "Content-Length: 5", "hello", false},
+		{"empty body", "GET /empty HTTP/1.1\r\n" + h + "\r\n", 200, "Content-Length: 0", "", false},
+		{"long body is chunked", "GET /big HTTP/1.1\r\n" + h + "\r\n", 200, "chunked", strings.Repeat("x", 20000), false},
+		{"long body on HTTP/1.0 ends with the connection", "GET /big HTTP/1.0\r\n\r\n", 200, "close", strings.Repeat("x", 20000), true},
+		{"HTTP/1.0 keep-alive", "GET /small HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", 200, "Content-Length: 5", "hello", false},
+		{"HTTP/1.0 closes by default", "GET /small HTTP/1.0\r\n\r\n", 200, "Content-Length: 5", "hello", true},
+		{"flushed body is chunked", "GET /flushed HTTP/1.1\r\n" + h + "\r\n", 200, "chunked", "one,two", false},
+		{"declared length is kept", "GET /declared HTTP/1.1\r\n" + h + "\r\n", 200, "Content-Length: 3", "abc", false},
+		{"HEAD gets the length, not the body", "HEAD /small HTTP/1.1\r\n" + h + "\r\n", 200, "Content-Length: 5", "", false},
+		{"204 has no body", "GET /nocontent HTTP/1.1\r\n" + h + "\r\n", 204, "", "", false},
+		{"client asks to close", "GET /small HTTP/1.1\r\n" + h + "Connection: close\r\n\r\n", 200, "Content-Length: 5", "hello", true},
+		{"trailer", "GET /trailer HTTP/1.1\r\n" + h + "\r\n", 200, "chunked", "data", false},
+		{"CRLF in a header value", "GET /injection HTTP/1.1\r\n" + h + "\r\n", 200, "Content-Length: 2", "ok", false},
+		{"chunked request with a trailer", "POST /echo HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\nX-T: t\r\n\r\n", 200, "Content-Length: 7", "abcde|t", false},
+		{"missing Host", "GET /small HTTP/1.1\r\n\r\n", 400, "", "", true},
+		{"bad Host", "GET /small HTTP/1.1\r\nHost: a/b\r\n\r\n", 400, "", "", true},
+		{"unknown expectation", "GET /small HTTP/1.1\r\n" + h + "Expect: magic\r\n\r\n", 417, "", "", true},
+		{"absolute form", "GET http://y/small HTTP/1.1\r\n" + h + "\r\n", 200, "Content-Length: 5", "hello", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(3 * time.Second))
+			io.WriteString(c, tt.req)
+			br := bufio.NewReader(c)
+			head, err := readHead(br)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(head, fmt.Sprintf("HTTP/1.1 %d ", tt.status)) {
+				t.Fatalf("head %q, want status %d", head, tt.status)
+			}
+			if strings.Contains(head, "\nSet-Cookie") {
+				t.Fatalf("a CRLF in a value started a field: %q", head)
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(io.MultiReader(strings.NewReader(head), br)), &http.Request{Method: strings.Fields(tt.req)[0]})
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.status == 200 && string(body) != tt.body {
+				t.Errorf("body %q, want %q", body, tt.body)
+			}
+			switch tt.framing {
+			case "chunked":
+				if !strings.Contains(head, "Transfer-Encoding: chunked\r\n") {
+					t.Errorf("head %q is not chunked", head)
+				}
+			case "close":
+				if strings.Contains(head, "Content-Length") || strings.Contains(head, "chunked") {
+					t.Errorf("head %q: want the body to end with the connection", head)
+				}
+			case "":
+			default:
+				if !strings.Contains(head, tt.framing+"\r\n") {
+					t.Errorf("head %q lacks %q", head, tt.framing)
+				}
+			}
+			if tt.name == "trailer" && resp.Trailer.Get("X-Sum") != "42" {
+				t.Errorf("trailer %v, want X-Sum: 42", resp.Trailer)
+			}
+			if !strings.Contains(head, "\r\nDate: ") {
+				t.Errorf("head %q has no Date", head)
+			}
+			// Is the connection still open? A closed one reads EOF at once.
+			c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			_, err = br.ReadByte()
+			closed := err == io.EOF
+			if closed != tt.closed {
+				t.Errorf("connection closed: %v, want %v (%v)", closed, tt.closed, err)
+			}
+		})
+	}
+}
+
+// readHead reads a response head up to its blank line.
+func readHead(br *bufio.Reader) (string, error) {
+	var b strings.Builder
+	for {
+		line, err := br.ReadString('\n')
+		b.WriteString(line)
+		if err != nil {
+			return b.String(), err
+		}
+		if line == "\r\n" {
+			return b.String(), nil
+		}
+	}
+}
+
+// TestH1Expect100: a client that asks waits for "100 Continue" before it
+// sends the body; a handler that does not read the body answers without
+// it, and the connection ends, since the body was never sent.
+func TestH1Expect100(t *testing.T) {
+	_, addr := h1Server(t, framingMux(), logging.Discard())
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	br := bufio.NewReader(c)
+	io.WriteString(c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+	if line, err := br.ReadString('\n'); err != nil || line != "HTTP/1.1 100 Continue\r\n" {
+		t.Fatalf("got %q, %v; want 100 Continue", line, err)
+	}
+	br.ReadString('\n')
+	io.WriteString(c, "body")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := io.ReadAll(resp.Body); string(b) != "body|" {
+		t.Fatalf("echo %q", b)
+	}
+
+	io.WriteString(c, "POST /small HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+	resp, err = http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 200 || !resp.Close {
+		t.Fatalf("unread body: %v %v; want 200 and Connection: close", resp, err)
+	}
+}
+
+// TestH1Pipelined: requests sent together are answered in order.
+func TestH1Pipelined(t *testing.T) {
+	_, addr := h1Server(t, framingMux(), logging.Discard())
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	io.WriteString(c, "GET /small HTTP/1.1\r\nHost: x\r\n\r\nPOST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhiGET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+	br := bufio.NewReader(c)
+	for _, want := range []string{"hello", "hi|", strings.Repeat("x", 20000)} {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := io.ReadAll(resp.Body); string(b) != want {
+			t.Fatalf("got %.20q, want %.20q", b, want)
+		}
+	}
+}
+
+// TestH1Panic: a panicking handler ends its connection, unanswered, and is
+// logged with its stack; the server goes on.
+func TestH1Panic(t *testing.T) {
+	var buf syncBuffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/panic" {
+			panic("boom")
+		}
+		if r.URL.Path == "/abort" {
+			panic(http.ErrAbortHandler)
+		}
+		io.WriteString(w, "fine")
+	})
+	_, addr := h1Server(t, h, log)
+	for _, path := range []string{"/panic", "/abort"} {
+		if resp, err := http.Get("http://" + addr + path); err == nil {
+			t.Fatalf("%s: answered %v; want the connection closed", path, resp.Status)
+		}
+	}
+	resp, err := http.Get("http://" + addr + "/")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("after a panic: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if s := buf.String(); !strings.Contains(s, "panic serving") || !strings.Contains(s, "boom") || !strings.Contains(s, "h1_test.go") {
+		t.Errorf("log %q lacks the panic and its stack", s)
+	}
+	if strings.Count(buf.String(), "panic serving") != 1 {
+		t.Errorf("ErrAbortHandler was logged: %q", buf.String())
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestH1ClientGone: a client that goes away cancels the context of its
+// request, though the server does not read the connection for fast ones.
+func TestH1ClientGone(t *testing.T) {
+	canceled := make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+			close(canceled)
+		case <-time.After(5 * time.Second):
+		}
+	})
+	_, addr := h1Server(t, h, logging.Discard())
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	time.Sleep(100 * time.Millisecond)
+	c.Close()
+	select {
+	case <-canceled:
+	case <-time.After(3 * time.Second):
+		t.Fatal("the request's context was not canceled")
+	}
+}
+
+// TestH1ShutdownGraceful: Shutdown closes idle connections at once, lets
+// a request in progress finish and then returns.
+func TestH1ShutdownGraceful(t *testing.T) {
+	release := make(chan struct{})
+	started := make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			close(started)
+			<-release
+		}
+		io.WriteString(w, "done")
+	})
+	srv, addr := h1Server(t, h, logging.Discard())
+	idle, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	io.WriteString(idle, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	ibr := bufio.NewReader(idle)
+	resp, err := http.ReadResponse(ibr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadAll(resp.Body)
+	got := make(chan string, 1)
+	go func() {
+		resp, err := http.Get("http://" + addr + "/slow")
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		got <- string(b)
+	}()
+	<-started
+	stopped := make(chan error, 1)
+	go func() { stopped <- srv.Shutdown(context.Background()) }()
+	idle.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := ibr.ReadByte(); err != io.EOF {
+		t.Errorf("idle connection: %v, want EOF", err)
+	}
+	select {
+	case err := <-stopped:
+		t.Fatalf("Shutdown returned %v with a request in progress", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	if b := <-got; b != "done" {
+		t.Errorf("request in progress got %q", b)
+	}
+	if err := <-stopped; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	if _, err := net.Dial("tcp", addr); err == nil {
+		t.Error("still accepting after Shutdown")
+	}
+}
+
+// TestH1Sendfile: a file goes out whole over plain TCP (sendfile) and
+// over a chunked response.
+func TestH1Sendfile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	data := bytes.Repeat([]byte("0123456789abcdef"), 300000/16)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f, err := os.Open(path)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer f.Close()
+		if r.URL.Path == "/length" {
+			w.Header().Set("Content-Length", fmt.Sprint(len(data)))
+		}
+		io.Copy(w, f)
+	})
+	_, addr := h1Server(t, h, logging.Discard())
+	for _, path := range []string{"/length", "/chunked"} {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || !bytes.Equal(b, data) {
+			t.Errorf("%s: %d bytes, %v; want the file's %d", path, len(b), err, len(data))
+		}
+		if chunked := len(resp.TransferEncoding) > 0; chunked != (path == "/chunked") {
+			t.Errorf("%s: Transfer-Encoding %v", path, resp.TransferEncoding)
+		}
+	}
+}
