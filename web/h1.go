@@ -290,13 +290,19 @@ func (c *h1conn) readRequest() (req *http.Request, reject string, err error) {
 	lim := c.srv.Limits.withDefaults()
 	var head []byte
 	lineStart := 0 // where the line being read starts in head
+	skipped := 0   // empty lines before the request line
 	for {
 		frag, err := c.br.ReadSlice('\n')
 		if err != nil && err != bufio.ErrBufferFull {
 			return nil, "", err
 		}
 		if len(head) == 0 && err == nil && len(frag) == 2 && frag[0] == '\r' {
-			continue // RFC 9112 2.2: empty lines before a request line are ignored
+			// RFC 9112 2.2: empty lines before a request line are ignored,
+			// but not without end.
+			if skipped += 2; skipped > lim.MaxHeaderBytes {
+				return c.refused(nil, http.StatusBadRequest, "Too many empty lines.")
+			}
+			continue
 		}
 		head = append(head, frag...)
 		firstLine := lineStart == 0

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -105,6 +106,8 @@ func TestH1Framing(t *testing.T) {
 		{"missing Host", "GET /small HTTP/1.1\r\n\r\n", 400, "", "", true},
 		{"bad Host", "GET /small HTTP/1.1\r\nHost: a/b\r\n\r\n", 400, "", "", true},
 		{"unknown expectation", "GET /small HTTP/1.1\r\n" + h + "Expect: magic\r\n\r\n", 417, "", "", true},
+		{"empty lines before the request line", "\r\n\r\nGET /small HTTP/1.1\r\n" + h + "\r\n", 200, "Content-Length: 5", "hello", false},
+		{"endless empty lines", strings.Repeat("\r\n", 40000) + "GET /small HTTP/1.1\r\n" + h + "\r\n", 400, "", "", true},
 		{"absolute form", "GET http://y/small HTTP/1.1\r\n" + h + "\r\n", 200, "Content-Length: 5", "hello", false},
 	}
 	for _, tt := range tests {
@@ -162,7 +165,8 @@ func TestH1Framing(t *testing.T) {
 			// Is the connection still open? A closed one reads EOF at once.
 			c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
 			_, err = br.ReadByte()
-			closed := err == io.EOF
+			var ne net.Error
+			closed := err != nil && !(errors.As(err, &ne) && ne.Timeout()) // EOF, or a reset after unread input
 			if closed != tt.closed {
 				t.Errorf("connection closed: %v, want %v (%v)", closed, tt.closed, err)
 			}
