@@ -142,7 +142,7 @@ func (c *h1conn) serve() (hijacked bool) {
 			return false
 		}
 		c.idle.Store(false)
-		if c.srv.H2C() {
+		if c.srv.h2c {
 			if p, _ := c.br.Peek(len(h2Preface)); string(p) == h2Preface {
 				c.srv.handOff(&prefixConn{Conn: c.rwc, r: c.br})
 				return true

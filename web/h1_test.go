@@ -13,10 +13,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/torsion-server/torsion/internal/testutil"
 	"github.com/torsion-server/torsion/logging"
 )
 
@@ -31,6 +31,18 @@ func h1Server(t *testing.T, h http.Handler, log *slog.Logger) (*Server, string) 
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	return srv, ln.Addr().String()
+}
+
+// dial connects to addr; reads and writes fail after 3s.
+func dial(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	return c
 }
 
 // framingMux answers with the framings a response can have.
@@ -112,12 +124,7 @@ func TestH1Framing(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := net.Dial("tcp", addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(3 * time.Second))
+			c := dial(t, addr)
 			io.WriteString(c, tt.req)
 			br := bufio.NewReader(c)
 			head, err := readHead(br)
@@ -194,12 +201,7 @@ func readHead(br *bufio.Reader) (string, error) {
 // it, and the connection ends, since the body was never sent.
 func TestH1Expect100(t *testing.T) {
 	_, addr := h1Server(t, framingMux(), logging.Discard())
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(3 * time.Second))
+	c := dial(t, addr)
 	br := bufio.NewReader(c)
 	io.WriteString(c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
 	if line, err := br.ReadString('\n'); err != nil || line != "HTTP/1.1 100 Continue\r\n" {
@@ -225,12 +227,7 @@ func TestH1Expect100(t *testing.T) {
 // TestH1Pipelined: requests sent together are answered in order.
 func TestH1Pipelined(t *testing.T) {
 	_, addr := h1Server(t, framingMux(), logging.Discard())
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(3 * time.Second))
+	c := dial(t, addr)
 	io.WriteString(c, "GET /small HTTP/1.1\r\nHost: x\r\n\r\nPOST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhiGET /big HTTP/1.1\r\nHost: x\r\n\r\n")
 	br := bufio.NewReader(c)
 	for _, want := range []string{"hello", "hi|", strings.Repeat("x", 20000)} {
@@ -247,7 +244,7 @@ func TestH1Pipelined(t *testing.T) {
 // TestH1Panic: a panicking handler ends its connection, unanswered, and is
 // logged with its stack; the server goes on.
 func TestH1Panic(t *testing.T) {
-	var buf syncBuffer
+	var buf testutil.SyncBuffer
 	log := slog.New(slog.NewTextHandler(&buf, nil))
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/panic" {
@@ -275,23 +272,6 @@ func TestH1Panic(t *testing.T) {
 	if strings.Count(buf.String(), "panic serving") != 1 {
 		t.Errorf("ErrAbortHandler was logged: %q", buf.String())
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestH1ClientGone: a client that goes away cancels the context of its

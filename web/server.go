@@ -46,7 +46,7 @@ type Server struct {
 	*http.Server
 	Limits Limits
 	log    *slog.Logger
-	h2c    bool
+	h2c    bool // serve cleartext HTTP/2 to clients that start with its preface
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -68,9 +68,6 @@ func (s *Server) ListenAndServe() error {
 	}
 	return s.Serve(ln)
 }
-
-// H2C reports whether cleartext HTTP/2 is served.
-func (s *Server) H2C() bool { return s.h2c }
 
 func (s *Server) shuttingDown() bool { return s.shutting.Load() }
 
