@@ -115,7 +115,8 @@ func (s *Server) newConn(rwc net.Conn) *h1conn {
 }
 
 // serve reads and answers requests until the connection ends. It reports
-// whether a handler hijacked the connection.
+// whether the connection was handed on (hijacked by a handler, or given to
+// the HTTP/2 server), so that it must stay open.
 func (c *h1conn) serve() (hijacked bool) {
 	defer func() {
 		if c.timer != nil {
@@ -365,10 +366,8 @@ func (c *h1conn) readRequest() (req *http.Request, reject string, err error) {
 	if req.URL.Host != "" {
 		req.Host = req.URL.Host // RFC 9112 3.2.2: the absolute form's authority wins
 	}
-	if h.expect != "" {
-		if !strings.EqualFold(h.expect, "100-continue") {
-			return c.refused(head, http.StatusExpectationFailed, "Only Expect: 100-continue is understood.")
-		}
+	if h.expect != "" && !strings.EqualFold(h.expect, "100-continue") {
+		return c.refused(head, http.StatusExpectationFailed, "Only Expect: 100-continue is understood.")
 	}
 	if h.chunked || h.length > 0 {
 		req.Body = &body{c: c, remain: h.length, chunked: h.chunked, req: req,
@@ -554,8 +553,8 @@ func (b *body) discard() bool {
 		return false // broken, or the client still waits for 100 Continue
 	}
 	b.closed = false
-	n, err := io.CopyN(io.Discard, b, maxDiscard)
-	return err == io.EOF || n < maxDiscard && b.done
+	io.CopyN(io.Discard, b, maxDiscard)
+	return b.done
 }
 
 // h1resp is the http.ResponseWriter of an HTTP/1.x request.
@@ -655,11 +654,6 @@ func (w *h1resp) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// WriteString avoids a copy for io.WriteString.
-func (w *h1resp) WriteString(s string) (int, error) {
-	return w.Write([]byte(s))
-}
-
 func (w *h1resp) writeBody(p []byte) {
 	if len(p) == 0 || w.err != nil {
 		return
@@ -685,7 +679,7 @@ func (w *h1resp) sendHeader(final bool) {
 	_, declared := h["Trailer"]
 	switch {
 	case w.cl >= 0 || w.noBody:
-	case final && !declared && (len(hold) > 0 || w.written > 0 || w.req.Method != http.MethodHead):
+	case final && !declared && (w.written > 0 || w.req.Method != http.MethodHead):
 		w.cl = w.written
 		h.Set("Content-Length", strconv.FormatInt(w.written, 10))
 	case w.req.Method == http.MethodHead:
@@ -725,7 +719,7 @@ func (w *h1resp) sendHeader(final bool) {
 // LF, which would let a value start a new field, become spaces.
 func writeFields(bw *bufio.Writer, h http.Header) {
 	for k, vs := range h {
-		if !isToken([]byte(k)) || strings.HasPrefix(k, http.TrailerPrefix) {
+		if !isToken(k) || strings.HasPrefix(k, http.TrailerPrefix) {
 			continue
 		}
 		for _, v := range vs {

@@ -158,48 +158,43 @@ func (s *Server) handOff(c net.Conn) {
 // others to finish their requests, or for ctx to end (then it returns
 // ctx's error and Close ends the rest).
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.shutting.Store(true)
-	for l := range s.listeners {
-		l.Close()
-	}
-	s.mu.Unlock()
+	left := s.stop(false)
 	h2 := make(chan error, 1)
 	go func() { h2 <- s.Server.Shutdown(ctx) }()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
-	for {
-		s.mu.Lock()
-		for c := range s.conns {
-			if c.idle.Load() {
-				c.rwc.Close()
-			}
-		}
-		left := len(s.conns)
-		s.mu.Unlock()
-		if left == 0 {
-			return <-h2
-		}
+	for left > 0 {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-tick.C:
 		}
+		left = s.stop(false)
 	}
+	return <-h2
 }
 
 // Close closes the listeners and every connection at once.
 func (s *Server) Close() error {
+	s.stop(true)
+	return s.Server.Close()
+}
+
+// stop stops accepting and closes the idle HTTP/1 connections, or all of
+// them; it returns how many are left open.
+func (s *Server) stop(all bool) int {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.shutting.Store(true)
 	for l := range s.listeners {
 		l.Close()
 	}
 	for c := range s.conns {
-		c.rwc.Close()
+		if all || c.idle.Load() {
+			c.rwc.Close()
+		}
 	}
-	s.mu.Unlock()
-	return s.Server.Close()
+	return len(s.conns)
 }
 
 // handoff is the listener through which the http.Server receives the

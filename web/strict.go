@@ -109,10 +109,14 @@ func (l Limits) parseHead(s string) (h head, code int, msg string) {
 	default:
 		return h, http.StatusHTTPVersionNotSupported, "Only HTTP/1.0 and HTTP/1.1 are supported here."
 	}
-	if strings.Count(rest, "\n")+1 > l.MaxHeaders && rest != "" {
+	fields := 0
+	if rest != "" {
+		fields = strings.Count(rest, "\n") + 1
+	}
+	if fields > l.MaxHeaders {
 		return h, http.StatusRequestHeaderFieldsTooLarge, "Too many header fields."
 	}
-	h.header = make(http.Header, strings.Count(rest, "\n")+1)
+	h.header = make(http.Header, fields)
 	h.length = -1
 	var te, hosts int
 	var conn []string
