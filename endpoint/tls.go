@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -190,7 +191,10 @@ func (s SSL) Listen(ctx context.Context) (net.Listener, error) {
 // "txsni:certs:tcp:443"). DIR holds HOST.pem files, each a certificate
 // chain and its key; "*.DOMAIN.pem" serves the names below DOMAIN, and
 // DEFAULT.pem clients that name no known host. Files added to DIR or
-// replaced are used from the next handshake on, without a restart.
+// replaced are used from the next handshake on, without a restart. Every
+// file must load at start-up; later, a replaced file that does not load
+// keeps serving its previous certificate and a new one that does not is
+// passed over, each logged once with slog's default logger.
 type SNI struct {
 	Dir   string
 	Inner Server
@@ -232,17 +236,25 @@ func (s SNI) Listen(ctx context.Context) (net.Listener, error) {
 }
 
 // certDir loads HOST.pem files on demand, reloading a file when its size
-// or modification time changes.
+// or modification time changes. A file that stops loading, such as one
+// caught half-written by a renewal, keeps serving its last good
+// certificate; one that never loaded is passed over for the next
+// candidate. Either is logged once per change of the file.
 type certDir struct {
 	dir   string
+	log   *slog.Logger // nil: slog.Default()
 	mu    sync.Mutex
 	cache map[string]*cachedCert
+	// serving is set once check has passed: from then on a file that does
+	// not load is logged, as there is no start-up left to fail.
+	serving bool
 }
 
 type cachedCert struct {
 	size    int64
 	modTime time.Time
-	cert    *tls.Certificate
+	cert    *tls.Certificate // the last certificate the file gave; nil if none
+	err     error            // why the file, as it is now, does not load
 }
 
 // check loads every .pem file in the directory, so that a broken one is
@@ -263,10 +275,15 @@ func (d *certDir) check() error {
 			return err
 		}
 	}
+	d.mu.Lock()
+	d.serving = true
+	d.mu.Unlock()
 	return nil
 }
 
-// load returns the certificate in file, from the cache while it is unchanged.
+// load returns the certificate in file, from the cache while the file is
+// unchanged. If the file does not load, the error comes with the file's
+// last good certificate, or with nil if it never had one.
 func (d *certDir) load(file string) (*tls.Certificate, error) {
 	fi, err := os.Stat(file)
 	if err != nil {
@@ -276,16 +293,33 @@ func (d *certDir) load(file string) (*tls.Certificate, error) {
 	c := d.cache[file]
 	d.mu.Unlock()
 	if c != nil && c.size == fi.Size() && c.modTime.Equal(fi.ModTime()) {
-		return c.cert, nil
+		return c.cert, c.err
 	}
-	cert, err := loadKeyPair(file, file)
-	if err != nil {
-		return nil, err
+	n := &cachedCert{size: fi.Size(), modTime: fi.ModTime()}
+	if cert, err := loadKeyPair(file, file); err == nil {
+		n.cert = &cert
+	} else {
+		n.err = err
+		if c != nil {
+			n.cert = c.cert
+		}
 	}
 	d.mu.Lock()
-	d.cache[file] = &cachedCert{size: fi.Size(), modTime: fi.ModTime(), cert: &cert}
+	d.cache[file] = n
+	serving := d.serving
 	d.mu.Unlock()
-	return &cert, nil
+	if n.err != nil && serving {
+		log := d.log
+		if log == nil {
+			log = slog.Default()
+		}
+		if n.cert != nil {
+			log.Warn("txsni: a certificate file no longer loads; serving its previous certificate until it is fixed", "file", file, "error", n.err)
+		} else {
+			log.Warn("txsni: a certificate file does not load; clients that ask for its host get the next match", "file", file, "error", n.err)
+		}
+	}
+	return n.cert, n.err
 }
 
 // get chooses the certificate for a handshake: HOST.pem, then *.DOMAIN.pem,
@@ -299,12 +333,15 @@ func (d *certDir) get(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 		}
 	}
 	names = append(names, "DEFAULT")
+	var broken []error
 	for _, n := range names {
 		cert, err := d.load(filepath.Join(d.dir, n+".pem"))
-		if errors.Is(err, os.ErrNotExist) {
-			continue
+		if cert != nil {
+			return cert, nil
 		}
-		return cert, err
+		if !errors.Is(err, os.ErrNotExist) {
+			broken = append(broken, err)
+		}
 	}
-	return nil, fmt.Errorf("no certificate for %q in %s (and no DEFAULT.pem)", hello.ServerName, d.dir)
+	return nil, errors.Join(append([]error{fmt.Errorf("no certificate for %q in %s (and no DEFAULT.pem)", hello.ServerName, d.dir)}, broken...)...)
 }

@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"os"
@@ -17,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/torsion-server/torsion/internal/testutil"
 )
 
 // selfSigned returns a certificate and key in PEM for the names; the first
@@ -242,6 +245,35 @@ func TestTxSNI(t *testing.T) {
 	} {
 		if _, err := Parse(desc); err == nil || !strings.Contains(err.Error(), msg) {
 			t.Errorf("Parse(%q) = %v, want %q", desc, err, msg)
+		}
+	}
+
+	// A file that stops loading keeps its last good certificate; one that
+	// never loaded is passed over for DEFAULT. Each is logged once.
+	var logged testutil.SyncBuffer
+	defer slog.SetDefault(slog.Default())
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logged, nil)))
+	write(t, filepath.Join(dir, "a.example.pem"), cert[:len(cert)/2]) // caught half-written
+	write(t, filepath.Join(dir, "c.example.pem"), []byte("not a pem"))
+	for i := 0; i < 2; i++ {
+		c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "a.example", InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatalf("a.example.pem half-written: %v", err)
+		}
+		if names := c.ConnectionState().PeerCertificates[0].DNSNames; len(names) != 2 {
+			t.Errorf("a.example.pem half-written: certificate %v, want the renewed one", names)
+		}
+		c.Close()
+		if got := peerName(t, addr, "c.example"); got != "DEFAULT" {
+			t.Errorf("broken c.example.pem: certificate %q, want DEFAULT", got)
+		}
+	}
+	for _, want := range []string{
+		"no longer loads; serving its previous certificate until it is fixed\" file=" + filepath.Join(dir, "a.example.pem"),
+		"does not load; clients that ask for its host get the next match\" file=" + filepath.Join(dir, "c.example.pem"),
+	} {
+		if n := strings.Count(logged.String(), want); n != 1 {
+			t.Errorf("log has %q %d times, want once:\n%s", want, n, logged.String())
 		}
 	}
 }
