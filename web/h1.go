@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -715,14 +716,21 @@ func (w *h1resp) sendHeader(final bool) {
 	w.writeBody(hold)
 }
 
-// writeFields writes the header fields, each value on one line: CR and
-// LF, which would let a value start a new field, become spaces.
+// writeFields writes the header fields sorted by name, as net/http does,
+// each value on one line: CR and LF, which would let a value start a new
+// field, become spaces.
 func writeFields(bw *bufio.Writer, h http.Header) {
-	for k, vs := range h {
+	var buf [16]string
+	keys := buf[:0]
+	for k := range h {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
 		if !isToken(k) || strings.HasPrefix(k, http.TrailerPrefix) {
 			continue
 		}
-		for _, v := range vs {
+		for _, v := range h[k] {
 			bw.WriteString(k)
 			bw.WriteString(": ")
 			if strings.ContainsAny(v, "\r\n") {

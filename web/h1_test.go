@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -221,6 +222,41 @@ func TestH1Expect100(t *testing.T) {
 	resp, err = http.ReadResponse(br, nil)
 	if err != nil || resp.StatusCode != 200 || !resp.Close {
 		t.Fatalf("unread body: %v %v; want 200 and Connection: close", resp, err)
+	}
+}
+
+// TestH1HeaderOrder: the fields of a head are sorted by name, as net/http
+// writes them, so responses read the same every time.
+func TestH1HeaderOrder(t *testing.T) {
+	_, addr := h1Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, k := range []string{"Zeta", "Alpha", "Mu", "X-Beta", "Set-Cookie"} {
+			w.Header().Add(k, "1")
+		}
+		w.Header().Add("Set-Cookie", "2")
+		io.WriteString(w, "hello")
+	}), logging.Discard())
+	c := dial(t, addr)
+	br := bufio.NewReader(c)
+	for range 5 {
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		head, err := readHead(br)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, line := range strings.Split(head, "\r\n")[1:] {
+			if name, _, ok := strings.Cut(line, ":"); ok {
+				names = append(names, name)
+			}
+		}
+		want := []string{"Alpha", "Content-Length", "Content-Type", "Date", "Mu", "Set-Cookie", "Set-Cookie", "X-Beta", "Zeta"}
+		if !slices.Equal(names, want) {
+			t.Fatalf("fields %q, want %q", names, want)
+		}
+		if !strings.Contains(head, "Set-Cookie: 1\r\nSet-Cookie: 2\r\n") {
+			t.Errorf("the values of a field changed order:\n%s", head)
+		}
+		io.CopyN(io.Discard, br, 5)
 	}
 }
 
