@@ -40,8 +40,12 @@ func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	bp := reqBufs.Get().(*[]byte)
-	req := p.requestFrame((*bp)[:0], r, body, more)
+	req, ok := p.requestFrame((*bp)[:0], r, body, more)
 	defer func() { *bp = req[:0]; reqBufs.Put(bp) }()
+	if !ok {
+		web.Error(w, r, http.StatusBadRequest, "The request has a NUL character (such as %00 in its path), which a WSGI environ cannot carry.")
+		return
+	}
 
 	for attempt := 0; ; attempt++ {
 		wk, c, err := p.dispatch(r.Context(), req)
@@ -100,8 +104,9 @@ func (p *Pool) readBody(r *http.Request) (body []byte, more bool, err error) {
 	return b, true, nil
 }
 
-// requestFrame encodes the R frame: body prefix and environ.
-func (p *Pool) requestFrame(b []byte, r *http.Request, body []byte, more bool) []byte {
+// requestFrame encodes the R frame: body prefix and environ. It reports
+// false if a value of the environ would hold a NUL, which separates them.
+func (p *Pool) requestFrame(b []byte, r *http.Request, body []byte, more bool) ([]byte, bool) {
 	b = append(b, kRequest, 0, 0, 0, 0, 0, 0, 0, 0) // id and length filled below
 	if more {
 		b = append(b, 1)
@@ -110,32 +115,47 @@ func (p *Pool) requestFrame(b []byte, r *http.Request, body []byte, more bool) [
 	}
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(body)))
 	b = append(b, body...)
-	b = p.appendEnviron(b, r)
+	start := len(b)
+	b, n := p.appendEnviron(b, r)
 	binary.LittleEndian.PutUint32(b[5:], uint32(len(b)-headerLen))
-	return b
+	// n variables take 2n-1 NULs, unless a value holds one: PATH_INFO
+	// decoded from %00 would otherwise add variables of the client's
+	// choosing, such as REMOTE_USER.
+	return b, bytes.Count(b[start:], nul) == 2*n-1
 }
 
-func kv(b []byte, k, v string) []byte {
-	b = append(b, k...)
-	b = append(b, 0)
-	b = append(b, v...)
-	return append(b, 0)
+var nul = []byte{0}
+
+// environ builds the "K\0V\0" block of the CGI variables, counting them.
+type environ struct {
+	b []byte
+	n int
+}
+
+func (e *environ) add(k, v string) {
+	e.b = append(e.b, k...)
+	e.b = append(e.b, 0)
+	e.b = append(e.b, v...)
+	e.b = append(e.b, 0)
+	e.n++
 }
 
 // appendEnviron appends the CGI variables of PEP 3333 as "K\0V\0" pairs.
 // Strings are bytes; the worker decodes them as latin-1, as the PEP says.
-func (p *Pool) appendEnviron(b []byte, r *http.Request) []byte {
-	b = kv(b, "REQUEST_METHOD", r.Method)
-	b = kv(b, "SCRIPT_NAME", web.ScriptName(r))
-	b = kv(b, "PATH_INFO", r.URL.Path)
-	b = kv(b, "QUERY_STRING", r.URL.RawQuery)
-	b = kv(b, "SERVER_PROTOCOL", r.Proto)
-	b = kv(b, "REQUEST_URI", r.RequestURI)
+// It returns the block and the number of variables in it.
+func (p *Pool) appendEnviron(b []byte, r *http.Request) ([]byte, int) {
+	e := environ{b: b}
+	e.add("REQUEST_METHOD", r.Method)
+	e.add("SCRIPT_NAME", web.ScriptName(r))
+	e.add("PATH_INFO", r.URL.Path)
+	e.add("QUERY_STRING", r.URL.RawQuery)
+	e.add("SERVER_PROTOCOL", r.Proto)
+	e.add("REQUEST_URI", r.RequestURI)
 	scheme := web.Scheme(r)
 	if scheme == "https" {
-		b = kv(b, "HTTPS", "on")
+		e.add("HTTPS", "on")
 	}
-	b = kv(b, "wsgi.url_scheme", scheme)
+	e.add("wsgi.url_scheme", scheme)
 	host, port := r.Host, ""
 	if h, pt, err := net.SplitHostPort(r.Host); err == nil {
 		host, port = h, pt
@@ -152,28 +172,28 @@ func (p *Pool) appendEnviron(b []byte, r *http.Request) []byte {
 		}
 	}
 	if r.Host != "" {
-		b = kv(b, "HTTP_HOST", r.Host) // net/http keeps it out of r.Header
+		e.add("HTTP_HOST", r.Host) // net/http keeps it out of r.Header
 	}
-	b = kv(b, "SERVER_NAME", host)
-	b = kv(b, "SERVER_PORT", port)
+	e.add("SERVER_NAME", host)
+	e.add("SERVER_PORT", port)
 	if ra, rp, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		b = kv(b, "REMOTE_ADDR", ra)
-		b = kv(b, "REMOTE_PORT", rp)
+		e.add("REMOTE_ADDR", ra)
+		e.add("REMOTE_PORT", rp)
 	} else {
-		b = kv(b, "REMOTE_ADDR", r.RemoteAddr)
+		e.add("REMOTE_ADDR", r.RemoteAddr)
 	}
 	if r.ContentLength >= 0 && (r.ContentLength > 0 || r.Header.Get("Content-Length") != "") {
-		b = kv(b, "CONTENT_LENGTH", strconv.FormatInt(r.ContentLength, 10))
+		e.add("CONTENT_LENGTH", strconv.FormatInt(r.ContentLength, 10))
 	}
 	for name, vals := range r.Header {
 		switch name {
 		case "Content-Length", "Proxy": // Proxy: never let it become HTTP_PROXY (httpoxy)
 			continue
 		case "Content-Type":
-			b = kv(b, "CONTENT_TYPE", vals[0])
+			e.add("CONTENT_TYPE", vals[0])
 			continue
 		}
-		b = append(b, "HTTP_"...)
+		e.b = append(e.b, "HTTP_"...)
 		for i := 0; i < len(name); i++ {
 			c := name[i]
 			switch {
@@ -182,22 +202,23 @@ func (p *Pool) appendEnviron(b []byte, r *http.Request) []byte {
 			case 'a' <= c && c <= 'z':
 				c -= 'a' - 'A'
 			}
-			b = append(b, c)
+			e.b = append(e.b, c)
 		}
-		b = append(b, 0)
+		e.b = append(e.b, 0)
 		sep := ", "
 		if name == "Cookie" {
 			sep = "; "
 		}
 		for i, v := range vals {
 			if i > 0 {
-				b = append(b, sep...)
+				e.b = append(e.b, sep...)
 			}
-			b = append(b, v...)
+			e.b = append(e.b, v...)
 		}
-		b = append(b, 0)
+		e.b = append(e.b, 0)
+		e.n++
 	}
-	return b[:len(b)-1] // no NUL after the last value
+	return e.b[:len(e.b)-1], e.n // no NUL after the last value
 }
 
 // response turns one call's frames into the HTTP response.

@@ -199,6 +199,23 @@ func TestEnviron(t *testing.T) {
 	}
 }
 
+// TestEnvironNUL: a NUL in the decoded path would split the environ block
+// and let the client add variables of its choosing (REMOTE_USER, say); such
+// a request gets 400 and never reaches the application.
+func TestEnvironNUL(t *testing.T) {
+	s := startPool(t, Config{App: "apps.environ", Workers: 1})
+	for _, path := range []string{"/x%00REMOTE_USER%00admin", "/x%00", "/%00%00"} {
+		resp, body := get(t, s.url+path)
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "NUL") || strings.Contains(body, "REMOTE_USER") {
+			t.Errorf("GET %s: %d %q, want 400 about the NUL", path, resp.StatusCode, body)
+		}
+	}
+	resp, body := get(t, s.url+"/x?q=%00")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"QUERY_STRING": "q=%00"`) {
+		t.Errorf("%%00 in the query string (which stays encoded): %d %q", resp.StatusCode, body)
+	}
+}
+
 // TestEnvironSingle checks wsgi.multithread and wsgi.multiprocess are false
 // with one worker of one thread.
 func TestEnvironSingle(t *testing.T) {
