@@ -82,7 +82,8 @@ type head struct {
 //     obsolete line folding,
 //   - header names that are not tokens or that hold an underscore (WSGI
 //     maps "X_A" and "X-A" to the same variable), a repeated or missing
-//     Host, a Host that is not a host,
+//     Host, a Host that is not a host, a repeated Content-Type (which an
+//     application and a proxy could each read differently),
 //   - Content-Length that is not plain digits, or repeated even with one
 //     value; Transfer-Encoding other than exactly "chunked"; both at once;
 //     Transfer-Encoding in HTTP/1.0,
@@ -161,6 +162,10 @@ func (l Limits) parseHead(s string) (h head, code int, msg string) {
 			conn = append(conn, value)
 		case "Expect":
 			h.expect = value
+		case "Content-Type":
+			if _, ok := h.header[key]; ok {
+				return h, 400, "Content-Type is repeated."
+			}
 		}
 		h.header[key] = append(h.header[key], value)
 	}

@@ -141,6 +141,7 @@ var hostile = []struct {
 	{"underscore content length", "POST / HTTP/1.1\r\n" + h + "Content_Length: 4\r\n\r\nabcd", 400},
 	{"empty header name", "GET / HTTP/1.1\r\n" + h + ": b\r\n\r\n", 400},
 	{"two hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400},
+	{"two content types", "POST / HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}", 400},
 	{"no host in HTTP/1.1", "GET / HTTP/1.1\r\n\r\n", 400},
 	{"method not a token", "GE(T / HTTP/1.1\r\n" + h + "\r\n", 400},
 	{"two spaces", "GET  / HTTP/1.1\r\n" + h + "\r\n", 400},
