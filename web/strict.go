@@ -36,13 +36,18 @@ type rejectKey struct{}
 
 // strictHandler answers the requests whose heads the server refused, and
 // passes the others to h. HTTP/2 requests are refused when a header name
-// holds an underscore, as HTTP/1 ones are by parseHead.
+// holds an underscore or Content-Type is repeated, as HTTP/1 ones are by
+// parseHead.
 func strictHandler(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ProtoMajor >= 2 {
-			for name := range r.Header {
+			for name, vals := range r.Header {
 				if strings.IndexByte(name, '_') >= 0 {
 					Error(w, r, http.StatusBadRequest, "Header names with underscores are refused: "+name)
+					return
+				}
+				if name == "Content-Type" && len(vals) > 1 {
+					Error(w, r, http.StatusBadRequest, "Content-Type is repeated.")
 					return
 				}
 			}

@@ -319,3 +319,40 @@ func TestStrictHijack(t *testing.T) {
 		t.Errorf("echoed %q, %v; want %q", got, err, payload)
 	}
 }
+
+// TestStrictHTTP2: HTTP/2 requests get the header checks parseHead makes
+// for HTTP/1 that Go's HTTP/2 server does not make itself.
+func TestStrictHTTP2(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "reached") })
+	srv := NewServer(h, logging.Discard(), ServerOptions{H2C: true})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+	var protocols http.Protocols
+	protocols.SetUnencryptedHTTP2(true)
+	client := &http.Client{Transport: &http.Transport{Protocols: &protocols}, Timeout: 3 * time.Second}
+	for _, tt := range []struct {
+		name   string
+		header http.Header
+		want   int
+	}{
+		{"plain", http.Header{"X-A": {"1"}, "Content-Type": {"text/plain"}}, 200},
+		{"underscore", http.Header{"X_a": {"1"}}, 400},
+		{"two content types", http.Header{"Content-Type": {"text/plain", "application/json"}}, 400},
+	} {
+		req, _ := http.NewRequest("POST", "http://"+ln.Addr().String()+"/", strings.NewReader("{}"))
+		req.Header = tt.header
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.ProtoMajor != 2 || resp.StatusCode != tt.want || (tt.want == 200) != (string(body) == "reached") {
+			t.Errorf("%s: HTTP/%d %d %q, want HTTP/2 %d", tt.name, resp.ProtoMajor, resp.StatusCode, body, tt.want)
+		}
+	}
+}
