@@ -223,16 +223,33 @@ func exitStatus(ps *os.ProcessState, err error) string {
 }
 
 // copyOutput logs what the worker prints, line by line, and keeps the last
-// lines for start-up failures.
+// lines for start-up failures. It reads until the pipe closes, whatever
+// comes: a worker whose output is not read blocks in its next print. Of a
+// line longer than maxOutputLine, the start is logged and the length of
+// the rest.
 func (w *worker) copyOutput(r io.Reader) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		w.tail.add(line)
-		w.log.Info(line)
+	br := bufio.NewReaderSize(r, maxOutputLine)
+	for {
+		line, more, err := br.ReadLine()
+		if err != nil {
+			return
+		}
+		s := string(line)
+		dropped := 0
+		for more && err == nil {
+			line, more, err = br.ReadLine()
+			dropped += len(line)
+		}
+		if dropped > 0 {
+			s += fmt.Sprintf(" [and %d more bytes of this line]", dropped)
+		}
+		w.tail.add(s)
+		w.log.Info(s)
 	}
 }
+
+// maxOutputLine is how much of one line of a worker's output is logged.
+const maxOutputLine = 64 << 10
 
 // readLoop reads the worker's frames and routes them to their calls. It
 // wakes the handlers only when it has no complete frame left to read, so a

@@ -138,6 +138,26 @@ func TestResponses(t *testing.T) {
 	}
 }
 
+// TestLongOutputLine: a worker that prints a line longer than the log
+// takes is still read to the end of it, so it never blocks in print.
+func TestLongOutputLine(t *testing.T) {
+	s := startPool(t, Config{App: "apps:long_line"})
+	client := &http.Client{Timeout: 10 * time.Second}
+	for range 2 {
+		resp, err := client.Get(s.url + "/")
+		if err != nil {
+			t.Fatalf("the worker hangs after printing a long line: %v", err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) != "printed" {
+			t.Fatalf("GET = %d %q", resp.StatusCode, body)
+		}
+	}
+	want := fmt.Sprintf("[and %d more bytes of this line]", 3<<20-maxOutputLine)
+	waitFor(t, func() bool { return strings.Count(s.log.String(), want) == 2 }, "log without %q twice", want)
+}
+
 func waitFor(t *testing.T, cond func() bool, format string, args ...any) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {

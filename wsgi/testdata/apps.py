@@ -148,6 +148,12 @@ def log_errors(environ, start_response):
     return [b"logged"]
 
 
+def long_line(environ, start_response):
+    print("x" * (3 << 20), flush=True)  # more than a pipe holds, on one line
+    start_response("200 OK", [])
+    return [b"printed"]
+
+
 class Tracked:
     """An iterable whose close() leaves a mark, for the disconnect test."""
 
