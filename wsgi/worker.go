@@ -180,14 +180,20 @@ func (p *Pool) spawn(slot int) (*worker, error) {
 		calls: map[uint32]*call{}, exited: make(chan struct{}), wsig: make(chan struct{}, 1),
 		ready: make(chan string, 1), tail: &lineRing{max: 60},
 	}
-	out, err := cmd.StdoutPipe()
+	// One pipe for stdout and stderr, so lines stay in order. Not
+	// cmd.StdoutPipe: Wait would wait for it to close, and a process the
+	// application started keeps it open after the worker has died.
+	out, in, err := os.Pipe()
 	if err != nil {
 		fc.Close()
 		return nil, err
 	}
-	cmd.Stderr = cmd.Stdout // one pipe, lines in order
-	if err := cmd.Start(); err != nil {
+	cmd.Stdout, cmd.Stderr = in, in
+	err = cmd.Start()
+	in.Close()
+	if err != nil {
 		fc.Close()
+		out.Close()
 		return nil, fmt.Errorf("starting %s: %w", p.cfg.Python, err)
 	}
 	w.pid = cmd.Process.Pid
@@ -198,13 +204,22 @@ func (p *Pool) spawn(slot int) (*worker, error) {
 			w.limit += p.rand(p.cfg.MaxRequestsJitter + 1)
 		}
 	}
-	var outputDone sync.WaitGroup
-	outputDone.Go(func() { w.copyOutput(out) })
+	outputDone := make(chan struct{})
+	go func() {
+		defer close(outputDone)
+		defer out.Close()
+		w.copyOutput(out)
+	}()
 	go w.readLoop()
 	go w.writeLoop()
 	go func() {
-		outputDone.Wait()
 		err := cmd.Wait()
+		// Its last lines (a traceback, say) come before the news of its
+		// death, unless something it started holds the pipe open.
+		select {
+		case <-outputDone:
+		case <-time.After(outputGrace):
+		}
 		w.status = exitStatus(cmd.ProcessState, err)
 		w.die(fmt.Errorf("%w: %s", errWorkerDied, w.status))
 		close(w.exited)
@@ -250,6 +265,9 @@ func (w *worker) copyOutput(r io.Reader) {
 
 // maxOutputLine is how much of one line of a worker's output is logged.
 const maxOutputLine = 64 << 10
+
+// outputGrace is how long a dead worker's output may take to end.
+const outputGrace = 500 * time.Millisecond
 
 // readLoop reads the worker's frames and routes them to their calls. It
 // wakes the handlers only when it has no complete frame left to read, so a

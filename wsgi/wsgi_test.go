@@ -15,8 +15,10 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -424,6 +426,36 @@ func TestCrashedWorkerIsReplaced(t *testing.T) {
 	}
 	waitFor(t, func() bool { return strings.Contains(s.log.String(), "exited unexpectedly: exit status 7") }, "no crash log line:\n%s", s.log)
 	waitFor(t, func() bool { return strings.Contains(s.log.String(), "worker 1 started") }, "worker not restarted:\n%s", s.log)
+}
+
+// TestCrashLeavingChild: a worker that dies while a process it started
+// still holds its output pipe is replaced all the same.
+func TestCrashLeavingChild(t *testing.T) {
+	s := startPool(t, Config{App: "apps:crash_leaving_child"})
+	pidFile := filepath.Join(t.TempDir(), "child.pid")
+	t.Cleanup(func() {
+		if b, err := os.ReadFile(pidFile); err == nil {
+			if pid, err := strconv.Atoi(string(b)); err == nil {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	if resp, _ := get(t, s.url+"/crash?"+pidFile); resp.StatusCode != 502 {
+		t.Errorf("crash = %d, want 502", resp.StatusCode)
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Get(s.url + "/")
+	if err != nil {
+		t.Fatalf("no worker after the crash: %v\n%s", err, s.log)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "alive" {
+		t.Errorf("after the crash: %d %q", resp.StatusCode, body)
+	}
+	if !strings.Contains(s.log.String(), "exited unexpectedly: exit status 7") {
+		t.Errorf("no crash log line:\n%s", s.log)
+	}
 }
 
 // TestCrashLosesNoOtherRequest crashes one worker while others are queued

@@ -120,6 +120,19 @@ def crash(environ, start_response):
     os._exit(7)
 
 
+def crash_leaving_child(environ, start_response):
+    """Dies, leaving behind a process that holds the worker's output pipe;
+    the query string names a file for that process's pid."""
+    if environ["PATH_INFO"] == "/crash":
+        import subprocess
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        with open(environ["QUERY_STRING"], "w") as f:
+            f.write(str(child.pid))
+        os._exit(7)
+    start_response("200 OK", [])
+    return [b"alive"]
+
+
 def slow(environ, start_response):
     time.sleep(float(environ.get("QUERY_STRING") or "0.5"))
     start_response("200 OK", [])
