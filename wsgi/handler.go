@@ -233,7 +233,8 @@ type response struct {
 	gone        bool // the client went away; discard the rest
 	appErr      string
 	unacked     int
-	dirty       bool // body written since the last flush
+	dirty       bool  // body written since the last flush
+	bodyErr     error // reading the request body failed
 }
 
 func (rs *response) run() error {
@@ -366,22 +367,60 @@ func (rs *response) file(p []byte) {
 	}
 }
 
-// read answers the worker's pull for more request body.
+// read answers the worker's pull for more request body. A body that
+// cannot be read to its end is not passed off as ended: the worker is told
+// why (Y), its wsgi.input raises, and the client gets an error status.
 func (rs *response) read(p []byte) {
 	want := int(binary.LittleEndian.Uint32(p))
 	var chunk []byte
 	if rs.more {
 		chunk = make([]byte, min(want, 1<<20))
-		n, err := io.ReadFull(rs.r.Body, chunk)
+		n := 0
+		var err error
+		for n < len(chunk) && err == nil {
+			var m int
+			m, err = rs.r.Body.Read(chunk[n:])
+			n += m
+		}
 		chunk = chunk[:n]
 		if err != nil {
-			rs.more = false // end of body (or a broken one: the app sees it end)
+			rs.more = false
+			if err != io.EOF {
+				rs.bodyErr = err
+				rs.wk.sendFrame(kBodyErr, rs.c.id, []byte(err.Error()))
+				return
+			}
 		}
 	}
 	rs.wk.sendFrame(kBody, rs.c.id, chunk)
 }
 
+// bodyErrorStatus is the answer to a request whose body could not be read.
+func bodyErrorStatus(err error) (int, string) {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return http.StatusRequestEntityTooLarge, fmt.Sprintf("The request body is larger than %d bytes.", mbe.Limit)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return http.StatusRequestTimeout, "The request body did not arrive in time."
+	default:
+		return http.StatusBadRequest, "The request body was cut short or malformed."
+	}
+}
+
 func (rs *response) end() error {
+	if rs.bodyErr != nil && rs.appErr != "" && !rs.wroteHeader {
+		// The application's read raised, and it let the error go: its
+		// traceback would say no more than this line.
+		code, msg := bodyErrorStatus(rs.bodyErr)
+		rs.wk.pool.log.Warn(fmt.Sprintf("%s %s: the request body was cut short: %v", rs.r.Method, rs.r.URL.RequestURI(), rs.bodyErr))
+		for k := range rs.w.Header() {
+			delete(rs.w.Header(), k)
+		}
+		rs.w.Header().Set("Connection", "close")
+		web.Error(rs.w, rs.r, code, msg)
+		return nil
+	}
 	if rs.appErr != "" {
 		rs.wk.pool.log.Error(fmt.Sprintf("%s %s: the application failed:\n%s", rs.r.Method, rs.r.URL.RequestURI(), strings.TrimRight(rs.appErr, "\n")))
 		if rs.wroteHeader {

@@ -20,6 +20,7 @@ import (
 const (
 	kRequest = 'R'
 	kBody    = 'B'
+	kBodyErr = 'Y'
 	kAck     = 'A'
 	kCancel  = 'C'
 	kWindow  = 'W'

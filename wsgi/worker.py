@@ -12,6 +12,10 @@ torsion -> worker
      block "KEY\\0VALUE\\0KEY\\0VALUE" (latin-1). more=1 means the body goes
      on and is pulled with r frames.
   B  body bytes answering an r frame; an empty B ends the body.
+  Y  answers an r frame when the body cannot be read to its end (the client
+     went away or stalled, its chunked framing broke, or it is over the
+     size limit); payload: why (UTF-8). wsgi.input's read raises OSError,
+     so the application never takes part of a body for the whole.
   A  torsion has opened the file sent with F; the worker may close it.
   C  the client went away: stop iterating, call close(), send E.
   W  window: u32 bytes of streamed body torsion has passed to the client.
@@ -51,7 +55,7 @@ import traceback
 HEADER = struct.Struct("<BII")
 U32 = struct.Struct("<I")
 FILE = struct.Struct("<IQ")
-R, B, A, C = ord("R"), ord("B"), ord("A"), ord("C")
+R, B, A, C, Y = ord("R"), ord("B"), ord("A"), ord("C"), ord("Y")
 WINDOW = 1 << 20
 POLL = 0.05
 HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
@@ -122,6 +126,8 @@ class Inline:
                 self.pending.append((rid, payload))
             elif kind == C:
                 self.cancelled.add(rid)
+            elif kind == Y:
+                self.inbox[rid].append(BodyError(payload))
             else:
                 self.inbox[rid].append(payload)
 
@@ -196,6 +202,8 @@ class Threaded:
                 elif kind == C:
                     with self.lock:
                         self.cancelled.add(rid)
+                elif kind == Y:
+                    self.box(rid).put(BodyError(payload))
                 else:
                     self.box(rid).put(payload)
 
@@ -206,18 +214,32 @@ class Threaded:
         return rid in self.cancelled
 
 
+class BodyError:
+    """Stands in the inbox for a Y frame: the body cannot be read."""
+
+    def __init__(self, why):
+        self.why = why.decode("utf-8", "replace")
+
+
 class Input:
     """wsgi.input: the request body, pulled from torsion as it is read."""
 
     def __init__(self, rid, body, more, chan):
         self.rid, self.buf, self.more, self.chan = rid, body, more, chan
         self.pos = 0
+        self.error = None  # why the body was cut short, once it was
 
     def _fill(self, want):
+        if self.error:
+            raise OSError(self.error)
         if not self.more:
             return False
         self.chan.conn.send(frame(ord("r"), self.rid, U32.pack(max(want, 65536))))
         data = self.chan.wait(self.rid)
+        if type(data) is BodyError:
+            self.more = False
+            self.error = "the request body was cut short: " + data.why
+            raise OSError(self.error)
         if not data:
             self.more = False
             return False

@@ -221,6 +221,62 @@ func TestEnviron(t *testing.T) {
 	}
 }
 
+// TestUploadCutShort: a body that cannot be read to its end makes the
+// application's read raise, rather than pass for the whole body, and the
+// client gets the status that says why.
+func TestUploadCutShort(t *testing.T) {
+	for _, threads := range []int{1, 2} {
+		t.Run(fmt.Sprintf("threads=%d", threads), func(t *testing.T) { testUploadCutShort(t, threads) })
+	}
+}
+
+func testUploadCutShort(t *testing.T, threads int) {
+	s := startPool(t, Config{App: "apps:upload", BodyBuffer: 64 << 10, MaxBody: 1 << 20, Threads: threads})
+	part := strings.Repeat("a", 200<<10)
+	for _, tt := range []struct {
+		name, req string
+		want      int
+		log       string
+	}{
+		{"client stops sending", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 500000\r\n\r\n" + part, 400, "cut short: unexpected EOF"},
+		{"chunk framing breaks", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n32000\r\n" + part + "\r\nzz\r\n", 400, "cut short: malformed chunked encoding"},
+		{"chunked body over the limit", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + strings.Repeat("32000\r\n"+part+"\r\n", 6) + "0\r\n\r\n", 413, "cut short: http: request body too large"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			io.WriteString(c, tt.req)
+			c.(*net.TCPConn).CloseWrite()
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tt.want {
+				t.Errorf("status %d %q, want %d", resp.StatusCode, body, tt.want)
+			}
+			waitFor(t, func() bool { return strings.Contains(s.log.String(), tt.log) }, "no %q in the log:\n%s", tt.log, s.log)
+		})
+	}
+	if strings.Contains(s.log.String(), "Traceback") {
+		t.Errorf("the application's OSError was logged with its traceback:\n%s", s.log)
+	}
+	// The worker goes on serving whole bodies.
+	resp, err := http.Post(s.url+"/", "application/octet-stream", strings.NewReader(part+part))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.HasPrefix(string(body), fmt.Sprint(len(part)*2)+" ") {
+		t.Errorf("whole body after the cut ones: %q", body)
+	}
+}
+
 // TestEnvironNUL: a NUL in the decoded path would split the environ block
 // and let the client add variables of its choosing (REMOTE_USER, say); such
 // a request gets 400 and never reaches the application.
