@@ -62,6 +62,9 @@ type h1conn struct {
 	header http.Header // response header, reused
 	num    [20]byte    // formats chunk sizes
 	idle   atomic.Bool // waiting for a request: Shutdown may close it
+	// writeDeadline: the handler set a write deadline, cleared once its
+	// response is complete.
+	writeDeadline bool
 
 	// The client-gone watch of the request in progress.
 	timer    *time.Timer
@@ -854,8 +857,12 @@ func (w *h1resp) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // SetReadDeadline and SetWriteDeadline serve http.ResponseController.
 func (w *h1resp) SetReadDeadline(t time.Time) error { return w.c.rwc.SetReadDeadline(t) }
 
-// SetWriteDeadline sets the connection's write deadline.
-func (w *h1resp) SetWriteDeadline(t time.Time) error { return w.c.rwc.SetWriteDeadline(t) }
+// SetWriteDeadline sets the connection's write deadline, until the
+// response is complete.
+func (w *h1resp) SetWriteDeadline(t time.Time) error {
+	w.c.writeDeadline = !t.IsZero()
+	return w.c.rwc.SetWriteDeadline(t)
+}
 
 // finish completes the response after the handler returned.
 func (w *h1resp) finish() {
@@ -876,6 +883,10 @@ func (w *h1resp) finish() {
 	}
 	if w.err == nil {
 		w.err = w.c.bw.Flush()
+	}
+	if w.c.writeDeadline { // the handler's, which must not outlive its response
+		w.c.rwc.SetWriteDeadline(time.Time{})
+		w.c.writeDeadline = false
 	}
 }
 

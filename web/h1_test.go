@@ -260,6 +260,32 @@ func TestH1HeaderOrder(t *testing.T) {
 	}
 }
 
+// TestH1WriteDeadline: a write deadline a handler sets ends with its
+// response; the next response on the connection does not inherit it.
+func TestH1WriteDeadline(t *testing.T) {
+	_, addr := h1Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/deadline" {
+			http.NewResponseController(w).SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+		}
+		io.WriteString(w, "hello")
+	}), logging.Discard())
+	c := dial(t, addr)
+	br := bufio.NewReader(c)
+	for _, path := range []string{"/deadline", "/later"} {
+		if path == "/later" {
+			time.Sleep(150 * time.Millisecond)
+		}
+		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if b, _ := io.ReadAll(resp.Body); string(b) != "hello" {
+			t.Fatalf("%s: %q", path, b)
+		}
+	}
+}
+
 // TestH1Pipelined: requests sent together are answered in order.
 func TestH1Pipelined(t *testing.T) {
 	_, addr := h1Server(t, framingMux(), logging.Discard())

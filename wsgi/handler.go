@@ -235,7 +235,14 @@ type response struct {
 	unacked     int
 	dirty       bool  // body written since the last flush
 	bodyErr     error // reading the request body failed
+	sent        int64 // body bytes written
+	deadline    bool  // a write deadline is set
 }
+
+// streamed is how much of a response may be written before it counts as
+// streamed, with a worker that may wait for the client to read it: a
+// quarter of the worker's window (worker.py's WINDOW).
+const streamed = 256 << 10
 
 func (rs *response) run() error {
 	done := rs.r.Context().Done()
@@ -296,6 +303,12 @@ func (rs *response) writeHeader() {
 
 func (rs *response) data(p []byte) {
 	if !rs.gone && rs.appErr == "" {
+		if rs.sent += int64(len(p)); rs.sent > streamed {
+			// The worker may soon wait for this client to read: it must
+			// keep reading. The deadline moves on with every write.
+			rs.deadline = true
+			http.NewResponseController(rs.w).SetWriteDeadline(time.Now().Add(rs.wk.pool.cfg.ClientTimeout))
+		}
 		rs.writeHeader()
 		if _, err := rs.w.Write(p); err != nil && !errors.Is(err, http.ErrBodyNotAllowed) {
 			rs.clientGone()
@@ -377,11 +390,15 @@ func (rs *response) read(p []byte) {
 		chunk = make([]byte, min(want, 1<<20))
 		n := 0
 		var err error
+		rc := http.NewResponseController(rs.w)
 		for n < len(chunk) && err == nil {
+			// The worker waits on this client: it must keep sending.
+			rc.SetReadDeadline(time.Now().Add(rs.wk.pool.cfg.ClientTimeout))
 			var m int
 			m, err = rs.r.Body.Read(chunk[n:])
 			n += m
 		}
+		rc.SetReadDeadline(time.Time{})
 		chunk = chunk[:n]
 		if err != nil {
 			rs.more = false

@@ -59,6 +59,11 @@ type Config struct {
 	// MaxBody answers 413 to request bodies larger than this; 0 means no
 	// limit.
 	MaxBody int64
+	// ClientTimeout drops a client that, while a worker waits on it,
+	// sends nothing of the request body or reads nothing of a streamed
+	// response for this long (default 60s), and frees the worker. Small
+	// requests and responses never hold a worker: Go buffers them.
+	ClientTimeout time.Duration
 	// StartTimeout bounds a worker's start-up, the import of the
 	// application included (default 60s).
 	StartTimeout time.Duration
@@ -95,13 +100,14 @@ func New(cfg Config) (*Pool, error) {
 	if !strings.Contains(cfg.App, ":") && !strings.Contains(cfg.App, ".") {
 		return nil, fmt.Errorf("application %q: want MODULE:ATTR or MODULE.ATTR", cfg.App)
 	}
-	if cfg.Workers < 0 || cfg.Threads < 0 || cfg.MaxRequests < 0 || cfg.MaxRequestsJitter < 0 || cfg.Timeout < 0 || cfg.BodyBuffer < 0 {
-		return nil, errors.New("workers, threads, timeout, max-requests and body buffer cannot be negative")
+	if cfg.Workers < 0 || cfg.Threads < 0 || cfg.MaxRequests < 0 || cfg.MaxRequestsJitter < 0 || cfg.Timeout < 0 || cfg.BodyBuffer < 0 || cfg.ClientTimeout < 0 {
+		return nil, errors.New("workers, threads, timeouts, max-requests and body buffer cannot be negative")
 	}
 	cfg.Workers = cmp.Or(cfg.Workers, runtime.NumCPU())
 	cfg.Threads = cmp.Or(cfg.Threads, 1)
 	cfg.BodyBuffer = cmp.Or(cfg.BodyBuffer, 1<<20)
 	cfg.StartTimeout = cmp.Or(cfg.StartTimeout, 60*time.Second)
+	cfg.ClientTimeout = cmp.Or(cfg.ClientTimeout, 60*time.Second)
 	if cfg.Python == "" {
 		cfg.Python = "python3"
 		if venv := os.Getenv("VIRTUAL_ENV"); venv != "" {

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -274,6 +275,42 @@ func testUploadCutShort(t *testing.T, threads int) {
 	resp.Body.Close()
 	if !strings.HasPrefix(string(body), fmt.Sprint(len(part)*2)+" ") {
 		t.Errorf("whole body after the cut ones: %q", body)
+	}
+}
+
+// TestClientTimeout: a client that stops reading a streamed response, or
+// stops sending a body the application reads, holds the worker only for
+// ClientTimeout; then the worker closes the iterable and serves others.
+func TestClientTimeout(t *testing.T) {
+	s := startPool(t, Config{App: "apps:tracked", ClientTimeout: 500 * time.Millisecond})
+	mark := filepath.Join(t.TempDir(), "closed")
+	c, err := net.DialTCP("tcp", nil, net.TCPAddrFromAddrPort(netip.MustParseAddrPort(s.addr)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadBuffer(16 << 10)
+	fmt.Fprintf(c, "GET /?%s HTTP/1.1\r\nHost: x\r\n\r\n", mark)
+	c.Read(make([]byte, 1<<10)) // and no more: the stream stalls
+	waitFor(t, func() bool { _, err := os.Stat(mark); return err == nil }, "a stalled reader still holds the worker")
+
+	up := startPool(t, Config{App: "apps:upload", BodyBuffer: 4096, ClientTimeout: 500 * time.Millisecond})
+	c2, err := net.Dial("tcp", up.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	c2.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c2, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"+strings.Repeat("a", 10000))
+	resp, err := http.ReadResponse(bufio.NewReader(c2), nil) // the rest never comes
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusRequestTimeout {
+		t.Errorf("stalled upload: %d, want 408", resp.StatusCode)
+	}
+	if r, body := get(t, up.url+"/"); r.StatusCode != 200 || body != "0 "+hex.EncodeToString(sha256.New().Sum(nil)) {
+		t.Errorf("after the stalled upload: %d %q", r.StatusCode, body)
 	}
 }
 
