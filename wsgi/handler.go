@@ -236,7 +236,6 @@ type response struct {
 	dirty       bool  // body written since the last flush
 	bodyErr     error // reading the request body failed
 	sent        int64 // body bytes written
-	deadline    bool  // a write deadline is set
 }
 
 // streamed is how much of a response may be written before it counts as
@@ -302,11 +301,17 @@ func (rs *response) writeHeader() {
 }
 
 func (rs *response) data(p []byte) {
+	if rs.r.Method == http.MethodHead && !rs.gone && rs.appErr == "" && rs.c.idle() {
+		// A HEAD response has no body, and this one's iterable goes on
+		// (nothing follows this chunk yet, not even its end): the head is
+		// all there is to send, so the application need not go on.
+		rs.writeHeader()
+		rs.clientGone()
+	}
 	if !rs.gone && rs.appErr == "" {
 		if rs.sent += int64(len(p)); rs.sent > streamed {
 			// The worker may soon wait for this client to read: it must
 			// keep reading. The deadline moves on with every write.
-			rs.deadline = true
 			http.NewResponseController(rs.w).SetWriteDeadline(time.Now().Add(rs.wk.pool.cfg.ClientTimeout))
 		}
 		rs.writeHeader()

@@ -314,6 +314,31 @@ func TestClientTimeout(t *testing.T) {
 	}
 }
 
+// TestHeadStopsStream: HEAD on an endless stream answers with the head and
+// stops the application, so a kept-alive client can go on.
+func TestHeadStopsStream(t *testing.T) {
+	s := startPool(t, Config{App: "apps:tracked"})
+	c, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	for i := range 2 {
+		mark := filepath.Join(t.TempDir(), "closed")
+		fmt.Fprintf(c, "HEAD /?%s HTTP/1.1\r\nHost: x\r\n\r\n", mark)
+		resp, err := http.ReadResponse(br, &http.Request{Method: "HEAD"})
+		if err != nil {
+			t.Fatalf("HEAD %d: %v", i, err)
+		}
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/octet-stream" {
+			t.Errorf("HEAD %d: %d %v", i, resp.StatusCode, resp.Header)
+		}
+		waitFor(t, func() bool { _, err := os.Stat(mark); return err == nil }, "HEAD %d: the endless iterable was not closed", i)
+	}
+}
+
 // TestEnvironNUL: a NUL in the decoded path would split the environ block
 // and let the client add variables of its choosing (REMOTE_USER, say); such
 // a request gets 400 and never reaches the application.
