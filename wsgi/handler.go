@@ -236,6 +236,14 @@ type response struct {
 	dirty       bool  // body written since the last flush
 	bodyErr     error // reading the request body failed
 	sent        int64 // body bytes written
+	deadline    bool  // the client has a write deadline
+}
+
+// keepReading gives the client ClientTimeout, from now, to take what is
+// written to it.
+func (rs *response) keepReading() {
+	rs.deadline = true
+	http.NewResponseController(rs.w).SetWriteDeadline(time.Now().Add(rs.wk.pool.cfg.ClientTimeout))
 }
 
 // streamed is how much of a response may be written before it counts as
@@ -312,7 +320,7 @@ func (rs *response) data(p []byte) {
 		if rs.sent += int64(len(p)); rs.sent > streamed {
 			// The worker may soon wait for this client to read: it must
 			// keep reading. The deadline moves on with every write.
-			http.NewResponseController(rs.w).SetWriteDeadline(time.Now().Add(rs.wk.pool.cfg.ClientTimeout))
+			rs.keepReading()
 		}
 		rs.writeHeader()
 		if _, err := rs.w.Write(p); err != nil && !errors.Is(err, http.ErrBodyNotAllowed) {
@@ -456,6 +464,9 @@ func (rs *response) end() error {
 	}
 	if !rs.gone {
 		rs.writeHeader()
+		if rs.deadline {
+			rs.keepReading() // for the end of the body, however long close() took
+		}
 	}
 	return nil
 }

@@ -314,6 +314,16 @@ func TestClientTimeout(t *testing.T) {
 	}
 }
 
+// TestClientTimeoutPause: a stream that pauses longer than ClientTimeout,
+// and a close() that does, do not cut off a client that reads.
+func TestClientTimeoutPause(t *testing.T) {
+	s := startPool(t, Config{App: "apps:pausing", ClientTimeout: 300 * time.Millisecond})
+	resp, body := get(t, s.url+"/?0.8")
+	if resp.StatusCode != 200 || len(body) != 5*65536+3 || !strings.HasSuffix(body, "end") {
+		t.Errorf("GET = %d, %d bytes ending %q", resp.StatusCode, len(body), body[max(0, len(body)-3):])
+	}
+}
+
 // TestHeadStopsStream: HEAD on an endless stream answers with the head and
 // stops the application, so a kept-alive client can go on.
 func TestHeadStopsStream(t *testing.T) {

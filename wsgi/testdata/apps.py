@@ -167,6 +167,26 @@ def long_line(environ, start_response):
     return [b"printed"]
 
 
+class Pausing:
+    """Streams 320 KiB, pauses, sends the rest; close() takes its time."""
+
+    def __iter__(self):
+        for _ in range(5):
+            yield b"x" * 65536
+        time.sleep(float(self.pause))
+        yield b"end"
+
+    def close(self):
+        time.sleep(float(self.pause))
+
+
+def pausing(environ, start_response):
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    p = Pausing()
+    p.pause = environ["QUERY_STRING"] or "1"
+    return p
+
+
 class Tracked:
     """An iterable whose close() leaves a mark, for the disconnect test."""
 
