@@ -881,6 +881,11 @@ func (w *h1resp) finish() {
 		w.writeTrailers()
 		bw.WriteString("\r\n")
 	}
+	if w.cl >= 0 && w.written < w.cl && !w.noBody && w.req.Method != http.MethodHead {
+		// The handler wrote less than it declared: the client, waiting
+		// for the rest, learns it will not come when the connection ends.
+		w.closeAfter = true
+	}
 	if w.err == nil {
 		w.err = w.c.bw.Flush()
 	}

@@ -55,7 +55,7 @@ func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			return // the client went away while waiting
 		}
-		rs := &response{w: w, r: r, wk: wk, c: c, more: more}
+		rs := &response{w: w, r: r, wk: wk, c: c, more: more, length: -1}
 		err = rs.run()
 		if err == nil {
 			return
@@ -236,7 +236,13 @@ type response struct {
 	dirty       bool  // body written since the last flush
 	bodyErr     error // reading the request body failed
 	sent        int64 // body bytes written
+	length      int64 // the Content-Length the application gave; -1 if none, or HEAD
 	deadline    bool  // the client has a write deadline
+}
+
+// bodyAllowed reports whether a response with this status has a body.
+func bodyAllowed(code int) bool {
+	return code >= 200 && code != http.StatusNoContent && code != http.StatusNotModified
 }
 
 // keepReading gives the client ClientTimeout, from now, to take what is
@@ -299,6 +305,10 @@ func (rs *response) start(payload []byte) {
 	for i := 1; i+1 < len(parts); i += 2 {
 		h.Add(parts[i], parts[i+1])
 	}
+	// worker.py has checked that Content-Length is given once, in digits.
+	if n, err := strconv.ParseInt(h.Get("Content-Length"), 10, 64); err == nil && rs.r.Method != http.MethodHead {
+		rs.length = n
+	}
 }
 
 func (rs *response) writeHeader() {
@@ -316,21 +326,29 @@ func (rs *response) data(p []byte) {
 		rs.writeHeader()
 		rs.clientGone()
 	}
+	n := len(p)
 	if !rs.gone && rs.appErr == "" {
+		over := rs.length >= 0 && rs.sent+int64(len(p)) > rs.length
+		if over {
+			// PEP 3333: no more than the Content-Length leaves, and the
+			// rest of the iterable is not needed.
+			rs.wk.pool.log.Warn(fmt.Sprintf("%s %s: the application sent more than its Content-Length of %d; the rest is dropped", rs.r.Method, rs.r.URL.RequestURI(), rs.length))
+			p = p[:rs.length-rs.sent]
+		}
 		if rs.sent += int64(len(p)); rs.sent > streamed {
 			// The worker may soon wait for this client to read: it must
 			// keep reading. The deadline moves on with every write.
 			rs.keepReading()
 		}
 		rs.writeHeader()
-		if _, err := rs.w.Write(p); err != nil && !errors.Is(err, http.ErrBodyNotAllowed) {
+		if _, err := rs.w.Write(p); err != nil && !errors.Is(err, http.ErrBodyNotAllowed) || over {
 			rs.clientGone()
 		} else {
 			rs.dirty = true
 		}
 	}
 	// Acknowledge what left (or was dropped), so the worker may go on.
-	rs.unacked += len(p)
+	rs.unacked += n
 	if rs.unacked >= 256<<10 || rs.gone {
 		rs.wk.sendFrame(kWindow, rs.c.id, binary.LittleEndian.AppendUint32(nil, uint32(rs.unacked)))
 		rs.unacked = 0
@@ -464,6 +482,11 @@ func (rs *response) end() error {
 	}
 	if !rs.gone {
 		rs.writeHeader()
+		if rs.length >= 0 && rs.sent < rs.length && bodyAllowed(rs.status) {
+			// The connection ends after this response, so the client
+			// sees it cut short rather than wait for the rest.
+			rs.wk.pool.log.Warn(fmt.Sprintf("%s %s: the application sent %d bytes of its Content-Length of %d", rs.r.Method, rs.r.URL.RequestURI(), rs.sent, rs.length))
+		}
 		if rs.deadline {
 			rs.keepReading() // for the end of the body, however long close() took
 		}

@@ -63,6 +63,7 @@ HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-authenticate", "proxy
 TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 STATUS = re.compile(r"[1-9][0-9][0-9] [^\x00-\x08\x0a-\x1f\x7f]*\Z")
+DIGITS = re.compile(r"[0-9]+\Z")
 
 
 def frame(kind, rid, payload=b""):
@@ -338,6 +339,7 @@ def encode_head(status, headers):
     if type(status) is not str or not STATUS.match(status):
         raise ValueError("invalid status %r: want a str like '200 OK'" % (status,))
     parts = [status]
+    length = False
     for h in headers:
         if type(h) is not tuple or len(h) != 2:
             raise ValueError("invalid header %r: want a (name, value) tuple" % (h,))
@@ -346,8 +348,15 @@ def encode_head(status, headers):
             raise ValueError("invalid header name %r" % (name,))
         if type(value) is not str or BAD_VALUE.search(value):
             raise ValueError("invalid value for header %s: %r" % (name, value))
-        if name.lower() in HOP_BY_HOP:
+        lower = name.lower()
+        if lower in HOP_BY_HOP:
             raise ValueError("hop-by-hop header %s is not allowed from a WSGI application" % name)
+        if lower == "content-length":
+            if length:
+                raise ValueError("Content-Length given twice")
+            if not DIGITS.match(value):
+                raise ValueError("invalid Content-Length %r: want digits" % value)
+            length = True
         parts.append(name)
         parts.append(value)
     try:

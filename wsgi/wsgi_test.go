@@ -324,6 +324,52 @@ func TestClientTimeoutPause(t *testing.T) {
 	}
 }
 
+// TestContentLengthMismatch: PEP 3333 says no more than the declared
+// Content-Length leaves, and a body that falls short ends the connection;
+// a Content-Length that is not one number is an application error.
+func TestContentLengthMismatch(t *testing.T) {
+	s := startPool(t, Config{App: "apps:length_mismatch"})
+	c, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	for range 2 { // the connection goes on after a long body, cut
+		io.WriteString(c, "GET /long HTTP/1.1\r\nHost: x\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, err := io.ReadAll(resp.Body); string(b) != "more " || err != nil {
+			t.Errorf("/long: %q, %v; want the declared 5 bytes", b, err)
+		}
+	}
+	io.WriteString(c, "GET /short HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if string(b) != "only ten b" || err != io.ErrUnexpectedEOF {
+		t.Errorf("/short: %q, %v; want 10 bytes and the connection closed", b, err)
+	}
+	for _, path := range []string{"/twice", "/bad"} {
+		if resp, _ := get(t, s.url+path); resp.StatusCode != 500 {
+			t.Errorf("%s: %d, want 500", path, resp.StatusCode)
+		}
+	}
+	for _, want := range []string{
+		"GET /long: the application sent more than its Content-Length of 5",
+		"GET /short: the application sent 10 bytes of its Content-Length of 100",
+		"Content-Length given twice",
+		"invalid Content-Length '5x'",
+	} {
+		waitFor(t, func() bool { return strings.Contains(s.log.String(), want) }, "no %q in the log:\n%s", want, s.log)
+	}
+}
+
 // TestHeadStopsStream: HEAD on an endless stream answers with the head and
 // stops the application, so a kept-alive client can go on.
 func TestHeadStopsStream(t *testing.T) {

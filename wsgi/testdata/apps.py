@@ -107,6 +107,17 @@ def hop_by_hop(environ, start_response):
     return [b"x"]
 
 
+def length_mismatch(environ, start_response):
+    """Declares a Content-Length that its body does not keep to."""
+    declared, body = {"/short": ("100", b"only ten b"), "/long": ("5", b"more than five"),
+                      "/twice": ("5", b"hello"), "/bad": ("5x", b"hello")}[environ["PATH_INFO"]]
+    headers = [("Content-Length", declared)]
+    if environ["PATH_INFO"] == "/twice":
+        headers.append(("Content-Length", "100"))
+    start_response("200 OK", headers)
+    return iter([body])
+
+
 def no_start(environ, start_response):
     return [b"x"]
 
