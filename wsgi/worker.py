@@ -437,6 +437,8 @@ class Worker:
                     out += frame(ord("D"), rid, body)
                 conn.send(out + frame(ord("E"), rid))
                 ended = True
+            elif isinstance(result, (bytes, str)):
+                raise TypeError("the application returned %s, not an iterable of bytes: return [body]" % type(result).__name__)
             elif type(result) is FileWrapper and result.sendable():
                 fd, offset = result.sendable()
                 conn.send((b"" if sent else head_frame()) + frame(ord("F"), rid, FILE.pack(fd, offset)))

@@ -113,6 +113,7 @@ func TestResponses(t *testing.T) {
 		{"hop_by_hop", 500, "", nil, "hop-by-hop header Connection is not allowed"},
 		{"no_start", 500, "", nil, "did not call start_response"},
 		{"returns_str", 500, "", nil, "the application yielded str, not bytes"},
+		{"returns_bytes", 500, "", nil, "the application returned bytes, not an iterable of bytes: return [body]"},
 		{"log_errors", 200, "logged", nil, "a line for the log"},
 	}
 	for _, tt := range tests {

@@ -127,6 +127,11 @@ def returns_str(environ, start_response):
     return ["not bytes"]
 
 
+def returns_bytes(environ, start_response):
+    start_response("200 OK", [])
+    return b"a body, not an iterable of them"
+
+
 def crash(environ, start_response):
     os._exit(7)
 
