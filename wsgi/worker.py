@@ -112,11 +112,15 @@ class Conn:
 
 
 class Inline:
-    """One thread: the main thread reads frames and runs each request."""
+    """One thread: the main thread reads frames and runs each request.
+
+    Frames for a request that has ended (acknowledgements of the last of a
+    stream, say) are dropped: nothing would take them out of the inbox."""
 
     def __init__(self, conn):
         self.conn = conn
         self.pending = collections.deque()
+        self.live = set()  # requests received and not ended
         self.inbox = collections.defaultdict(collections.deque)
         self.cancelled = set()
         self.polled = 0.0
@@ -125,6 +129,9 @@ class Inline:
         for kind, rid, payload in frames:
             if kind == R:
                 self.pending.append((rid, payload))
+                self.live.add(rid)
+            elif rid not in self.live:
+                pass
             elif kind == C:
                 self.cancelled.add(rid)
             elif kind == Y:
@@ -139,6 +146,7 @@ class Inline:
             rid, payload = self.pending.popleft()
             self.polled = time.monotonic()
             run(rid, payload, self)
+            self.live.discard(rid)
             self.inbox.pop(rid, None)
             self.cancelled.discard(rid)
 
@@ -161,20 +169,23 @@ class Inline:
 
 
 class Threaded:
-    """N threads: a reader thread routes frames; the pool runs requests."""
+    """N threads: a reader thread routes frames; the pool runs requests.
+    As in Inline, frames for requests that have ended are dropped."""
 
     def __init__(self, conn, threads):
         self.conn = conn
         self.threads = threads
         self.requests = queue.Queue()
         self.lock = threading.Lock()
+        self.live = set()  # requests received and not ended
         self.inbox = {}
         self.cancelled = set()
 
     def box(self, rid):
+        """The inbox of rid, or None if rid has ended."""
         with self.lock:
             b = self.inbox.get(rid)
-            if b is None:
+            if b is None and rid in self.live:
                 b = self.inbox[rid] = queue.SimpleQueue()
             return b
 
@@ -191,6 +202,7 @@ class Threaded:
                     traceback.print_exc()
                     os._exit(1)
                 with self.lock:
+                    self.live.discard(rid)
                     self.inbox.pop(rid, None)
                     self.cancelled.discard(rid)
 
@@ -199,14 +211,17 @@ class Threaded:
         while True:
             for kind, rid, payload in self.conn.read():
                 if kind == R:
+                    with self.lock:
+                        self.live.add(rid)
                     self.requests.put((rid, payload))
                 elif kind == C:
                     with self.lock:
-                        self.cancelled.add(rid)
-                elif kind == Y:
-                    self.box(rid).put(BodyError(payload))
+                        if rid in self.live:
+                            self.cancelled.add(rid)
                 else:
-                    self.box(rid).put(payload)
+                    box = self.box(rid)
+                    if box is not None:
+                        box.put(BodyError(payload) if kind == Y else payload)
 
     def wait(self, rid):
         return self.box(rid).get()

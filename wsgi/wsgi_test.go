@@ -371,6 +371,22 @@ func TestContentLengthMismatch(t *testing.T) {
 	}
 }
 
+// TestWorkerForgetsEndedRequests: acknowledgements that arrive after a
+// streamed response ended leave nothing behind in the worker.
+func TestWorkerForgetsEndedRequests(t *testing.T) {
+	for _, threads := range []int{1, 3} {
+		s := startPool(t, Config{App: "apps:big_stream", Threads: threads})
+		for range 30 {
+			if resp, body := get(t, s.url+"/"); resp.StatusCode != 200 || len(body) != 640<<10 {
+				t.Fatalf("stream: %d, %d bytes", resp.StatusCode, len(body))
+			}
+		}
+		if _, body := get(t, s.url+"/state"); body != "inbox=0 cancelled=0 live=1" {
+			t.Errorf("threads=%d: after 30 streams, %s; want inbox=0 cancelled=0 live=1", threads, body)
+		}
+	}
+}
+
 // TestHeadStopsStream: HEAD on an endless stream answers with the head and
 // stops the application, so a kept-alive client can go on.
 func TestHeadStopsStream(t *testing.T) {

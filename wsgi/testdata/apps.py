@@ -203,6 +203,18 @@ def pausing(environ, start_response):
     return p
 
 
+def big_stream(environ, start_response):
+    """Streams 640 KiB, or, at /state, reports the worker's bookkeeping
+    (found through gc: the application has no other way to it)."""
+    import gc
+    if environ["PATH_INFO"] == "/state":
+        chan = [o for o in gc.get_objects() if type(o).__name__ in ("Inline", "Threaded")][0]
+        start_response("200 OK", [])
+        return [("inbox=%d cancelled=%d live=%d" % (len(chan.inbox), len(chan.cancelled), len(chan.live))).encode()]
+    start_response("200 OK", [])
+    return (b"x" * 65536 for _ in range(10))
+
+
 class Tracked:
     """An iterable whose close() leaves a mark, for the disconnect test."""
 
