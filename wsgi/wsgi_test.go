@@ -162,6 +162,18 @@ func TestLongOutputLine(t *testing.T) {
 	waitFor(t, func() bool { return strings.Count(s.log.String(), want) == 2 }, "log without %q twice", want)
 }
 
+// dial connects to the server for a raw exchange of at most 10 seconds.
+func (s *testServer) dial(t *testing.T) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c
+}
+
 func waitFor(t *testing.T, cond func() bool, format string, args ...any) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
@@ -245,12 +257,7 @@ func testUploadCutShort(t *testing.T, threads int) {
 		{"chunked body over the limit", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + strings.Repeat("32000\r\n"+part+"\r\n", 6) + "0\r\n\r\n", 413, "cut short: http: request body too large"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(10 * time.Second))
+			c := s.dial(t)
 			io.WriteString(c, tt.req)
 			c.(*net.TCPConn).CloseWrite()
 			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
@@ -296,12 +303,7 @@ func TestClientTimeout(t *testing.T) {
 	waitFor(t, func() bool { _, err := os.Stat(mark); return err == nil }, "a stalled reader still holds the worker")
 
 	up := startPool(t, Config{App: "apps:upload", BodyBuffer: 4096, ClientTimeout: 500 * time.Millisecond})
-	c2, err := net.Dial("tcp", up.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c2.Close()
-	c2.SetDeadline(time.Now().Add(10 * time.Second))
+	c2 := up.dial(t)
 	io.WriteString(c2, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"+strings.Repeat("a", 10000))
 	resp, err := http.ReadResponse(bufio.NewReader(c2), nil) // the rest never comes
 	if err != nil {
@@ -330,12 +332,7 @@ func TestClientTimeoutPause(t *testing.T) {
 // a Content-Length that is not one number is an application error.
 func TestContentLengthMismatch(t *testing.T) {
 	s := startPool(t, Config{App: "apps:length_mismatch"})
-	c, err := net.Dial("tcp", s.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c := s.dial(t)
 	br := bufio.NewReader(c)
 	for range 2 { // the connection goes on after a long body, cut
 		io.WriteString(c, "GET /long HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -391,12 +388,7 @@ func TestWorkerForgetsEndedRequests(t *testing.T) {
 // stops the application, so a kept-alive client can go on.
 func TestHeadStopsStream(t *testing.T) {
 	s := startPool(t, Config{App: "apps:tracked"})
-	c, err := net.Dial("tcp", s.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := s.dial(t)
 	br := bufio.NewReader(c)
 	for i := range 2 {
 		mark := filepath.Join(t.TempDir(), "closed")
