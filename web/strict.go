@@ -92,6 +92,7 @@ type head struct {
 //   - Content-Length that is not plain digits, or repeated even with one
 //     value; Transfer-Encoding other than exactly "chunked"; both at once;
 //     Transfer-Encoding in HTTP/1.0,
+//   - the request target "*" on a method other than OPTIONS,
 //   - request lines and header counts over the limits (414, 431).
 //
 // Strings in the result share s's memory, so a head costs one allocation
@@ -106,6 +107,9 @@ func (l Limits) parseHead(s string) (h head, code int, msg string) {
 	target, version, ok2 := strings.Cut(r, " ")
 	if !ok1 || !ok2 || !isToken(method) || len(target) == 0 || !visible(target) {
 		return h, 400, "Malformed request line."
+	}
+	if target == "*" && method != http.MethodOptions {
+		return h, 400, "The request target * is only for OPTIONS."
 	}
 	h.method, h.target, h.proto = method, target, version
 	switch version {

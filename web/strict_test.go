@@ -141,6 +141,7 @@ var hostile = []struct {
 	{"underscore content length", "POST / HTTP/1.1\r\n" + h + "Content_Length: 4\r\n\r\nabcd", 400},
 	{"empty header name", "GET / HTTP/1.1\r\n" + h + ": b\r\n\r\n", 400},
 	{"two hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400},
+	{"asterisk on GET", "GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400},
 	{"two content types", "POST / HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}", 400},
 	{"no host in HTTP/1.1", "GET / HTTP/1.1\r\n\r\n", 400},
 	{"method not a token", "GE(T / HTTP/1.1\r\n" + h + "\r\n", 400},
@@ -190,6 +191,7 @@ func TestStrictFramingAccepts(t *testing.T) {
 		{"trailers", "POST /a HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n0\r\nX-Sum: 1\r\n\r\n", 1, `POST /a "abcd"`},
 		{"leading empty line", "\r\nGET /b HTTP/1.1\r\n" + h + "\r\n", 1, `GET /b ""`},
 		{"HTTP/1.0", "GET /c HTTP/1.0\r\n\r\n", 1, `GET /c ""`},
+		{"OPTIONS *", "OPTIONS * HTTP/1.1\r\n" + h + "\r\n", 1, `OPTIONS * ""`},
 		{"tab and obs-text in value", "GET /d HTTP/1.1\r\n" + h + "X-A: a\tb\xe9\r\n\r\n", 1, `GET /d ""`},
 		{"pipelined", "POST /1 HTTP/1.1\r\n" + h + "Content-Length: 2\r\n\r\nhiPOST /2 HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\n2\r\nho\r\n0\r\n\r\nGET /3 HTTP/1.1\r\n" + h + "Connection: close\r\n\r\n", 3, `GET /3 ""`},
 	}

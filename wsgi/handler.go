@@ -21,6 +21,13 @@ var reqBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b 
 
 // ServeHTTP runs the request through the application.
 func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodConnect {
+		// A WSGI application cannot open a tunnel, and a 2xx answer to
+		// CONNECT would tell a proxy in front that the connection is one.
+		w.Header().Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
+		web.Error(w, r, http.StatusMethodNotAllowed, "CONNECT is not served here.")
+		return
+	}
 	if p.cfg.MaxBody > 0 {
 		if r.ContentLength > p.cfg.MaxBody {
 			web.Error(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("The request body is larger than %d bytes.", p.cfg.MaxBody))

@@ -421,6 +421,21 @@ func TestEnvironNUL(t *testing.T) {
 	}
 }
 
+// TestConnect: CONNECT never reaches a WSGI application, whose 2xx would
+// tell a proxy in front that the connection became a tunnel.
+func TestConnect(t *testing.T) {
+	s := startPool(t, Config{App: "apps:hello"})
+	c := s.dial(t)
+	io.WriteString(c, "CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: "CONNECT"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("CONNECT: %d, want 405", resp.StatusCode)
+	}
+}
+
 // TestEnvironSingle checks wsgi.multithread and wsgi.multiprocess are false
 // with one worker of one thread.
 func TestEnvironSingle(t *testing.T) {
