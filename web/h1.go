@@ -113,7 +113,7 @@ func (s *Server) newConn(rwc net.Conn) *h1conn {
 	c.br = brPool.Get().(*bufio.Reader)
 	c.br.Reset(&c.cr)
 	c.bw = bwPool.Get().(*bufio.Writer)
-	c.bw.Reset(rwc)
+	c.bw.Reset(sendWriter{c})
 	c.header = make(http.Header)
 	return c
 }
@@ -816,12 +816,57 @@ func (w *h1resp) ReadFrom(src io.Reader) (int64, error) {
 	if w.err != nil {
 		return 0, w.err
 	}
-	n, err := w.c.tcp.ReadFrom(src)
+	n, err := w.c.sendFile(src)
 	w.written += n
 	if err != nil {
 		w.err = err
 	}
 	return n, err
+}
+
+// sendWriter writes to the connection, each write bounded by the
+// server's send timeout unless the handler set a deadline of its own.
+type sendWriter struct{ c *h1conn }
+
+func (s sendWriter) Write(p []byte) (int, error) {
+	s.c.sendDeadline()
+	return s.c.rwc.Write(p)
+}
+
+func (c *h1conn) sendDeadline() {
+	if !c.writeDeadline {
+		c.rwc.SetWriteDeadline(time.Now().Add(c.srv.sendTimeout))
+	}
+}
+
+// sendChunk is how much of a file one sendfile call may take: the send
+// timeout applies to each, so a client must take this much per timeout.
+const sendChunk = 256 << 10
+
+// sendFile sends a file (or a LimitedReader of one) with sendfile(2), in
+// chunks, each under the send timeout.
+func (c *h1conn) sendFile(src io.Reader) (int64, error) {
+	left := int64(-1) // to the end of the file
+	if lr, ok := src.(*io.LimitedReader); ok {
+		src, left = lr.R, lr.N
+	}
+	var total int64
+	for left != 0 {
+		chunk := int64(sendChunk)
+		if left > 0 {
+			chunk = min(chunk, left)
+		}
+		c.sendDeadline()
+		n, err := c.tcp.ReadFrom(&io.LimitedReader{R: src, N: chunk})
+		total += n
+		if left > 0 {
+			left -= n
+		}
+		if err != nil || n == 0 {
+			return total, err
+		}
+	}
+	return total, nil
 }
 
 func isFile(r io.Reader) bool {

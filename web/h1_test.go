@@ -457,3 +457,80 @@ func TestH1Sendfile(t *testing.T) {
 		}
 	}
 }
+
+// TestH1SendTimeout: a client that takes nothing of a response is dropped
+// after SendTimeout, whether the body is written or sent from a file; one
+// that reads slowly but steadily is not.
+func TestH1SendTimeout(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(path, bytes.Repeat([]byte("x"), 32<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	failed := make(chan error, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var err error
+		switch r.URL.Path {
+		case "/write":
+			chunk := bytes.Repeat([]byte("x"), 64<<10)
+			for i := 0; i < 512 && err == nil; i++ {
+				_, err = w.Write(chunk)
+			}
+		case "/file", "/slow":
+			f, _ := os.Open(path)
+			defer f.Close()
+			n := int64(32 << 20)
+			if r.URL.Path == "/slow" {
+				n = 1 << 20
+			}
+			w.Header().Set("Content-Length", fmt.Sprint(n))
+			_, err = io.CopyN(w, f, n)
+		}
+		failed <- err
+	})
+	srv := NewServer(h, logging.Discard(), ServerOptions{SendTimeout: 300 * time.Millisecond})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	for _, path := range []string{"/write", "/file"} {
+		c := dial(t, ln.Addr().String())
+		c.(*net.TCPConn).SetReadBuffer(16 << 10)
+		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path)
+		c.Read(make([]byte, 1024)) // and no more
+		select {
+		case err := <-failed:
+			if err == nil {
+				t.Errorf("%s: the whole body went to a client that read none of it", path)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: the server still waits on a client that reads nothing", path)
+		}
+	}
+	// 1 MiB at 64 KiB every 100ms: slow, but never 300ms without progress.
+	c := dial(t, ln.Addr().String())
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c.(*net.TCPConn).SetReadBuffer(16 << 10)
+	io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got int64
+	for {
+		n, err := io.CopyN(io.Discard, resp.Body, 64<<10)
+		got += n
+		if err != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got != 1<<20 {
+		t.Errorf("slow reader got %d bytes, want %d", got, 1<<20)
+	}
+	if err := <-failed; err != nil {
+		t.Errorf("slow reader: the server gave up: %v", err)
+	}
+}

@@ -36,6 +36,10 @@ type ServerOptions struct {
 	// TrustedProxies, when not nil, turns on ProxyHeaders for requests
 	// from these addresses; the access log then shows the real client.
 	TrustedProxies []netip.Prefix
+	// SendTimeout drops an HTTP/1 client that takes nothing of a response
+	// for this long (default 60s), as nginx's send_timeout does: each write
+	// to the connection must make progress within it.
+	SendTimeout time.Duration
 }
 
 // Server serves HTTP/1.x itself, with strict request framing (see
@@ -47,6 +51,8 @@ type Server struct {
 	Limits Limits
 	log    *slog.Logger
 	h2c    bool // serve cleartext HTTP/2 to clients that start with its preface
+	// sendTimeout bounds each write to an HTTP/1 connection (SendTimeout).
+	sendTimeout time.Duration
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -236,6 +242,9 @@ func NewServer(h http.Handler, log *slog.Logger, opts ServerOptions) *Server {
 	if opts.MaxHeaderBytes <= 0 {
 		opts.MaxHeaderBytes = 64 << 10
 	}
+	if opts.SendTimeout <= 0 {
+		opts.SendTimeout = 60 * time.Second
+	}
 	handler := AccessLog(strictHandler(h), log)
 	if opts.TrustedProxies != nil {
 		handler = ProxyHeaders(handler, opts.TrustedProxies)
@@ -245,8 +254,9 @@ func NewServer(h http.Handler, log *slog.Logger, opts ServerOptions) *Server {
 	protocols.SetHTTP2(true)
 	protocols.SetUnencryptedHTTP2(opts.H2C)
 	return &Server{
-		log: log,
-		h2c: opts.H2C,
+		log:         log,
+		h2c:         opts.H2C,
+		sendTimeout: opts.SendTimeout,
 		Server: &http.Server{
 			Protocols:         protocols,
 			Handler:           handler,

@@ -82,7 +82,7 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 	fs.IntVar(&o.wsgi.MaxRequestsJitter, "max-requests-jitter", 0, "add up to this many requests to --max-requests, per worker")
 	fs.IntVar(&o.wsgi.BodyBuffer, "body-buffer", 1<<20, "bytes of request body received before the request takes a worker")
 	fs.Int64Var(&o.wsgi.MaxBody, "max-body", 0, "answer 413 to request bodies larger than this many bytes (0: no limit)")
-	fs.DurationVar(&o.wsgi.ClientTimeout, "client-timeout", 60*time.Second, "drop a client that sends no request body or reads no streamed response for this long while a worker waits on it")
+	fs.DurationVar(&o.wsgi.ClientTimeout, "client-timeout", 60*time.Second, "drop a client that takes nothing of a response, or sends nothing of a body a worker is reading, for this long")
 	fs.StringArrayVar(&o.statics, "static", nil, "`PREFIX=DIR`: serve the files under DIR at PREFIX, beside the root (repeatable)")
 	fs.StringArrayVar(&o.mounts, "mount", nil, "`PREFIX=SPEC`: serve SPEC at PREFIX, SPEC being wsgi:MODULE.ATTR, path:DIR or proxy:URL; the longest prefix wins (repeatable)")
 	fs.StringArrayVar(&o.vhosts, "vhost", nil, "`HOST=SPEC`: serve SPEC (as for --mount) for requests to HOST, which may be *.DOMAIN; other hosts get the root, or 404 without one (repeatable)")
@@ -235,6 +235,7 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 			MaxHeaders:        o.maxHeaders,
 			H2C:               o.h2c,
 			TrustedProxies:    trusted,
+			SendTimeout:       o.wsgi.ClientTimeout,
 		})
 		b.m.Add(&service.Listener{Endpoint: ep, Server: srv, Name: "Site", Log: log})
 	}
