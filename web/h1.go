@@ -613,14 +613,15 @@ func (w *h1resp) WriteHeader(code int) {
 			w.header.Del("Content-Length")
 		}
 	}
-	w.noBody = !bodyAllowed(code)
+	w.noBody = !BodyAllowed(code)
 	if strings.EqualFold(w.header.Get("Connection"), "close") {
 		w.closeAfter = true
 	}
 }
 
-// bodyAllowed reports whether a response with this status may have a body.
-func bodyAllowed(code int) bool {
+// BodyAllowed reports whether a response with this status may have a body
+// (RFC 9110: not 1xx, 204 or 304).
+func BodyAllowed(code int) bool {
 	return code >= 200 && code != http.StatusNoContent && code != http.StatusNotModified
 }
 

@@ -247,11 +247,6 @@ type response struct {
 	deadline    bool  // the client has a write deadline
 }
 
-// bodyAllowed reports whether a response with this status has a body.
-func bodyAllowed(code int) bool {
-	return code >= 200 && code != http.StatusNoContent && code != http.StatusNotModified
-}
-
 // keepReading gives the client ClientTimeout, from now, to take what is
 // written to it.
 func (rs *response) keepReading() {
@@ -469,9 +464,7 @@ func (rs *response) end() error {
 		// traceback would say no more than this line.
 		code, msg := bodyErrorStatus(rs.bodyErr)
 		rs.wk.pool.log.Warn(fmt.Sprintf("%s %s: the request body was cut short: %v", rs.r.Method, rs.r.URL.RequestURI(), rs.bodyErr))
-		for k := range rs.w.Header() {
-			delete(rs.w.Header(), k)
-		}
+		clear(rs.w.Header())
 		rs.w.Header().Set("Connection", "close")
 		web.Error(rs.w, rs.r, code, msg)
 		return nil
@@ -481,15 +474,13 @@ func (rs *response) end() error {
 		if rs.wroteHeader {
 			panic(http.ErrAbortHandler) // the client must not take a cut-short body for the whole
 		}
-		for k := range rs.w.Header() {
-			delete(rs.w.Header(), k)
-		}
+		clear(rs.w.Header())
 		web.Error(rs.w, rs.r, http.StatusInternalServerError, "The application failed; the details are in the server log.")
 		return nil
 	}
 	if !rs.gone {
 		rs.writeHeader()
-		if rs.length >= 0 && rs.sent < rs.length && bodyAllowed(rs.status) {
+		if rs.length >= 0 && rs.sent < rs.length && web.BodyAllowed(rs.status) {
 			// The connection ends after this response, so the client
 			// sees it cut short rather than wait for the rest.
 			rs.wk.pool.log.Warn(fmt.Sprintf("%s %s: the application sent %d bytes of its Content-Length of %d", rs.r.Method, rs.r.URL.RequestURI(), rs.sent, rs.length))
