@@ -242,7 +242,6 @@ func (s SNI) Listen(ctx context.Context) (net.Listener, error) {
 // candidate. Either is logged once per change of the file.
 type certDir struct {
 	dir   string
-	log   *slog.Logger // nil: slog.Default()
 	mu    sync.Mutex
 	cache map[string]*cachedCert
 	// serving is set once check has passed: from then on a file that does
@@ -309,10 +308,7 @@ func (d *certDir) load(file string) (*tls.Certificate, error) {
 	serving := d.serving
 	d.mu.Unlock()
 	if n.err != nil && serving {
-		log := d.log
-		if log == nil {
-			log = slog.Default()
-		}
+		log := slog.Default()
 		if n.cert != nil {
 			log.Warn("txsni: a certificate file no longer loads; serving its previous certificate until it is fixed", "file", file, "error", n.err)
 		} else {
