@@ -134,7 +134,17 @@ func (c *h1conn) serve() (hijacked bool) {
 		c.bw.Reset(nil)
 		bwPool.Put(c.bw)
 	}()
-	for {
+	defer func() {
+		// A panic outside a handler (reading or checking a head) ends
+		// this connection, not the server.
+		if v := recover(); v != nil {
+			buf := make([]byte, 64<<10)
+			buf = buf[:runtime.Stack(buf, false)]
+			c.srv.log.Error("http: panic reading a request", "remote", c.remote, "panic", v, "stack", string(buf))
+			hijacked = false
+		}
+	}()
+	for first := true; ; first = false {
 		// Wait for the next request; Shutdown closes idle connections.
 		c.idle.Store(true)
 		if c.srv.shuttingDown() {
@@ -147,13 +157,12 @@ func (c *h1conn) serve() (hijacked bool) {
 			return false
 		}
 		c.idle.Store(false)
-		if c.srv.h2c {
-			if p, _ := c.br.Peek(len(h2Preface)); string(p) == h2Preface {
-				c.srv.handOff(&prefixConn{Conn: c.rwc, r: c.br})
-				return true
-			}
-		}
 		c.rwc.SetReadDeadline(time.Now().Add(c.srv.ReadHeaderTimeout))
+		if first && c.srv.h2c && c.tls == nil && startsH2(c.br) {
+			c.rwc.SetReadDeadline(time.Time{})
+			c.srv.handOff(&prefixConn{Conn: c.rwc, r: c.br})
+			return true
+		}
 		req, reject, err := c.readRequest()
 		if err != nil {
 			return false // the client left, or took too long: nothing to answer
@@ -391,6 +400,23 @@ func (c *h1conn) refused(head []byte, code int, msg string) (*http.Request, stri
 		req.Method, req.RequestURI, req.Proto = f[0], f[1], f[2]
 	}
 	return req, fmt.Sprintf("%d %s", code, msg), nil
+}
+
+// startsH2 reports whether br starts with HTTP/2's connection preface. It
+// reads only while what arrived still matches the preface, so a short
+// HTTP/1 request ("GET / HTTP/1.0", 18 bytes) is not held waiting for the
+// preface's 24.
+func startsH2(br *bufio.Reader) bool {
+	for n := 1; ; n++ {
+		p, err := br.Peek(min(max(n, br.Buffered()), len(h2Preface)))
+		if err != nil || string(p) != h2Preface[:len(p)] {
+			return false
+		}
+		if len(p) == len(h2Preface) {
+			return true
+		}
+		n = len(p)
+	}
 }
 
 // prefixConn is a connection whose first bytes were read into r.

@@ -2,7 +2,9 @@ package web
 
 import (
 	"errors"
+	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 )
@@ -92,7 +94,10 @@ type head struct {
 //   - Content-Length that is not plain digits, or repeated even with one
 //     value; Transfer-Encoding other than exactly "chunked"; both at once;
 //     Transfer-Encoding in HTTP/1.0,
-//   - the request target "*" on a method other than OPTIONS,
+//   - request targets other than a path, an http(s) URI with a valid
+//     authority, "*" for OPTIONS and host:port for CONNECT (checkTarget),
+//   - a malformed HTTP version (400; a well-formed one other than 1.0 and
+//     1.1 gets 505),
 //   - request lines and header counts over the limits (414, 431).
 //
 // Strings in the result share s's memory, so a head costs one allocation
@@ -108,16 +113,18 @@ func (l Limits) parseHead(s string) (h head, code int, msg string) {
 	if !ok1 || !ok2 || !isToken(method) || len(target) == 0 || !visible(target) {
 		return h, 400, "Malformed request line."
 	}
-	if target == "*" && method != http.MethodOptions {
-		return h, 400, "The request target * is only for OPTIONS."
+	if msg := checkTarget(method, target); msg != "" {
+		return h, 400, msg
 	}
 	h.method, h.target, h.proto = method, target, version
-	switch version {
-	case "HTTP/1.1":
+	switch {
+	case version == "HTTP/1.1":
 		h.minor = 1
-	case "HTTP/1.0":
-	default:
+	case version == "HTTP/1.0":
+	case len(version) == 8 && strings.HasPrefix(version, "HTTP/") && isDigit(version[5]) && version[6] == '.' && isDigit(version[7]):
 		return h, http.StatusHTTPVersionNotSupported, "Only HTTP/1.0 and HTTP/1.1 are supported here."
+	default:
+		return h, 400, "Malformed HTTP version."
 	}
 	fields := 0
 	if rest != "" {
@@ -133,6 +140,9 @@ func (l Limits) parseHead(s string) (h head, code int, msg string) {
 	for rest != "" {
 		var line string
 		line, rest, _ = strings.Cut(rest, "\r\n")
+		if line == "" {
+			return h, 400, "Malformed header field."
+		}
 		if line[0] == ' ' || line[0] == '\t' {
 			return h, 400, "Obsolete line folding is not accepted."
 		}
@@ -211,16 +221,74 @@ func hasToken(vals []string, token string) bool {
 	return false
 }
 
-// validHost reports whether v is host[:port] (RFC 3986 reg-name or
-// IP-literal), as a Host field must be; empty is allowed.
+// checkTarget checks a request target against RFC 9112 3.2: origin-form
+// ("/path?query") for every method; absolute-form only as an http or https
+// URI with a valid authority; "*" only for OPTIONS; authority-form
+// ("host:port") only for CONNECT. It returns why a target is refused, or "".
+func checkTarget(method, target string) string {
+	switch {
+	case target[0] == '/':
+		return ""
+	case target == "*":
+		if method != http.MethodOptions {
+			return "The request target * is only for OPTIONS."
+		}
+		return ""
+	case method == http.MethodConnect:
+		if host, port, err := net.SplitHostPort(target); err != nil || host == "" || !digits(port) || !validHost(target) {
+			return "CONNECT needs a target of the form host:port."
+		}
+		return ""
+	}
+	scheme, rest, _ := strings.Cut(target, "://")
+	if !strings.EqualFold(scheme, "http") && !strings.EqualFold(scheme, "https") {
+		return "The request target must be a path, or an http or https URI."
+	}
+	authority := rest[:strings.IndexAny(rest+"/", "/?")]
+	if authority == "" || !validHost(authority) || strings.HasPrefix(authority, ":") {
+		return "The request target's authority is not a valid host."
+	}
+	return ""
+}
+
+// validHost reports whether v is host[:port] as RFC 9110 7.2 allows in a
+// Host field: an IP literal in brackets, or a reg-name (letters, digits,
+// "-._~", sub-delims and percent-escapes), then optionally ":" and
+// digits. Userinfo ("user@host"), quotes, spaces and a second ":" are
+// refused. Empty is allowed (a Host for a target without an authority).
 func validHost(v string) bool {
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-._~:[]!$&'()*+,;=%@", c) >= 0) {
+	host, port := v, ""
+	if strings.HasPrefix(v, "[") {
+		end := strings.IndexByte(v, ']')
+		if end < 0 {
 			return false
 		}
+		host, port = v[1:end], v[end+1:]
+		if a, err := netip.ParseAddr(host); err != nil || !a.Is6() || a.Zone() != "" {
+			return false
+		}
+		if port != "" {
+			if port[0] != ':' {
+				return false
+			}
+			port = port[1:]
+		}
+	} else {
+		if i := strings.IndexByte(v, ':'); i >= 0 {
+			host, port = v[:i], v[i+1:]
+		}
+		for i := 0; i < len(host); i++ {
+			c := host[i]
+			switch {
+			case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-._~!$&'()*+,;=", c) >= 0:
+			case c == '%' && i+2 < len(host) && isHex(host[i+1]) && isHex(host[i+2]):
+				i += 2
+			default:
+				return false
+			}
+		}
 	}
-	return true
+	return len(port) <= 5 && (port == "" || digits(port))
 }
 
 // commonKeys holds the canonical form of frequent header names, so that
@@ -320,6 +388,8 @@ func chunkSize(line []byte) (int64, bool) {
 func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 func digits(b string) bool {
 	for i := 0; i < len(b); i++ {

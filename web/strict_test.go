@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/http2"
+
 	"github.com/torsion-server/torsion/logging"
 )
 
@@ -149,7 +151,24 @@ var hostile = []struct {
 	{"tab separator", "GET\t/ HTTP/1.1\r\n" + h + "\r\n", 400},
 	{"control in target", "GET /a\x01b HTTP/1.1\r\n" + h + "\r\n", 400},
 	{"unknown version", "GET / HTTP/1.2\r\n" + h + "\r\n", 505},
-	{"lower-case version", "GET / http/1.1\r\n" + h + "\r\n", 505},
+	{"lower-case version", "GET / http/1.1\r\n" + h + "\r\n", 400},
+	{"version HTTP/1.x", "GET / HTTP/1.x\r\n" + h + "\r\n", 400},
+	{"version HTTP/11", "GET / HTTP/11\r\n" + h + "\r\n", 400},
+	{"version HTTP/2.0", "GET / HTTP/2.0\r\n" + h + "\r\n", 505},
+	{"authority form on GET", "GET host:80 HTTP/1.1\r\n" + h + "\r\n", 400},
+	{"mailto target", "GET mailto:a@b HTTP/1.1\r\n" + h + "\r\n", 400},
+	{"javascript target", "GET javascript:alert(1) HTTP/1.1\r\n" + h + "\r\n", 400},
+	{"absolute URI without authority", "GET http:/other.example/abs HTTP/1.1\r\n" + h + "\r\n", 400},
+	{"absolute URI, empty authority", "GET http:///abs HTTP/1.1\r\n" + h + "\r\n", 400},
+	{"absolute URI, quote in authority", "GET http://a\"b/ HTTP/1.1\r\n" + h + "\r\n", 400},
+	{"absolute URI with userinfo", "GET http://user@evil.example/ HTTP/1.1\r\n" + h + "\r\n", 400},
+	{"absolute URI, other scheme", "GET ftp://a/ HTTP/1.1\r\n" + h + "\r\n", 400},
+	{"CONNECT without port", "CONNECT a.example HTTP/1.1\r\n" + h + "\r\n", 400},
+	{"host with userinfo", "GET / HTTP/1.1\r\nHost: user@evil.example\r\n\r\n", 400},
+	{"host with quote", "GET / HTTP/1.1\r\nHost: a\"b\r\n\r\n", 400},
+	{"host with two colons", "GET / HTTP/1.1\r\nHost: a:1:2\r\n\r\n", 400},
+	{"host port not digits", "GET / HTTP/1.1\r\nHost: a:b\r\n\r\n", 400},
+	{"host bad IPv6 literal", "GET / HTTP/1.1\r\nHost: [zz]:80\r\n\r\n", 400},
 	{"request line too long", "GET /" + strings.Repeat("a", 2000) + " HTTP/1.1\r\n" + h + "\r\n", 414},
 	{"head too large", "GET / HTTP/1.1\r\n" + h + "X-A: " + strings.Repeat("a", 5000) + "\r\n\r\n", 431},
 	{"too many headers", "GET / HTTP/1.1\r\n" + h + strings.Repeat("X-A: b\r\n", 30) + "\r\n", 431},
@@ -192,6 +211,11 @@ func TestStrictFramingAccepts(t *testing.T) {
 		{"leading empty line", "\r\nGET /b HTTP/1.1\r\n" + h + "\r\n", 1, `GET /b ""`},
 		{"HTTP/1.0", "GET /c HTTP/1.0\r\n\r\n", 1, `GET /c ""`},
 		{"OPTIONS *", "OPTIONS * HTTP/1.1\r\n" + h + "\r\n", 1, `OPTIONS * ""`},
+		{"absolute form", "GET http://a.example:8080/abs?q HTTP/1.1\r\n" + h + "\r\n", 1, `GET /abs ""`},
+		{"absolute form, upper-case scheme", "GET HTTPS://a.example HTTP/1.1\r\n" + h + "\r\n", 1, `GET  ""`},
+		{"CONNECT authority form", "CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n", 1, `CONNECT  ""`},
+		{"IPv6 host", "GET /e HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", 1, `GET /e ""`},
+		{"host with percent-escape and sub-delims", "GET /f HTTP/1.1\r\nHost: a%41b!$&'()*+,;=.example\r\n\r\n", 1, `GET /f ""`},
 		{"tab and obs-text in value", "GET /d HTTP/1.1\r\n" + h + "X-A: a\tb\xe9\r\n\r\n", 1, `GET /d ""`},
 		{"pipelined", "POST /1 HTTP/1.1\r\n" + h + "Content-Length: 2\r\n\r\nhiPOST /2 HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\n2\r\nho\r\n0\r\n\r\nGET /3 HTTP/1.1\r\n" + h + "Connection: close\r\n\r\n", 3, `GET /3 ""`},
 	}
@@ -262,6 +286,7 @@ func FuzzParseHead(f *testing.F) {
 		}
 	}
 	f.Add("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked")
+	f.Add("0 0 HTTP/1.0\r\n\r\n") // an empty line inside the head: once an index out of range
 	f.Fuzz(func(t *testing.T, head string) {
 		h, code, _ := Limits{}.withDefaults().parseHead(head + "\r\n\r\n")
 		if code != 0 {
@@ -356,5 +381,79 @@ func TestStrictHTTP2(t *testing.T) {
 		if resp.ProtoMajor != 2 || resp.StatusCode != tt.want || (tt.want == 200) != (string(body) == "reached") {
 			t.Errorf("%s: HTTP/%d %d %q, want HTTP/2 %d", tt.name, resp.ProtoMajor, resp.StatusCode, body, tt.want)
 		}
+	}
+}
+
+// TestH2CShortRequests: with cleartext HTTP/2 on, a request shorter than
+// the HTTP/2 preface is answered at once (it once waited for the idle
+// timeout), and only the start of a connection may switch to HTTP/2.
+func TestH2CShortRequests(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.Proto) })
+	srv := NewServer(h, logging.Discard(), ServerOptions{H2C: true, IdleTimeout: time.Minute, ReadHeaderTimeout: time.Minute})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Far below the timeouts: an answer within this is an answer at once.
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	for i, req := range []string{"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", "GET / HTTP/1.0\r\n\r\n"} {
+		io.WriteString(c, req)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d (%d bytes): %v", i, len(req), err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || string(body) != "HTTP/1.0" {
+			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
+		}
+	}
+
+	// The preface after a request is not an HTTP/2 connection.
+	c2, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	c2.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c2, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"+h2Preface)
+	br = bufio.NewReader(c2)
+	for i, want := range []int{200, 400} {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("response %d: %v", i, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		if resp.StatusCode != want {
+			t.Fatalf("response %d: %d, want %d", i, resp.StatusCode, want)
+		}
+	}
+
+	// At the start of a connection, the preface still switches.
+	c3, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c3.Close()
+	c3.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c3, h2Preface)
+	fr := http2.NewFramer(c3, c3)
+	if f, err := fr.ReadFrame(); err != nil || f.Header().Type != http2.FrameSettings {
+		t.Fatalf("after the preface: %v %v, want SETTINGS", f, err)
+	}
+}
+
+// TestParseHeadEmptyLine: an empty line inside a head (which the reader
+// never passes, but the parser must survive) is refused, not a panic.
+func TestParseHeadEmptyLine(t *testing.T) {
+	if _, code, _ := (Limits{}).withDefaults().parseHead("0 0 HTTP/1.0\r\n\r\n\r\n\r\n"); code != 400 {
+		t.Fatalf("code %d, want 400", code)
 	}
 }
