@@ -36,15 +36,48 @@ func ParseTrusted(list string) ([]netip.Prefix, error) {
 	return ps, nil
 }
 
+// ForwardedFields says which of what a proxy forwards ProxyHeaders
+// believes: the client's address (for), the scheme (proto), the host.
+type ForwardedFields uint8
+
+// The fields; ForwardedAll is the three.
+const (
+	ForwardedFor ForwardedFields = 1 << iota
+	ForwardedProto
+	ForwardedHost
+	ForwardedAll = ForwardedFor | ForwardedProto | ForwardedHost
+)
+
+// ParseForwardedFields parses a comma-separated list of "for", "proto" and
+// "host", such as "for,proto".
+func ParseForwardedFields(list string) (ForwardedFields, error) {
+	var f ForwardedFields
+	for item := range strings.SplitSeq(list, ",") {
+		switch strings.ToLower(strings.TrimSpace(item)) {
+		case "for":
+			f |= ForwardedFor
+		case "proto":
+			f |= ForwardedProto
+		case "host":
+			f |= ForwardedHost
+		case "":
+		default:
+			return 0, fmt.Errorf("%q is not one of for, proto, host", strings.TrimSpace(item))
+		}
+	}
+	return f, nil
+}
+
 // ProxyHeaders believes what trusted proxies say about the client. For a
 // request from an address in trusted (or over a Unix socket, which only
 // local processes reach), the Forwarded header (RFC 7239), or else
 // X-Forwarded-For, -Proto and -Host, set r.RemoteAddr, the scheme that
-// Scheme reports and r.Host. The client is the last address in the chain
-// that is not itself trusted, so a client cannot pose as another by
-// sending the header itself. Requests from anyone else pass untouched,
-// headers included.
-func ProxyHeaders(h http.Handler, trusted []netip.Prefix) http.Handler {
+// Scheme reports and r.Host, each only if fields holds it. The client is
+// the last address in the chain that is not itself trusted, so a client
+// cannot pose as another by sending the header itself. A forwarded host
+// must be a valid Host (host[:port]) and a scheme http or https, or they
+// are ignored. Requests from anyone else pass untouched, headers included.
+func ProxyHeaders(h http.Handler, trusted []netip.Prefix, fields ForwardedFields) http.Handler {
 	isTrusted := func(a netip.Addr) bool { // a is unmapped, from addrOf
 		for _, p := range trusted {
 			if p.Contains(a) {
@@ -79,16 +112,18 @@ func ProxyHeaders(h http.Handler, trusted []netip.Prefix) http.Handler {
 		}
 		c := hops[i]
 		r2 := *r
-		if ap, err := netip.ParseAddrPort(c.forAddr); err == nil {
-			r2.RemoteAddr = ap.String()
-		} else if a, ok := addrOf(c.forAddr); ok {
-			r2.RemoteAddr = a.String() // no port: REMOTE_PORT is left out
+		if fields&ForwardedFor != 0 {
+			if ap, err := netip.ParseAddrPort(c.forAddr); err == nil {
+				r2.RemoteAddr = ap.String()
+			} else if a, ok := addrOf(c.forAddr); ok {
+				r2.RemoteAddr = a.String() // no port: REMOTE_PORT is left out
+			}
 		}
-		if c.host != "" && !strings.ContainsAny(c.host, " /\\@") {
+		if fields&ForwardedHost != 0 && c.host != "" && validHost(c.host) {
 			r2.Host = c.host
 		}
 		ctx := context.WithValue(r.Context(), peerKey{}, r.RemoteAddr)
-		if proto := strings.ToLower(c.proto); proto == "http" || proto == "https" {
+		if proto := strings.ToLower(c.proto); fields&ForwardedProto != 0 && (proto == "http" || proto == "https") {
 			ctx = context.WithValue(ctx, schemeKey{}, proto)
 		}
 		h.ServeHTTP(w, r2.WithContext(ctx))

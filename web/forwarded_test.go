@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
@@ -14,7 +15,7 @@ func TestProxyHeaders(t *testing.T) {
 	}
 	h := ProxyHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "%s %s %s", r.RemoteAddr, Scheme(r), r.Host)
-	}), trusted)
+	}), trusted, ForwardedAll)
 	tests := []struct {
 		name, peer string
 		headers    map[string]string
@@ -29,6 +30,9 @@ func TestProxyHeaders(t *testing.T) {
 		{"xfp per hop", "127.0.0.1:1000", map[string]string{"X-Forwarded-For": "203.0.113.5, 10.0.0.9", "X-Forwarded-Proto": "https, http"}, "203.0.113.5 https site"},
 		{"bad proto ignored", "127.0.0.1:1000", map[string]string{"X-Forwarded-For": "203.0.113.5", "X-Forwarded-Proto": "gopher"}, "203.0.113.5 http site"},
 		{"bad host ignored", "127.0.0.1:1000", map[string]string{"X-Forwarded-For": "203.0.113.5", "X-Forwarded-Host": "a/b"}, "203.0.113.5 http site"},
+		{"script host ignored", "127.0.0.1:1000", map[string]string{"X-Forwarded-For": "203.0.113.5", "X-Forwarded-Host": "<script>x"}, "203.0.113.5 http site"},
+		{"quoted host ignored", "127.0.0.1:1000", map[string]string{"X-Forwarded-For": "203.0.113.5", "X-Forwarded-Host": `a"b`}, "203.0.113.5 http site"},
+		{"host with port", "127.0.0.1:1000", map[string]string{"X-Forwarded-For": "203.0.113.5", "X-Forwarded-Host": "shop.example:8443"}, "203.0.113.5 http shop.example:8443"},
 		{"forwarded", "10.9.9.9:1", map[string]string{"Forwarded": `for="[2001:db8:cafe::17]:4711";proto=https;host=example.com`}, "[2001:db8:cafe::17]:4711 https example.com"},
 		{"forwarded chain", "127.0.0.1:1", map[string]string{"Forwarded": "for=192.0.2.60;proto=https, for=10.0.0.5;proto=http", "X-Forwarded-For": "6.6.6.6"}, "192.0.2.60 https site"},
 		{"forwarded unknown", "127.0.0.1:1", map[string]string{"Forwarded": "for=unknown;proto=https"}, "127.0.0.1:1 https site"},
@@ -45,6 +49,38 @@ func TestProxyHeaders(t *testing.T) {
 		if got := rec.Body.String(); got != tt.want {
 			t.Errorf("%s: got %q, want %q", tt.name, got, tt.want)
 		}
+	}
+	// Believing some fields only.
+	headers := map[string]string{"X-Forwarded-For": "203.0.113.5", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "shop.example"}
+	for _, tt := range []struct {
+		fields string
+		want   string
+	}{
+		{"for,proto,host", "203.0.113.5 https shop.example"},
+		{"for", "203.0.113.5 http site"},
+		{"proto", "127.0.0.1:1000 https site"},
+		{"host, for", "203.0.113.5 http shop.example"},
+	} {
+		fields, err := ParseForwardedFields(tt.fields)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := ProxyHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, "%s %s %s", r.RemoteAddr, Scheme(r), r.Host)
+		}), trusted, fields)
+		r := httptest.NewRequest("GET", "http://site/", nil)
+		r.RemoteAddr = "127.0.0.1:1000"
+		for k, v := range headers {
+			r.Header.Set(k, v)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		if got := rec.Body.String(); got != tt.want {
+			t.Errorf("fields %s: got %q, want %q", tt.fields, got, tt.want)
+		}
+	}
+	if _, err := ParseForwardedFields("for,port"); err == nil || !strings.Contains(err.Error(), `"port"`) {
+		t.Errorf("ParseForwardedFields(for,port): %v", err)
 	}
 	for _, bad := range []string{"10.0.0.0/33", "localhost", "1.2.3"} {
 		if _, err := ParseTrusted(bad); err == nil {

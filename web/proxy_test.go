@@ -80,7 +80,7 @@ func TestProxyBehindProxyHeaders(t *testing.T) {
 		t.Fatal(err)
 	}
 	trusted, _ := ParseTrusted("127.0.0.1")
-	addr := serve(t, ProxyHeaders(p, trusted))
+	addr := serve(t, ProxyHeaders(p, trusted, ForwardedAll))
 	req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
 	req.Header.Set("X-Forwarded-For", "203.0.113.5")
 	resp, err := http.DefaultClient.Do(req)

@@ -36,6 +36,9 @@ type ServerOptions struct {
 	// TrustedProxies, when not nil, turns on ProxyHeaders for requests
 	// from these addresses; the access log then shows the real client.
 	TrustedProxies []netip.Prefix
+	// ForwardedFields says what ProxyHeaders believes of what trusted
+	// proxies forward; zero means ForwardedAll.
+	ForwardedFields ForwardedFields
 	// SendTimeout drops an HTTP/1 client that takes nothing of a response
 	// for this long (default 60s), as nginx's send_timeout does: each write
 	// to the connection must make progress within it.
@@ -247,7 +250,11 @@ func NewServer(h http.Handler, log *slog.Logger, opts ServerOptions) *Server {
 	}
 	handler := AccessLog(strictHandler(h), log)
 	if opts.TrustedProxies != nil {
-		handler = ProxyHeaders(handler, opts.TrustedProxies)
+		fields := opts.ForwardedFields
+		if fields == 0 {
+			fields = ForwardedAll
+		}
+		handler = ProxyHeaders(handler, opts.TrustedProxies, fields)
 	}
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)

@@ -39,10 +39,23 @@ type rejectKey struct{}
 // strictHandler answers the requests whose heads the server refused, and
 // passes the others to h. HTTP/2 requests are refused when a header name
 // holds an underscore or Content-Type is repeated, as HTTP/1 ones are by
-// parseHead.
+// parseHead, and when :authority is not a valid Host or a host field
+// differs from it (RFC 9113 8.3.1); an equal host field is dropped, so
+// r.Host is the one source of the host for routing and applications alike.
 func strictHandler(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ProtoMajor >= 2 {
+			if hv, ok := r.Header["Host"]; ok {
+				if len(hv) != 1 || !strings.EqualFold(hv[0], r.Host) {
+					Error(w, r, http.StatusBadRequest, "The host field differs from :authority.")
+					return
+				}
+				delete(r.Header, "Host")
+			}
+			if !validHost(r.Host) {
+				Error(w, r, http.StatusBadRequest, "Invalid :authority.")
+				return
+			}
 			for name, vals := range r.Header {
 				if strings.IndexByte(name, '_') >= 0 {
 					Error(w, r, http.StatusBadRequest, "Header names with underscores are refused: "+name)

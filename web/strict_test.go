@@ -2,17 +2,20 @@ package web
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 
 	"github.com/torsion-server/torsion/logging"
 )
@@ -455,5 +458,98 @@ func TestH2CShortRequests(t *testing.T) {
 func TestParseHeadEmptyLine(t *testing.T) {
 	if _, code, _ := (Limits{}).withDefaults().parseHead("0 0 HTTP/1.0\r\n\r\n\r\n\r\n"); code != 400 {
 		t.Fatalf("code %d, want 400", code)
+	}
+}
+
+// h2Request sends one HTTP/2 request with the given header fields, in
+// order, on a new cleartext connection, and returns the response status
+// and body.
+func h2Request(t *testing.T, addr string, fields ...string) (int, string) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, h2Preface)
+	fr := http2.NewFramer(c, c)
+	fr.WriteSettings()
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for i := 0; i+1 < len(fields); i += 2 {
+		enc.WriteField(hpack.HeaderField{Name: fields[i], Value: fields[i+1]})
+	}
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true})
+	status, body := 0, ""
+	dec := hpack.NewDecoder(4096, func(f hpack.HeaderField) {
+		if f.Name == ":status" {
+			fmt.Sscan(f.Value, &status)
+		}
+	})
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("reading the response: %v", err)
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				fr.WriteSettingsAck()
+			}
+		case *http2.HeadersFrame:
+			dec.Write(f.HeaderBlockFragment())
+			if f.StreamEnded() {
+				return status, body
+			}
+		case *http2.DataFrame:
+			body += string(f.Data())
+			if f.StreamEnded() {
+				return status, body
+			}
+		case *http2.RSTStreamFrame:
+			return -int(f.ErrCode), body
+		case *http2.GoAwayFrame:
+			return -1, body
+		}
+	}
+}
+
+// TestStrictHTTP2Authority: over HTTP/2 the host comes from :authority
+// alone. A host field that differs from it is refused (RFC 9113 8.3.1)
+// rather than reaching the application, which once saw the host field
+// while the request was routed by :authority; an :authority that is not a
+// valid Host is refused as it is over HTTP/1.
+func TestStrictHTTP2Authority(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s %q", r.Host, r.Header.Values("Host"))
+	})
+	srv := NewServer(h, logging.Discard(), ServerOptions{H2C: true})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+	base := []string{":method", "GET", ":scheme", "http", ":path", "/"}
+	for _, tt := range []struct {
+		name   string
+		fields []string
+		status int
+		body   string
+	}{
+		{"authority", []string{":authority", "public.example"}, 200, `public.example []`},
+		{"host only", []string{"host", "public.example"}, 200, `public.example []`},
+		{"host equal to authority", []string{":authority", "public.example", "host", "public.example"}, 200, `public.example []`},
+		{"host differs", []string{":authority", "public.example", "host", "admin.internal"}, 400, ""},
+		{"authority with space", []string{":authority", "a b"}, 400, ""},
+		{"authority with quote", []string{":authority", `a"b`}, 400, ""},
+		{"authority with userinfo", []string{":authority", "user@evil.example"}, 400, ""},
+	} {
+		status, body := h2Request(t, ln.Addr().String(), append(slices.Clone(base), tt.fields...)...)
+		refused := status == 400 || status < 0 // a 400, or Go's HTTP/2 server reset the stream itself
+		if tt.status == 200 && (status != 200 || body != tt.body) || tt.status != 200 && !refused {
+			t.Errorf("%s: %d %s, want %d %s", tt.name, status, body, tt.status, tt.body)
+		}
 	}
 }

@@ -41,14 +41,29 @@ func TestProxyHeaders(t *testing.T) {
 			t.Errorf("from an untrusted peer: %s lacks %s", got, want)
 		}
 	}
-	for _, p := range []*proc{trusting, distrusting} {
+	// Believing the address and scheme only: a forwarded host, even a
+	// valid one, is not taken.
+	partial := start(t, nil, append(common, "--forwarded-fields", "for,proto")...)
+	got = curl(t, append(headers, "http://127.0.0.1:"+partial.port()+"/")...)
+	for _, want := range []string{`"REMOTE_ADDR": "203.0.113.7"`, `"wsgi.url_scheme": "https"`, `"HTTP_HOST": "127.0.0.1:`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("with --forwarded-fields for,proto: %s lacks %s", got, want)
+		}
+	}
+	// An invalid forwarded host is not taken either.
+	got = curl(t, "-H", "X-Forwarded-For: 203.0.113.7", "-H", "X-Forwarded-Host: <script>x", "http://127.0.0.1:"+trusting.port()+"/")
+	if !strings.Contains(got, `"HTTP_HOST": "127.0.0.1:`) || strings.Contains(got, "script") {
+		t.Errorf("X-Forwarded-Host: <script>x: %s", got)
+	}
+	for _, p := range []*proc{trusting, distrusting, partial} {
 		if code := p.stop(syscall.SIGTERM); code != 0 {
 			t.Errorf("exit %d; log:\n%s", code, p.logText())
 		}
 	}
 	for args, msg := range map[string]string{
 		"--proxy-headers --forwarded-allow-ips 10.0.0.0/99": `--forwarded-allow-ips: "10.0.0.0/99" is not an address prefix`,
-		"--forwarded-allow-ips 10.0.0.1":                    "--forwarded-allow-ips needs --proxy-headers",
+		"--forwarded-allow-ips 10.0.0.1":                    "--forwarded-allow-ips and --forwarded-fields need --proxy-headers",
+		"--proxy-headers --forwarded-fields for,port":       `--forwarded-fields: "port" is not one of for, proto, host`,
 	} {
 		out, code := run(t, append([]string{"web"}, strings.Fields(args)...)...)
 		if code != 2 || !strings.Contains(out, msg) {

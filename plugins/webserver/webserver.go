@@ -64,6 +64,7 @@ type options struct {
 	h2c            bool
 	proxyHeaders   bool
 	allowIPs       string
+	fwdFields      string
 	fs             *pflag.FlagSet
 }
 
@@ -91,6 +92,7 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 	fs.BoolVar(&o.h2c, "h2c", false, "also serve cleartext HTTP/2 (prior knowledge) on plain ports; TLS ports always offer HTTP/2")
 	fs.BoolVar(&o.proxyHeaders, "proxy-headers", false, "believe Forwarded and X-Forwarded-For/-Proto/-Host from --forwarded-allow-ips for the client's address, scheme and host")
 	fs.StringVar(&o.allowIPs, "forwarded-allow-ips", "127.0.0.1,::1", "comma-separated `LIST` of proxy addresses and CIDR prefixes that --proxy-headers trusts; * trusts all")
+	fs.StringVar(&o.fwdFields, "forwarded-fields", "for,proto,host", "comma-separated `LIST` of what --proxy-headers believes: for (the client's address), proto (the scheme), host")
 	fs.StringArrayVar(&o.index, "index", nil, "file `NAME` served for a directory (repeatable; default index.html)")
 	fs.BoolVar(&o.noListing, "no-listing", false, "answer 403 for directories without an index instead of listing them")
 	fs.BoolVar(&o.allowSymlinks, "allow-symlinks", false, "follow symbolic links that point outside the served directories")
@@ -131,6 +133,7 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 		return nil, fmt.Errorf("--path and --wsgi are alternatives for the root; mount more with --static or --mount")
 	}
 	var trusted []netip.Prefix
+	var fwdFields web.ForwardedFields
 	if o.proxyHeaders {
 		var err error
 		if trusted, err = web.ParseTrusted(o.allowIPs); err != nil {
@@ -139,8 +142,14 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 		if trusted == nil {
 			trusted = []netip.Prefix{} // trust nobody, except Unix sockets
 		}
-	} else if o.fs.Changed("forwarded-allow-ips") {
-		return nil, fmt.Errorf("--forwarded-allow-ips needs --proxy-headers")
+		if fwdFields, err = web.ParseForwardedFields(o.fwdFields); err != nil {
+			return nil, fmt.Errorf("--forwarded-fields: %w", err)
+		}
+		if fwdFields == 0 {
+			return nil, fmt.Errorf("--forwarded-fields: name at least one of for, proto, host, or leave out --proxy-headers")
+		}
+	} else if o.fs.Changed("forwarded-allow-ips") || o.fs.Changed("forwarded-fields") {
+		return nil, fmt.Errorf("--forwarded-allow-ips and --forwarded-fields need --proxy-headers")
 	}
 	b := &builder{o: o, env: env, m: service.NewMulti()}
 	root := &web.Resource{}
@@ -235,6 +244,7 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 			MaxHeaders:        o.maxHeaders,
 			H2C:               o.h2c,
 			TrustedProxies:    trusted,
+			ForwardedFields:   fwdFields,
 			SendTimeout:       o.wsgi.ClientTimeout,
 		})
 		b.m.Add(&service.Listener{Endpoint: ep, Server: srv, Name: "Site", Log: log})
