@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -64,10 +65,40 @@ func (l *TLSListener) Close() error {
 	return l.p.Close()
 }
 
-// serverConfig returns torsion's TLS defaults: TLS 1.2 or later with Go's
-// cipher suites, which are all forward-secret AEADs.
+// serverConfig returns torsion's TLS defaults: TLS 1.2 or later, and
+// only forward-secret AEAD cipher suites (TLS 1.3's are all of that kind;
+// for TLS 1.2, ECDHE with AES-GCM or ChaCha20-Poly1305). Go's own default
+// also offers two ECDHE suites with AES-CBC and SHA-1, which testssl.sh
+// reports as obsolete (LUCKY13); AllowLegacyCiphers adds them back.
 func serverConfig() *tls.Config {
-	return &tls.Config{MinVersion: tls.VersionTLS12}
+	return &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: slices.Clone(aeadSuites)}
+}
+
+// aeadSuites are the TLS 1.2 suites offered by default, in Go's order of
+// preference.
+var aeadSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+}
+
+// AllowLegacyCiphers makes cfg, a configuration from a TLS endpoint, also
+// offer the ECDHE suites with AES-CBC and SHA-1, after the AEAD ones, for
+// TLS 1.2 clients that have no AEAD suite (Android 4.3 and older, Safari 8
+// and older, Java 7). They are still forward-secret, but CBC with SHA-1
+// is what LUCKY13-style attacks target.
+func AllowLegacyCiphers(cfg *tls.Config) {
+	for _, id := range []uint16{
+		tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA,
+		tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA, tls.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA,
+	} {
+		if !slices.Contains(cfg.CipherSuites, id) {
+			cfg.CipherSuites = append(cfg.CipherSuites, id)
+		}
+	}
 }
 
 // SSL listens for TLS on a TCP port, Twisted's

@@ -139,13 +139,49 @@ func TestSSL(t *testing.T) {
 	if got := peerName(t, addr, "localhost"); got != "localhost" {
 		t.Errorf("single PEM: certificate %q", got)
 	}
+	// Only AEAD suites are offered for TLS 1.2: a client with CBC suites
+	// alone is refused, unless AllowLegacyCiphers added them.
+	cbcOnly := &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12,
+		CipherSuites: []uint16{tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA}}
+	if c, err := tls.Dial("tcp", addr, cbcOnly); err == nil {
+		c.Close()
+		t.Error("a handshake with CBC suites only succeeded")
+	}
+	for _, id := range serverConfig().CipherSuites {
+		for _, cs := range tls.CipherSuites() {
+			if cs.ID == id && (cs.Insecure || !strings.Contains(cs.Name, "ECDHE") || !strings.Contains(cs.Name, "GCM") && !strings.Contains(cs.Name, "CHACHA20")) {
+				t.Errorf("offered by default: %s", cs.Name)
+			}
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, _ := Parse("ssl:0:" + dir + "/both.pem")
+	cfg := serverConfig()
+	cfg.Certificates = []tls.Certificate{ep.(SSL).cert}
+	AllowLegacyCiphers(cfg)
+	legacy := &TLSListener{Listener: ln, Config: cfg}
+	defer legacy.Close()
+	go func() {
+		if c, err := legacy.Accept(); err == nil {
+			io.Copy(c, c)
+			c.Close()
+		}
+	}()
+	if c, err := tls.Dial("tcp", ln.Addr().String(), cbcOnly); err != nil {
+		t.Errorf("with AllowLegacyCiphers, a CBC handshake: %v", err)
+	} else {
+		c.Close()
+	}
 	// TLS 1.1 is refused.
 	if c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS11}); err == nil {
 		c.Close()
 		t.Error("a TLS 1.1 handshake succeeded")
 	}
 
-	ep, err := Parse("ssl:443:privateKey=" + Escape(dir+"/key.pem") + ":certKey=" + Escape(dir+"/cert.pem") + `:interface=\:\:1`)
+	ep, err = Parse("ssl:443:privateKey=" + Escape(dir+"/key.pem") + ":certKey=" + Escape(dir+"/cert.pem") + `:interface=\:\:1`)
 	if err != nil {
 		t.Fatal(err)
 	}

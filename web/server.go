@@ -43,6 +43,10 @@ type ServerOptions struct {
 	// for this long (default 60s), as nginx's send_timeout does: each write
 	// to the connection must make progress within it.
 	SendTimeout time.Duration
+	// LegacyCiphers also offers, on TLS endpoints, the ECDHE suites with
+	// AES-CBC and SHA-1 for TLS 1.2 clients without AEAD suites (see
+	// endpoint.AllowLegacyCiphers); by default only AEAD suites are.
+	LegacyCiphers bool
 }
 
 // Server serves HTTP/1.x itself, with strict request framing (see
@@ -56,6 +60,8 @@ type Server struct {
 	h2c    bool // serve cleartext HTTP/2 to clients that start with its preface
 	// sendTimeout bounds each write to an HTTP/1 connection (SendTimeout).
 	sendTimeout time.Duration
+	// legacyCiphers: ServerOptions.LegacyCiphers.
+	legacyCiphers bool
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -88,6 +94,9 @@ func (s *Server) Serve(l net.Listener) error {
 	if tl, ok := l.(*endpoint.TLSListener); ok {
 		cfg := tl.Config.Clone()
 		cfg.NextProtos = []string{"h2", "http/1.1"}
+		if s.legacyCiphers {
+			endpoint.AllowLegacyCiphers(cfg)
+		}
 		l = &endpoint.TLSListener{Listener: tl.Listener, Config: cfg, HandshakeTimeout: s.ReadHeaderTimeout,
 			HandshakeError: func(c net.Conn, err error) {
 				s.log.Debug(fmt.Sprintf("TLS handshake with %s: %v", c.RemoteAddr(), err))
@@ -261,9 +270,10 @@ func NewServer(h http.Handler, log *slog.Logger, opts ServerOptions) *Server {
 	protocols.SetHTTP2(true)
 	protocols.SetUnencryptedHTTP2(opts.H2C)
 	return &Server{
-		log:         log,
-		h2c:         opts.H2C,
-		sendTimeout: opts.SendTimeout,
+		log:           log,
+		h2c:           opts.H2C,
+		sendTimeout:   opts.SendTimeout,
+		legacyCiphers: opts.LegacyCiphers,
 		Server: &http.Server{
 			Protocols:         protocols,
 			Handler:           handler,

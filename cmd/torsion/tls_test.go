@@ -171,3 +171,37 @@ func TestTLSOptionErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestTLSCipherSuites: openssl s_client gets a TLS 1.2 handshake with an
+// AEAD suite, none with CBC suites alone (testssl.sh's "obsolete CBC
+// ciphers"), unless --tls-legacy-ciphers is given.
+func TestTLSCipherSuites(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := openssl(t, dir, "localhost")
+	handshake := func(port, cipher string) bool {
+		cmd := exec.Command("openssl", "s_client", "-connect", "127.0.0.1:"+port, "-tls1_2", "-cipher", cipher)
+		cmd.Stdin = strings.NewReader("")
+		out, _ := cmd.CombinedOutput()
+		return strings.Contains(string(out), "Cipher is "+cipher)
+	}
+	for _, legacy := range []bool{false, true} {
+		args := []string{"web", "--port", "ssl:0:privateKey=" + key + ":certKey=" + cert + ":interface=127.0.0.1", "--path", dir}
+		if legacy {
+			args = append(args, "--tls-legacy-ciphers")
+		}
+		p := start(t, nil, args...)
+		for cipher, want := range map[string]bool{
+			"ECDHE-ECDSA-AES128-GCM-SHA256": true,
+			"ECDHE-ECDSA-CHACHA20-POLY1305": true,
+			"ECDHE-ECDSA-AES128-SHA":        legacy,
+			"ECDHE-ECDSA-AES256-SHA":        legacy,
+		} {
+			if got := handshake(p.port(), cipher); got != want {
+				t.Errorf("legacy %v: handshake with %s only: %v, want %v", legacy, cipher, got, want)
+			}
+		}
+		if code := p.stop(syscall.SIGTERM); code != 0 {
+			t.Errorf("exit %d; log:\n%s", code, p.logText())
+		}
+	}
+}

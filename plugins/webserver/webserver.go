@@ -62,6 +62,7 @@ type options struct {
 	cacheControl   string
 	proxyTimeout   time.Duration
 	h2c            bool
+	legacyCiphers  bool
 	proxyHeaders   bool
 	allowIPs       string
 	fwdFields      string
@@ -90,6 +91,7 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 	fs.StringVar(&o.cacheControl, "static-cache-control", "", "send `VALUE` as the Cache-Control of static files, such as \"public, max-age=3600\"")
 	fs.DurationVar(&o.proxyTimeout, "proxy-timeout", 60*time.Second, "answer 504 when a proxy:URL backend takes longer than this to send its response headers")
 	fs.BoolVar(&o.h2c, "h2c", false, "also serve cleartext HTTP/2 (prior knowledge) on plain ports; TLS ports always offer HTTP/2")
+	fs.BoolVar(&o.legacyCiphers, "tls-legacy-ciphers", false, "also offer TLS 1.2 suites with AES-CBC and SHA-1 (after the AEAD ones) for clients from before about 2014, such as Android 4.3 and Java 7")
 	fs.BoolVar(&o.proxyHeaders, "proxy-headers", false, "believe Forwarded and X-Forwarded-For/-Proto/-Host from --forwarded-allow-ips for the client's address, scheme and host")
 	fs.StringVar(&o.allowIPs, "forwarded-allow-ips", "127.0.0.1,::1", "comma-separated `LIST` of proxy addresses and CIDR prefixes that --proxy-headers trusts; * trusts all")
 	fs.StringVar(&o.fwdFields, "forwarded-fields", "for,proto,host", "comma-separated `LIST` of what --proxy-headers believes: for (the client's address), proto (the scheme), host")
@@ -245,6 +247,7 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 			H2C:               o.h2c,
 			TrustedProxies:    trusted,
 			ForwardedFields:   fwdFields,
+			LegacyCiphers:     o.legacyCiphers,
 			SendTimeout:       o.wsgi.ClientTimeout,
 		})
 		b.m.Add(&service.Listener{Endpoint: ep, Server: srv, Name: "Site", Log: log})
