@@ -62,9 +62,9 @@ type h1conn struct {
 	header http.Header // response header, reused
 	num    [20]byte    // formats chunk sizes
 	idle   atomic.Bool // waiting for a request: Shutdown may close it
-	// writeDeadline: the handler set a write deadline, cleared once its
-	// response is complete.
-	writeDeadline bool
+	// writeDeadline, readDeadline: the handler set a deadline of its own,
+	// which replaces the client timeout until its response is complete.
+	writeDeadline, readDeadline bool
 
 	// The client-gone watch of the request in progress.
 	timer    *time.Timer
@@ -274,6 +274,9 @@ func (c *h1conn) startWatchLocked() {
 
 // bodyEOF is told by the body reader that the body was read to the end.
 func (c *h1conn) bodyEOF() {
+	if !c.readDeadline {
+		c.rwc.SetReadDeadline(time.Time{}) // the watch read must not time out
+	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.bodyDone = true
@@ -465,6 +468,7 @@ func (b *body) Read(p []byte) (int, error) {
 			}
 		}
 	}
+	b.c.recvDeadline()
 	n, err := b.read(p)
 	if err == io.EOF {
 		b.done = true
@@ -473,6 +477,14 @@ func (b *body) Read(p []byte) (int, error) {
 		b.err = err
 	}
 	return n, err
+}
+
+// recvDeadline gives the client the client timeout, from now, to send
+// more of a request body, unless the handler set a read deadline itself.
+func (c *h1conn) recvDeadline() {
+	if !c.readDeadline {
+		c.rwc.SetReadDeadline(time.Now().Add(c.srv.clientTimeout))
+	}
 }
 
 func (b *body) read(p []byte) (int, error) {
@@ -573,8 +585,9 @@ func (b *body) Close() error {
 	return nil
 }
 
-// discard reads what the handler left of the body, up to maxDiscard, and
-// reports whether the body ended (so the connection can carry on).
+// discard reads what the handler left of the body, up to maxDiscard and
+// within one client timeout in all, and reports whether the body ended (so
+// the connection can carry on).
 func (b *body) discard() bool {
 	if b.done {
 		return true
@@ -582,8 +595,22 @@ func (b *body) discard() bool {
 	if b.err != nil || b.expect {
 		return false // broken, or the client still waits for 100 Continue
 	}
-	b.closed = false
-	io.CopyN(io.Discard, b, maxDiscard)
+	b.c.rwc.SetReadDeadline(time.Now().Add(b.c.srv.clientTimeout))
+	defer b.c.rwc.SetReadDeadline(time.Time{})
+	buf := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(buf)
+	for n := 0; n < maxDiscard; {
+		m, err := b.read((*buf)[:min(len(*buf), maxDiscard-n)])
+		n += m
+		if err == io.EOF {
+			b.done = true
+			break
+		}
+		if err != nil {
+			b.err = err
+			break
+		}
+	}
 	return b.done
 }
 
@@ -862,7 +889,7 @@ func (s sendWriter) Write(p []byte) (int, error) {
 
 func (c *h1conn) sendDeadline() {
 	if !c.writeDeadline {
-		c.rwc.SetWriteDeadline(time.Now().Add(c.srv.sendTimeout))
+		c.rwc.SetWriteDeadline(time.Now().Add(c.srv.clientTimeout))
 	}
 }
 
@@ -926,8 +953,13 @@ func (w *h1resp) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return w.c.rwc, bufio.NewReadWriter(w.c.br, bufio.NewWriter(w.c.rwc)), nil
 }
 
-// SetReadDeadline and SetWriteDeadline serve http.ResponseController.
-func (w *h1resp) SetReadDeadline(t time.Time) error { return w.c.rwc.SetReadDeadline(t) }
+// SetReadDeadline sets the connection's read deadline, in place of the
+// client timeout on reads of the request body, until the response is
+// complete; the zero time gives the client timeout back.
+func (w *h1resp) SetReadDeadline(t time.Time) error {
+	w.c.readDeadline = !t.IsZero()
+	return w.c.rwc.SetReadDeadline(t)
+}
 
 // SetWriteDeadline sets the connection's write deadline, until the
 // response is complete.
@@ -936,13 +968,22 @@ func (w *h1resp) SetWriteDeadline(t time.Time) error {
 	return w.c.rwc.SetWriteDeadline(t)
 }
 
-// finish completes the response after the handler returned.
+// finish completes the response after the handler returned. What the
+// handler left of the request body is read and dropped after the response
+// has left, so a client that announced more body than it sends has its
+// answer at once; if the rest does not come (within maxDiscard and the
+// client timeout), the connection ends.
 func (w *h1resp) finish() {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
-	if b, ok := w.req.Body.(*body); ok && !w.closeAfter && !b.discard() {
-		w.closeAfter = true
+	b, _ := w.req.Body.(*body)
+	if b != nil && !b.done && (b.err != nil || b.expect) {
+		w.closeAfter = true // the rest of the body cannot be read: say so
+	}
+	if w.c.readDeadline {
+		w.c.rwc.SetReadDeadline(time.Time{})
+		w.c.readDeadline = false
 	}
 	if !w.sentHeader {
 		w.sendHeader(true)
@@ -964,6 +1005,9 @@ func (w *h1resp) finish() {
 	if w.c.writeDeadline { // the handler's, which must not outlive its response
 		w.c.rwc.SetWriteDeadline(time.Time{})
 		w.c.writeDeadline = false
+	}
+	if b != nil && !w.closeAfter && w.err == nil && !b.discard() {
+		w.closeAfter = true
 	}
 }
 

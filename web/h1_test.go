@@ -459,7 +459,7 @@ func TestH1Sendfile(t *testing.T) {
 }
 
 // TestH1SendTimeout: a client that takes nothing of a response is dropped
-// after SendTimeout, whether the body is written or sent from a file; one
+// after ClientTimeout, whether the body is written or sent from a file; one
 // that reads slowly but steadily is not.
 func TestH1SendTimeout(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "f")
@@ -487,7 +487,7 @@ func TestH1SendTimeout(t *testing.T) {
 		}
 		failed <- err
 	})
-	srv := NewServer(h, logging.Discard(), ServerOptions{SendTimeout: 300 * time.Millisecond})
+	srv := NewServer(h, logging.Discard(), ServerOptions{ClientTimeout: 300 * time.Millisecond})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -532,5 +532,78 @@ func TestH1SendTimeout(t *testing.T) {
 	}
 	if err := <-failed; err != nil {
 		t.Errorf("slow reader: the server gave up: %v", err)
+	}
+}
+
+// TestH1BodyTimeout: a client that announces more body than it sends is
+// dropped after ClientTimeout wherever the body is read: a handler's read
+// fails with os.ErrDeadlineExceeded, and a handler that reads none of it
+// has its response sent at once (it once waited for the body without end)
+// and the connection closed when the rest does not come. A body that does
+// come keeps the connection.
+func TestH1BodyTimeout(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/read" {
+			if _, err := io.ReadAll(r.Body); err != nil {
+				Error(w, r, http.StatusRequestTimeout, fmt.Sprint(errors.Is(err, os.ErrDeadlineExceeded)))
+				return
+			}
+		}
+		io.WriteString(w, "answered")
+	})
+	serve := func(timeout time.Duration) string {
+		srv := NewServer(h, logging.Discard(), ServerOptions{ClientTimeout: timeout})
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go srv.Serve(ln)
+		t.Cleanup(func() { srv.Close() })
+		return ln.Addr().String()
+	}
+	short, long := serve(300*time.Millisecond), serve(time.Minute)
+	read := func(br *bufio.Reader) (int, string) {
+		t.Helper()
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("no response: %v", err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+
+	// The handler reads: 408 once the body stalls.
+	c := dial(t, short)
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	io.WriteString(c, "POST /read HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab")
+	br := bufio.NewReader(c)
+	if code, body := read(br); code != 408 || !strings.Contains(body, "true") {
+		t.Errorf("stalled body, read by the handler: %d %q", code, body)
+	}
+
+	// The handler reads nothing: answered well before the minute's
+	// timeout, and the connection carries on once the rest arrives.
+	c = dial(t, long)
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	io.WriteString(c, "POST /ignore HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab")
+	br = bufio.NewReader(c)
+	if code, body := read(br); code != 200 || body != "answered" {
+		t.Errorf("stalled body, not read: %d %q", code, body)
+	}
+	io.WriteString(c, "cdefghijGET /again HTTP/1.1\r\nHost: x\r\n\r\n")
+	if code, body := read(br); code != 200 || body != "answered" {
+		t.Errorf("the next request on the connection: %d %q", code, body)
+	}
+
+	// The rest never comes: the connection ends after the timeout.
+	c = dial(t, short)
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	io.WriteString(c, "GET /ignore HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab")
+	br = bufio.NewReader(c)
+	if code, _ := read(br); code != 200 {
+		t.Errorf("stalled body on GET: %d", code)
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Errorf("after the body stalled: %v, want the connection closed", err)
 	}
 }

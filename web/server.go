@@ -39,10 +39,14 @@ type ServerOptions struct {
 	// ForwardedFields says what ProxyHeaders believes of what trusted
 	// proxies forward; zero means ForwardedAll.
 	ForwardedFields ForwardedFields
-	// SendTimeout drops an HTTP/1 client that takes nothing of a response
-	// for this long (default 60s), as nginx's send_timeout does: each write
-	// to the connection must make progress within it.
-	SendTimeout time.Duration
+	// ClientTimeout drops an HTTP/1 client that owes the server something
+	// and makes no progress for this long (default 60s): one that takes
+	// nothing of a response (nginx's send_timeout: each write to the
+	// connection must make progress within it), or sends nothing of a
+	// request body being read (nginx's client_body_timeout: each read of
+	// the body must get something within it). A handler's own deadlines,
+	// set with http.ResponseController, take precedence while they are set.
+	ClientTimeout time.Duration
 	// LegacyCiphers also offers, on TLS endpoints, the ECDHE suites with
 	// AES-CBC and SHA-1 for TLS 1.2 clients without AEAD suites (see
 	// endpoint.AllowLegacyCiphers); by default only AEAD suites are.
@@ -58,8 +62,9 @@ type Server struct {
 	Limits Limits
 	log    *slog.Logger
 	h2c    bool // serve cleartext HTTP/2 to clients that start with its preface
-	// sendTimeout bounds each write to an HTTP/1 connection (SendTimeout).
-	sendTimeout time.Duration
+	// clientTimeout bounds each write to an HTTP/1 connection and each
+	// read of a request body (ClientTimeout).
+	clientTimeout time.Duration
 	// legacyCiphers: ServerOptions.LegacyCiphers.
 	legacyCiphers bool
 
@@ -254,8 +259,8 @@ func NewServer(h http.Handler, log *slog.Logger, opts ServerOptions) *Server {
 	if opts.MaxHeaderBytes <= 0 {
 		opts.MaxHeaderBytes = 64 << 10
 	}
-	if opts.SendTimeout <= 0 {
-		opts.SendTimeout = 60 * time.Second
+	if opts.ClientTimeout <= 0 {
+		opts.ClientTimeout = 60 * time.Second
 	}
 	handler := AccessLog(strictHandler(h), log)
 	if opts.TrustedProxies != nil {
@@ -272,7 +277,7 @@ func NewServer(h http.Handler, log *slog.Logger, opts ServerOptions) *Server {
 	return &Server{
 		log:           log,
 		h2c:           opts.H2C,
-		sendTimeout:   opts.SendTimeout,
+		clientTimeout: opts.ClientTimeout,
 		legacyCiphers: opts.LegacyCiphers,
 		Server: &http.Server{
 			Protocols:         protocols,

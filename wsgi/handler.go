@@ -35,19 +35,20 @@ func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, p.cfg.MaxBody) // chunked bodies
 	}
-	// Receive the body, up to the buffer, before taking a worker.
-	body, more, err := p.readBody(r)
+	// Receive the body, as far as it is buffered, before taking a worker.
+	body, err := p.readBody(w, r)
+	defer body.close()
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			web.Error(w, r, http.StatusRequestEntityTooLarge, "")
-			return
+		code, msg := bodyErrorStatus(err)
+		if code == http.StatusServiceUnavailable {
+			p.log.Error("could not store a request body", "method", r.Method, "uri", r.URL.RequestURI(), "err", err)
 		}
-		web.Error(w, r, http.StatusBadRequest, "Could not read the request body.")
+		w.Header().Set("Connection", "close")
+		web.Error(w, r, code, msg)
 		return
 	}
 	bp := reqBufs.Get().(*[]byte)
-	req, ok := p.requestFrame((*bp)[:0], r, body, more)
+	req, ok := p.requestFrame((*bp)[:0], r, body.head, body.rest != nil)
 	defer func() { *bp = req[:0]; reqBufs.Put(bp) }()
 	if !ok {
 		web.Error(w, r, http.StatusBadRequest, "The request has a NUL character (such as %00 in its path), which a WSGI environ cannot carry.")
@@ -62,7 +63,7 @@ func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			return // the client went away while waiting
 		}
-		rs := &response{w: w, r: r, wk: wk, c: c, more: more, length: -1}
+		rs := &response{w: w, r: r, wk: wk, c: c, body: body.rest, length: -1}
 		err = rs.run()
 		if err == nil {
 			return
@@ -84,31 +85,6 @@ func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-}
-
-// readBody reads up to BodyBuffer bytes of the body; more reports whether
-// the body goes on.
-func (p *Pool) readBody(r *http.Request) (body []byte, more bool, err error) {
-	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
-		return nil, false, nil
-	}
-	limit := p.cfg.BodyBuffer
-	if r.ContentLength > 0 && r.ContentLength <= int64(limit) {
-		body = make([]byte, r.ContentLength)
-		_, err = io.ReadFull(r.Body, body)
-		return body, false, err
-	}
-	var buf bytes.Buffer
-	n, err := buf.ReadFrom(io.LimitReader(r.Body, int64(limit)+1))
-	if err != nil {
-		return nil, false, err
-	}
-	if n <= int64(limit) {
-		return buf.Bytes(), false, nil
-	}
-	// One byte too many: keep it for the stream.
-	b := buf.Bytes()
-	return b, true, nil
 }
 
 // requestFrame encodes the R frame: body prefix and environ. It reports
@@ -234,7 +210,7 @@ type response struct {
 	r           *http.Request
 	wk          *worker
 	c           *call
-	more        bool // request body left to stream
+	body        io.Reader // the request body the worker pulls; nil once it ended
 	status      int
 	wroteHeader bool
 	gone        bool // the client went away; discard the rest
@@ -419,22 +395,18 @@ func (rs *response) file(p []byte) {
 func (rs *response) read(p []byte) {
 	want := int(binary.LittleEndian.Uint32(p))
 	var chunk []byte
-	if rs.more {
+	if rs.body != nil {
 		chunk = make([]byte, min(want, 1<<20))
 		n := 0
 		var err error
-		rc := http.NewResponseController(rs.w)
 		for n < len(chunk) && err == nil {
-			// The worker waits on this client: it must keep sending.
-			rc.SetReadDeadline(time.Now().Add(rs.wk.pool.cfg.ClientTimeout))
 			var m int
-			m, err = rs.r.Body.Read(chunk[n:])
+			m, err = rs.body.Read(chunk[n:])
 			n += m
 		}
-		rc.SetReadDeadline(time.Time{})
 		chunk = chunk[:n]
 		if err != nil {
-			rs.more = false
+			rs.body = nil
 			if err != io.EOF {
 				rs.bodyErr = err
 				rs.wk.sendFrame(kBodyErr, rs.c.id, []byte(err.Error()))
@@ -443,19 +415,6 @@ func (rs *response) read(p []byte) {
 		}
 	}
 	rs.wk.sendFrame(kBody, rs.c.id, chunk)
-}
-
-// bodyErrorStatus is the answer to a request whose body could not be read.
-func bodyErrorStatus(err error) (int, string) {
-	var mbe *http.MaxBytesError
-	switch {
-	case errors.As(err, &mbe):
-		return http.StatusRequestEntityTooLarge, fmt.Sprintf("The request body is larger than %d bytes.", mbe.Limit)
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		return http.StatusRequestTimeout, "The request body did not arrive in time."
-	default:
-		return http.StatusBadRequest, "The request body was cut short or malformed."
-	}
 }
 
 func (rs *response) end() error {

@@ -52,10 +52,16 @@ type Config struct {
 	// MaxRequests recycles a worker after it served this many requests,
 	// plus a random 0..MaxRequestsJitter; 0 means never.
 	MaxRequests, MaxRequestsJitter int
-	// BodyBuffer is how much of a request body Go receives before the
-	// request goes to a worker (default 1 MiB), so slow uploads do not
-	// hold a worker. The rest streams as the application reads it.
+	// BodyBuffer is how much of a request body Go receives in memory
+	// before the request goes to a worker (default 1 MiB).
 	BodyBuffer int
+	// BodySpool is how much more of a request body Go receives, into an
+	// unlinked temporary file, before the request goes to a worker
+	// (default 64 MiB; negative: none), so that a slow upload holds no
+	// worker. Of a body announced larger than BodyBuffer+BodySpool, or a
+	// chunked one that grows past it, the rest streams from the client as
+	// the application reads it, holding its worker meanwhile.
+	BodySpool int64
 	// MaxBody answers 413 to request bodies larger than this; 0 means no
 	// limit.
 	MaxBody int64
@@ -106,6 +112,7 @@ func New(cfg Config) (*Pool, error) {
 	cfg.Workers = cmp.Or(cfg.Workers, runtime.NumCPU())
 	cfg.Threads = cmp.Or(cfg.Threads, 1)
 	cfg.BodyBuffer = cmp.Or(cfg.BodyBuffer, 1<<20)
+	cfg.BodySpool = cmp.Or(cfg.BodySpool, 64<<20)
 	cfg.StartTimeout = cmp.Or(cfg.StartTimeout, 60*time.Second)
 	cfg.ClientTimeout = cmp.Or(cfg.ClientTimeout, 60*time.Second)
 	if cfg.Python == "" {

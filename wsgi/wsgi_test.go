@@ -21,6 +21,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/torsion-server/torsion/internal/testutil"
@@ -238,14 +239,17 @@ func TestEnviron(t *testing.T) {
 // TestUploadCutShort: a body that cannot be read to its end makes the
 // application's read raise, rather than pass for the whole body, and the
 // client gets the status that says why.
+// Streamed (no spool), the application's read fails; spooled, Go finds
+// out before the request takes a worker.
 func TestUploadCutShort(t *testing.T) {
 	for _, threads := range []int{1, 2} {
-		t.Run(fmt.Sprintf("threads=%d", threads), func(t *testing.T) { testUploadCutShort(t, threads) })
+		t.Run(fmt.Sprintf("threads=%d", threads), func(t *testing.T) { testUploadCutShort(t, threads, -1) })
 	}
+	t.Run("spooled", func(t *testing.T) { testUploadCutShort(t, 1, 0) })
 }
 
-func testUploadCutShort(t *testing.T, threads int) {
-	s := startPool(t, Config{App: "apps:upload", BodyBuffer: 64 << 10, MaxBody: 1 << 20, Threads: threads})
+func testUploadCutShort(t *testing.T, threads int, spool int64) {
+	s := startPool(t, Config{App: "apps:upload", BodyBuffer: 64 << 10, BodySpool: spool, MaxBody: 1 << 20, Threads: threads})
 	part := strings.Repeat("a", 200<<10)
 	for _, tt := range []struct {
 		name, req string
@@ -268,7 +272,9 @@ func testUploadCutShort(t *testing.T, threads int) {
 			if resp.StatusCode != tt.want {
 				t.Errorf("status %d %q, want %d", resp.StatusCode, body, tt.want)
 			}
-			waitFor(t, func() bool { return strings.Contains(s.log.String(), tt.log) }, "no %q in the log:\n%s", tt.log, s.log)
+			if spool < 0 {
+				waitFor(t, func() bool { return strings.Contains(s.log.String(), tt.log) }, "no %q in the log:\n%s", tt.log, s.log)
+			}
 		})
 	}
 	if strings.Contains(s.log.String(), "Traceback") {
@@ -448,8 +454,16 @@ func TestEnvironSingle(t *testing.T) {
 	}
 }
 
+// TestUpload sends bodies in memory, spooled, streamed, and spooled then
+// streamed (chunked, longer than the spool), by length and chunked.
 func TestUpload(t *testing.T) {
-	s := startPool(t, Config{App: "apps:upload", BodyBuffer: 64 << 10})
+	for _, spool := range []int64{0, 1 << 20, -1} {
+		t.Run(fmt.Sprintf("spool=%d", spool), func(t *testing.T) { testUpload(t, spool) })
+	}
+}
+
+func testUpload(t *testing.T, spool int64) {
+	s := startPool(t, Config{App: "apps:upload", BodyBuffer: 64 << 10, BodySpool: spool})
 	for _, size := range []int{0, 10, 64 << 10, 64<<10 + 1, 5 << 20} {
 		data := bytes.Repeat([]byte("0123456789abcdefg"), size/17+1)[:size]
 		sum := sha256.Sum256(data)
@@ -936,5 +950,27 @@ func TestStopDuringRestart(t *testing.T) {
 	p.Stop(ctx)
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("Stop took %v while a worker was starting", d)
+	}
+}
+
+// TestReadGrowing: the buffer for a body grows with what arrives, not with
+// what was announced.
+func TestReadGrowing(t *testing.T) {
+	for _, tt := range []struct {
+		name             string
+		data             string
+		limit, announced int64
+		want             string
+		maxCap           int
+	}{
+		{"announced, all arrived", "hello", 100, 5, "hello", 5},
+		{"announced 1 MiB, 2 bytes arrived", "ab", 1 << 20, 1 << 20, "ab", 64 << 10},
+		{"unknown length", strings.Repeat("x", 10000), 1 << 20, -1, strings.Repeat("x", 10000), 24 << 10},
+		{"over the limit", strings.Repeat("x", 100), 10, -1, strings.Repeat("x", 10), 10},
+	} {
+		got, err := readGrowing(iotest.HalfReader(strings.NewReader(tt.data)), tt.limit, tt.announced)
+		if err != nil || string(got) != tt.want || cap(got) > tt.maxCap {
+			t.Errorf("%s: %d bytes (cap %d), %v; want %d bytes, cap at most %d", tt.name, len(got), cap(got), err, len(tt.want), tt.maxCap)
+		}
 	}
 }

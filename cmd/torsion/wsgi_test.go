@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -171,6 +172,129 @@ func TestSlowClients(t *testing.T) {
 	}
 }
 
+// uploadApp answers the size and sha256 of the request body, which it
+// reads in pieces.
+const uploadApp = `import hashlib
+def application(environ, start_response):
+    h, n, inp = hashlib.sha256(), 0, environ["wsgi.input"]
+    while True:
+        chunk = inp.read(1 << 20)
+        if not chunk:
+            break
+        h.update(chunk)
+        n += len(chunk)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [("%d %s" % (n, h.hexdigest())).encode()]
+`
+
+// TestSlowUploads: with one worker, clients that trickle their bodies
+// (each gap shorter than --client-timeout) and clients that stop sending
+// theirs hold no worker: everyone else is served while they upload. A
+// stalled body gets 408 after --client-timeout; a trickled one is
+// answered in full once it arrives.
+func TestSlowUploads(t *testing.T) {
+	needPython(t)
+	dir := t.TempDir()
+	os.WriteFile(dir+"/upload.py", []byte(uploadApp), 0o644)
+	p := start(t, nil, "web", "--port", "tcp:0:interface=127.0.0.1", "--wsgi", "upload:application",
+		"--chdir", dir, "--python", debianPython, "--workers", "1", "--body-buffer", "1024", "--client-timeout", "2s")
+	addr := "127.0.0.1:" + p.port()
+	const size = 20000
+	body := strings.Repeat("x", size)
+	sum := sha256.Sum256([]byte(body))
+	want := fmt.Sprintf("%d %x", size, sum)
+
+	// Five trickling uploads, 100 bytes every 200ms: 40s each.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var sent atomic.Int32
+	trickle := make([]net.Conn, 5)
+	offsets := make([]int, len(trickle)) // what each has sent, once stopped
+	for i := range trickle {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		trickle[i] = c
+		fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", size)
+		wg.Go(func() {
+			for off := 0; off < size-100; off += 100 {
+				if _, err := io.WriteString(c, body[off:off+100]); err != nil {
+					return
+				}
+				sent.Add(1)
+				offsets[i] = off + 100
+				select {
+				case <-stop:
+					return
+				case <-time.After(200 * time.Millisecond):
+				}
+			}
+		})
+	}
+	// Five stalled ones: 2 bytes of 10.
+	stalled := make([]net.Conn, 5)
+	for i := range stalled {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(60 * time.Second))
+		io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab")
+		stalled[i] = c
+	}
+	// Wait until every trickling upload is past the body buffer, so each
+	// would be on the worker were its body not spooled.
+	for deadline := time.Now().Add(60 * time.Second); sent.Load() < 5*15; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the slow uploads did not get going")
+		}
+	}
+	client := &http.Client{Timeout: 20 * time.Second}
+	for i := 0; i < 20; i++ {
+		resp, err := client.Post("http://"+addr+"/", "text/plain", strings.NewReader(body))
+		if err != nil {
+			t.Fatalf("request %d beside the slow uploads: %v", i, err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(got) != want {
+			t.Fatalf("request %d beside the slow uploads: %d %q", i, resp.StatusCode, got)
+		}
+	}
+	for i, c := range stalled {
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("stalled body %d: %v", i, err)
+		}
+		if resp.StatusCode != http.StatusRequestTimeout {
+			t.Errorf("stalled body %d: %d, want 408", i, resp.StatusCode)
+		}
+	}
+	// The trickling uploads were under way all along (they take 40s);
+	// now each sends the rest at once and gets its answer.
+	if n := int(sent.Load()); n >= 5*(size/100-1) {
+		t.Fatalf("the slow uploads had ended (%d pieces) before the others were served", n)
+	}
+	close(stop)
+	wg.Wait()
+	for i, c := range trickle {
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		io.WriteString(c, body[offsets[i]:])
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("slow upload %d: %v", i, err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || string(got) != want {
+			t.Errorf("slow upload %d: %d %q", i, resp.StatusCode, got)
+		}
+	}
+	p.waitLog(`"POST / HTTP/1.1" 408`)
+}
+
 // peakRSS returns a process's peak resident set (VmHWM) in bytes.
 func peakRSS(t *testing.T, pid int) int64 {
 	t.Helper()
@@ -193,18 +317,7 @@ func peakRSS(t *testing.T, pid int) int64 {
 func TestLargeUploadStreams(t *testing.T) {
 	needPython(t)
 	dir := t.TempDir()
-	os.WriteFile(dir+"/upload.py", []byte(`import hashlib
-def application(environ, start_response):
-    h, n, inp = hashlib.sha256(), 0, environ["wsgi.input"]
-    while True:
-        chunk = inp.read(1 << 20)
-        if not chunk:
-            break
-        h.update(chunk)
-        n += len(chunk)
-    start_response("200 OK", [("Content-Type", "text/plain")])
-    return [("%d %s" % (n, h.hexdigest())).encode()]
-`), 0o644)
+	os.WriteFile(dir+"/upload.py", []byte(uploadApp), 0o644)
 	p := start(t, nil, "web", "--port", "tcp:0:interface=127.0.0.1", "--wsgi", "upload:application",
 		"--chdir", dir, "--python", debianPython, "--workers", "1")
 	port := p.port()

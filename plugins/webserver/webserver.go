@@ -82,7 +82,8 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 	fs.DurationVar(&o.wsgi.Timeout, "timeout", 0, "kill a worker stuck in one request for longer than this and answer 504 (0: never)")
 	fs.IntVar(&o.wsgi.MaxRequests, "max-requests", 0, "recycle a worker after this many requests (0: never)")
 	fs.IntVar(&o.wsgi.MaxRequestsJitter, "max-requests-jitter", 0, "add up to this many requests to --max-requests, per worker")
-	fs.IntVar(&o.wsgi.BodyBuffer, "body-buffer", 1<<20, "bytes of request body received before the request takes a worker")
+	fs.IntVar(&o.wsgi.BodyBuffer, "body-buffer", 1<<20, "bytes of request body received in memory before the request takes a worker")
+	fs.Int64Var(&o.wsgi.BodySpool, "body-spool", 64<<20, "bytes of request body received after --body-buffer, into a temporary file, before the request takes a worker, so slow uploads hold no worker; the rest of a larger body streams (0: stream all past --body-buffer)")
 	fs.Int64Var(&o.wsgi.MaxBody, "max-body", 0, "answer 413 to request bodies larger than this many bytes (0: no limit)")
 	fs.DurationVar(&o.wsgi.ClientTimeout, "client-timeout", 60*time.Second, "drop a client that takes nothing of a response, or sends nothing of a body a worker is reading, for this long")
 	fs.StringArrayVar(&o.statics, "static", nil, "`PREFIX=DIR`: serve the files under DIR at PREFIX, beside the root (repeatable)")
@@ -133,6 +134,11 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 	}
 	if o.path != "" && o.wsgi.App != "" {
 		return nil, fmt.Errorf("--path and --wsgi are alternatives for the root; mount more with --static or --mount")
+	}
+	if o.wsgi.BodySpool == 0 {
+		o.wsgi.BodySpool = -1 // the command line's 0 is wsgi.Config's "none"
+	} else if o.wsgi.BodySpool < 0 {
+		return nil, fmt.Errorf("--body-spool cannot be negative")
 	}
 	var trusted []netip.Prefix
 	var fwdFields web.ForwardedFields
@@ -248,7 +254,7 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 			TrustedProxies:    trusted,
 			ForwardedFields:   fwdFields,
 			LegacyCiphers:     o.legacyCiphers,
-			SendTimeout:       o.wsgi.ClientTimeout,
+			ClientTimeout:     o.wsgi.ClientTimeout,
 		})
 		b.m.Add(&service.Listener{Endpoint: ep, Server: srv, Name: "Site", Log: log})
 	}
