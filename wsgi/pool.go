@@ -258,10 +258,47 @@ func (e *StartError) Error() string {
 	return fmt.Sprintf("worker for %s exited during start-up (%s):\n%s", e.App, e.Status, e.Output)
 }
 
-// supervise keeps one worker slot filled, restarting crashed workers with
-// backoff and recycled ones at once.
+// backoff decides how long a slot waits before it starts a worker again.
+// A worker that dies unexpectedly is replaced at once, as gunicorn does
+// (with one worker, every request waits for it), unless the slot is
+// crash-looping: a worker that dies within healthy of becoming ready, when
+// the one before it did too, or one that fails to start. Then the wait
+// doubles from min up to max, so a broken deployment does not burn the
+// machine. A worker that lived past healthy starts it all over.
+type backoff struct {
+	min, max time.Duration
+	// healthy is how long a worker must have lived not to count as part
+	// of a crash loop.
+	healthy time.Duration
+	cur     time.Duration
+	quick   bool // the last worker died within healthy
+}
+
+// defaultBackoff is the policy of every slot.
+func defaultBackoff() backoff {
+	return backoff{min: 100 * time.Millisecond, max: 10 * time.Second, healthy: time.Second}
+}
+
+// exited returns the wait after a worker that lived this long (from ready
+// to exit) died unexpectedly.
+func (b *backoff) exited(lived time.Duration) time.Duration {
+	if lived >= b.healthy || !b.quick {
+		b.cur, b.quick = 0, lived < b.healthy
+		return 0
+	}
+	return b.failed()
+}
+
+// failed returns the wait after a worker failed to start.
+func (b *backoff) failed() time.Duration {
+	b.cur = min(max(2*b.cur, b.min), b.max)
+	return b.cur
+}
+
+// supervise keeps one worker slot filled, restarting crashed workers
+// (with backoff when they crash-loop) and recycled ones at once.
 func (p *Pool) supervise(slot int, w *worker) {
-	backoff := time.Duration(0)
+	bo := defaultBackoff()
 	for {
 		born := time.Now()
 		<-w.exited
@@ -272,22 +309,18 @@ func (p *Pool) supervise(slot int, w *worker) {
 		w.mu.Lock()
 		planned := w.draining
 		w.mu.Unlock()
-		switch {
-		case planned:
-			backoff = 0
-		case time.Since(born) > 10*time.Second:
-			backoff = 100 * time.Millisecond
-		default:
-			backoff = min(max(2*backoff, 100*time.Millisecond), 10*time.Second)
-		}
+		wait := time.Duration(0)
 		if !planned {
-			p.log.Error(fmt.Sprintf("worker %d (pid %d) exited unexpectedly: %s; restarting in %v", slot, w.pid, w.status, backoff))
+			wait = bo.exited(time.Since(born))
+			p.log.Error("worker exited unexpectedly; restarting it", "slot", slot, "pid", w.pid, "status", w.status, "restart_in", wait)
 		}
 		for {
-			select {
-			case <-time.After(backoff):
-			case <-p.stopped:
-				return
+			if wait > 0 {
+				select {
+				case <-time.After(wait):
+				case <-p.stopped:
+					return
+				}
 			}
 			nw, err := p.startWorker(p.stopCtx, slot)
 			if p.isStopping() {
@@ -301,8 +334,8 @@ func (p *Pool) supervise(slot int, w *worker) {
 				w = nw
 				break
 			}
-			backoff = min(max(2*backoff, 100*time.Millisecond), 10*time.Second)
-			p.log.Error(fmt.Sprintf("worker %d failed to start; retrying in %v", slot, backoff), "err", err)
+			wait = bo.failed()
+			p.log.Error("worker failed to start; retrying", "slot", slot, "retry_in", wait, "err", err)
 		}
 		if !p.setWorker(slot, w) {
 			w.conn.CloseWrite()

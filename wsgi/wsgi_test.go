@@ -630,13 +630,18 @@ func TestClientGoneClosesIterable(t *testing.T) {
 	waitFor(t, func() bool { b, _ := os.ReadFile(second); return string(b) == "closed" }, "the second iterable was not closed")
 }
 
+// TestCrashedWorkerIsReplaced: a worker that crashes is replaced, at once
+// (a first crash gets no backoff; TestBackoff covers crash loops).
 func TestCrashedWorkerIsReplaced(t *testing.T) {
 	s := startPool(t, Config{App: "apps:crash"})
 	resp, _ := get(t, s.url+"/")
 	if resp.StatusCode != 502 {
 		t.Errorf("crash = %d, want 502", resp.StatusCode)
 	}
-	waitFor(t, func() bool { return strings.Contains(s.log.String(), "exited unexpectedly: exit status 7") }, "no crash log line:\n%s", s.log)
+	waitFor(t, func() bool { return strings.Contains(s.log.String(), "exited unexpectedly") }, "no crash log line:\n%s", s.log)
+	if line := `status="exit status 7" restart_in=0s`; !strings.Contains(s.log.String(), line) {
+		t.Errorf("no %q in the log:\n%s", line, s.log)
+	}
 	waitFor(t, func() bool { return strings.Contains(s.log.String(), "worker 1 started") }, "worker not restarted:\n%s", s.log)
 }
 
@@ -665,7 +670,7 @@ func TestCrashLeavingChild(t *testing.T) {
 	if resp.StatusCode != 200 || string(body) != "alive" {
 		t.Errorf("after the crash: %d %q", resp.StatusCode, body)
 	}
-	if !strings.Contains(s.log.String(), "exited unexpectedly: exit status 7") {
+	if !strings.Contains(s.log.String(), `exited unexpectedly; restarting it slot=1 pid=`) {
 		t.Errorf("no crash log line:\n%s", s.log)
 	}
 }
@@ -971,6 +976,39 @@ func TestReadGrowing(t *testing.T) {
 		got, err := readGrowing(iotest.HalfReader(strings.NewReader(tt.data)), tt.limit, tt.announced)
 		if err != nil || string(got) != tt.want || cap(got) > tt.maxCap {
 			t.Errorf("%s: %d bytes (cap %d), %v; want %d bytes, cap at most %d", tt.name, len(got), cap(got), err, len(tt.want), tt.maxCap)
+		}
+	}
+}
+
+// TestBackoff: a worker's first crash is restarted at once; workers that
+// keep dying soon after they start, or fail to start, are waited for
+// longer each time, up to the maximum; a worker that lived starts over.
+func TestBackoff(t *testing.T) {
+	const quick, long = 10 * time.Millisecond, time.Minute
+	for _, tt := range []struct {
+		name   string
+		events []time.Duration // how long each worker lived; -1: it failed to start
+		want   []time.Duration
+	}{
+		{"one crash after a while", []time.Duration{long}, []time.Duration{0}},
+		{"one crash right after start", []time.Duration{quick}, []time.Duration{0}},
+		{"healthy crashes", []time.Duration{long, long, long}, []time.Duration{0, 0, 0}},
+		{"crash loop", []time.Duration{quick, quick, quick, quick}, []time.Duration{0, 100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond}},
+		{"loop broken by a healthy worker", []time.Duration{quick, quick, long, quick, quick}, []time.Duration{0, 100 * time.Millisecond, 0, 0, 100 * time.Millisecond}},
+		{"start failures", []time.Duration{long, -1, -1, -1}, []time.Duration{0, 100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond}},
+		{"capped", []time.Duration{-1, -1, -1, -1, -1, -1, -1, -1, -1}, []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, 1600 * time.Millisecond, 3200 * time.Millisecond, 6400 * time.Millisecond, 10 * time.Second, 10 * time.Second}},
+	} {
+		b := defaultBackoff()
+		var got []time.Duration
+		for _, lived := range tt.events {
+			if lived < 0 {
+				got = append(got, b.failed())
+			} else {
+				got = append(got, b.exited(lived))
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+			t.Errorf("%s: waits %v, want %v", tt.name, got, tt.want)
 		}
 	}
 }
