@@ -60,6 +60,8 @@ type h1conn struct {
 	bw     *bufio.Writer
 	hold   []byte      // response body held back, reused
 	header http.Header // response header, reused
+	sent   http.Header // its snapshot at WriteHeader, reused
+	vals   []string    // backs sent's values
 	num    [20]byte    // formats chunk sizes
 	idle   atomic.Bool // waiting for a request: Shutdown may close it
 	// writeDeadline, readDeadline: the handler set a deadline of its own,
@@ -114,7 +116,7 @@ func (s *Server) newConn(rwc net.Conn) *h1conn {
 	c.br.Reset(&c.cr)
 	c.bw = bwPool.Get().(*bufio.Writer)
 	c.bw.Reset(sendWriter{c})
-	c.header = make(http.Header)
+	c.header, c.sent = make(http.Header), make(http.Header)
 	return c
 }
 
@@ -618,7 +620,8 @@ func (b *body) discard() bool {
 type h1resp struct {
 	c           *h1conn
 	req         *http.Request
-	header      http.Header
+	header      http.Header // the handler's
+	sent        http.Header // header as it was at WriteHeader: what is sent
 	status      int
 	wroteHeader bool  // the status is decided
 	sentHeader  bool  // the head is in c.bw
@@ -658,18 +661,35 @@ func (w *h1resp) WriteHeader(code int) {
 		return
 	}
 	w.wroteHeader, w.status = true, code
-	if cl := w.header.Get("Content-Length"); cl != "" {
+	// As net/http does, the header is taken as it is now: later changes
+	// are not sent (but trailers are read at the end).
+	w.sent = w.c.snapshot(w.header)
+	if cl := w.sent.Get("Content-Length"); cl != "" {
 		if n, err := strconv.ParseInt(cl, 10, 64); err == nil && n >= 0 {
 			w.cl = n
 		} else {
-			w.c.srv.log.Warn(fmt.Sprintf("http: invalid Content-Length of %q", cl))
-			w.header.Del("Content-Length")
+			w.c.srv.log.Warn("http: invalid Content-Length from a handler", "value", cl)
+			w.sent.Del("Content-Length")
 		}
 	}
 	w.noBody = !BodyAllowed(code)
-	if strings.EqualFold(w.header.Get("Connection"), "close") {
+	if strings.EqualFold(w.sent.Get("Connection"), "close") {
 		w.closeAfter = true
 	}
+}
+
+// snapshot copies h into c.sent, reusing its map and the values' backing
+// array, so that a handler's changes after WriteHeader are not sent.
+func (c *h1conn) snapshot(h http.Header) http.Header {
+	s, vals := c.sent, c.vals[:0]
+	clear(s)
+	for k, v := range h {
+		start := len(vals)
+		vals = append(vals, v...)
+		s[k] = vals[start:len(vals):len(vals)] // an Add reallocates, sparing the next key's values
+	}
+	c.vals = vals
+	return s
 }
 
 // BodyAllowed reports whether a response with this status may have a body
@@ -694,14 +714,21 @@ func (w *h1resp) Write(p []byte) (int, error) {
 	if w.err != nil {
 		return 0, w.err
 	}
-	w.written += int64(len(p))
 	if w.req.Method == http.MethodHead {
+		if w.written == 0 && len(p) > 0 {
+			w.sniff(p) // the Content-Type a GET would get
+		}
+		w.written += int64(len(p))
 		return len(p), nil
 	}
+	w.written += int64(len(p))
 	if !w.sentHeader {
 		if len(w.c.hold)+len(p) <= holdBack {
 			w.c.hold = append(w.c.hold, p...)
 			return len(p), nil
+		}
+		if len(w.c.hold) < sniffLen {
+			w.sniff(append(w.c.hold, p[:min(len(p), sniffLen-len(w.c.hold))]...))
 		}
 		w.sendHeader(false)
 	}
@@ -710,6 +737,17 @@ func (w *h1resp) Write(p []byte) (int, error) {
 		return 0, w.err
 	}
 	return len(p), nil
+}
+
+// sniffLen is how much of a body DetectContentType looks at.
+const sniffLen = 512
+
+// sniff sets the Content-Type from the first bytes of the body when the
+// handler set none, as net/http does.
+func (w *h1resp) sniff(first []byte) {
+	if _, ok := w.sent["Content-Type"]; !ok && !w.noBody && len(first) > 0 {
+		w.sent["Content-Type"] = []string{http.DetectContentType(first)}
+	}
 }
 
 func (w *h1resp) writeBody(p []byte) {
@@ -732,7 +770,7 @@ func (w *h1resp) writeBody(p []byte) {
 // its length is known.
 func (w *h1resp) sendHeader(final bool) {
 	w.sentHeader = true
-	h := w.header
+	h := w.sent
 	hold := w.c.hold
 	_, declared := h["Trailer"]
 	switch {
@@ -755,10 +793,9 @@ func (w *h1resp) sendHeader(final bool) {
 	if _, ok := h["Date"]; !ok {
 		h["Date"] = []string{httpDate()}
 	}
-	if _, ok := h["Content-Type"]; !ok && !w.noBody && len(hold) > 0 {
-		h["Content-Type"] = []string{http.DetectContentType(hold)}
-	}
+	w.sniff(hold)
 	switch {
+	case w.status == http.StatusSwitchingProtocols: // Connection: Upgrade is the handler's
 	case w.closeAfter:
 		h.Set("Connection", "close")
 	case w.req.ProtoMinor == 0:
@@ -851,15 +888,32 @@ func (w *h1resp) Flush() {
 }
 
 // ReadFrom sends a file with sendfile(2) when the response has a
-// Content-Length and the connection is plain TCP.
+// Content-Length and the connection is plain TCP. No more than the
+// Content-Length leaves: if the file holds more, ReadFrom sends what was
+// declared and returns http.ErrContentLength, as a Write past it does.
 func (w *h1resp) ReadFrom(src io.Reader) (int64, error) {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
-	if w.c.tcp == nil || w.cl < 0 || w.noBody || w.req.Method == http.MethodHead || !isFile(src) {
+	f, limit := fileOf(src)
+	if w.c.tcp == nil || w.cl < 0 || w.noBody || w.req.Method == http.MethodHead || f == nil {
 		buf := copyBufs.Get().(*[]byte)
 		defer copyBufs.Put(buf)
 		return io.CopyBuffer(plainWriter{w}, src, *buf)
+	}
+	var sniffed int64
+	if _, ok := w.sent["Content-Type"]; !ok && !w.sentHeader {
+		// The Content-Type comes from the first bytes, which go through
+		// Write, as with net/http; the rest leaves with sendfile.
+		n, err := io.CopyN(plainWriter{w}, src, sniffLen)
+		if err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			return n, err
+		}
+		sniffed = n
+		f, limit = fileOf(src)
 	}
 	if !w.sentHeader {
 		w.sendHeader(false)
@@ -870,12 +924,38 @@ func (w *h1resp) ReadFrom(src io.Reader) (int64, error) {
 	if w.err != nil {
 		return 0, w.err
 	}
-	n, err := w.c.sendFile(src)
+	left := w.cl - w.written
+	capped := limit < 0 || limit > left
+	if capped {
+		limit = left
+	}
+	n, err := w.c.sendFile(f, limit)
 	w.written += n
+	if lr, ok := src.(*io.LimitedReader); ok {
+		lr.N -= n
+	}
 	if err != nil {
 		w.err = err
+		return sniffed + n, err
 	}
-	return n, err
+	if capped && n == left {
+		var b [1]byte
+		if m, _ := src.Read(b[:]); m > 0 {
+			return sniffed + n, http.ErrContentLength
+		}
+	}
+	return sniffed + n, nil
+}
+
+// fileOf returns the file src reads, and how much of it src may read (-1:
+// to the end), for a file or an io.LimitedReader of one; or nil.
+func fileOf(src io.Reader) (*os.File, int64) {
+	limit := int64(-1)
+	if lr, ok := src.(*io.LimitedReader); ok {
+		src, limit = lr.R, max(lr.N, 0)
+	}
+	f, _ := src.(*os.File)
+	return f, limit
 }
 
 // sendWriter writes to the connection, each write bounded by the
@@ -897,13 +977,9 @@ func (c *h1conn) sendDeadline() {
 // timeout applies to each, so a client must take this much per timeout.
 const sendChunk = 256 << 10
 
-// sendFile sends a file (or a LimitedReader of one) with sendfile(2), in
+// sendFile sends n bytes of f (-1: to its end) with sendfile(2), in
 // chunks, each under the send timeout.
-func (c *h1conn) sendFile(src io.Reader) (int64, error) {
-	left := int64(-1) // to the end of the file
-	if lr, ok := src.(*io.LimitedReader); ok {
-		src, left = lr.R, lr.N
-	}
+func (c *h1conn) sendFile(f *os.File, left int64) (int64, error) {
 	var total int64
 	for left != 0 {
 		chunk := int64(sendChunk)
@@ -911,7 +987,7 @@ func (c *h1conn) sendFile(src io.Reader) (int64, error) {
 			chunk = min(chunk, left)
 		}
 		c.sendDeadline()
-		n, err := c.tcp.ReadFrom(&io.LimitedReader{R: src, N: chunk})
+		n, err := c.tcp.ReadFrom(&io.LimitedReader{R: f, N: chunk})
 		total += n
 		if left > 0 {
 			left -= n
@@ -921,14 +997,6 @@ func (c *h1conn) sendFile(src io.Reader) (int64, error) {
 		}
 	}
 	return total, nil
-}
-
-func isFile(r io.Reader) bool {
-	if lr, ok := r.(*io.LimitedReader); ok {
-		r = lr.R
-	}
-	_, ok := r.(*os.File)
-	return ok
 }
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
@@ -941,10 +1009,12 @@ func (w *h1resp) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if w.hijacked {
 		return nil, nil, http.ErrHijacked
 	}
-	if w.sentHeader {
-		return nil, nil, errors.New("http: Hijack after the response began")
-	}
 	w.c.endWatch()
+	if w.wroteHeader && !w.sentHeader {
+		// A status the handler decided (101 Switching Protocols, say) goes
+		// out first, with what it held back, as net/http does.
+		w.sendHeader(false)
+	}
 	if err := w.c.bw.Flush(); err != nil {
 		return nil, nil, err
 	}
@@ -1015,7 +1085,7 @@ func (w *h1resp) finish() {
 // "Trailer" or set with http.TrailerPrefix.
 func (w *h1resp) writeTrailers() {
 	t := http.Header{}
-	for _, v := range w.header.Values("Trailer") {
+	for _, v := range w.sent.Values("Trailer") {
 		for k := range strings.SplitSeq(v, ",") {
 			k = http.CanonicalHeaderKey(strings.TrimSpace(k))
 			if vs, ok := w.header[k]; ok {

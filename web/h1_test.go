@@ -11,11 +11,14 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/torsion-server/torsion/internal/testutil"
 	"github.com/torsion-server/torsion/logging"
@@ -605,5 +608,82 @@ func TestH1BodyTimeout(t *testing.T) {
 	}
 	if _, err := br.ReadByte(); err != io.EOF {
 		t.Errorf("after the body stalled: %v, want the connection closed", err)
+	}
+}
+
+// TestH1WebSocket upgrades connections with a real WebSocket library on
+// the server side (coder/websocket, which calls WriteHeader(101) and then
+// Hijack) and Debian's python3-websockets as the client, and exchanges
+// messages. Before, the 101 never left and the handshake failed.
+func TestH1WebSocket(t *testing.T) {
+	const python = "/usr/bin/python3"
+	if err := exec.Command(python, "-c", "import websockets").Run(); err != nil {
+		t.Fatalf("python module websockets is missing (scripts/test installs python3-websockets): %v", err)
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		for {
+			typ, msg, err := c.Read(r.Context())
+			if err != nil {
+				return
+			}
+			if err := c.Write(r.Context(), typ, append([]byte("echo: "), msg...)); err != nil {
+				return
+			}
+		}
+	})
+	_, addr := h1Server(t, h, logging.Discard())
+	client := `import asyncio, sys, websockets
+async def main():
+    async with websockets.connect(sys.argv[1]) as ws:
+        for m in ["hello", "world"]:
+            await ws.send(m)
+            print(await ws.recv())
+asyncio.run(main())
+`
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, python, "-c", client, "ws://"+addr+"/").CombinedOutput()
+	if err != nil || string(out) != "echo: hello\necho: world\n" {
+		t.Fatalf("python websockets client: %v\n%s", err, out)
+	}
+}
+
+// TestH1SendfileCap: a file sent past its Content-Length leaves no more
+// than was declared (it once sent all 100 bytes under Content-Length: 5,
+// a desync), the handler gets http.ErrContentLength, and the connection
+// carries the next request.
+func TestH1SendfileCap(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(path, bytes.Repeat([]byte("0123456789"), 10), 0o644)
+	errs := make(chan error, 2)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f, _ := os.Open(path)
+		defer f.Close()
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("Content-Length", "5")
+		_, err := io.CopyN(w, f, 100)
+		errs <- err
+	})
+	_, addr := h1Server(t, h, logging.Discard())
+	c := dial(t, addr)
+	br := bufio.NewReader(c)
+	for i := 0; i < 2; i++ {
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if string(body) != "01234" {
+			t.Errorf("request %d: body %q", i, body)
+		}
+		if err := <-errs; err != http.ErrContentLength {
+			t.Errorf("request %d: the handler's copy returned %v, want ErrContentLength", i, err)
+		}
 	}
 }
