@@ -43,8 +43,34 @@ func Run(ctx context.Context, s Service, opts RunOptions) error {
 	signal.Notify(sigc, sigs...)
 	defer signal.Stop(sigc)
 
-	if err := s.Start(ctx); err != nil {
-		return err
+	// A signal during start-up (an application whose import takes its
+	// time, say) calls the start-up off: s stops what it started.
+	startCtx, cancelStart := context.WithCancel(ctx)
+	defer cancelStart()
+	started := make(chan error, 1)
+	go func() { started <- s.Start(startCtx) }()
+	select {
+	case err := <-started:
+		if err != nil {
+			return err
+		}
+	case sig := <-sigc:
+		log.Info("Received a signal during start-up, stopping.", "signal", signalName(sig))
+		cancelStart()
+		select {
+		case err := <-started:
+			if err == nil { // it finished starting all the same
+				stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+				defer cancel()
+				return s.Stop(stopCtx)
+			}
+			if errors.Is(err, context.Canceled) {
+				return nil
+			}
+			return err
+		case sig := <-sigc:
+			return fmt.Errorf("received %s again during start-up: stopping at once", signalName(sig))
+		}
 	}
 	var failed <-chan error
 	if f, ok := s.(Failer); ok {

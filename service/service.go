@@ -60,14 +60,19 @@ func NewMulti(children ...Service) *Multi {
 // Add appends a child. It must not be called after Start.
 func (m *Multi) Add(s Service) { m.children = append(m.children, s) }
 
-// Start starts each child in order.
+// Start starts each child in order. When ctx ends during start-up, no
+// further child is started and those already started are stopped.
 func (m *Multi) Start(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.failed = make(chan error, 1)
 	m.done = make(chan struct{})
 	for i, c := range m.children {
-		if err := c.Start(ctx); err != nil {
+		err := ctx.Err() // start-up was called off: start no more
+		if err == nil {
+			err = c.Start(ctx)
+		}
+		if err != nil {
 			err = fmt.Errorf("starting %s: %w", Name(c), err)
 			// Undo with a fresh deadline-free context: the start-up context
 			// may be the reason we failed.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -380,5 +381,41 @@ func TestSchedPolicy(t *testing.T) {
 			t.Errorf("torsion %v: the worker has %q (%v), want %q", tt.args, got, err, tt.want)
 		}
 		p.stop(syscall.SIGTERM)
+	}
+}
+
+// TestSignalDuringStartup: SIGINT while the application is still being
+// imported stops torsion then, not once the import is done (it once took
+// 20.9s after Ctrl-C for an import of 20s, and then started serving).
+func TestSignalDuringStartup(t *testing.T) {
+	needPython(t)
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "importing")
+	os.WriteFile(filepath.Join(dir, "slowimport.py"), []byte(fmt.Sprintf(`import time
+open(%q, "w").close()
+time.sleep(60)
+def application(environ, start_response):
+    start_response("200 OK", [])
+    return [b"too late"]
+`, marker)), 0o644)
+	p := start(t, nil, "web", "--port", "tcp:0:interface=127.0.0.1", "--wsgi", "slowimport:application",
+		"--chdir", dir, "--python", debianPython, "--workers", "1")
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(marker); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the import did not begin; log:\n%s", p.logText())
+		}
+	}
+	begin := time.Now()
+	if code := p.stop(syscall.SIGINT); code != 0 {
+		t.Errorf("exit %d after SIGINT during start-up; log:\n%s", code, p.logText())
+	}
+	if waited := time.Since(begin); waited > 20*time.Second {
+		t.Errorf("torsion took %v to stop during a 60s import", waited)
+	}
+	if log := p.logText(); strings.Contains(log, "starting on") || !strings.Contains(log, "during start-up") {
+		t.Errorf("log after SIGINT during start-up:\n%s", log)
 	}
 }
