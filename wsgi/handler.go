@@ -359,6 +359,9 @@ func (rs *response) file(p []byte) {
 		rs.appErr = fmt.Sprintf("wsgi.file_wrapper: %v", err)
 		return
 	}
+	// Go frames the file itself, and the HTTP server ends a connection
+	// whose response falls short: the application's count is not needed.
+	rs.length = -1
 	h := rs.w.Header()
 	if rs.status == http.StatusOK && offset == 0 && rs.r.Header.Get("Range") != "" {
 		// Let net/http answer the range (and conditional) request.

@@ -563,6 +563,11 @@ func TestFileWrapper(t *testing.T) {
 	if resp.StatusCode != 206 || string(b) != "wrapper" {
 		t.Errorf("range = %d %q, want 206 \"wrapper\"", resp.StatusCode, b)
 	}
+	// The file's bytes count toward its Content-Length: no warning that
+	// the application sent less than it declared.
+	if strings.Contains(s.log.String(), "of its Content-Length") {
+		t.Errorf("a false warning:\n%s", s.log)
+	}
 }
 
 // TestValidator runs an application wrapped in wsgiref.validate, which
