@@ -457,10 +457,12 @@ func (w *worker) die(err error) {
 	}
 }
 
-// kill ends the process at once.
+// kill ends the worker, and every process in its group, at once.
 func (w *worker) kill() {
 	if w.cmd.Process != nil {
-		w.cmd.Process.Signal(syscall.SIGKILL)
+		// The worker leads its own process group: what it started goes
+		// with it.
+		syscall.Kill(-w.cmd.Process.Pid, syscall.SIGKILL)
 	}
 }
 

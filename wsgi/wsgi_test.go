@@ -1017,3 +1017,26 @@ func TestBackoff(t *testing.T) {
 		}
 	}
 }
+
+// TestTimeoutKillsChildren: a worker killed for its timeout takes the
+// processes it started with it (they once survived it).
+func TestTimeoutKillsChildren(t *testing.T) {
+	s := startPool(t, Config{App: "apps:hang_with_child", Timeout: 300 * time.Millisecond})
+	pidFile := filepath.Join(t.TempDir(), "child.pid")
+	if resp, _ := get(t, s.url+"/?"+pidFile); resp.StatusCode != 504 {
+		t.Errorf("hung request = %d, want 504", resp.StatusCode)
+	}
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := strconv.Atoi(string(b))
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	waitFor(t, func() bool {
+		if syscall.Kill(pid, 0) == syscall.ESRCH {
+			return true
+		}
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		return err != nil || strings.Contains(string(stat), ") Z ") // gone, or a zombie not yet reaped
+	}, "the worker's child %d outlived the worker", pid)
+}

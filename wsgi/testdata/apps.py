@@ -272,3 +272,13 @@ def exc_info_late(environ, start_response):
 _marker = os.environ.get("TORSION_TEST_SLOW_IMPORT")
 if _marker and os.path.exists(_marker):
     time.sleep(30)
+
+
+def hang_with_child(environ, start_response):
+    """Starts a process, writes its pid to the file the query string
+    names, and hangs past any timeout."""
+    import subprocess
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    with open(environ["QUERY_STRING"], "w") as f:
+        f.write(str(child.pid))
+    time.sleep(60)
