@@ -139,7 +139,7 @@ func command(ctx context.Context, prog string, p plugin.Plugin, g *globals, stde
 		}
 		// Before the service starts: the processes it starts inherit the policy.
 		if err := sched.Set(policy); err != nil && !(errors.Is(err, sched.ErrUnsupported) && !cmd.Flags().Changed("sched")) {
-			log.Warn(fmt.Sprintf("--sched %s could not be applied: %v", policy, err))
+			log.Warn("--sched could not be applied", "policy", policy, "err", err)
 		}
 		svc, err := maker(plugin.Env{Log: log, Args: args})
 		if err != nil {

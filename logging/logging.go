@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -87,11 +88,24 @@ func (h *TextHandler) Handle(_ context.Context, r slog.Record) error {
 	}
 	buf = t.AppendFormat(buf, "2006-01-02T15:04:05.000-0700")
 	system := h.system
-	var extra []byte
+	var extra, blocks []byte
 	r.Attrs(func(a slog.Attr) bool {
-		if a.Key == SystemKey && h.group == "" {
+		switch {
+		case a.Key == SystemKey && h.group == "":
 			system = a.Value.String()
-		} else {
+		case a.Value.Kind() == slog.KindString && strings.Contains(a.Value.String(), "\n"):
+			// A traceback or a stack reads as it was written: indented
+			// lines after the record's own.
+			blocks = append(blocks, '\t')
+			blocks = append(blocks, h.group...)
+			blocks = append(blocks, a.Key...)
+			blocks = append(blocks, ":\n"...)
+			for line := range strings.SplitSeq(strings.TrimRight(a.Value.String(), "\n"), "\n") {
+				blocks = append(blocks, "\t\t"...)
+				blocks = append(blocks, line...)
+				blocks = append(blocks, '\n')
+			}
+		default:
 			extra = appendAttr(extra, h.group, a)
 		}
 		return true
@@ -107,6 +121,7 @@ func (h *TextHandler) Handle(_ context.Context, r slog.Record) error {
 	buf = append(buf, h.attrs...)
 	buf = append(buf, extra...)
 	buf = append(buf, '\n')
+	buf = append(buf, blocks...)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	_, err := h.w.Write(buf)

@@ -24,6 +24,9 @@ func TestTextHandler(t *testing.T) {
 		{"level", func(l *slog.Logger) { l.Warn("careful") }, "[-] WARN: careful"},
 		{"groups", func(l *slog.Logger) { l.WithGroup("req").With("id", 1).Info("x", slog.Group("g", "k", "v")) }, "[-] x req.id=1 req.g.k=v"},
 		{"below level", func(l *slog.Logger) { l.Debug("no") }, ""},
+		{"multi-line value", func(l *slog.Logger) {
+			l.Error("the application failed", "uri", "/x", "traceback", "Traceback:\n  File \"app.py\"\nValueError\n")
+		}, "[-] ERROR: the application failed uri=/x\n\ttraceback:\n\t\tTraceback:\n\t\t  File \"app.py\"\n\t\tValueError"},
 	}
 	stamp := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d{4} `)
 	for _, tt := range tests {

@@ -142,7 +142,7 @@ func (c *h1conn) serve() (hijacked bool) {
 		if v := recover(); v != nil {
 			buf := make([]byte, 64<<10)
 			buf = buf[:runtime.Stack(buf, false)]
-			c.srv.log.Error("http: panic reading a request", "remote", c.remote, "panic", v, "stack", string(buf))
+			c.srv.log.Error("http: panic reading a request", "remote", c.remote, "panic", fmt.Sprint(v), "stack", string(buf))
 			hijacked = false
 		}
 	}()
@@ -223,7 +223,7 @@ func (c *h1conn) serveRequest(req *http.Request) (keep, hijacked bool) {
 			} else if v != http.ErrAbortHandler {
 				buf := make([]byte, 64<<10)
 				buf = buf[:runtime.Stack(buf, false)]
-				c.srv.log.Error(fmt.Sprintf("http: panic serving %s: %v\n%s", c.remote, v, buf))
+				c.srv.log.Error("http: panic serving a request", "remote", c.remote, "panic", fmt.Sprint(v), "stack", string(buf))
 			}
 		}
 	}()

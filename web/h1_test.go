@@ -331,10 +331,10 @@ func TestH1Panic(t *testing.T) {
 		t.Fatalf("after a panic: %v %v", resp, err)
 	}
 	resp.Body.Close()
-	if s := buf.String(); !strings.Contains(s, "panic serving") || !strings.Contains(s, "boom") || !strings.Contains(s, "h1_test.go") {
+	if s := buf.String(); !strings.Contains(s, "panic serving a request") || !strings.Contains(s, "boom") || !strings.Contains(s, "h1_test.go") {
 		t.Errorf("log %q lacks the panic and its stack", s)
 	}
-	if strings.Count(buf.String(), "panic serving") != 1 {
+	if strings.Count(buf.String(), "panic serving a request") != 1 {
 		t.Errorf("ErrAbortHandler was logged: %q", buf.String())
 	}
 }
@@ -685,5 +685,31 @@ func TestH1SendfileCap(t *testing.T) {
 		if err := <-errs; err != http.ErrContentLength {
 			t.Errorf("request %d: the handler's copy returned %v, want ErrContentLength", i, err)
 		}
+	}
+}
+
+// TestErrorLog: the server's own errors go to ErrorLog with attributes,
+// the access log keeps the access lines.
+func TestErrorLog(t *testing.T) {
+	var access, errs testutil.SyncBuffer
+	accessLog, _ := logging.New(&access, "json", slog.LevelInfo)
+	errorLog, _ := logging.New(&errs, "json", slog.LevelInfo)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { panic("boom") })
+	srv := NewServer(h, accessLog, ServerOptions{ErrorLog: errorLog})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+	c := dial(t, ln.Addr().String())
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	io.ReadAll(c) // the connection ends after the panic
+	srv.Close()
+	if s := errs.String(); !strings.Contains(s, `"msg":"http: panic serving a request"`) || !strings.Contains(s, `"panic":"boom"`) {
+		t.Errorf("error log: %s", s)
+	}
+	if strings.Contains(access.String(), "panic") {
+		t.Errorf("access log holds the panic: %s", access.String())
 	}
 }

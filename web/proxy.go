@@ -73,7 +73,7 @@ func NewProxy(target string, opts ProxyOptions) (http.Handler, error) {
 			if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
 				status = http.StatusGatewayTimeout
 			}
-			log.Warn(fmt.Sprintf("proxy %s %s to %s: %v", r.Method, r.URL.RequestURI(), target, err))
+			log.Warn("proxy request failed", "method", r.Method, "uri", r.URL.RequestURI(), "backend", target, "err", err)
 			Error(w, r, status, "The backend server did not answer properly.")
 		},
 	}, nil

@@ -6,7 +6,6 @@ package web
 import (
 	"context"
 	"crypto/tls"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -51,6 +50,9 @@ type ServerOptions struct {
 	// AES-CBC and SHA-1 for TLS 1.2 clients without AEAD suites (see
 	// endpoint.AllowLegacyCiphers); by default only AEAD suites are.
 	LegacyCiphers bool
+	// ErrorLog receives the server's own errors: panics, failed accepts,
+	// failed TLS handshakes (at DEBUG). Nil means the access log.
+	ErrorLog *slog.Logger
 }
 
 // Server serves HTTP/1.x itself, with strict request framing (see
@@ -104,7 +106,7 @@ func (s *Server) Serve(l net.Listener) error {
 		}
 		l = &endpoint.TLSListener{Listener: tl.Listener, Config: cfg, HandshakeTimeout: s.ReadHeaderTimeout,
 			HandshakeError: func(c net.Conn, err error) {
-				s.log.Debug(fmt.Sprintf("TLS handshake with %s: %v", c.RemoteAddr(), err))
+				s.log.Debug("TLS handshake failed", "remote", c.RemoteAddr().String(), "err", err)
 			}}
 	}
 	s.mu.Lock()
@@ -137,7 +139,7 @@ func (s *Server) Serve(l net.Listener) error {
 			if te, ok := err.(interface{ Temporary() bool }); ok && te.Temporary() {
 				// Out of file descriptors, say: wait, as net/http does.
 				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				s.log.Warn(fmt.Sprintf("accept: %v; retrying in %v", err, delay))
+				s.log.Warn("accept failed; retrying", "err", err, "retry_in", delay)
 				time.Sleep(delay)
 				continue
 			}
@@ -247,8 +249,8 @@ func (h *handoff) Addr() net.Addr { return h.addr }
 
 // NewServer returns a Server for h with torsion's defaults: strict request
 // framing, timeouts against slow clients, each request logged to log in
-// the combined format and the server's own errors logged as WARN (failed
-// TLS handshakes as DEBUG).
+// the combined format and the server's own errors logged to
+// opts.ErrorLog.
 func NewServer(h http.Handler, log *slog.Logger, opts ServerOptions) *Server {
 	if opts.ReadHeaderTimeout <= 0 {
 		opts.ReadHeaderTimeout = 30 * time.Second
@@ -261,6 +263,10 @@ func NewServer(h http.Handler, log *slog.Logger, opts ServerOptions) *Server {
 	}
 	if opts.ClientTimeout <= 0 {
 		opts.ClientTimeout = 60 * time.Second
+	}
+	errLog := opts.ErrorLog
+	if errLog == nil {
+		errLog = log
 	}
 	handler := AccessLog(strictHandler(h), log)
 	if opts.TrustedProxies != nil {
@@ -275,7 +281,7 @@ func NewServer(h http.Handler, log *slog.Logger, opts ServerOptions) *Server {
 	protocols.SetHTTP2(true)
 	protocols.SetUnencryptedHTTP2(opts.H2C)
 	return &Server{
-		log:           log,
+		log:           errLog,
 		h2c:           opts.H2C,
 		clientTimeout: opts.ClientTimeout,
 		legacyCiphers: opts.LegacyCiphers,
@@ -285,7 +291,7 @@ func NewServer(h http.Handler, log *slog.Logger, opts ServerOptions) *Server {
 			ReadHeaderTimeout: opts.ReadHeaderTimeout,
 			IdleTimeout:       opts.IdleTimeout,
 			MaxHeaderBytes:    opts.MaxHeaderBytes, // for HTTP/2; Limits for HTTP/1
-			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+			ErrorLog:          slog.NewLogLogger(errLog.Handler(), slog.LevelWarn),
 		},
 		Limits: Limits{MaxHeaderBytes: opts.MaxHeaderBytes, MaxRequestLine: opts.MaxRequestLine, MaxHeaders: opts.MaxHeaders},
 	}

@@ -80,7 +80,7 @@ func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			web.Error(w, r, http.StatusGatewayTimeout, fmt.Sprintf("The application took longer than %v.", p.cfg.Timeout))
 		case errors.Is(err, errClientGone):
 		default:
-			p.log.Error(fmt.Sprintf("%s %s: %v", r.Method, r.URL.RequestURI(), err))
+			p.log.Error("the worker died under a request", "method", r.Method, "uri", r.URL.RequestURI(), "err", err)
 			web.Error(w, r, http.StatusBadGateway, "The application's worker process died.")
 		}
 		return
@@ -310,7 +310,7 @@ func (rs *response) data(p []byte) {
 		if over {
 			// PEP 3333: no more than the Content-Length leaves, and the
 			// rest of the iterable is not needed.
-			rs.wk.pool.log.Warn(fmt.Sprintf("%s %s: the application sent more than its Content-Length of %d; the rest is dropped", rs.r.Method, rs.r.URL.RequestURI(), rs.length))
+			rs.wk.pool.log.Warn("the application sent more than its Content-Length; the rest is dropped", "method", rs.r.Method, "uri", rs.r.URL.RequestURI(), "content_length", rs.length)
 			p = p[:rs.length-rs.sent]
 		}
 		if rs.sent += int64(len(p)); rs.sent > streamed {
@@ -425,14 +425,14 @@ func (rs *response) end() error {
 		// The application's read raised, and it let the error go: its
 		// traceback would say no more than this line.
 		code, msg := bodyErrorStatus(rs.bodyErr)
-		rs.wk.pool.log.Warn(fmt.Sprintf("%s %s: the request body was cut short: %v", rs.r.Method, rs.r.URL.RequestURI(), rs.bodyErr))
+		rs.wk.pool.log.Warn("the request body was cut short", "method", rs.r.Method, "uri", rs.r.URL.RequestURI(), "err", rs.bodyErr)
 		clear(rs.w.Header())
 		rs.w.Header().Set("Connection", "close")
 		web.Error(rs.w, rs.r, code, msg)
 		return nil
 	}
 	if rs.appErr != "" {
-		rs.wk.pool.log.Error(fmt.Sprintf("%s %s: the application failed:\n%s", rs.r.Method, rs.r.URL.RequestURI(), strings.TrimRight(rs.appErr, "\n")))
+		rs.wk.pool.log.Error("the application failed", "method", rs.r.Method, "uri", rs.r.URL.RequestURI(), "traceback", strings.TrimRight(rs.appErr, "\n"))
 		if rs.wroteHeader {
 			panic(http.ErrAbortHandler) // the client must not take a cut-short body for the whole
 		}
@@ -445,7 +445,7 @@ func (rs *response) end() error {
 		if rs.length >= 0 && rs.sent < rs.length && web.BodyAllowed(rs.status) {
 			// The connection ends after this response, so the client
 			// sees it cut short rather than wait for the rest.
-			rs.wk.pool.log.Warn(fmt.Sprintf("%s %s: the application sent %d bytes of its Content-Length of %d", rs.r.Method, rs.r.URL.RequestURI(), rs.sent, rs.length))
+			rs.wk.pool.log.Warn("the application sent less than its Content-Length", "method", rs.r.Method, "uri", rs.r.URL.RequestURI(), "sent", rs.sent, "content_length", rs.length)
 		}
 		if rs.deadline {
 			rs.keepReading() // for the end of the body, however long close() took

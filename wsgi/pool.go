@@ -214,8 +214,11 @@ func (p *Pool) Start(ctx context.Context) error {
 	if p.cfg.Timeout > 0 {
 		p.slots.Go(p.watchdog)
 	}
-	p.log.Info(fmt.Sprintf("WSGI application %s running in %d worker(s) with %d thread(s) each (pid, Python: %s)",
-		p.cfg.App, p.cfg.Workers, p.cfg.Threads, ws[0].info))
+	_, version, _ := strings.Cut(ws[0].info, " ")
+	p.log.Info("WSGI application running", "app", p.cfg.App, "workers", p.cfg.Workers, "threads", p.cfg.Threads, "python", version)
+	for _, w := range ws {
+		w.log.Info("worker started")
+	}
 	return nil
 }
 
@@ -312,7 +315,7 @@ func (p *Pool) supervise(slot int, w *worker) {
 		wait := time.Duration(0)
 		if !planned {
 			wait = bo.exited(time.Since(born))
-			p.log.Error("worker exited unexpectedly; restarting it", "slot", slot, "pid", w.pid, "status", w.status, "restart_in", wait)
+			w.log.Error("worker exited unexpectedly; restarting it", "status", w.status, "restart_in", wait)
 		}
 		for {
 			if wait > 0 {
@@ -335,14 +338,14 @@ func (p *Pool) supervise(slot int, w *worker) {
 				break
 			}
 			wait = bo.failed()
-			p.log.Error("worker failed to start; retrying", "slot", slot, "retry_in", wait, "err", err)
+			p.log.Error("worker failed to start; retrying", "worker", slot, "retry_in", wait, "err", err)
 		}
 		if !p.setWorker(slot, w) {
 			w.conn.CloseWrite()
 			<-w.exited
 			return
 		}
-		w.log.Info(fmt.Sprintf("worker %d started", slot))
+		w.log.Info("worker started")
 	}
 }
 
@@ -395,7 +398,7 @@ func (p *Pool) watchdog() {
 					stuck.mu.Lock()
 					stuck.timeout = true
 					stuck.mu.Unlock()
-					w.log.Error(fmt.Sprintf("worker %d (pid %d) spent more than %v on one request; killing it", w.slot, w.pid, p.cfg.Timeout))
+					w.log.Error("worker spent longer than the timeout on one request; killing it", "timeout", p.cfg.Timeout)
 					w.kill()
 				}
 			}

@@ -319,7 +319,7 @@ func (w *worker) readLoop() {
 			w.pool.release() // after w.mu: the pool's lock comes first
 		}
 		if c == nil {
-			w.log.Warn(fmt.Sprintf("frame %q for unknown request %d", kind, id))
+			w.log.Warn("frame for an unknown request", "kind", string(rune(kind)), "id", id)
 			continue
 		}
 		c.push(frame{kind, payload})
@@ -357,7 +357,7 @@ func (w *worker) finishLocked(c *call) {
 	}
 	if w.limit > 0 && w.served >= w.limit && !w.draining {
 		w.draining = true
-		w.log.Info(fmt.Sprintf("worker %d served %d requests; recycling it", w.slot, w.served))
+		w.log.Info("worker served its requests; recycling it", "served", w.served)
 	}
 	if w.draining && len(w.calls) == 0 {
 		w.conn.CloseWrite() // Python sees EOF and exits

@@ -256,9 +256,9 @@ func testUploadCutShort(t *testing.T, threads int, spool int64) {
 		want      int
 		log       string
 	}{
-		{"client stops sending", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 500000\r\n\r\n" + part, 400, "cut short: unexpected EOF"},
-		{"chunk framing breaks", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n32000\r\n" + part + "\r\nzz\r\n", 400, "cut short: malformed chunked encoding"},
-		{"chunked body over the limit", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + strings.Repeat("32000\r\n"+part+"\r\n", 6) + "0\r\n\r\n", 413, "cut short: http: request body too large"},
+		{"client stops sending", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 500000\r\n\r\n" + part, 400, `the request body was cut short method=POST uri=/ err="unexpected EOF"`},
+		{"chunk framing breaks", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n32000\r\n" + part + "\r\nzz\r\n", 400, `the request body was cut short method=POST uri=/ err="malformed chunked encoding"`},
+		{"chunked body over the limit", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + strings.Repeat("32000\r\n"+part+"\r\n", 6) + "0\r\n\r\n", 413, `the request body was cut short method=POST uri=/ err="http: request body too large"`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c := s.dial(t)
@@ -365,8 +365,8 @@ func TestContentLengthMismatch(t *testing.T) {
 		}
 	}
 	for _, want := range []string{
-		"GET /long: the application sent more than its Content-Length of 5",
-		"GET /short: the application sent 10 bytes of its Content-Length of 100",
+		"the application sent more than its Content-Length; the rest is dropped method=GET uri=/long content_length=5",
+		"the application sent less than its Content-Length method=GET uri=/short sent=10 content_length=100",
 		"Content-Length given twice",
 		"invalid Content-Length '5x'",
 	} {
@@ -565,7 +565,7 @@ func TestFileWrapper(t *testing.T) {
 	}
 	// The file's bytes count toward its Content-Length: no warning that
 	// the application sent less than it declared.
-	if strings.Contains(s.log.String(), "of its Content-Length") {
+	if strings.Contains(s.log.String(), "its Content-Length") {
 		t.Errorf("a false warning:\n%s", s.log)
 	}
 }
@@ -647,7 +647,7 @@ func TestCrashedWorkerIsReplaced(t *testing.T) {
 	if line := `status="exit status 7" restart_in=0s`; !strings.Contains(s.log.String(), line) {
 		t.Errorf("no %q in the log:\n%s", line, s.log)
 	}
-	waitFor(t, func() bool { return strings.Contains(s.log.String(), "worker 1 started") }, "worker not restarted:\n%s", s.log)
+	waitFor(t, func() bool { return strings.Count(s.log.String(), "worker started worker=1") == 2 }, "worker not restarted:\n%s", s.log)
 }
 
 // TestCrashLeavingChild: a worker that dies while a process it started
@@ -675,7 +675,7 @@ func TestCrashLeavingChild(t *testing.T) {
 	if resp.StatusCode != 200 || string(body) != "alive" {
 		t.Errorf("after the crash: %d %q", resp.StatusCode, body)
 	}
-	if !strings.Contains(s.log.String(), `exited unexpectedly; restarting it slot=1 pid=`) {
+	if !strings.Contains(s.log.String(), `worker exited unexpectedly; restarting it worker=1 pid=`) {
 		t.Errorf("no crash log line:\n%s", s.log)
 	}
 }
@@ -729,7 +729,7 @@ func TestTimeout(t *testing.T) {
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("504 took %v", d)
 	}
-	waitFor(t, func() bool { return strings.Contains(s.log.String(), "worker 1 started") }, "worker not replaced:\n%s", s.log)
+	waitFor(t, func() bool { return strings.Count(s.log.String(), "worker started worker=1") == 2 }, "worker not replaced:\n%s", s.log)
 	if resp, _ := get(t, s.url+"/?0"); resp.StatusCode != 200 {
 		t.Errorf("after the timeout: %d", resp.StatusCode)
 	}

@@ -333,7 +333,7 @@ func TestLargeUploadStreams(t *testing.T) {
 	if err != nil || string(out) != want {
 		t.Fatalf("upload: %v %q, want %q", err, out, want)
 	}
-	worker := p.waitLog(`WSGI application .* \(pid, Python: (\d+) `)[1]
+	worker := p.waitLog(`worker started worker=1 pid=(\d+)`)[1]
 	workerPid, _ := strconv.Atoi(worker)
 	for name, pid := range map[string]int{"torsion": p.cmd.Process.Pid, "worker": workerPid} {
 		if rss := peakRSS(t, pid); rss > 150<<20 {
@@ -365,7 +365,7 @@ func TestSchedPolicy(t *testing.T) {
 		args := append(tt.args, "web", "--port", "tcp:0:interface=127.0.0.1", "--wsgi", "wsgi_hello.application",
 			"--chdir", "../../examples/wsgi", "--python", debianPython, "--workers", "1")
 		p := start(t, nil, args...)
-		pid, _ := strconv.Atoi(p.waitLog(`\(pid, Python: (\d+) `)[1])
+		pid, _ := strconv.Atoi(p.waitLog(`worker started worker=1 pid=(\d+)`)[1])
 		p.port()
 		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", p.cmd.Process.Pid))
 		if err != nil {

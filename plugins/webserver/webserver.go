@@ -254,6 +254,7 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 			TrustedProxies:    trusted,
 			ForwardedFields:   fwdFields,
 			LegacyCiphers:     o.legacyCiphers,
+			ErrorLog:          log,
 			ClientTimeout:     o.wsgi.ClientTimeout,
 		})
 		b.m.Add(&service.Listener{Endpoint: ep, Server: srv, Name: "Site", Log: log})
