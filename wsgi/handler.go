@@ -1,12 +1,10 @@
 package wsgi
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -47,13 +45,15 @@ func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		web.Error(w, r, code, msg)
 		return
 	}
-	bp := reqBufs.Get().(*[]byte)
-	req, ok := p.requestFrame((*bp)[:0], r, body.head, body.rest != nil)
-	defer func() { *bp = req[:0]; reqBufs.Put(bp) }()
-	if !ok {
-		web.Error(w, r, http.StatusBadRequest, "The request has a NUL character (such as %00 in its path), which a WSGI environ cannot carry.")
+	if strings.IndexByte(r.URL.Path, 0) >= 0 {
+		// No application expects one, and a path cut at the NUL by a
+		// file API is an old attack.
+		web.Error(w, r, http.StatusBadRequest, "The request path has a NUL character (%00).")
 		return
 	}
+	bp := reqBufs.Get().(*[]byte)
+	req := p.requestFrame((*bp)[:0], r, body.head, body.rest != nil)
+	defer func() { *bp = req[:0]; reqBufs.Put(bp) }()
 
 	for attempt := 0; ; attempt++ {
 		wk, c, err := p.dispatch(r.Context(), req)
@@ -87,123 +87,6 @@ func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// requestFrame encodes the R frame: body prefix and environ. It reports
-// false if a value of the environ would hold a NUL, which separates them.
-func (p *Pool) requestFrame(b []byte, r *http.Request, body []byte, more bool) ([]byte, bool) {
-	b = append(b, kRequest, 0, 0, 0, 0, 0, 0, 0, 0) // id and length filled below
-	if more {
-		b = append(b, 1)
-	} else {
-		b = append(b, 0)
-	}
-	b = binary.LittleEndian.AppendUint32(b, uint32(len(body)))
-	b = append(b, body...)
-	start := len(b)
-	b, n := p.appendEnviron(b, r)
-	binary.LittleEndian.PutUint32(b[5:], uint32(len(b)-headerLen))
-	// n variables take 2n-1 NULs, unless a value holds one: PATH_INFO
-	// decoded from %00 would otherwise add variables of the client's
-	// choosing, such as REMOTE_USER.
-	return b, bytes.Count(b[start:], nul) == 2*n-1
-}
-
-var nul = []byte{0}
-
-// environ builds the "K\0V\0" block of the CGI variables, counting them.
-type environ struct {
-	b []byte
-	n int
-}
-
-func (e *environ) add(k, v string) {
-	e.b = append(e.b, k...)
-	e.b = append(e.b, 0)
-	e.b = append(e.b, v...)
-	e.b = append(e.b, 0)
-	e.n++
-}
-
-// appendEnviron appends the CGI variables of PEP 3333 as "K\0V\0" pairs.
-// Strings are bytes; the worker decodes them as latin-1, as the PEP says.
-// It returns the block and the number of variables in it.
-func (p *Pool) appendEnviron(b []byte, r *http.Request) ([]byte, int) {
-	e := environ{b: b}
-	e.add("REQUEST_METHOD", r.Method)
-	e.add("SCRIPT_NAME", web.ScriptName(r))
-	e.add("PATH_INFO", r.URL.Path)
-	e.add("QUERY_STRING", r.URL.RawQuery)
-	e.add("SERVER_PROTOCOL", r.Proto)
-	e.add("REQUEST_URI", r.RequestURI)
-	scheme := web.Scheme(r)
-	if scheme == "https" {
-		e.add("HTTPS", "on")
-	}
-	e.add("wsgi.url_scheme", scheme)
-	host, port := r.Host, ""
-	if h, pt, err := net.SplitHostPort(r.Host); err == nil {
-		host, port = h, pt
-	}
-	if host == "" {
-		if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-			host, port, _ = net.SplitHostPort(la.String())
-		}
-	}
-	if port == "" {
-		port = "80"
-		if scheme == "https" {
-			port = "443"
-		}
-	}
-	if r.Host != "" {
-		e.add("HTTP_HOST", r.Host) // net/http keeps it out of r.Header
-	}
-	e.add("SERVER_NAME", host)
-	e.add("SERVER_PORT", port)
-	if ra, rp, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		e.add("REMOTE_ADDR", ra)
-		e.add("REMOTE_PORT", rp)
-	} else {
-		e.add("REMOTE_ADDR", r.RemoteAddr)
-	}
-	if r.ContentLength >= 0 && (r.ContentLength > 0 || r.Header.Get("Content-Length") != "") {
-		e.add("CONTENT_LENGTH", strconv.FormatInt(r.ContentLength, 10))
-	}
-	for name, vals := range r.Header {
-		switch name {
-		case "Content-Length", "Proxy": // Proxy: never let it become HTTP_PROXY (httpoxy)
-			continue
-		case "Content-Type":
-			e.add("CONTENT_TYPE", vals[0])
-			continue
-		}
-		e.b = append(e.b, "HTTP_"...)
-		for i := 0; i < len(name); i++ {
-			c := name[i]
-			switch {
-			case c == '-':
-				c = '_'
-			case 'a' <= c && c <= 'z':
-				c -= 'a' - 'A'
-			}
-			e.b = append(e.b, c)
-		}
-		e.b = append(e.b, 0)
-		sep := ", "
-		if name == "Cookie" {
-			sep = "; "
-		}
-		for i, v := range vals {
-			if i > 0 {
-				e.b = append(e.b, sep...)
-			}
-			e.b = append(e.b, v...)
-		}
-		e.b = append(e.b, 0)
-		e.n++
-	}
-	return e.b[:len(e.b)-1], e.n // no NUL after the last value
-}
-
 // response turns one call's frames into the HTTP response.
 type response struct {
 	w           http.ResponseWriter
@@ -231,9 +114,9 @@ func (rs *response) keepReading() {
 }
 
 // streamed is how much of a response may be written before it counts as
-// streamed, with a worker that may wait for the client to read it: a
-// quarter of the worker's window (worker.py's WINDOW).
-const streamed = 256 << 10
+// streamed, with a worker that may wait for the client to read it: what
+// torsion passes on before it acknowledges, a quarter of the window.
+const streamed = ackEvery
 
 func (rs *response) run() error {
 	done := rs.r.Context().Done()
@@ -256,7 +139,10 @@ func (rs *response) run() error {
 		}
 		switch f.kind {
 		case kStart:
-			rs.start(f.payload)
+			if err := rs.start(f.payload); err != nil {
+				rs.wk.fail(err)
+				return err
+			}
 		case kData:
 			rs.data(f.payload)
 		case kFile:
@@ -271,22 +157,26 @@ func (rs *response) run() error {
 	}
 }
 
-func (rs *response) start(payload []byte) {
-	parts := strings.Split(string(payload), "\x00")
+func (rs *response) start(payload []byte) error {
+	status, fields, err := parseHead(payload)
+	if err != nil {
+		return err
+	}
 	// worker.py has checked the status: three digits, a space, a reason.
-	code, err := strconv.Atoi(parts[0][:min(3, len(parts[0]))])
+	code, err := strconv.Atoi(status[:min(3, len(status))])
 	if err != nil {
 		code = http.StatusInternalServerError
 	}
 	rs.status = code
 	h := rs.w.Header()
-	for i := 1; i+1 < len(parts); i += 2 {
-		h.Add(parts[i], parts[i+1])
+	for i := 0; i+1 < len(fields); i += 2 {
+		h.Add(fields[i], fields[i+1])
 	}
 	// worker.py has checked that Content-Length is given once, in digits.
 	if n, err := strconv.ParseInt(h.Get("Content-Length"), 10, 64); err == nil && rs.r.Method != http.MethodHead {
 		rs.length = n
 	}
+	return nil
 }
 
 func (rs *response) writeHeader() {
@@ -327,7 +217,7 @@ func (rs *response) data(p []byte) {
 	}
 	// Acknowledge what left (or was dropped), so the worker may go on.
 	rs.unacked += n
-	if rs.unacked >= 256<<10 || rs.gone {
+	if rs.unacked >= ackEvery || rs.gone {
 		rs.wk.sendFrame(kWindow, rs.c.id, binary.LittleEndian.AppendUint32(nil, uint32(rs.unacked)))
 		rs.unacked = 0
 	}

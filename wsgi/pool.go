@@ -214,8 +214,7 @@ func (p *Pool) Start(ctx context.Context) error {
 	if p.cfg.Timeout > 0 {
 		p.slots.Go(p.watchdog)
 	}
-	_, version, _ := strings.Cut(ws[0].info, " ")
-	p.log.Info("WSGI application running", "app", p.cfg.App, "workers", p.cfg.Workers, "threads", p.cfg.Threads, "python", version)
+	p.log.Info("WSGI application running", "app", p.cfg.App, "workers", p.cfg.Workers, "threads", p.cfg.Threads, "python", ws[0].python)
 	for _, w := range ws {
 		w.log.Info("worker started")
 	}
@@ -233,7 +232,11 @@ func (p *Pool) startWorker(ctx context.Context, slot int) (*worker, error) {
 	defer t.Stop()
 	select {
 	case info := <-w.ready:
-		w.info = info
+		if w.python, err = parseReady([]byte(info)); err != nil {
+			w.kill()
+			<-w.exited
+			return nil, fmt.Errorf("worker %d: %w", slot, err)
+		}
 		return w, nil
 	case <-w.exited:
 		return nil, &StartError{App: p.cfg.App, Status: w.status, Output: w.tail.String()}

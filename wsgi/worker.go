@@ -16,33 +16,6 @@ import (
 	"time"
 )
 
-// Frame kinds; worker.py documents the wire format.
-const (
-	kRequest = 'R'
-	kBody    = 'B'
-	kBodyErr = 'Y'
-	kAck     = 'A'
-	kCancel  = 'C'
-	kWindow  = 'W'
-	kReady   = 'K'
-	kStart   = 'S'
-	kData    = 'D'
-	kFile    = 'F'
-	kRead    = 'r'
-	kError   = 'X'
-	kEnd     = 'E'
-	kLog     = 'L'
-)
-
-const headerLen = 9
-
-func appendFrame(b []byte, kind byte, id uint32, payload []byte) []byte {
-	b = append(b, kind)
-	b = binary.LittleEndian.AppendUint32(b, id)
-	b = binary.LittleEndian.AppendUint32(b, uint32(len(payload)))
-	return append(b, payload...)
-}
-
 type frame struct {
 	kind    byte
 	payload []byte
@@ -149,7 +122,7 @@ type worker struct {
 	exited chan struct{} // closed once the process is reaped
 	status string        // exit status, valid after exited
 	ready  chan string   // receives the K payload
-	info   string        // the K payload: pid and Python version
+	python string        // its Python version, from the K frame
 	tail   *lineRing     // recent stderr lines, for start-up failures
 }
 
@@ -296,6 +269,12 @@ func (w *worker) readLoop() {
 		kind := hdr[0]
 		id := binary.LittleEndian.Uint32(hdr[1:])
 		n := binary.LittleEndian.Uint32(hdr[5:])
+		if n > maxPayload {
+			err := fmt.Errorf("%w: a %q frame of %d bytes, over the %d allowed", errProtocol, kind, n, maxPayload)
+			w.fail(err)
+			w.die(fmt.Errorf("%w: %v", errWorkerDied, err))
+			return
+		}
 		payload := make([]byte, n)
 		if _, err := io.ReadFull(r, payload); err != nil {
 			w.die(fmt.Errorf("%w: reading: %v", errWorkerDied, err))
@@ -455,6 +434,12 @@ func (w *worker) die(err error) {
 		c.fail(err, i >= w.pool.cfg.Threads)
 		w.pool.release()
 	}
+}
+
+// fail ends a worker that broke the protocol.
+func (w *worker) fail(err error) {
+	w.log.Error("the worker broke the protocol; killing it", "err", err)
+	w.kill()
 }
 
 // kill ends the worker, and every process in its group, at once.

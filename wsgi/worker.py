@@ -3,43 +3,15 @@ which does all the networking. Standard library only, so it runs under any
 Python 3.8+ interpreter, PyPy included.
 
 torsion starts it as  python worker.py --app MODULE:ATTR --threads N --workers M  with
-a connected Unix socket as file descriptor 3. Both directions carry frames:
-a 9-byte header, struct "<BII" (kind, request id, payload length), then the
-payload.
-
-torsion -> worker
-  R  a request. Payload: u8 more, u32 n, n bytes of body, then the environ
-     block "KEY\\0VALUE\\0KEY\\0VALUE" (latin-1). more=1 means the body goes
-     on and is pulled with r frames.
-  B  body bytes answering an r frame; an empty B ends the body.
-  Y  answers an r frame when the body cannot be read to its end (the client
-     went away or stalled, its chunked framing broke, or it is over the
-     size limit); payload: why (UTF-8). wsgi.input's read raises OSError,
-     so the application never takes part of a body for the whole.
-  A  torsion has opened the file sent with F; the worker may close it.
-  C  the client went away: stop iterating, call close(), send E.
-  W  window: u32 bytes of streamed body torsion has passed to the client.
-     A worker streaming a body keeps at most WINDOW bytes unacknowledged,
-     so a slow client slows the application instead of filling memory.
-worker -> torsion
-  K  ready (id 0), after the application was imported.
-  S  status and headers: "200 OK\\0Name\\0Value..." (latin-1).
-  D  body bytes.
-  F  send a file: u32 fd, u64 offset. torsion opens /proc/PID/fd/FD and
-     sends it from offset to the end with sendfile, then answers A.
-  r  pull request body: u32 most bytes wanted.
-  X  the application failed; payload is the traceback (UTF-8).
-  E  the response is complete and close() has been called.
-  L  a line written to wsgi.errors (UTF-8).
-
-Requests are answered in the order they start. With one thread they run one
-at a time in arrival order, and E is sent before the next starts: so when a
-worker dies, torsion knows which requests never started and can retry them.
+a connected Unix socket as file descriptor 3, and the two talk in frames.
+PROTOCOL.md, beside this file, is the one description of those frames;
+this program follows version PROTOCOL_VERSION of it.
 """
 
 import argparse
 import collections
 import importlib
+import marshal
 import os
 import queue
 import re
@@ -52,11 +24,18 @@ import threading
 import time
 import traceback
 
+PROTOCOL_VERSION = 1
+
+# Frame kinds (PROTOCOL.md). torsion to worker:
+REQUEST, BODY, BODY_ERROR, ACK, CANCEL, WINDOW_ACK = (ord(k) for k in "RBYACW")
+# worker to torsion:
+READY, START, DATA, FILE, READ, ERROR, END, LOG = (ord(k) for k in "KSDFrXEL")
+
 HEADER = struct.Struct("<BII")
 U32 = struct.Struct("<I")
-FILE = struct.Struct("<IQ")
-R, B, A, C, Y = ord("R"), ord("B"), ord("A"), ord("C"), ord("Y")
-WINDOW = 1 << 20
+FILE_REF = struct.Struct("<IQ")
+WINDOW = 1 << 20  # streamed body sent unacknowledged (torsion's window)
+MAX_DATA = 1 << 20  # body data per frame; tracebacks and log lines are cut to it
 POLL = 0.05
 HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
                         "te", "trailer", "trailers", "transfer-encoding", "upgrade"))
@@ -68,6 +47,35 @@ DIGITS = re.compile(r"[0-9]+\Z")
 
 def frame(kind, rid, payload=b""):
     return HEADER.pack(kind, rid, len(payload)) + payload
+
+
+def data_frames(rid, data):
+    """D frames for data, MAX_DATA at most each."""
+    if len(data) <= MAX_DATA:
+        return frame(DATA, rid, data)
+    view = memoryview(data)
+    return b"".join(frame(DATA, rid, view[i:i + MAX_DATA]) for i in range(0, len(data), MAX_DATA))
+
+
+def text_frame(kind, rid, text):
+    """An X or L frame: text in UTF-8, cut to MAX_DATA."""
+    return frame(kind, rid, text.encode("utf-8", "replace")[:MAX_DATA])
+
+
+class Channel:
+    """Routes the frames torsion sends to the requests they belong to.
+    Frames for a request that has ended (acknowledgements of the last of
+    a stream, say) are dropped: nothing would take them out of the inbox.
+    Subclasses say how requests start and how an inbox queues."""
+
+    def route(self, frames):
+        for kind, rid, payload in frames:
+            if kind == REQUEST:
+                self.start(rid, payload)
+            elif kind == CANCEL:
+                self.cancel(rid)
+            else:
+                self.deliver(rid, BodyError(payload) if kind == BODY_ERROR else payload)
 
 
 class Conn:
@@ -111,11 +119,8 @@ class Conn:
         return frames
 
 
-class Inline:
-    """One thread: the main thread reads frames and runs each request.
-
-    Frames for a request that has ended (acknowledgements of the last of a
-    stream, say) are dropped: nothing would take them out of the inbox."""
+class Inline(Channel):
+    """One thread: the main thread reads frames and runs each request."""
 
     def __init__(self, conn):
         self.conn = conn
@@ -125,24 +130,22 @@ class Inline:
         self.cancelled = set()
         self.polled = 0.0
 
-    def dispatch(self, frames):
-        for kind, rid, payload in frames:
-            if kind == R:
-                self.pending.append((rid, payload))
-                self.live.add(rid)
-            elif rid not in self.live:
-                pass
-            elif kind == C:
-                self.cancelled.add(rid)
-            elif kind == Y:
-                self.inbox[rid].append(BodyError(payload))
-            else:
-                self.inbox[rid].append(payload)
+    def start(self, rid, payload):
+        self.pending.append((rid, payload))
+        self.live.add(rid)
+
+    def cancel(self, rid):
+        if rid in self.live:
+            self.cancelled.add(rid)
+
+    def deliver(self, rid, item):
+        if rid in self.live:
+            self.inbox[rid].append(item)
 
     def serve(self, run):
         while True:
             while not self.pending:
-                self.dispatch(self.conn.read())
+                self.route(self.conn.read())
             rid, payload = self.pending.popleft()
             self.polled = time.monotonic()
             run(rid, payload, self)
@@ -153,7 +156,7 @@ class Inline:
     def wait(self, rid):
         box = self.inbox[rid]
         while not box:
-            self.dispatch(self.conn.read())
+            self.route(self.conn.read())
         return box.popleft()
 
     def poll(self, rid):
@@ -164,13 +167,12 @@ class Inline:
         now = time.monotonic()
         if now - self.polled >= POLL:
             self.polled = now
-            self.dispatch(self.conn.read(block=False))
+            self.route(self.conn.read(block=False))
         return rid in self.cancelled
 
 
-class Threaded:
-    """N threads: a reader thread routes frames; the pool runs requests.
-    As in Inline, frames for requests that have ended are dropped."""
+class Threaded(Channel):
+    """N threads: the main thread routes frames; the pool runs requests."""
 
     def __init__(self, conn, threads):
         self.conn = conn
@@ -209,19 +211,22 @@ class Threaded:
         for _ in range(self.threads):
             threading.Thread(target=work, daemon=True).start()
         while True:
-            for kind, rid, payload in self.conn.read():
-                if kind == R:
-                    with self.lock:
-                        self.live.add(rid)
-                    self.requests.put((rid, payload))
-                elif kind == C:
-                    with self.lock:
-                        if rid in self.live:
-                            self.cancelled.add(rid)
-                else:
-                    box = self.box(rid)
-                    if box is not None:
-                        box.put(BodyError(payload) if kind == Y else payload)
+            self.route(self.conn.read())
+
+    def start(self, rid, payload):
+        with self.lock:
+            self.live.add(rid)
+        self.requests.put((rid, payload))
+
+    def cancel(self, rid):
+        with self.lock:
+            if rid in self.live:
+                self.cancelled.add(rid)
+
+    def deliver(self, rid, item):
+        box = self.box(rid)
+        if box is not None:
+            box.put(item)
 
     def wait(self, rid):
         return self.box(rid).get()
@@ -250,7 +255,7 @@ class Input:
             raise OSError(self.error)
         if not self.more:
             return False
-        self.chan.conn.send(frame(ord("r"), self.rid, U32.pack(max(want, 65536))))
+        self.chan.conn.send(frame(READ, self.rid, U32.pack(max(want, 65536))))
         data = self.chan.wait(self.rid)
         if type(data) is BodyError:
             self.more = False
@@ -310,7 +315,7 @@ class Errors:
 
     def write(self, s):
         if s:
-            self.conn.send(frame(ord("L"), 0, str(s).encode("utf-8", "replace")))
+            self.conn.send(text_frame(LOG, 0, str(s)))
 
     def writelines(self, seq):
         for s in seq:
@@ -349,8 +354,9 @@ class FileWrapper:
 
 
 def encode_head(status, headers):
-    """Checks the status and headers and returns the S payload; raises
-    ValueError saying what is wrong."""
+    """Checks the status and headers and returns the S payload: the count
+    of fields, their lengths, then the fields. Raises ValueError saying
+    what is wrong."""
     if type(status) is not str or not STATUS.match(status):
         raise ValueError("invalid status %r: want a str like '200 OK'" % (status,))
     parts = [status]
@@ -375,9 +381,17 @@ def encode_head(status, headers):
         parts.append(name)
         parts.append(value)
     try:
-        return "\0".join(parts).encode("latin-1")
+        data = "".join(parts).encode("latin-1")  # one byte per character
     except UnicodeEncodeError as e:
         raise ValueError("status or header is not latin-1: %s" % e) from None
+    n = len(parts)
+    lengths = LENGTHS.get(n)
+    if lengths is None:
+        lengths = LENGTHS[n] = struct.Struct("<%dI" % (n + 1))
+    return lengths.pack(n, *map(len, parts)) + data
+
+
+LENGTHS = {}  # a Struct for the head of an S payload, by number of fields
 
 
 class Worker:
@@ -396,12 +410,11 @@ class Worker:
     def run(self, rid, payload, chan):
         conn = self.conn
         if rid in chan.cancelled:  # the client left before it started
-            conn.send(frame(ord("E"), rid))
+            conn.send(frame(END, rid))
             return
         more = payload[0]
         n = U32.unpack_from(payload, 1)[0]
-        parts = payload[5 + n:].decode("latin-1").split("\0")
-        environ = dict(zip(parts[0::2], parts[1::2]))
+        environ = marshal.loads(memoryview(payload)[5 + n:])
         environ.update(self.base)
         environ["wsgi.input"] = Input(rid, payload[5:5 + n], more, chan)
 
@@ -424,14 +437,14 @@ class Worker:
             if not head:
                 raise AssertionError("the application did not call start_response")
             sent.append(True)
-            return frame(ord("S"), rid, encode_head(*head))
+            return frame(START, rid, encode_head(*head))
 
         def write(data):
             if type(data) is not bytes:
                 raise TypeError("write() takes bytes, not %s" % type(data).__name__)
             out = b"" if sent else head_frame()
             if data:
-                out += frame(ord("D"), rid, data)
+                out += data_frames(rid, data)
             if out:
                 conn.send(out)
 
@@ -449,14 +462,14 @@ class Worker:
                     raise TypeError("the application yielded %s, not bytes" % type(bad).__name__) from None
                 out = b"" if sent else head_frame()
                 if body:
-                    out += frame(ord("D"), rid, body)
-                conn.send(out + frame(ord("E"), rid))
+                    out += data_frames(rid, body)
+                conn.send(out + frame(END, rid))
                 ended = True
             elif isinstance(result, (bytes, str)):
                 raise TypeError("the application returned %s, not an iterable of bytes: return [body]" % type(result).__name__)
             elif type(result) is FileWrapper and result.sendable():
                 fd, offset = result.sendable()
-                conn.send((b"" if sent else head_frame()) + frame(ord("F"), rid, FILE.pack(fd, offset)))
+                conn.send((b"" if sent else head_frame()) + frame(FILE, rid, FILE_REF.pack(fd, offset)))
                 chan.wait(rid)  # A: torsion has its own descriptor now
             else:
                 unacked = 0
@@ -473,15 +486,15 @@ class Worker:
                 if not sent:
                     conn.send(head_frame())
         except Exception:
-            conn.send(frame(ord("X"), rid, traceback.format_exc().encode("utf-8", "replace")))
+            conn.send(text_frame(ERROR, rid, traceback.format_exc()))
         finally:
             if not ended:
                 try:
                     if hasattr(result, "close"):
                         result.close()
                 except Exception:
-                    conn.send(frame(ord("X"), rid, traceback.format_exc().encode("utf-8", "replace")))
-                conn.send(frame(ord("E"), rid))
+                    conn.send(text_frame(ERROR, rid, traceback.format_exc()))
+                conn.send(frame(END, rid))
 
 
 def load(spec):
@@ -521,7 +534,7 @@ def main():
         traceback.print_exc()
         sys.exit(3)
     conn = Conn(socket.socket(fileno=args.fd))
-    conn.send(frame(ord("K"), 0, ("%d %s" % (os.getpid(), sys.version.split()[0])).encode()))
+    conn.send(frame(READY, 0, ("%d %d %s" % (PROTOCOL_VERSION, os.getpid(), sys.version.split()[0])).encode()))
     chan = Inline(conn) if args.threads <= 1 else Threaded(conn, args.threads)
     worker = Worker(app, conn, args.threads, args.workers)
     try:

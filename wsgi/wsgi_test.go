@@ -1040,3 +1040,15 @@ func TestTimeoutKillsChildren(t *testing.T) {
 		return err != nil || strings.Contains(string(stat), ") Z ") // gone, or a zombie not yet reaped
 	}, "the worker's child %d outlived the worker", pid)
 }
+
+// TestHugeFrame: a worker announcing a frame over maxPayload is killed as
+// broken, instead of torsion allocating what it announced; the client gets
+// 502 and the next request a new worker.
+func TestHugeFrame(t *testing.T) {
+	s := startPool(t, Config{App: "apps:huge_frame"})
+	if resp, _ := get(t, s.url+"/"); resp.StatusCode != http.StatusBadGateway {
+		t.Errorf("GET = %d, want 502", resp.StatusCode)
+	}
+	waitFor(t, func() bool { return strings.Contains(s.log.String(), "the worker broke the protocol") }, "no protocol error in the log:\n%s", s.log)
+	waitFor(t, func() bool { return strings.Count(s.log.String(), "worker started worker=1") == 2 }, "worker not replaced:\n%s", s.log)
+}

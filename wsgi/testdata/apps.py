@@ -282,3 +282,11 @@ def hang_with_child(environ, start_response):
     with open(environ["QUERY_STRING"], "w") as f:
         f.write(str(child.pid))
     time.sleep(60)
+
+
+def huge_frame(environ, start_response):
+    """Writes, behind worker.py's back, a frame header that announces 3 GiB:
+    torsion must not believe it."""
+    import struct
+    os.write(3, struct.pack("<BII", ord("D"), 1, 3 << 30))
+    time.sleep(60)

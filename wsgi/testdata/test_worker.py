@@ -1,0 +1,114 @@
+"""Tests of worker.py, run by TestWorkerPy under CPython and PyPy: the
+golden frames of frames.json (which frames_test.go checks from Go), the
+helpers that split and cut frames, and a real exchange with worker.py on a
+socket pair, as torsion starts it. Standard library only."""
+
+import json
+import marshal
+import os
+import socket
+import subprocess
+import sys
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+import worker  # noqa: E402  (wsgi/worker.py)
+
+with open(os.path.join(HERE, "frames.json")) as f:
+    GOLDEN = json.load(f)
+
+
+class Golden(unittest.TestCase):
+    def test_version(self):
+        self.assertEqual(worker.PROTOCOL_VERSION, GOLDEN["version"])
+
+    def test_request(self):
+        g = GOLDEN["request"]
+        f = bytes.fromhex(g["frame"])
+        kind, rid, n = worker.HEADER.unpack_from(f)
+        self.assertEqual((kind, n), (worker.REQUEST, len(f) - worker.HEADER.size))
+        payload = f[worker.HEADER.size:]
+        body = worker.U32.unpack_from(payload, 1)[0]
+        self.assertEqual(payload[0], int(g["more"]))
+        self.assertEqual(payload[5:5 + body], g["body"].encode())
+        self.assertEqual(marshal.loads(memoryview(payload)[5 + body:]), g["environ"])
+
+    def test_head(self):
+        g = GOLDEN["head"]
+        payload = worker.encode_head(g["status"], [tuple(h) for h in g["headers"]])
+        self.assertEqual(payload.hex(), g["payload"])
+
+    def test_head_refused(self):
+        for status, headers in [
+            ("200", []),
+            ("200 OK", [("X-A", "a\nb")]),
+            ("200 OK", [("X A", "b")]),
+            ("200 OK", [("Connection", "close")]),
+            ("200 OK", [("Content-Length", "5"), ("Content-Length", "5")]),
+            ("200 OK", [("X-A", "\u20ac")]),
+        ]:
+            with self.assertRaises(ValueError, msg=(status, headers)):
+                worker.encode_head(status, headers)
+
+
+class Frames(unittest.TestCase):
+    def test_data_split(self):
+        data = bytes(range(256)) * (worker.MAX_DATA * 5 // 2 // 256)
+        out, pos, got = worker.data_frames(9, data), 0, b""
+        while pos < len(out):
+            kind, rid, n = worker.HEADER.unpack_from(out, pos)
+            self.assertEqual((kind, rid), (worker.DATA, 9))
+            self.assertLessEqual(n, worker.MAX_DATA)
+            got += out[pos + 9:pos + 9 + n]
+            pos += 9 + n
+        self.assertEqual(got, data)
+
+    def test_text_cut(self):
+        f = worker.text_frame(worker.ERROR, 3, "x" * (worker.MAX_DATA + 10))
+        self.assertEqual(worker.HEADER.unpack_from(f), (worker.ERROR, 3, worker.MAX_DATA))
+
+
+class Exchange(unittest.TestCase):
+    """worker.py as torsion runs it, spoken to over a socket pair."""
+
+    def setUp(self):
+        self.sock, theirs = socket.socketpair()
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(HERE, "..", "worker.py"), "--app", "apps:hello", "--fd", str(theirs.fileno())],
+            cwd=HERE, pass_fds=(theirs.fileno(),))
+        theirs.close()
+        self.sock.settimeout(30)
+        self.buf = b""
+
+    def tearDown(self):
+        self.sock.close()  # the worker's cue to exit
+        self.assertEqual(self.proc.wait(timeout=30), 0)
+
+    def frame(self):
+        while True:
+            if len(self.buf) >= 9:
+                kind, rid, n = worker.HEADER.unpack_from(self.buf)
+                if len(self.buf) >= 9 + n:
+                    payload, self.buf = self.buf[9:9 + n], self.buf[9 + n:]
+                    return chr(kind), rid, payload
+            data = self.sock.recv(65536)
+            self.assertTrue(data, "the worker closed the socket")
+            self.buf += data
+
+    def test_request(self):
+        kind, rid, payload = self.frame()
+        version, pid, python = payload.decode().split()
+        self.assertEqual((kind, rid, int(version), int(pid)), ("K", 0, worker.PROTOCOL_VERSION, self.proc.pid))
+        # The golden request, as request 7.
+        f = bytearray.fromhex(GOLDEN["request"]["frame"])
+        f[1:5] = (7).to_bytes(4, "little")
+        self.sock.sendall(bytes(f))
+        head = worker.encode_head("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "14")])
+        self.assertEqual(self.frame(), ("S", 7, head))
+        self.assertEqual(self.frame(), ("D", 7, b"Hello, world!\n"))
+        self.assertEqual(self.frame(), ("E", 7, b""))
+
+
+if __name__ == "__main__":
+    unittest.main()
