@@ -7,9 +7,9 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/torsion-server/torsion/endpoint"
+	"github.com/torsion-server/torsion/httpserver"
 	"github.com/torsion-server/torsion/plugin"
 	"github.com/torsion-server/torsion/service"
-	"github.com/torsion-server/torsion/web"
 )
 
 // A plugin declares its options and makes its service from them; calling
@@ -26,7 +26,7 @@ func ExampleRegister() {
 					return nil, err
 				}
 				h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "hello") })
-				return &service.Listener{Endpoint: ep, Server: web.NewServer(h, env.Log, web.ServerOptions{})}, nil
+				return &service.Listener{Endpoint: ep, Server: httpserver.New(h, httpserver.Options{ErrorLog: env.Log})}, nil
 			}
 		},
 	})

@@ -2,6 +2,7 @@ package web
 
 import (
 	"html"
+	"log/slog"
 	"net/http"
 	"strconv"
 )
@@ -27,5 +28,16 @@ func Error(w http.ResponseWriter, r *http.Request, code int, detail string) {
 	w.WriteHeader(code)
 	if r.Method != http.MethodHead {
 		w.Write([]byte(body))
+	}
+}
+
+// Refusals returns what httpserver.Options.Refuse wants: it answers a
+// request the server refused with Error's page, and logs it to log in the
+// access log's format, as AccessLog logs the requests a handler serves.
+func Refusals(log *slog.Logger) func(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	return func(w http.ResponseWriter, r *http.Request, code int, msg string) {
+		AccessLog(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			Error(w, r, code, msg)
+		}), log).ServeHTTP(w, r)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"github.com/torsion-server/torsion/httpserver"
 )
 
 // ParseTrusted parses a comma-separated list of IP addresses and CIDR
@@ -119,7 +121,7 @@ func ProxyHeaders(h http.Handler, trusted []netip.Prefix, fields ForwardedFields
 				r2.RemoteAddr = a.String() // no port: REMOTE_PORT is left out
 			}
 		}
-		if fields&ForwardedHost != 0 && c.host != "" && validHost(c.host) {
+		if fields&ForwardedHost != 0 && c.host != "" && httpserver.ValidHost(c.host) {
 			r2.Host = c.host
 		}
 		ctx := context.WithValue(r.Context(), peerKey{}, r.RemoteAddr)

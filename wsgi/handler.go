@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/torsion-server/torsion/httpserver"
 	"github.com/torsion-server/torsion/web"
 )
 
@@ -332,7 +333,7 @@ func (rs *response) end() error {
 	}
 	if !rs.gone {
 		rs.writeHeader()
-		if rs.length >= 0 && rs.sent < rs.length && web.BodyAllowed(rs.status) {
+		if rs.length >= 0 && rs.sent < rs.length && httpserver.BodyAllowed(rs.status) {
 			// The connection ends after this response, so the client
 			// sees it cut short rather than wait for the rest.
 			rs.wk.pool.log.Warn("the application sent less than its Content-Length", "method", rs.r.Method, "uri", rs.r.URL.RequestURI(), "sent", rs.sent, "content_length", rs.length)

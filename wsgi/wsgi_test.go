@@ -24,6 +24,7 @@ import (
 	"testing/iotest"
 	"time"
 
+	"github.com/torsion-server/torsion/httpserver"
 	"github.com/torsion-server/torsion/internal/testutil"
 	"github.com/torsion-server/torsion/logging"
 	"github.com/torsion-server/torsion/web"
@@ -65,7 +66,7 @@ func startPool(t *testing.T, cfg Config) *testServer {
 	// The application answers at the root and, for SCRIPT_NAME, at /mount.
 	root := &web.Resource{Handler: p}
 	root.Mount("/mount", p)
-	srv := web.NewServer(root, slog.New(slog.DiscardHandler), web.ServerOptions{})
+	srv := httpserver.New(root, httpserver.Options{})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

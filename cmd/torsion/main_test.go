@@ -387,4 +387,7 @@ func TestRequestLimits(t *testing.T) {
 	if got := curl(t, "-o", "/dev/null", "-w", "%{http_code}", base+"/"); got != "200" {
 		t.Errorf("plain request: %s, want 200", got)
 	}
+	// Refused requests are in the access log, with their status.
+	p.waitLog(`\[access\] 127\.0\.0\.1 - - .* 414 `)
+	p.waitLog(`\[access\] 127\.0\.0\.1 - - .*"GET / HTTP/1.1" 431 `)
 }

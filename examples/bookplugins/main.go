@@ -24,6 +24,7 @@ import (
 
 	"github.com/torsion-server/torsion/cli"
 	"github.com/torsion-server/torsion/endpoint"
+	"github.com/torsion-server/torsion/httpserver"
 	"github.com/torsion-server/torsion/logging"
 	"github.com/torsion-server/torsion/plugin"
 	_ "github.com/torsion-server/torsion/plugins/standard" // keep web and echo too
@@ -54,7 +55,8 @@ func (o *options) serve(env plugin.Env, root http.Handler, before ...service.Ser
 		return nil, fmt.Errorf("--port: %w", err)
 	}
 	log := env.Log.With(logging.SystemKey, "web")
-	site := web.NewServer(root, env.Log.With(logging.SystemKey, "access"), web.ServerOptions{})
+	access := env.Log.With(logging.SystemKey, "access")
+	site := httpserver.New(web.AccessLog(root, access), httpserver.Options{ErrorLog: log, Refuse: web.Refusals(access)})
 	return service.NewMulti(append(before, &service.Listener{Endpoint: ep, Server: site, Name: "Site", Log: log})...), nil
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/torsion-server/torsion/cli"
 	"github.com/torsion-server/torsion/endpoint"
+	"github.com/torsion-server/torsion/httpserver"
 	"github.com/torsion-server/torsion/logging"
 	"github.com/torsion-server/torsion/plugin"
 	_ "github.com/torsion-server/torsion/plugins/standard" // keep web and echo too
@@ -45,7 +46,7 @@ func init() {
 				// The MultiService of the seed: the site and the timer
 				// start in order and stop in reverse.
 				return service.NewMulti(
-					&service.Listener{Endpoint: ep, Server: web.NewServer(page, log, web.ServerOptions{}), Name: "Site", Log: log},
+					&service.Listener{Endpoint: ep, Server: httpserver.New(web.AccessLog(page, log), httpserver.Options{ErrorLog: log}), Name: "Site", Log: log},
 					&service.Timer{Interval: *interval, Func: func(context.Context) { ticks.Add(1) }},
 				), nil
 			}

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/torsion-server/torsion/endpoint"
+	"github.com/torsion-server/torsion/httpserver"
 	"github.com/torsion-server/torsion/logging"
 	"github.com/torsion-server/torsion/plugin"
 	"github.com/torsion-server/torsion/service"
@@ -243,19 +244,22 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 	}
 	log := env.Log.With(logging.SystemKey, "web")
 	access := env.Log.With(logging.SystemKey, "access")
+	h = web.AccessLog(h, access)
+	if trusted != nil {
+		h = web.ProxyHeaders(h, trusted, fwdFields) // outside the access log, which shows the real client
+	}
 	for _, ep := range eps {
-		srv := web.NewServer(h, access, web.ServerOptions{
+		srv := httpserver.New(h, httpserver.Options{
 			ReadHeaderTimeout: o.headerTimeout,
 			IdleTimeout:       o.idleTimeout,
+			ClientTimeout:     o.wsgi.ClientTimeout,
 			MaxHeaderBytes:    o.maxHeaderBytes,
 			MaxRequestLine:    o.maxRequestLine,
 			MaxHeaders:        o.maxHeaders,
 			H2C:               o.h2c,
-			TrustedProxies:    trusted,
-			ForwardedFields:   fwdFields,
 			LegacyCiphers:     o.legacyCiphers,
 			ErrorLog:          log,
-			ClientTimeout:     o.wsgi.ClientTimeout,
+			Refuse:            web.Refusals(access),
 		})
 		b.m.Add(&service.Listener{Endpoint: ep, Server: srv, Name: "Site", Log: log})
 	}

@@ -1,4 +1,4 @@
-package web
+package httpserver
 
 import (
 	"bufio"
@@ -16,8 +16,6 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
-
-	"github.com/torsion-server/torsion/logging"
 )
 
 // appServer serves an app that reads the whole body, as a WSGI worker's
@@ -30,7 +28,7 @@ func appServer(t *testing.T) (addr string, reached func() []string) {
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
 			w.Header().Set("Connection", "close")
-			Error(w, r, http.StatusBadRequest, "Could not read the request body.")
+			http.Error(w, "Could not read the request body.", http.StatusBadRequest)
 			return
 		}
 		mu.Lock()
@@ -38,7 +36,7 @@ func appServer(t *testing.T) (addr string, reached func() []string) {
 		mu.Unlock()
 		fmt.Fprintf(w, "ok %d", len(body))
 	})
-	srv := NewServer(h, logging.Discard(), ServerOptions{MaxHeaderBytes: 4096, MaxRequestLine: 1024, MaxHeaders: 20})
+	srv := New(h, Options{MaxHeaderBytes: 4096, MaxRequestLine: 1024, MaxHeaders: 20})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -291,7 +289,7 @@ func FuzzParseHead(f *testing.F) {
 	f.Add("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked")
 	f.Add("0 0 HTTP/1.0\r\n\r\n") // an empty line inside the head: once an index out of range
 	f.Fuzz(func(t *testing.T, head string) {
-		h, code, _ := Limits{}.withDefaults().parseHead(head + "\r\n\r\n")
+		h, code, _ := defaultLimits.parseHead(head + "\r\n\r\n")
 		if code != 0 {
 			return
 		}
@@ -322,7 +320,7 @@ func TestStrictHijack(t *testing.T) {
 		rw.Flush()
 		io.Copy(c, rw) // echo until the client closes
 	})
-	srv := NewServer(h, logging.Discard(), ServerOptions{})
+	srv := New(h, Options{})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -354,7 +352,7 @@ func TestStrictHijack(t *testing.T) {
 // for HTTP/1 that Go's HTTP/2 server does not make itself.
 func TestStrictHTTP2(t *testing.T) {
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "reached") })
-	srv := NewServer(h, logging.Discard(), ServerOptions{H2C: true})
+	srv := New(h, Options{H2C: true})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -392,7 +390,7 @@ func TestStrictHTTP2(t *testing.T) {
 // timeout), and only the start of a connection may switch to HTTP/2.
 func TestH2CShortRequests(t *testing.T) {
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.Proto) })
-	srv := NewServer(h, logging.Discard(), ServerOptions{H2C: true, IdleTimeout: time.Minute, ReadHeaderTimeout: time.Minute})
+	srv := New(h, Options{H2C: true, IdleTimeout: time.Minute, ReadHeaderTimeout: time.Minute})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -456,7 +454,7 @@ func TestH2CShortRequests(t *testing.T) {
 // TestParseHeadEmptyLine: an empty line inside a head (which the reader
 // never passes, but the parser must survive) is refused, not a panic.
 func TestParseHeadEmptyLine(t *testing.T) {
-	if _, code, _ := (Limits{}).withDefaults().parseHead("0 0 HTTP/1.0\r\n\r\n\r\n\r\n"); code != 400 {
+	if _, code, _ := defaultLimits.parseHead("0 0 HTTP/1.0\r\n\r\n\r\n\r\n"); code != 400 {
 		t.Fatalf("code %d, want 400", code)
 	}
 }
@@ -524,7 +522,7 @@ func TestStrictHTTP2Authority(t *testing.T) {
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "%s %q", r.Host, r.Header.Values("Host"))
 	})
-	srv := NewServer(h, logging.Discard(), ServerOptions{H2C: true})
+	srv := New(h, Options{H2C: true})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -553,3 +551,6 @@ func TestStrictHTTP2Authority(t *testing.T) {
 		}
 	}
 }
+
+// defaultLimits are the limits of a server with default Options.
+var defaultLimits = New(nil, Options{}).lim

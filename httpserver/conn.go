@@ -1,4 +1,4 @@
-package web
+package httpserver
 
 import (
 	"bufio"
@@ -109,7 +109,7 @@ func (s *Server) newConn(rwc net.Conn) *h1conn {
 	} else if rf, ok := rwc.(io.ReaderFrom); ok {
 		c.tcp = rf
 	}
-	c.ctx = context.WithValue(context.Background(), http.ServerContextKey, s.Server)
+	c.ctx = context.WithValue(context.Background(), http.ServerContextKey, s.h2)
 	c.ctx = context.WithValue(c.ctx, http.LocalAddrContextKey, rwc.LocalAddr())
 	c.cr.c = rwc
 	c.br = brPool.Get().(*bufio.Reader)
@@ -153,25 +153,25 @@ func (c *h1conn) serve() (hijacked bool) {
 			return false
 		}
 		if c.br.Buffered() == 0 {
-			c.rwc.SetReadDeadline(time.Now().Add(c.srv.IdleTimeout))
+			c.rwc.SetReadDeadline(time.Now().Add(c.srv.opts.IdleTimeout))
 		}
 		if _, err := c.br.Peek(1); err != nil {
 			return false
 		}
 		c.idle.Store(false)
-		c.rwc.SetReadDeadline(time.Now().Add(c.srv.ReadHeaderTimeout))
-		if first && c.srv.h2c && c.tls == nil && startsH2(c.br) {
+		c.rwc.SetReadDeadline(time.Now().Add(c.srv.opts.ReadHeaderTimeout))
+		if first && c.srv.opts.H2C && c.tls == nil && startsH2(c.br) {
 			c.rwc.SetReadDeadline(time.Time{})
 			c.srv.handOff(&prefixConn{Conn: c.rwc, r: c.br})
 			return true
 		}
-		req, reject, err := c.readRequest()
+		req, code, msg, err := c.readRequest()
 		if err != nil {
 			return false // the client left, or took too long: nothing to answer
 		}
 		c.rwc.SetReadDeadline(time.Time{})
-		if reject != "" {
-			c.rejectRequest(req, reject)
+		if code != 0 {
+			c.rejectRequest(req, code, msg)
 			return false
 		}
 		keep, hijacked := c.serveRequest(req)
@@ -181,17 +181,16 @@ func (c *h1conn) serve() (hijacked bool) {
 	}
 }
 
-// rejectRequest answers a request whose head was refused, through the
-// handler chain so that the access log records it, and the connection
-// ends after the answer.
-func (c *h1conn) rejectRequest(req *http.Request, reject string) {
+// rejectRequest answers a request whose head was refused, with
+// Options.Refuse, and the connection ends after the answer.
+func (c *h1conn) rejectRequest(req *http.Request, code int, msg string) {
 	req.Header = http.Header{}
 	req.Body = http.NoBody
 	req.Close = true
-	req = req.WithContext(context.WithValue(c.ctx, rejectKey{}, reject))
+	req = req.WithContext(c.ctx)
 	w := &h1resp{c: c, req: req, header: c.header, cl: -1, closeAfter: true}
 	clear(c.header)
-	c.srv.Handler.ServeHTTP(w, req)
+	c.srv.opts.Refuse(w, req, code, msg)
 	w.finish()
 }
 
@@ -227,7 +226,7 @@ func (c *h1conn) serveRequest(req *http.Request) (keep, hijacked bool) {
 			}
 		}
 	}()
-	c.srv.Handler.ServeHTTP(w, req)
+	c.srv.handler.ServeHTTP(w, req)
 	if w.hijacked {
 		return false, true
 	}
@@ -303,17 +302,17 @@ func (c *h1conn) endWatch() {
 }
 
 // readRequest reads and checks one request head. A refused head comes back
-// as a request carrying only what is needed to log it, and the reason as
-// "CODE message".
-func (c *h1conn) readRequest() (req *http.Request, reject string, err error) {
-	lim := c.srv.Limits.withDefaults()
+// as a request carrying only what is needed to log it, with the status to
+// answer and why.
+func (c *h1conn) readRequest() (req *http.Request, code int, msg string, err error) {
+	lim := c.srv.lim
 	var head []byte
 	lineStart := 0 // where the line being read starts in head
 	skipped := 0   // empty lines before the request line
 	for {
 		frag, err := c.br.ReadSlice('\n')
 		if err != nil && err != bufio.ErrBufferFull {
-			return nil, "", err
+			return nil, 0, "", err
 		}
 		if len(head) == 0 && err == nil && len(frag) == 2 && frag[0] == '\r' {
 			// RFC 9112 2.2: empty lines before a request line are ignored,
@@ -391,12 +390,12 @@ func (c *h1conn) readRequest() (req *http.Request, reject string, err error) {
 		req.Body = &body{c: c, remain: h.length, chunked: h.chunked, req: req,
 			expect: h.expect != "" && h.minor == 1}
 	}
-	return req, "", nil
+	return req, 0, "", nil
 }
 
 // refused returns the stand-in for a refused head: its method, target and
 // protocol when the request line can be split, for the access log.
-func (c *h1conn) refused(head []byte, code int, msg string) (*http.Request, string, error) {
+func (c *h1conn) refused(head []byte, code int, msg string) (*http.Request, int, string, error) {
 	line, _, _ := bytes.Cut(head, []byte("\n"))
 	f := strings.Fields(string(bytes.TrimRight(line[:min(len(line), 1024)], "\r")))
 	req := &http.Request{Method: "-", RequestURI: "-", Proto: "-", URL: &url.URL{Path: "/"},
@@ -404,7 +403,7 @@ func (c *h1conn) refused(head []byte, code int, msg string) (*http.Request, stri
 	if len(f) == 3 {
 		req.Method, req.RequestURI, req.Proto = f[0], f[1], f[2]
 	}
-	return req, fmt.Sprintf("%d %s", code, msg), nil
+	return req, code, msg, nil
 }
 
 // startsH2 reports whether br starts with HTTP/2's connection preface. It
@@ -485,7 +484,7 @@ func (b *body) Read(p []byte) (int, error) {
 // more of a request body, unless the handler set a read deadline itself.
 func (c *h1conn) recvDeadline() {
 	if !c.readDeadline {
-		c.rwc.SetReadDeadline(time.Now().Add(c.srv.clientTimeout))
+		c.rwc.SetReadDeadline(time.Now().Add(c.srv.opts.ClientTimeout))
 	}
 }
 
@@ -597,7 +596,7 @@ func (b *body) discard() bool {
 	if b.err != nil || b.expect {
 		return false // broken, or the client still waits for 100 Continue
 	}
-	b.c.rwc.SetReadDeadline(time.Now().Add(b.c.srv.clientTimeout))
+	b.c.rwc.SetReadDeadline(time.Now().Add(b.c.srv.opts.ClientTimeout))
 	defer b.c.rwc.SetReadDeadline(time.Time{})
 	buf := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(buf)
@@ -969,7 +968,7 @@ func (s sendWriter) Write(p []byte) (int, error) {
 
 func (c *h1conn) sendDeadline() {
 	if !c.writeDeadline {
-		c.rwc.SetWriteDeadline(time.Now().Add(c.srv.clientTimeout))
+		c.rwc.SetWriteDeadline(time.Now().Add(c.srv.opts.ClientTimeout))
 	}
 }
 

@@ -1,4 +1,4 @@
-package web
+package httpserver
 
 import (
 	"bufio"
@@ -91,9 +91,7 @@ func FuzzH1(f *testing.F) {
 			mu.Unlock()
 			io.WriteString(w, "ok")
 		})
-		log := slog.New(panicLog{slog.DiscardHandler, t})
-		srv := NewServer(h, slog.New(slog.DiscardHandler), ServerOptions{})
-		srv.log = log
+		srv := New(h, Options{ErrorLog: slog.New(panicLog{slog.DiscardHandler, t})})
 		fc := &fuzzConn{in: bytes.NewReader([]byte(in))}
 		done := make(chan struct{})
 		go func() { srv.newConn(fc).serve(); close(done) }()

@@ -1,4 +1,4 @@
-package web
+package httpserver
 
 import (
 	"errors"
@@ -9,73 +9,10 @@ import (
 	"strings"
 )
 
-// Limits bounds what a client may send in a request head.
-type Limits struct {
-	// MaxRequestLine is the longest request line (default 8 KiB); longer
-	// gets 414.
-	MaxRequestLine int
-	// MaxHeaderBytes bounds the whole head (default 64 KiB); MaxHeaders
-	// the number of header fields (default 100). Either gets 431.
-	MaxHeaderBytes, MaxHeaders int
-}
-
-func (l Limits) withDefaults() Limits {
-	if l.MaxRequestLine <= 0 {
-		l.MaxRequestLine = 8 << 10
-	}
-	if l.MaxHeaderBytes <= 0 {
-		l.MaxHeaderBytes = 64 << 10
-	}
-	if l.MaxHeaders <= 0 {
-		l.MaxHeaders = 100
-	}
-	return l
-}
-
-// rejectKey is the context key under which the server hands a refused
-// request's "CODE message" to strictHandler.
-type rejectKey struct{}
-
-// strictHandler answers the requests whose heads the server refused, and
-// passes the others to h. HTTP/2 requests are refused when a header name
-// holds an underscore or Content-Type is repeated, as HTTP/1 ones are by
-// parseHead, and when :authority is not a valid Host or a host field
-// differs from it (RFC 9113 8.3.1); an equal host field is dropped, so
-// r.Host is the one source of the host for routing and applications alike.
-func strictHandler(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ProtoMajor >= 2 {
-			if hv, ok := r.Header["Host"]; ok {
-				if len(hv) != 1 || !strings.EqualFold(hv[0], r.Host) {
-					Error(w, r, http.StatusBadRequest, "The host field differs from :authority.")
-					return
-				}
-				delete(r.Header, "Host")
-			}
-			if !validHost(r.Host) {
-				Error(w, r, http.StatusBadRequest, "Invalid :authority.")
-				return
-			}
-			for name, vals := range r.Header {
-				if strings.IndexByte(name, '_') >= 0 {
-					Error(w, r, http.StatusBadRequest, "Header names with underscores are refused: "+name)
-					return
-				}
-				if name == "Content-Type" && len(vals) > 1 {
-					Error(w, r, http.StatusBadRequest, "Content-Type is repeated.")
-					return
-				}
-			}
-		}
-		if v, ok := r.Context().Value(rejectKey{}).(string); ok {
-			code, msg, _ := strings.Cut(v, " ")
-			status, _ := strconv.Atoi(code)
-			w.Header().Set("Connection", "close")
-			Error(w, r, status, msg)
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
+// limits bound what a client may send in a request head: Options'
+// fields of the same names, defaults applied.
+type limits struct {
+	MaxRequestLine, MaxHeaderBytes, MaxHeaders int
 }
 
 // errFraming is what a body read returns after malformed chunked framing.
@@ -115,7 +52,7 @@ type head struct {
 //
 // Strings in the result share s's memory, so a head costs one allocation
 // for all its fields.
-func (l Limits) parseHead(s string) (h head, code int, msg string) {
+func (l limits) parseHead(s string) (h head, code int, msg string) {
 	s = s[:len(s)-4]
 	reqLine, rest, _ := strings.Cut(s, "\r\n")
 	if len(reqLine) > l.MaxRequestLine {
@@ -185,7 +122,7 @@ func (l Limits) parseHead(s string) (h head, code int, msg string) {
 			continue // the body reader removes the chunking
 		case "Host":
 			hosts++
-			if !validHost(value) {
+			if !ValidHost(value) {
 				return h, 400, "Invalid Host."
 			}
 			h.host = value
@@ -248,7 +185,7 @@ func checkTarget(method, target string) string {
 		}
 		return ""
 	case method == http.MethodConnect:
-		if host, port, err := net.SplitHostPort(target); err != nil || host == "" || !digits(port) || !validHost(target) {
+		if host, port, err := net.SplitHostPort(target); err != nil || host == "" || !digits(port) || !ValidHost(target) {
 			return "CONNECT needs a target of the form host:port."
 		}
 		return ""
@@ -258,18 +195,18 @@ func checkTarget(method, target string) string {
 		return "The request target must be a path, or an http or https URI."
 	}
 	authority := rest[:strings.IndexAny(rest+"/", "/?")]
-	if authority == "" || !validHost(authority) || strings.HasPrefix(authority, ":") {
+	if authority == "" || !ValidHost(authority) || strings.HasPrefix(authority, ":") {
 		return "The request target's authority is not a valid host."
 	}
 	return ""
 }
 
-// validHost reports whether v is host[:port] as RFC 9110 7.2 allows in a
+// ValidHost reports whether v is host[:port] as RFC 9110 7.2 allows in a
 // Host field: an IP literal in brackets, or a reg-name (letters, digits,
 // "-._~", sub-delims and percent-escapes), then optionally ":" and
 // digits. Userinfo ("user@host"), quotes, spaces and a second ":" are
 // refused. Empty is allowed (a Host for a target without an authority).
-func validHost(v string) bool {
+func ValidHost(v string) bool {
 	host, port := v, ""
 	if strings.HasPrefix(v, "[") {
 		end := strings.IndexByte(v, ']')

@@ -1,4 +1,4 @@
-package web
+package httpserver
 
 import (
 	"bufio"
@@ -14,8 +14,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/torsion-server/torsion/logging"
 )
 
 // conformance is the table of the conformance harness: each handler is
@@ -294,7 +292,7 @@ func TestConformance(t *testing.T) {
 			ref.Config.ErrorLog = nil
 			ref.Start()
 			defer ref.Close()
-			srv := NewServer(h, logging.Discard(), ServerOptions{})
+			srv := New(h, Options{})
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				t.Fatal(err)

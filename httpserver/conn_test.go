@@ -1,4 +1,4 @@
-package web
+package httpserver
 
 import (
 	"bufio"
@@ -24,10 +24,10 @@ import (
 	"github.com/torsion-server/torsion/logging"
 )
 
-// h1Server serves h with NewServer on a loopback port.
+// h1Server serves h on a loopback port, the server's errors going to log.
 func h1Server(t *testing.T, h http.Handler, log *slog.Logger) (*Server, string) {
 	t.Helper()
-	srv := NewServer(h, log, ServerOptions{})
+	srv := New(h, Options{ErrorLog: log})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +86,7 @@ func framingMux() http.Handler {
 	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
 		b, err := io.ReadAll(r.Body)
 		if err != nil {
-			Error(w, r, http.StatusBadRequest, err.Error())
+			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
 		fmt.Fprintf(w, "%s|%s", b, r.Trailer.Get("X-T"))
@@ -331,7 +331,7 @@ func TestH1Panic(t *testing.T) {
 		t.Fatalf("after a panic: %v %v", resp, err)
 	}
 	resp.Body.Close()
-	if s := buf.String(); !strings.Contains(s, "panic serving a request") || !strings.Contains(s, "boom") || !strings.Contains(s, "h1_test.go") {
+	if s := buf.String(); !strings.Contains(s, "panic serving a request") || !strings.Contains(s, "boom") || !strings.Contains(s, "conn_test.go") {
 		t.Errorf("log %q lacks the panic and its stack", s)
 	}
 	if strings.Count(buf.String(), "panic serving a request") != 1 {
@@ -490,7 +490,7 @@ func TestH1SendTimeout(t *testing.T) {
 		}
 		failed <- err
 	})
-	srv := NewServer(h, logging.Discard(), ServerOptions{ClientTimeout: 300 * time.Millisecond})
+	srv := New(h, Options{ClientTimeout: 300 * time.Millisecond})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -548,14 +548,14 @@ func TestH1BodyTimeout(t *testing.T) {
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/read" {
 			if _, err := io.ReadAll(r.Body); err != nil {
-				Error(w, r, http.StatusRequestTimeout, fmt.Sprint(errors.Is(err, os.ErrDeadlineExceeded)))
+				http.Error(w, fmt.Sprint(errors.Is(err, os.ErrDeadlineExceeded)), http.StatusRequestTimeout)
 				return
 			}
 		}
 		io.WriteString(w, "answered")
 	})
 	serve := func(timeout time.Duration) string {
-		srv := NewServer(h, logging.Discard(), ServerOptions{ClientTimeout: timeout})
+		srv := New(h, Options{ClientTimeout: timeout})
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -688,14 +688,12 @@ func TestH1SendfileCap(t *testing.T) {
 	}
 }
 
-// TestErrorLog: the server's own errors go to ErrorLog with attributes,
-// the access log keeps the access lines.
+// TestErrorLog: the server's own errors go to ErrorLog, with attributes.
 func TestErrorLog(t *testing.T) {
-	var access, errs testutil.SyncBuffer
-	accessLog, _ := logging.New(&access, "json", slog.LevelInfo)
+	var errs testutil.SyncBuffer
 	errorLog, _ := logging.New(&errs, "json", slog.LevelInfo)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { panic("boom") })
-	srv := NewServer(h, accessLog, ServerOptions{ErrorLog: errorLog})
+	srv := New(h, Options{ErrorLog: errorLog})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -708,8 +706,5 @@ func TestErrorLog(t *testing.T) {
 	srv.Close()
 	if s := errs.String(); !strings.Contains(s, `"msg":"http: panic serving a request"`) || !strings.Contains(s, `"panic":"boom"`) {
 		t.Errorf("error log: %s", s)
-	}
-	if strings.Contains(access.String(), "panic") {
-		t.Errorf("access log holds the panic: %s", access.String())
 	}
 }

@@ -1,0 +1,333 @@
+// Package httpserver serves HTTP: HTTP/1.x with torsion's own server loop
+// and request parser, which check every request head strictly (RFC 9112)
+// and bound every wait on a client, and HTTP/2 through net/http, over TLS
+// by ALPN and in cleartext with prior knowledge. Any http.Handler mounts
+// unchanged: the loop keeps http.ResponseWriter's contract (Flusher,
+// Hijacker, io.ReaderFrom with sendfile, http.ResponseController's
+// deadlines), checked against net/http by a conformance test.
+package httpserver
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/torsion-server/torsion/endpoint"
+)
+
+// Options configures a Server; zero fields take the defaults shown. It is
+// the only place the server's limits are set.
+type Options struct {
+	// ReadHeaderTimeout bounds the time to receive a request's head
+	// (default 30s), so clients trickling headers are cut off; it bounds
+	// TLS handshakes too.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout closes keep-alive connections idle this long (default 120s).
+	IdleTimeout time.Duration
+	// ClientTimeout drops an HTTP/1 client that owes the server something
+	// and makes no progress for this long (default 60s): one that takes
+	// nothing of a response (nginx's send_timeout: each write to the
+	// connection must make progress within it), or sends nothing of a
+	// request body being read (nginx's client_body_timeout: each read of
+	// the body must get something within it). A handler's own deadlines,
+	// set with http.ResponseController, take precedence while they are set.
+	ClientTimeout time.Duration
+	// MaxHeaderBytes bounds a request's head, request line and headers
+	// (default 64 KiB; over HTTP/2, the header block); more gets 431.
+	MaxHeaderBytes int
+	// MaxRequestLine bounds the request line (default 8 KiB; more gets
+	// 414); MaxHeaders the number of header fields (default 100; more
+	// gets 431).
+	MaxRequestLine, MaxHeaders int
+	// H2C serves cleartext HTTP/2 to clients that start a connection with
+	// its preface ("prior knowledge"). Over TLS, HTTP/2 is always offered
+	// by ALPN.
+	H2C bool
+	// LegacyCiphers also offers, on TLS endpoints, the ECDHE suites with
+	// AES-CBC and SHA-1 for TLS 1.2 clients without AEAD suites (see
+	// endpoint.AllowLegacyCiphers); by default only AEAD suites are.
+	LegacyCiphers bool
+	// ErrorLog receives the server's own errors: panics, failed accepts,
+	// failed TLS handshakes (at DEBUG). Nil discards them.
+	ErrorLog *slog.Logger
+	// Refuse answers a request the server refused (a malformed head, a
+	// header HTTP/2 lets through that HTTP/1 would refuse): code is the
+	// status and msg says why. The connection ends after the answer over
+	// HTTP/1. Nil answers with the status line and msg as plain text; a
+	// caller that logs requests sets it to answer, and log, as it does
+	// for the requests its handler serves.
+	Refuse func(w http.ResponseWriter, r *http.Request, code int, msg string)
+}
+
+func (o Options) withDefaults() Options {
+	if o.ReadHeaderTimeout <= 0 {
+		o.ReadHeaderTimeout = 30 * time.Second
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 120 * time.Second
+	}
+	if o.ClientTimeout <= 0 {
+		o.ClientTimeout = 60 * time.Second
+	}
+	if o.MaxHeaderBytes <= 0 {
+		o.MaxHeaderBytes = 64 << 10
+	}
+	if o.MaxRequestLine <= 0 {
+		o.MaxRequestLine = 8 << 10
+	}
+	if o.MaxHeaders <= 0 {
+		o.MaxHeaders = 100
+	}
+	if o.ErrorLog == nil {
+		o.ErrorLog = slog.New(slog.DiscardHandler)
+	}
+	if o.Refuse == nil {
+		o.Refuse = plainRefusal
+	}
+	return o
+}
+
+// plainRefusal is the default Options.Refuse.
+func plainRefusal(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	body := strconv.Itoa(code) + " " + http.StatusText(code) + ": " + msg + "\n"
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	if r.Method != http.MethodHead {
+		fmt.Fprint(w, body)
+	}
+}
+
+// Server serves one handler over HTTP/1.x, with its own loop, and HTTP/2,
+// through net/http: over TLS when ALPN chooses h2, and in cleartext with
+// prior knowledge when Options.H2C is set. Serve may be called for several
+// listeners; Shutdown and Close end them all.
+type Server struct {
+	handler http.Handler
+	opts    Options
+	lim     limits // opts' limits on a request head
+	log     *slog.Logger
+	h2      *http.Server // serves the connections that speak HTTP/2
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*h1conn]struct{}
+	handoff   *handoff // connections for h2
+	shutting  atomic.Bool
+}
+
+// New returns a Server that serves h as opts says.
+func New(h http.Handler, opts Options) *Server {
+	opts = opts.withDefaults()
+	s := &Server{handler: h, opts: opts, log: opts.ErrorLog,
+		lim: limits{MaxRequestLine: opts.MaxRequestLine, MaxHeaderBytes: opts.MaxHeaderBytes, MaxHeaders: opts.MaxHeaders}}
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true) // as net/http must, though it is handed only HTTP/2
+	protocols.SetHTTP2(true)
+	protocols.SetUnencryptedHTTP2(opts.H2C)
+	s.h2 = &http.Server{
+		Protocols:         protocols,
+		Handler:           http.HandlerFunc(s.serveH2),
+		ReadHeaderTimeout: opts.ReadHeaderTimeout,
+		IdleTimeout:       opts.IdleTimeout,
+		MaxHeaderBytes:    opts.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(opts.ErrorLog.Handler(), slog.LevelWarn),
+	}
+	return s
+}
+
+func (s *Server) shuttingDown() bool { return s.shutting.Load() }
+
+// Serve serves the connections accepted from l until Shutdown or Close,
+// and then returns http.ErrServerClosed. When l is an
+// *endpoint.TLSListener (ssl:, txsni:), HTTP/2 and HTTP/1.1 are offered by
+// ALPN, and handlers see the TLS state in r.TLS over both.
+func (s *Server) Serve(l net.Listener) error {
+	if tl, ok := l.(*endpoint.TLSListener); ok {
+		cfg := tl.Config.Clone()
+		cfg.NextProtos = []string{"h2", "http/1.1"}
+		if s.opts.LegacyCiphers {
+			endpoint.AllowLegacyCiphers(cfg)
+		}
+		l = &endpoint.TLSListener{Listener: tl.Listener, Config: cfg, HandshakeTimeout: s.opts.ReadHeaderTimeout,
+			HandshakeError: func(c net.Conn, err error) {
+				s.log.Debug("TLS handshake failed", "remote", c.RemoteAddr().String(), "err", err)
+			}}
+	}
+	s.mu.Lock()
+	if s.shuttingDown() {
+		s.mu.Unlock()
+		l.Close()
+		return http.ErrServerClosed
+	}
+	if s.listeners == nil {
+		s.listeners, s.conns = map[net.Listener]struct{}{}, map[*h1conn]struct{}{}
+	}
+	s.listeners[l] = struct{}{}
+	if s.handoff == nil {
+		s.handoff = &handoff{addr: l.Addr(), conns: make(chan net.Conn), done: make(chan struct{})}
+		go s.h2.Serve(s.handoff)
+	}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+	}()
+	var delay time.Duration
+	for {
+		rwc, err := l.Accept()
+		if err != nil {
+			if s.shuttingDown() {
+				return http.ErrServerClosed
+			}
+			if te, ok := err.(interface{ Temporary() bool }); ok && te.Temporary() {
+				// Out of file descriptors, say: wait, as net/http does.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", "err", err, "retry_in", delay)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		go s.serveConn(rwc)
+	}
+}
+
+func (s *Server) serveConn(rwc net.Conn) {
+	if tc, ok := rwc.(*tls.Conn); ok && tc.ConnectionState().NegotiatedProtocol == "h2" {
+		s.handOff(rwc)
+		return
+	}
+	c := s.newConn(rwc)
+	s.mu.Lock()
+	if s.shuttingDown() {
+		s.mu.Unlock()
+		rwc.Close()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+	c.serve()
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// handOff gives a connection to net/http's server, which speaks HTTP/2.
+func (s *Server) handOff(c net.Conn) {
+	select {
+	case s.handoff.conns <- c:
+	case <-s.handoff.done:
+		c.Close()
+	}
+}
+
+// serveH2 serves an HTTP/2 request, refusing what parseHead refuses over
+// HTTP/1 and net/http lets through: a header name with an underscore (WSGI
+// reads X_A and X-A as one variable), a repeated Content-Type, an
+// :authority that is not a valid Host, and a host field that differs from
+// :authority (RFC 9113 8.3.1). An equal host field is dropped, so r.Host is
+// the one source of the host for routing and applications alike.
+func (s *Server) serveH2(w http.ResponseWriter, r *http.Request) {
+	for name, vals := range r.Header {
+		if strings.IndexByte(name, '_') >= 0 {
+			s.opts.Refuse(w, r, http.StatusBadRequest, "Header names with underscores are refused: "+name)
+			return
+		}
+		if name == "Content-Type" && len(vals) > 1 {
+			s.opts.Refuse(w, r, http.StatusBadRequest, "Content-Type is repeated.")
+			return
+		}
+	}
+	if hv, ok := r.Header["Host"]; ok {
+		if len(hv) != 1 || !strings.EqualFold(hv[0], r.Host) {
+			s.opts.Refuse(w, r, http.StatusBadRequest, "The host field differs from :authority.")
+			return
+		}
+		delete(r.Header, "Host")
+	}
+	if !ValidHost(r.Host) {
+		s.opts.Refuse(w, r, http.StatusBadRequest, "Invalid :authority.")
+		return
+	}
+	s.handler.ServeHTTP(w, r)
+}
+
+// Shutdown stops accepting, closes idle connections, and waits for the
+// others to finish their requests, or for ctx to end (then it returns
+// ctx's error and Close ends the rest).
+func (s *Server) Shutdown(ctx context.Context) error {
+	left := s.stop(false)
+	h2 := make(chan error, 1)
+	go func() { h2 <- s.h2.Shutdown(ctx) }()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for left > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+		left = s.stop(false)
+	}
+	return <-h2
+}
+
+// Close closes the listeners and every connection at once.
+func (s *Server) Close() error {
+	s.stop(true)
+	return s.h2.Close()
+}
+
+// stop stops accepting and closes the idle HTTP/1 connections, or all of
+// them; it returns how many are left open.
+func (s *Server) stop(all bool) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.shutting.Store(true)
+	for l := range s.listeners {
+		l.Close()
+	}
+	for c := range s.conns {
+		if all || c.idle.Load() {
+			c.rwc.Close()
+		}
+	}
+	return len(s.conns)
+}
+
+// handoff is the listener through which net/http's server receives the
+// connections that speak HTTP/2.
+type handoff struct {
+	addr  net.Addr
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func (h *handoff) Accept() (net.Conn, error) {
+	select {
+	case c := <-h.conns:
+		return c, nil
+	case <-h.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (h *handoff) Close() error {
+	h.once.Do(func() { close(h.done) })
+	return nil
+}
+
+func (h *handoff) Addr() net.Addr { return h.addr }
