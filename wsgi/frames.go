@@ -25,7 +25,6 @@ const (
 	kRequest = 'R'
 	kBody    = 'B'
 	kBodyErr = 'Y'
-	kAck     = 'A'
 	kCancel  = 'C'
 	kWindow  = 'W'
 	// worker to torsion

@@ -147,7 +147,7 @@ func (rs *response) run() error {
 		case kData:
 			rs.data(f.payload)
 		case kFile:
-			rs.file(f.payload)
+			rs.file(f.file, f.payload)
 		case kRead:
 			rs.read(f.payload)
 		case kError:
@@ -231,16 +231,9 @@ func (rs *response) clientGone() {
 	}
 }
 
-// file sends the file the worker handed over, from /proc/PID/fd/FD.
-func (rs *response) file(p []byte) {
-	fd := binary.LittleEndian.Uint32(p)
-	offset := int64(binary.LittleEndian.Uint64(p[4:]))
-	f, err := os.Open(fmt.Sprintf("/proc/%d/fd/%d", rs.wk.pid, fd))
-	rs.wk.sendFrame(kAck, rs.c.id, nil) // the worker may close its copy now
-	if err != nil {
-		rs.appErr = fmt.Sprintf("wsgi.file_wrapper: opening the file: %v", err)
-		return
-	}
+// file sends the file the worker handed over with its F frame.
+func (rs *response) file(f *os.File, p []byte) {
+	offset := int64(binary.LittleEndian.Uint64(p))
 	defer f.Close()
 	if rs.gone || rs.appErr != "" {
 		return

@@ -19,6 +19,7 @@ import (
 type frame struct {
 	kind    byte
 	payload []byte
+	file    *os.File // an F frame's file, passed with SCM_RIGHTS
 }
 
 // errWorkerDied is what a call gets when its worker exits under it.
@@ -129,7 +130,15 @@ type worker struct {
 // spawn starts a Python worker process. It returns once the process runs;
 // the caller waits on w.ready or w.exited.
 func (p *Pool) spawn(slot int) (*worker, error) {
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	// Close-on-exec from the start, so that no other process started
+	// meanwhile inherits them (not every system has SOCK_CLOEXEC).
+	syscall.ForkLock.RLock()
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err == nil {
+		syscall.CloseOnExec(fds[0])
+		syscall.CloseOnExec(fds[1])
+	}
+	syscall.ForkLock.RUnlock()
 	if err != nil {
 		return nil, fmt.Errorf("socketpair: %w", err)
 	}
@@ -146,9 +155,7 @@ func (p *Pool) spawn(slot int) (*worker, error) {
 	cmd.Dir = p.cfg.Dir
 	cmd.Env = p.env
 	cmd.ExtraFiles = []*os.File{theirs} // fd 3
-	// Own process group, so a terminal's ^C reaches torsion only; and die
-	// with torsion should it be killed outright.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = workerProcAttr()
 	w := &worker{
 		pool: p, slot: slot, cmd: cmd, conn: fc.(*net.UnixConn),
 		calls: map[uint32]*call{}, exited: make(chan struct{}), wsig: make(chan struct{}, 1),
@@ -247,7 +254,8 @@ const outputGrace = 500 * time.Millisecond
 // wakes the handlers only when it has no complete frame left to read, so a
 // burst of frames costs each handler one wake-up.
 func (w *worker) readLoop() {
-	r := bufio.NewReaderSize(w.conn, 256<<10)
+	fc := &fdConn{conn: w.conn}
+	r := bufio.NewReaderSize(fc, 256<<10)
 	var hdr [headerLen]byte
 	var woken []*call
 	wake := func() {
@@ -280,6 +288,17 @@ func (w *worker) readLoop() {
 			w.die(fmt.Errorf("%w: reading: %v", errWorkerDied, err))
 			return
 		}
+		var file *os.File
+		if kind == kFile {
+			if len(fc.fds) == 0 || n != 8 {
+				err := fmt.Errorf("%w: an F frame of %d bytes with %d file descriptors", errProtocol, n, len(fc.fds))
+				w.fail(err)
+				w.die(fmt.Errorf("%w: %v", errWorkerDied, err))
+				return
+			}
+			file = os.NewFile(uintptr(fc.fds[0]), "wsgi.file_wrapper")
+			fc.fds = fc.fds[1:]
+		}
 		switch kind {
 		case kReady:
 			w.ready <- string(payload)
@@ -299,11 +318,43 @@ func (w *worker) readLoop() {
 		}
 		if c == nil {
 			w.log.Warn("frame for an unknown request", "kind", string(rune(kind)), "id", id)
+			if file != nil {
+				file.Close()
+			}
 			continue
 		}
-		c.push(frame{kind, payload})
+		c.push(frame{kind, payload, file})
 		woken = append(woken, c)
 	}
+}
+
+// fdConn reads a worker's socket with recvmsg, keeping the file
+// descriptors that come with the bytes (SCM_RIGHTS), in order: each
+// belongs to the next F frame, which comes with or after it.
+type fdConn struct {
+	conn *net.UnixConn
+	oob  [256]byte
+	fds  []int
+}
+
+func (c *fdConn) Read(p []byte) (int, error) {
+	n, oobn, _, _, err := c.conn.ReadMsgUnix(p, c.oob[:])
+	n = max(n, 0) // recvmsg's -1 on an error
+	if oobn > 0 {
+		msgs, perr := syscall.ParseSocketControlMessage(c.oob[:oobn])
+		for _, m := range msgs {
+			if fds, err := syscall.ParseUnixRights(&m); err == nil {
+				for _, fd := range fds {
+					syscall.CloseOnExec(fd)
+				}
+				c.fds = append(c.fds, fds...)
+			}
+		}
+		if perr != nil && err == nil {
+			err = fmt.Errorf("%w: control message: %v", errProtocol, perr)
+		}
+	}
+	return n, err
 }
 
 // frameBuffered reports whether a whole frame is already buffered.

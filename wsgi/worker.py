@@ -9,6 +9,7 @@ this program follows version PROTOCOL_VERSION of it.
 """
 
 import argparse
+import array
 import collections
 import importlib
 import marshal
@@ -27,13 +28,13 @@ import traceback
 PROTOCOL_VERSION = 1
 
 # Frame kinds (PROTOCOL.md). torsion to worker:
-REQUEST, BODY, BODY_ERROR, ACK, CANCEL, WINDOW_ACK = (ord(k) for k in "RBYACW")
+REQUEST, BODY, BODY_ERROR, CANCEL, WINDOW_ACK = (ord(k) for k in "RBYCW")
 # worker to torsion:
 READY, START, DATA, FILE, READ, ERROR, END, LOG = (ord(k) for k in "KSDFrXEL")
 
 HEADER = struct.Struct("<BII")
 U32 = struct.Struct("<I")
-FILE_REF = struct.Struct("<IQ")
+OFFSET = struct.Struct("<Q")
 WINDOW = 1 << 20  # streamed body sent unacknowledged (torsion's window)
 MAX_DATA = 1 << 20  # body data per frame; tracebacks and log lines are cut to it
 POLL = 0.05
@@ -94,6 +95,14 @@ class Conn:
     def send(self, data):
         with self.lock:
             self.sock.sendall(data)
+
+    def send_fd(self, data, fd):
+        """Sends data with a duplicate of file descriptor fd attached to
+        its first byte (SCM_RIGHTS)."""
+        with self.lock:
+            sent = self.sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
+            if sent < len(data):
+                self.sock.sendall(memoryview(data)[sent:])
 
     def read(self, block=True):
         """Returns the complete frames that one read brings, as a list of
@@ -469,8 +478,8 @@ class Worker:
                 raise TypeError("the application returned %s, not an iterable of bytes: return [body]" % type(result).__name__)
             elif type(result) is FileWrapper and result.sendable():
                 fd, offset = result.sendable()
-                conn.send((b"" if sent else head_frame()) + frame(FILE, rid, FILE_REF.pack(fd, offset)))
-                chan.wait(rid)  # A: torsion has its own descriptor now
+                # torsion gets its own descriptor: ours closes with close().
+                conn.send_fd((b"" if sent else head_frame()) + frame(FILE, rid, OFFSET.pack(offset)), fd)
             else:
                 unacked = 0
                 for chunk in result:

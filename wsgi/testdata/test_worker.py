@@ -3,12 +3,14 @@ golden frames of frames.json (which frames_test.go checks from Go), the
 helpers that split and cut frames, and a real exchange with worker.py on a
 socket pair, as torsion starts it. Standard library only."""
 
+import array
 import json
 import marshal
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -72,10 +74,12 @@ class Frames(unittest.TestCase):
 class Exchange(unittest.TestCase):
     """worker.py as torsion runs it, spoken to over a socket pair."""
 
+    app = "apps:hello"
+
     def setUp(self):
         self.sock, theirs = socket.socketpair()
         self.proc = subprocess.Popen(
-            [sys.executable, os.path.join(HERE, "..", "worker.py"), "--app", "apps:hello", "--fd", str(theirs.fileno())],
+            [sys.executable, os.path.join(HERE, "..", "worker.py"), "--app", self.app, "--fd", str(theirs.fileno())],
             cwd=HERE, pass_fds=(theirs.fileno(),))
         theirs.close()
         self.sock.settimeout(30)
@@ -85,6 +89,8 @@ class Exchange(unittest.TestCase):
         self.sock.close()  # the worker's cue to exit
         self.assertEqual(self.proc.wait(timeout=30), 0)
 
+    fds = ()
+
     def frame(self):
         while True:
             if len(self.buf) >= 9:
@@ -92,22 +98,55 @@ class Exchange(unittest.TestCase):
                 if len(self.buf) >= 9 + n:
                     payload, self.buf = self.buf[9:9 + n], self.buf[9 + n:]
                     return chr(kind), rid, payload
-            data = self.sock.recv(65536)
+            data, ancdata, _, _ = self.sock.recvmsg(65536, socket.CMSG_SPACE(4 * 4))
+            for level, kind, fds in ancdata:
+                if (level, kind) == (socket.SOL_SOCKET, socket.SCM_RIGHTS):
+                    self.fds += tuple(array.array("i", fds))
             self.assertTrue(data, "the worker closed the socket")
             self.buf += data
 
-    def test_request(self):
+    def ready(self):
         kind, rid, payload = self.frame()
-        version, pid, python = payload.decode().split()
-        self.assertEqual((kind, rid, int(version), int(pid)), ("K", 0, worker.PROTOCOL_VERSION, self.proc.pid))
-        # The golden request, as request 7.
+        self.assertEqual((kind, rid), ("K", 0))
+        return payload.decode().split()
+
+    def request(self, rid):
         f = bytearray.fromhex(GOLDEN["request"]["frame"])
-        f[1:5] = (7).to_bytes(4, "little")
+        f[1:5] = rid.to_bytes(4, "little")
         self.sock.sendall(bytes(f))
+
+    def test_request(self):
+        version, pid, python = self.ready()
+        self.assertEqual((int(version), int(pid)), (worker.PROTOCOL_VERSION, self.proc.pid))
+        self.request(7)  # the golden request, as request 7
         head = worker.encode_head("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "14")])
         self.assertEqual(self.frame(), ("S", 7, head))
         self.assertEqual(self.frame(), ("D", 7, b"Hello, world!\n"))
         self.assertEqual(self.frame(), ("E", 7, b""))
+
+
+
+class FileExchange(Exchange):
+    """wsgi.file_wrapper: the file's descriptor comes with the F frame."""
+
+    app = "apps:file_wrapper"
+
+    def test_request(self):
+        # apps.file_wrapper sends the file its parent, this test, names.
+        path = os.path.join(tempfile.gettempdir(), "torsion-test-file-%d.bin" % os.getpid())
+        with open(path, "wb") as f:
+            f.write(b"file wrapper " * 1000)
+        self.addCleanup(os.remove, path)
+        self.ready()
+        self.request(8)
+        kind, rid, _ = self.frame()
+        self.assertEqual((kind, rid), ("S", 8))
+        kind, rid, payload = self.frame()
+        self.assertEqual((kind, rid, worker.OFFSET.unpack(payload)), ("F", 8, (0,)))
+        self.assertEqual(len(self.fds), 1)
+        with os.fdopen(self.fds[0], "rb") as f:
+            self.assertEqual(f.read(), b"file wrapper " * 1000)
+        self.assertEqual(self.frame(), ("E", 8, b""))
 
 
 if __name__ == "__main__":
