@@ -1030,6 +1030,11 @@ func (w *h1resp) SetReadDeadline(t time.Time) error {
 	return w.c.rwc.SetReadDeadline(t)
 }
 
+// EnableFullDuplex serves http.ResponseController: this loop always lets
+// a handler read the request body after its response has begun (it reads
+// the connection only through the body), so there is nothing to enable.
+func (w *h1resp) EnableFullDuplex() error { return nil }
+
 // SetWriteDeadline sets the connection's write deadline, until the
 // response is complete.
 func (w *h1resp) SetWriteDeadline(t time.Time) error {

@@ -708,3 +708,42 @@ func TestErrorLog(t *testing.T) {
 		t.Errorf("error log: %s", s)
 	}
 }
+
+// TestH1FullDuplex: a handler that enables full duplex reads the request
+// body while it streams its response, line by line, as the client sends.
+func TestH1FullDuplex(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		if err := rc.EnableFullDuplex(); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(200)
+		rc.Flush()
+		sc := bufio.NewScanner(r.Body)
+		for sc.Scan() {
+			fmt.Fprintf(w, "echo %s\n", sc.Text())
+			rc.Flush()
+		}
+	})
+	_, addr := h1Server(t, h, logging.Discard())
+	c := dial(t, addr)
+	io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("response head: %v %v", resp, err)
+	}
+	lines := bufio.NewReader(resp.Body)
+	for _, word := range []string{"one", "two"} {
+		fmt.Fprintf(c, "%x\r\n%s\n\r\n", len(word)+1, word)
+		got, err := lines.ReadString('\n')
+		if err != nil || got != "echo "+word+"\n" {
+			t.Fatalf("after sending %q: %q %v", word, got, err)
+		}
+	}
+	io.WriteString(c, "0\r\n\r\n")
+	if rest, err := io.ReadAll(lines); err != nil || len(rest) != 0 {
+		t.Errorf("end of the response: %q %v", rest, err)
+	}
+}
