@@ -123,8 +123,12 @@ func TestParseHeadMalformed(t *testing.T) {
 // golden frames, and a real exchange with worker.py on a socket pair)
 // under CPython and PyPy.
 func TestWorkerPy(t *testing.T) {
+	t.Parallel()
 	for _, py := range []string{python, "pypy3"} {
 		t.Run(py, func(t *testing.T) {
+			if py != python && testing.Short() {
+				t.Skip("PyPy starts slowly; run without -short")
+			}
 			if _, err := exec.LookPath(py); err != nil {
 				t.Fatalf("%s is missing (scripts/test installs it): %v", py, err)
 			}

@@ -98,6 +98,7 @@ func get(t *testing.T, url string) (*http.Response, string) {
 }
 
 func TestResponses(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		app     string
 		status  int
@@ -147,6 +148,7 @@ func TestResponses(t *testing.T) {
 // TestLongOutputLine: a worker that prints a line longer than the log
 // takes is still read to the end of it, so it never blocks in print.
 func TestLongOutputLine(t *testing.T) {
+	t.Parallel()
 	s := startPool(t, Config{App: "apps:long_line"})
 	client := &http.Client{Timeout: 10 * time.Second}
 	for range 2 {
@@ -187,6 +189,7 @@ func waitFor(t *testing.T, cond func() bool, format string, args ...any) {
 }
 
 func TestEnviron(t *testing.T) {
+	t.Parallel()
 	s := startPool(t, Config{App: "apps.environ", Threads: 2, Workers: 2})
 	req, _ := http.NewRequest("GET", s.url+"/mount/a%20b/%C3%A9?x=1&y=%20", nil)
 	req.Header.Add("X-Multi", "one")
@@ -243,6 +246,7 @@ func TestEnviron(t *testing.T) {
 // Streamed (no spool), the application's read fails; spooled, Go finds
 // out before the request takes a worker.
 func TestUploadCutShort(t *testing.T) {
+	t.Parallel()
 	for _, threads := range []int{1, 2} {
 		t.Run(fmt.Sprintf("threads=%d", threads), func(t *testing.T) { testUploadCutShort(t, threads, -1) })
 	}
@@ -338,6 +342,7 @@ func TestClientTimeoutPause(t *testing.T) {
 // Content-Length leaves, and a body that falls short ends the connection;
 // a Content-Length that is not one number is an application error.
 func TestContentLengthMismatch(t *testing.T) {
+	t.Parallel()
 	s := startPool(t, Config{App: "apps:length_mismatch"})
 	c := s.dial(t)
 	br := bufio.NewReader(c)
@@ -394,6 +399,7 @@ func TestWorkerForgetsEndedRequests(t *testing.T) {
 // TestHeadStopsStream: HEAD on an endless stream answers with the head and
 // stops the application, so a kept-alive client can go on.
 func TestHeadStopsStream(t *testing.T) {
+	t.Parallel()
 	s := startPool(t, Config{App: "apps:tracked"})
 	c := s.dial(t)
 	br := bufio.NewReader(c)
@@ -415,6 +421,7 @@ func TestHeadStopsStream(t *testing.T) {
 // and let the client add variables of its choosing (REMOTE_USER, say); such
 // a request gets 400 and never reaches the application.
 func TestEnvironNUL(t *testing.T) {
+	t.Parallel()
 	s := startPool(t, Config{App: "apps.environ", Workers: 1})
 	for _, path := range []string{"/x%00REMOTE_USER%00admin", "/x%00", "/%00%00"} {
 		resp, body := get(t, s.url+path)
@@ -431,6 +438,7 @@ func TestEnvironNUL(t *testing.T) {
 // TestConnect: CONNECT never reaches a WSGI application, whose 2xx would
 // tell a proxy in front that the connection became a tunnel.
 func TestConnect(t *testing.T) {
+	t.Parallel()
 	s := startPool(t, Config{App: "apps:hello"})
 	c := s.dial(t)
 	io.WriteString(c, "CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n")
@@ -446,6 +454,7 @@ func TestConnect(t *testing.T) {
 // TestEnvironSingle checks wsgi.multithread and wsgi.multiprocess are false
 // with one worker of one thread.
 func TestEnvironSingle(t *testing.T) {
+	t.Parallel()
 	s := startPool(t, Config{App: "apps.environ", Workers: 1, Threads: 1})
 	_, body := get(t, s.url+"/")
 	var env map[string]any
@@ -458,6 +467,7 @@ func TestEnvironSingle(t *testing.T) {
 // TestUpload sends bodies in memory, spooled, streamed, and spooled then
 // streamed (chunked, longer than the spool), by length and chunked.
 func TestUpload(t *testing.T) {
+	t.Parallel()
 	for _, spool := range []int64{0, 1 << 20, -1} {
 		t.Run(fmt.Sprintf("spool=%d", spool), func(t *testing.T) { testUpload(t, spool) })
 	}
@@ -490,6 +500,7 @@ func testUpload(t *testing.T, spool int64) {
 }
 
 func TestReadline(t *testing.T) {
+	t.Parallel()
 	s := startPool(t, Config{App: "apps:lines", BodyBuffer: 4})
 	resp, err := http.Post(s.url+"/", "text/plain", strings.NewReader("first line\nsecond line\nthird\nfourth"))
 	if err != nil {
@@ -507,6 +518,7 @@ func TestReadline(t *testing.T) {
 // TestStreaming checks that a generator's chunks reach the client as they
 // are produced (Server-Sent Events), in chunked encoding.
 func TestStreaming(t *testing.T) {
+	t.Parallel()
 	s := startPool(t, Config{App: "apps:stream"})
 	resp, err := http.Get(s.url + "/")
 	if err != nil {
@@ -532,6 +544,7 @@ func TestStreaming(t *testing.T) {
 }
 
 func TestHead(t *testing.T) {
+	t.Parallel()
 	s := startPool(t, Config{App: "apps:hello"})
 	resp, err := http.Head(s.url + "/")
 	if err != nil {
@@ -574,6 +587,7 @@ func TestFileWrapper(t *testing.T) {
 // TestValidator runs an application wrapped in wsgiref.validate, which
 // raises on any breach of PEP 3333 by the server.
 func TestValidator(t *testing.T) {
+	t.Parallel()
 	s := startPool(t, Config{App: "apps:validated"})
 	for _, tc := range []struct {
 		method, path string
@@ -639,6 +653,7 @@ func TestClientGoneClosesIterable(t *testing.T) {
 // TestCrashedWorkerIsReplaced: a worker that crashes is replaced, at once
 // (a first crash gets no backoff; TestBackoff covers crash loops).
 func TestCrashedWorkerIsReplaced(t *testing.T) {
+	t.Parallel()
 	s := startPool(t, Config{App: "apps:crash"})
 	resp, _ := get(t, s.url+"/")
 	if resp.StatusCode != 502 {
@@ -737,6 +752,7 @@ func TestTimeout(t *testing.T) {
 }
 
 func TestMaxRequests(t *testing.T) {
+	t.Parallel()
 	s := startPool(t, Config{App: "apps:pid", MaxRequests: 3})
 	pids := map[string]int{}
 	for i := 0; i < 9; i++ {
@@ -752,6 +768,7 @@ func TestMaxRequests(t *testing.T) {
 }
 
 func TestImportFailure(t *testing.T) {
+	t.Parallel()
 	if _, err := os.Stat(python); err != nil {
 		t.Skip("needs Debian's python3")
 	}
@@ -797,6 +814,9 @@ func TestConfigErrors(t *testing.T) {
 // TestPyPy runs the worker under PyPy: requests, streamed uploads and
 // responses, file_wrapper, the validator and a crash.
 func TestPyPy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("PyPy starts slowly; run without -short")
+	}
 	const pypy = "/usr/bin/pypy3"
 	if _, err := os.Stat(pypy); err != nil {
 		t.Skip("needs Debian's pypy3 (scripts/test installs it)")
@@ -836,6 +856,7 @@ func TestPyPy(t *testing.T) {
 }
 
 func TestMaxBody(t *testing.T) {
+	t.Parallel()
 	s := startPool(t, Config{App: "apps:upload", MaxBody: 1000})
 	for _, tc := range []struct {
 		name string
@@ -861,6 +882,7 @@ func TestMaxBody(t *testing.T) {
 // worker with four threads: the reader thread routes body, window and
 // cancel frames to the right request.
 func TestThreaded(t *testing.T) {
+	t.Parallel()
 	s := startPool(t, Config{App: "apps:upload", Threads: 4, BodyBuffer: 4096})
 	var wg sync.WaitGroup
 	for i := 0; i < 8; i++ {
@@ -921,6 +943,7 @@ func TestThreaded(t *testing.T) {
 // exc_info re-raises. The client must not get a response that looks whole:
 // the connection is cut, before or after the partial body reached it.
 func TestExcInfoAfterHeaders(t *testing.T) {
+	t.Parallel()
 	s := startPool(t, Config{App: "apps:exc_info_late"})
 	resp, err := http.Get(s.url + "/")
 	if err == nil {
@@ -1046,6 +1069,7 @@ func TestTimeoutKillsChildren(t *testing.T) {
 // broken, instead of torsion allocating what it announced; the client gets
 // 502 and the next request a new worker.
 func TestHugeFrame(t *testing.T) {
+	t.Parallel()
 	s := startPool(t, Config{App: "apps:huge_frame"})
 	if resp, _ := get(t, s.url+"/"); resp.StatusCode != http.StatusBadGateway {
 		t.Errorf("GET = %d, want 502", resp.StatusCode)

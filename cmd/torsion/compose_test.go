@@ -12,6 +12,7 @@ import (
 // directory beside it, a second app mounted at /blog and on a virtual
 // host, and a proxy mount back to the blog, all from one command line.
 func TestCompose(t *testing.T) {
+	t.Parallel()
 	needPython(t, "flask")
 	dir, _ := filepath.Abs("../../examples/compose")
 	p := start(t, nil, "web", "--port", "tcp:0:interface=127.0.0.1",
@@ -53,6 +54,7 @@ func TestCompose(t *testing.T) {
 }
 
 func TestComposeOptionErrors(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		args []string
 		msg  string

@@ -18,6 +18,7 @@ import (
 // TestProxyHeaders runs behind a pretend load balancer: --proxy-headers
 // believes the forwarding headers from trusted addresses only.
 func TestProxyHeaders(t *testing.T) {
+	t.Parallel()
 	needPython(t)
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "envapp.py"), []byte(environApp), 0o644)
@@ -75,6 +76,7 @@ func TestProxyHeaders(t *testing.T) {
 // TestHAProxyEndpoint sends PROXY protocol headers as HAProxy does; the
 // application and the access log see the client the header names.
 func TestHAProxyEndpoint(t *testing.T) {
+	t.Parallel()
 	needPython(t)
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "envapp.py"), []byte(environApp), 0o644)

@@ -47,6 +47,9 @@ type junitSuites struct {
 // TestH2Spec runs the h2spec conformance suite against torsion over TLS
 // (ALPN h2) and cleartext (--h2c), with a WSGI application answering.
 func TestH2Spec(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the h2spec suite; run without -short")
+	}
 	h2spec, err := exec.LookPath("h2spec")
 	if err != nil {
 		t.Skip("needs h2spec (scripts/test installs it)")

@@ -37,6 +37,7 @@ def application(environ, start_response):
 // TestTLS serves a WSGI app, static files and a proxy over TLS, checked with
 // Python's http.client (HTTP/1.1) and curl (HTTP/2 by ALPN).
 func TestTLS(t *testing.T) {
+	t.Parallel()
 	needPython(t)
 	dir := t.TempDir()
 	cert, key := openssl(t, dir, "localhost")
@@ -101,6 +102,7 @@ print(r.status, r.read().decode())
 // TestTxSNI chooses certificates by SNI from a directory, checked with
 // openssl s_client and curl, and picks up a certificate added later.
 func TestTxSNI(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	certs := filepath.Join(dir, "certs")
 	os.Mkdir(certs, 0o755)
@@ -154,6 +156,7 @@ func TestTxSNI(t *testing.T) {
 }
 
 func TestTLSOptionErrors(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cert, _ := openssl(t, dir, "localhost")
 	_, otherKey := openssl(t, dir, "other")
@@ -176,6 +179,7 @@ func TestTLSOptionErrors(t *testing.T) {
 // AEAD suite, none with CBC suites alone (testssl.sh's "obsolete CBC
 // ciphers"), unless --tls-legacy-ciphers is given.
 func TestTLSCipherSuites(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cert, key := openssl(t, dir, "localhost")
 	handshake := func(port, cipher string) bool {

@@ -39,6 +39,7 @@ func needPython(t *testing.T, modules ...string) {
 // TestSeedApplications runs the six applications of the seed, unchanged,
 // under the real binary, as "twist web --wsgi" would.
 func TestSeedApplications(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		app, module, want string
 	}{
@@ -72,6 +73,7 @@ func TestSeedApplications(t *testing.T) {
 }
 
 func TestWSGIImportFailure(t *testing.T) {
+	t.Parallel()
 	needPython(t)
 	dir := t.TempDir()
 	os.WriteFile(dir+"/broken.py", []byte("def application(e, s):\n    return []\nraise ImportError('the app is broken')\n"), 0o644)
@@ -89,6 +91,7 @@ func TestWSGIImportFailure(t *testing.T) {
 }
 
 func TestWSGIOptionErrors(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		args []string
 		msg  string
@@ -112,6 +115,9 @@ func TestWSGIOptionErrors(t *testing.T) {
 // waits for them. (gunicorn's sync worker and waitress stop answering
 // under 200 such connections.)
 func TestSlowClients(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1,000 slow connections; run without -short")
+	}
 	needPython(t)
 	p := start(t, nil, "web", "--port", "tcp:0:interface=127.0.0.1", "--wsgi", "wsgi_hello.application",
 		"--chdir", "../../examples/wsgi", "--python", debianPython, "--workers", "1")
@@ -194,6 +200,7 @@ def application(environ, start_response):
 // stalled body gets 408 after --client-timeout; a trickled one is
 // answered in full once it arrives.
 func TestSlowUploads(t *testing.T) {
+	t.Parallel()
 	needPython(t)
 	dir := t.TempDir()
 	os.WriteFile(dir+"/upload.py", []byte(uploadApp), 0o644)
@@ -316,6 +323,9 @@ func peakRSS(t *testing.T, pid int) int64 {
 // TestLargeUploadStreams uploads 512 MiB, chunked, to an application that
 // hashes it in pieces: neither torsion nor the worker may hold it whole.
 func TestLargeUploadStreams(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 512 MiB upload; run without -short")
+	}
 	needPython(t)
 	dir := t.TempDir()
 	os.WriteFile(dir+"/upload.py", []byte(uploadApp), 0o644)
@@ -388,6 +398,7 @@ func TestSchedPolicy(t *testing.T) {
 // imported stops torsion then, not once the import is done (it once took
 // 20.9s after Ctrl-C for an import of 20s, and then started serving).
 func TestSignalDuringStartup(t *testing.T) {
+	t.Parallel()
 	needPython(t)
 	dir := t.TempDir()
 	marker := filepath.Join(dir, "importing")
