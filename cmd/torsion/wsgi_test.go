@@ -195,7 +195,7 @@ def application(environ, start_response):
 `
 
 // TestSlowUploads: with one worker, clients that trickle their bodies
-// (each gap shorter than --client-timeout) and clients that stop sending
+// (each gap far shorter than --client-timeout) and clients that stop sending
 // theirs hold no worker: everyone else is served while they upload. A
 // stalled body gets 408 after --client-timeout; a trickled one is
 // answered in full once it arrives.
@@ -205,7 +205,7 @@ func TestSlowUploads(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(dir+"/upload.py", []byte(uploadApp), 0o644)
 	p := start(t, nil, "web", "--port", "tcp:0:interface=127.0.0.1", "--wsgi", "upload:application",
-		"--chdir", dir, "--python", debianPython, "--workers", "1", "--body-buffer", "1024", "--client-timeout", "2s")
+		"--chdir", dir, "--python", debianPython, "--workers", "1", "--body-buffer", "1024", "--client-timeout", "5s")
 	addr := "127.0.0.1:" + p.port()
 	const size = 20000
 	body := strings.Repeat("x", size)
