@@ -36,6 +36,9 @@ const (
 	kError = 'X'
 	kEnd   = 'E'
 	kLog   = 'L'
+	// on the control socket
+	kControl       = 'M'
+	kControlAnswer = 'm'
 )
 
 const (

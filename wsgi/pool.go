@@ -87,6 +87,11 @@ type Pool struct {
 	env    []string
 	depth  int // requests sent ahead to one worker
 
+	// ctlMu serialises control lines and the enrolment of new workers;
+	// it is taken before mu. ctlLog holds the lines applied everywhere.
+	ctlMu  sync.Mutex
+	ctlLog [][]byte
+
 	mu       sync.Mutex
 	workers  []*worker // by slot, nil while a slot restarts
 	stopping bool
@@ -336,17 +341,24 @@ func (p *Pool) supervise(slot int, w *worker) {
 				}
 				return
 			}
+			enrolled := false
+			if err == nil {
+				if enrolled, err = p.enroll(slot, nw); err != nil {
+					nw.kill()
+					<-nw.exited
+				}
+			}
+			if err == nil && !enrolled { // the pool began to stop
+				nw.conn.CloseWrite()
+				<-nw.exited
+				return
+			}
 			if err == nil {
 				w = nw
 				break
 			}
 			wait = bo.failed()
 			p.log.Error("worker failed to start; retrying", "worker", slot, "retry_in", wait, "err", err)
-		}
-		if !p.setWorker(slot, w) {
-			w.conn.CloseWrite()
-			<-w.exited
-			return
 		}
 		w.log.Info("worker started")
 	}

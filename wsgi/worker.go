@@ -99,12 +99,14 @@ var errClientGone = errors.New("client went away")
 
 // worker is one Python process and the socket to it.
 type worker struct {
-	pool *Pool
-	slot int // 1-based, for log lines
-	cmd  *exec.Cmd
-	pid  int
-	conn *net.UnixConn
-	log  *slog.Logger
+	pool   *Pool
+	slot   int // 1-based, for log lines
+	cmd    *exec.Cmd
+	pid    int
+	conn   *net.UnixConn
+	ctl    *net.UnixConn // the control socket; its exchanges are serialised by the pool's ctlMu
+	ctlSeq uint32        // the id of the last control line sent
+	log    *slog.Logger
 
 	wmu   sync.Mutex // guards wbuf and spare
 	wbuf  []byte
@@ -127,11 +129,12 @@ type worker struct {
 	tail   *lineRing     // recent stderr lines, for start-up failures
 }
 
-// spawn starts a Python worker process. It returns once the process runs;
-// the caller waits on w.ready or w.exited.
-func (p *Pool) spawn(slot int) (*worker, error) {
-	// Close-on-exec from the start, so that no other process started
-	// meanwhile inherits them (not every system has SOCK_CLOEXEC).
+// socketPair returns a connected pair of Unix stream sockets: ours, and
+// theirs for a worker to inherit. Both are close-on-exec from the start, so
+// that no other process started meanwhile inherits them (not every system
+// has SOCK_CLOEXEC); exec.Cmd's ExtraFiles clears the flag on the copy the
+// worker gets.
+func socketPair() (*net.UnixConn, *os.File, error) {
 	syscall.ForkLock.RLock()
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
 	if err == nil {
@@ -140,24 +143,42 @@ func (p *Pool) spawn(slot int) (*worker, error) {
 	}
 	syscall.ForkLock.RUnlock()
 	if err != nil {
-		return nil, fmt.Errorf("socketpair: %w", err)
+		return nil, nil, fmt.Errorf("socketpair: %w", err)
 	}
 	ours := os.NewFile(uintptr(fds[0]), "wsgi-worker")
 	theirs := os.NewFile(uintptr(fds[1]), "wsgi-worker-peer")
-	defer theirs.Close()
-	fc, err := net.FileConn(ours)
+	c, err := net.FileConn(ours)
 	ours.Close()
+	if err != nil {
+		theirs.Close()
+		return nil, nil, err
+	}
+	return c.(*net.UnixConn), theirs, nil
+}
+
+// spawn starts a Python worker process. It returns once the process runs;
+// the caller waits on w.ready or w.exited.
+func (p *Pool) spawn(slot int) (*worker, error) {
+	fc, theirs, err := socketPair()
 	if err != nil {
 		return nil, err
 	}
-	args := []string{p.script, "--app", p.cfg.App, "--threads", fmt.Sprint(p.cfg.Threads), "--workers", fmt.Sprint(p.cfg.Workers)}
+	defer theirs.Close()
+	ctl, ctlTheirs, err := socketPair()
+	if err != nil {
+		fc.Close()
+		return nil, err
+	}
+	defer ctlTheirs.Close()
+	args := []string{p.script, "--app", p.cfg.App, "--threads", fmt.Sprint(p.cfg.Threads), "--workers", fmt.Sprint(p.cfg.Workers),
+		"--control-fd", "4"}
 	cmd := exec.Command(p.cfg.Python, args...)
 	cmd.Dir = p.cfg.Dir
 	cmd.Env = p.env
-	cmd.ExtraFiles = []*os.File{theirs} // fd 3
+	cmd.ExtraFiles = []*os.File{theirs, ctlTheirs} // fds 3 and 4
 	cmd.SysProcAttr = workerProcAttr()
 	w := &worker{
-		pool: p, slot: slot, cmd: cmd, conn: fc.(*net.UnixConn),
+		pool: p, slot: slot, cmd: cmd, conn: fc, ctl: ctl,
 		calls: map[uint32]*call{}, exited: make(chan struct{}), wsig: make(chan struct{}, 1),
 		ready: make(chan string, 1), tail: &lineRing{max: 60},
 	}
@@ -167,6 +188,7 @@ func (p *Pool) spawn(slot int) (*worker, error) {
 	out, in, err := os.Pipe()
 	if err != nil {
 		fc.Close()
+		ctl.Close()
 		return nil, err
 	}
 	cmd.Stdout, cmd.Stderr = in, in
@@ -174,6 +196,7 @@ func (p *Pool) spawn(slot int) (*worker, error) {
 	in.Close()
 	if err != nil {
 		fc.Close()
+		ctl.Close()
 		out.Close()
 		return nil, fmt.Errorf("starting %s: %w", p.cfg.Python, err)
 	}
@@ -481,6 +504,7 @@ func (w *worker) die(err error) {
 	w.order, w.calls = nil, map[uint32]*call{}
 	w.mu.Unlock()
 	w.conn.Close()
+	w.ctl.Close()
 	for i, c := range order {
 		c.fail(err, i >= w.pool.cfg.Threads)
 		w.pool.release()

@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 import traceback
+import types
 
 PROTOCOL_VERSION = 1
 
@@ -31,6 +32,8 @@ PROTOCOL_VERSION = 1
 REQUEST, BODY, BODY_ERROR, CANCEL, WINDOW_ACK = (ord(k) for k in "RBYCW")
 # worker to torsion:
 READY, START, DATA, FILE, READ, ERROR, END, LOG = (ord(k) for k in "KSDFrXEL")
+# On the control socket: a control line, and its answer.
+CONTROL, CONTROL_ANSWER = ord("M"), ord("m")
 
 HEADER = struct.Struct("<BII")
 U32 = struct.Struct("<I")
@@ -506,6 +509,91 @@ class Worker:
                 conn.send(frame(END, rid))
 
 
+class Torsion(types.ModuleType):
+    """torsion: what a WSGI application running in torsion can ask of it.
+
+        import torsion
+
+        torsion.every(1, update, application, torsion.reactor)
+
+        @torsion.control
+        def set_greeting(line):
+            application.greeting = line
+            return "greeting is now: " + line
+
+    every() calls a function every few seconds in this worker, as Twisted's
+    TimerService does: at once, then at each interval, on a thread of its
+    own (so it runs beside requests; assign shared state whole, as the
+    seed's update does). An exception is logged with its traceback and the
+    timer goes on. Timers start once the application is imported.
+
+    control() registers the handler of the control channel (torsion web
+    --control ENDPOINT): each line a client sends there is passed, as a
+    str, to the handler in every worker, and the client gets back what it
+    returns (str, or None for nothing); an exception goes back as an error
+    instead. Every line that succeeded everywhere is given again, in order,
+    to a worker that starts later (a restart, a recycled worker), before it
+    serves, so a handler should set state rather than add to it.
+
+    reactor.seconds() is the time, as Twisted's reactor tells it."""
+
+    def __init__(self):
+        super().__init__("torsion")
+        self.timers = []
+        self.handler = None
+        self.reactor = types.SimpleNamespace(seconds=time.time)
+
+    def every(self, interval, func, *args, **kwargs):
+        if not interval > 0:
+            raise ValueError("torsion.every: the interval must be positive, not %r" % (interval,))
+        self.timers.append((float(interval), func, args, kwargs))
+
+    def control(self, func):
+        if self.handler is not None:
+            raise ValueError("torsion.control: a handler is registered already: %r" % (self.handler,))
+        self.handler = func
+        return func
+
+    def start_timers(self, conn):
+        for interval, func, args, kwargs in self.timers:
+            threading.Thread(target=self._run_timer, args=(conn, interval, func, args, kwargs), daemon=True).start()
+
+    @staticmethod
+    def _run_timer(conn, interval, func, args, kwargs):
+        due = time.monotonic()
+        while True:
+            try:
+                func(*args, **kwargs)
+            except Exception:
+                conn.send(text_frame(LOG, 0, "timer %s failed; it goes on:\n%s" % (
+                    getattr(func, "__qualname__", func), traceback.format_exc())))
+            due += interval
+            time.sleep(max(0.0, due - time.monotonic()))
+
+    def serve_control(self, conn):
+        """Answers the control lines torsion sends on conn, one at a time,
+        until torsion closes it."""
+        while True:
+            try:
+                frames = conn.read()
+            except (EOFError, ConnectionError):
+                return
+            for kind, rid, payload in frames:
+                if kind != CONTROL:
+                    continue
+                try:
+                    if self.handler is None:
+                        raise LookupError("the application registered no control handler (torsion.control)")
+                    reply = self.handler(payload.decode("utf-8", "replace"))
+                    answer = b"\0" + ("" if reply is None else str(reply)).encode("utf-8", "replace")
+                except Exception:
+                    answer = b"\1" + traceback.format_exc().encode("utf-8", "replace")
+                conn.send(frame(CONTROL_ANSWER, rid, answer[:MAX_DATA]))
+
+
+TORSION = Torsion()
+
+
 def load(spec):
     """Imports MODULE:ATTR (gunicorn's form) or MODULE.ATTR (Twisted's)."""
     if ":" in spec:
@@ -531,10 +619,12 @@ def main():
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--fd", type=int, default=3)
+    p.add_argument("--control-fd", type=int, default=-1)
     args = p.parse_args()
     # torsion handles ^C and SIGTERM and closes our socket when it is time.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.path.insert(0, os.getcwd())
+    sys.modules["torsion"] = TORSION
     try:
         app = load(args.app)
     except SystemExit:
@@ -544,6 +634,10 @@ def main():
         sys.exit(3)
     conn = Conn(socket.socket(fileno=args.fd))
     conn.send(frame(READY, 0, ("%d %d %s" % (PROTOCOL_VERSION, os.getpid(), sys.version.split()[0])).encode()))
+    if args.control_fd >= 0:
+        control = Conn(socket.socket(fileno=args.control_fd))
+        threading.Thread(target=TORSION.serve_control, args=(control,), daemon=True).start()
+    TORSION.start_timers(conn)
     chan = Inline(conn) if args.threads <= 1 else Threaded(conn, args.threads)
     worker = Worker(app, conn, args.threads, args.workers)
     try:

@@ -11,10 +11,12 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/torsion-server/torsion/control"
 	"github.com/torsion-server/torsion/endpoint"
 	"github.com/torsion-server/torsion/httpserver"
 	"github.com/torsion-server/torsion/logging"
 	"github.com/torsion-server/torsion/plugin"
+	"github.com/torsion-server/torsion/protocol"
 	"github.com/torsion-server/torsion/service"
 	"github.com/torsion-server/torsion/web"
 	"github.com/torsion-server/torsion/wsgi"
@@ -64,6 +66,7 @@ type options struct {
 	proxyTimeout   time.Duration
 	h2c            bool
 	legacyCiphers  bool
+	controls       []string
 	proxyHeaders   bool
 	allowIPs       string
 	fwdFields      string
@@ -87,6 +90,7 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 	fs.Int64Var(&o.wsgi.BodySpool, "body-spool", 64<<20, "bytes of request body received after --body-buffer, into a temporary file, before the request takes a worker, so slow uploads hold no worker; the rest of a larger body streams (0: stream all past --body-buffer)")
 	fs.Int64Var(&o.wsgi.MaxBody, "max-body", 0, "answer 413 to request bodies larger than this many bytes (0: no limit)")
 	fs.DurationVar(&o.wsgi.ClientTimeout, "client-timeout", 60*time.Second, "drop a client that takes nothing of a response, or sends nothing of a body a worker is reading, for this long")
+	fs.StringArrayVar(&o.controls, "control", nil, "endpoint `DESC` of a control port for the --wsgi application: each line sent there goes to its torsion.control handler in every worker (repeatable; restrict access with interface=127.0.0.1 or unix:PATH:mode=0600)")
 	fs.StringArrayVar(&o.statics, "static", nil, "`PREFIX=DIR`: serve the files under DIR at PREFIX, beside the root (repeatable)")
 	fs.StringArrayVar(&o.mounts, "mount", nil, "`PREFIX=SPEC`: serve SPEC at PREFIX, SPEC being wsgi:MODULE.ATTR, path:DIR or proxy:URL; the longest prefix wins (repeatable)")
 	fs.StringArrayVar(&o.vhosts, "vhost", nil, "`HOST=SPEC`: serve SPEC (as for --mount) for requests to HOST, which may be *.DOMAIN; other hosts get the root, or 404 without one (repeatable)")
@@ -169,6 +173,7 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--wsgi: %w", err)
 		}
+		b.root = root.Handler.(*wsgi.Pool)
 	case o.path != "":
 		root.Handler, err = b.static(o.path)
 		if err != nil {
@@ -263,6 +268,18 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 		})
 		b.m.Add(&service.Listener{Endpoint: ep, Server: srv, Name: "Site", Log: log})
 	}
+	if len(o.controls) > 0 && b.root == nil {
+		return nil, fmt.Errorf("--control needs --wsgi: it changes the WSGI application at the root")
+	}
+	ctlLog := env.Log.With(logging.SystemKey, "control")
+	for _, desc := range o.controls {
+		ep, err := endpoint.Parse(desc)
+		if err != nil {
+			return nil, fmt.Errorf("--control: %w", err)
+		}
+		srv := &protocol.Server{Factory: control.Lines(b.root, protocol.DefaultMaxLineLength, ctlLog)}
+		b.m.Add(&service.Listener{Endpoint: ep, Server: srv, Name: "Control", Log: ctlLog})
+	}
 	return b.m, nil
 }
 
@@ -270,6 +287,7 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 // makes are added to m, so they start before the listeners and stop after.
 type builder struct {
 	o          *options
+	root       *wsgi.Pool // the --wsgi application's pool, if any
 	env        plugin.Env
 	m          *service.Multi
 	staticDirs int

@@ -290,3 +290,4 @@ def huge_frame(environ, start_response):
     import struct
     os.write(3, struct.pack("<BII", ord("D"), 1, 3 << 30))
     time.sleep(60)
+

@@ -1,0 +1,70 @@
+// Package control serves torsion's control channels: ports apart from the
+// public ones, on which an operator changes a running application, as the
+// control channel of a Twisted WSGI server does. Lines serves Twisted's
+// LineReceiver example: each line goes to every worker of an application
+// and the answer comes back on one line.
+//
+// A control port changes what the application does, so it must be
+// reachable only by operators: give it a loopback interface or a unix:
+// socket with mode=0600, never the public port.
+package control
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/torsion-server/torsion/protocol"
+)
+
+// Target is what a control line changes: a WSGI pool, whose Control
+// passes the line to every worker.
+type Target interface {
+	Control(ctx context.Context, line []byte) (string, error)
+}
+
+// Timeout bounds the handling of one control line.
+const Timeout = 30 * time.Second
+
+// Lines returns the factory of the line protocol: a client sends a line
+// (ending in LF or CRLF, at most maxLine bytes), the target handles it,
+// and the client gets back its answer, or "error: " and why, on one line
+// ending in CRLF; then the connection closes, as in Twisted's example. A
+// line over maxLine bytes gets an error and a closed connection, and
+// never reaches the target.
+func Lines(t Target, maxLine int, log *slog.Logger) protocol.Factory {
+	return func(remote net.Addr) protocol.Protocol {
+		return &protocol.LineReceiver{
+			Delimiter: []byte("\n"),
+			MaxLength: maxLine,
+			OnLine: func(r *protocol.LineReceiver, line []byte) {
+				line = []byte(strings.TrimSuffix(string(line), "\r"))
+				ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+				defer cancel()
+				reply, err := t.Control(ctx, line)
+				if err != nil {
+					log.Warn("a control line failed", "remote", remote.String(), "line", string(line), "err", err)
+					reply = "error: " + oneLine(err.Error())
+				} else {
+					log.Info("control line applied", "remote", remote.String(), "line", string(line))
+				}
+				r.Transport().WriteSequence([][]byte{[]byte(oneLine(reply)), []byte("\r\n")})
+				r.Transport().LoseConnection()
+			},
+			OnTooLong: func(r *protocol.LineReceiver) {
+				log.Warn("a control line was too long", "remote", remote.String(), "max", maxLine)
+				r.Transport().WriteSequence([][]byte{[]byte("error: the line is longer than " + strconv.Itoa(maxLine) + " bytes\r\n")})
+				r.Transport().LoseConnection()
+			},
+		}
+	}
+}
+
+// oneLine keeps an answer on one line: line breaks become "; ".
+func oneLine(s string) string {
+	s = strings.TrimRight(s, "\r\n")
+	return strings.NewReplacer("\r\n", "; ", "\n", "; ", "\r", "; ").Replace(s)
+}

@@ -1,0 +1,86 @@
+package wsgi
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+)
+
+// answers makes three requests that wait for each other in the
+// application, so that each of three workers takes one, and returns the
+// bodies: "PID GREETING TICKS".
+func answers(t *testing.T, s *testServer) []string {
+	t.Helper()
+	dir := t.TempDir()
+	out := make([]string, 3)
+	var wg sync.WaitGroup
+	for i := range out {
+		wg.Go(func() { _, out[i] = get(t, s.url+"/together?"+dir) })
+	}
+	wg.Wait()
+	return out
+}
+
+// TestControl: a control line reaches every worker before Control
+// returns; a handler that raises fails the line, naming the workers, and
+// the line is not kept; a worker killed after a line is replaced by one
+// that was given the line before it served.
+func TestControl(t *testing.T) {
+	s := startPool(t, Config{App: "controlled:application", Workers: 3})
+	reply, err := s.pool.Control(context.Background(), []byte("bonjour"))
+	if err != nil || reply != "greeting is now: bonjour" {
+		t.Fatalf("Control = %q, %v", reply, err)
+	}
+	pids := map[string]bool{}
+	for _, a := range answers(t, s) {
+		f := strings.Fields(a)
+		if len(f) != 3 || f[1] != "bonjour" {
+			t.Errorf("after the line: %q", a)
+		} else {
+			pids[f[0]] = true
+		}
+	}
+	if len(pids) != 3 {
+		t.Errorf("answers came from %d workers, want 3", len(pids))
+	}
+
+	_, err = s.pool.Control(context.Background(), []byte("raise"))
+	var he *HandlerError
+	if !errors.As(err, &he) || !strings.Contains(err.Error(), "ValueError: refused: raise") || strings.Count(err.Error(), "worker ") != 3 {
+		t.Errorf("a handler that raises: %v", err)
+	}
+
+	// Kill the worker that serves first; its replacement says bonjour.
+	s.pool.mu.Lock()
+	victim := s.pool.workers[0]
+	s.pool.mu.Unlock()
+	syscall.Kill(victim.pid, syscall.SIGKILL)
+	waitFor(t, func() bool { return strings.Count(s.log.String(), "worker started worker=1") == 2 }, "worker not replaced:\n%s", s.log)
+	_, body := get(t, s.url+"/")
+	if f := strings.Fields(body); len(f) != 3 || f[0] == strconv.Itoa(victim.pid) || f[1] != "bonjour" {
+		t.Errorf("the replacement answers %q", body)
+	}
+	if len(s.pool.ctlLog) != 1 {
+		t.Errorf("%d lines kept, want 1 (the one that failed is not)", len(s.pool.ctlLog))
+	}
+}
+
+// TestTimer: a timer runs in every worker beside requests; one that
+// raises is logged with its traceback and goes on.
+func TestTimer(t *testing.T) {
+	s := startPool(t, Config{App: "controlled:application", Workers: 2})
+	waitFor(t, func() bool {
+		_, body := get(t, s.url+"/")
+		f := strings.Fields(body)
+		n, _ := strconv.Atoi(f[len(f)-1])
+		return n >= 5
+	}, "the timer did not go on past its failure")
+	waitFor(t, func() bool { return strings.Count(s.log.String(), "RuntimeError: the second tick fails") == 2 }, "each worker's failing tick is not logged:\n%s", s.log)
+	if !strings.Contains(s.log.String(), "timer tick failed; it goes on") {
+		t.Errorf("no timer failure line:\n%s", s.log)
+	}
+}
