@@ -4,7 +4,7 @@
 #
 #   torsion web --port tcp:8000 --control tcp:8001:interface=127.0.0.1 \
 #               --wsgi control.application --workers 3
-#   echo 'hello from the control port' | nc 127.0.0.1 8001
+#   python3 -c "import socket; s = socket.create_connection(('127.0.0.1', 8001)); s.sendall(b'hi\n'); print(s.recv(1000))"
 import torsion
 
 import wsgi_param
