@@ -139,4 +139,3 @@ func ParseBoxes(data []byte) ([]Box, error) {
 		boxes = append(boxes, b)
 	}
 }
-
