@@ -2,7 +2,9 @@
 // public ones, on which an operator changes a running application, as the
 // control channel of a Twisted WSGI server does. Lines serves Twisted's
 // LineReceiver example: each line goes to every worker of an application
-// and the answer comes back on one line.
+// and the answer comes back on one line. AMPServer serves its AMP example:
+// each command runs in every worker, with the locator the application
+// registered.
 //
 // A control port changes what the application does, so it must be
 // reachable only by operators: give it a loopback interface or a unix:
@@ -11,12 +13,15 @@ package control
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/torsion-server/torsion/amp"
 	"github.com/torsion-server/torsion/protocol"
 )
 
@@ -67,4 +72,125 @@ func Lines(t Target, maxLine int, log *slog.Logger) protocol.Factory {
 func oneLine(s string) string {
 	s = strings.TrimRight(s, "\r\n")
 	return strings.NewReplacer("\r\n", "; ", "\n", "; ", "\r", "; ").Replace(s)
+}
+
+// AMPTarget is what an AMP command changes: a WSGI pool, whose ControlAMP
+// runs the command in every worker.
+type AMPTarget interface {
+	ControlAMP(ctx context.Context, command string, args amp.Box) (amp.Box, error)
+}
+
+// CodeWorkerFailed is the AMP error code of a command that failed in some
+// worker in a way the command does not declare; the description says how,
+// for each worker.
+const CodeWorkerFailed = "WORKER_FAILED"
+
+// AMPServer serves AMP control ports: each command a client asks runs in
+// every worker of Target, and the client gets the answer once all have
+// run it (see wsgi.Pool.ControlAMP), the declared error the application
+// raised, or WORKER_FAILED saying which workers failed and how. A
+// malformed box closes the connection. It satisfies service.Server.
+type AMPServer struct {
+	Target AMPTarget
+	Log    *slog.Logger
+
+	mu        sync.Mutex
+	closed    bool
+	listeners map[net.Listener]struct{}
+	conns     map[*amp.Conn]struct{}
+	wg        sync.WaitGroup
+}
+
+// Serve accepts connections on l until Shutdown or Close.
+func (s *AMPServer) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		l.Close()
+		return net.ErrClosed
+	}
+	if s.listeners == nil {
+		s.listeners, s.conns = map[net.Listener]struct{}{}, map[*amp.Conn]struct{}{}
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	h := amp.HandlerFunc(func(ctx context.Context, command string, args amp.Box) (amp.Box, error) {
+		ctx, cancel := context.WithTimeout(ctx, Timeout)
+		defer cancel()
+		r, err := s.Target.ControlAMP(ctx, command, args)
+		var ae *amp.Error
+		switch {
+		case err == nil:
+			s.Log.Info("AMP command applied", "command", command)
+		case errors.As(err, &ae):
+			s.Log.Info("AMP command refused", "command", command, "code", ae.Code)
+		default:
+			s.Log.Warn("an AMP command failed", "command", command, "err", err)
+			err = &amp.Error{Code: CodeWorkerFailed, Description: oneLine(err.Error())}
+		}
+		return r, err
+	})
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				return net.ErrClosed
+			}
+			return err
+		}
+		c := amp.NewConn(nc, h, s.Log)
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			nc.Close()
+			continue
+		}
+		s.conns[c] = struct{}{}
+		s.mu.Unlock()
+		s.wg.Go(func() {
+			if err := c.Serve(); err != nil {
+				s.Log.Warn("an AMP connection ended", "remote", nc.RemoteAddr().String(), "err", err)
+			}
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+		})
+	}
+}
+
+// Shutdown stops accepting and closes the connections: an AMP client
+// stays connected between commands, so there is no idle moment to wait
+// for. It returns once they have ended, or when ctx does.
+func (s *AMPServer) Shutdown(ctx context.Context) error {
+	s.close()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close closes the listeners and every connection.
+func (s *AMPServer) Close() error {
+	s.close()
+	s.wg.Wait()
+	return nil
+}
+
+func (s *AMPServer) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for l := range s.listeners {
+		l.Close()
+	}
+	for c := range s.conns {
+		c.Close()
+	}
 }

@@ -7,19 +7,23 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/torsion-server/torsion/amp"
 )
 
-// This file is the control channel's side of the pool: a line passed to
-// every worker's torsion.control handler, over each worker's control
-// socket (PROTOCOL.md), and replayed to workers that start later.
+// This file is the control channel's side of the pool: a line for every
+// worker's torsion.control handler, or an AMP command for its
+// torsion.locator, over each worker's control socket (PROTOCOL.md), kept
+// and given again to workers that start later.
 
 const (
 	// controlTimeout bounds a worker's answer to one control line.
 	controlTimeout = 10 * time.Second
-	// maxControlLog bounds the lines kept for replay.
+	// maxControlLog bounds the messages kept for workers that start later.
 	maxControlLog = 10000
 )
 
@@ -36,6 +40,19 @@ func (e *HandlerError) Error() string {
 	return "the handler raised " + strings.TrimSpace(lines[len(lines)-1])
 }
 
+// The kinds of control message, their first byte on the control socket.
+const (
+	ctlLine = 'L'
+	ctlAMP  = 'A'
+)
+
+// ctlEntry is a control message applied everywhere, kept for workers that
+// start later. A later entry with the same key replaces it ("" for none).
+type ctlEntry struct {
+	msg []byte
+	key string
+}
+
 // Control passes line to the control handler (torsion.control) of every
 // live worker, and returns the first worker's answer once all have
 // answered. If any worker fails it (its handler raised, it did not answer
@@ -46,10 +63,43 @@ func (e *HandlerError) Error() string {
 // recycled worker) is given all kept lines, in order, before it serves its
 // first request, so a change is never undone by a restart.
 func (p *Pool) Control(ctx context.Context, line []byte) (string, error) {
+	answer, err := p.broadcast(ctx, append([]byte{ctlLine}, line...), "")
+	return string(answer), err
+}
+
+// ControlAMP runs an AMP command in every live worker, with the locator
+// the application registered (torsion.locator), as Control passes a line:
+// applied everywhere before the answer, or an error naming the workers
+// that failed. A declared error that every worker answered comes back as
+// an *amp.Error. Of the commands kept for workers that start later, only
+// the last of each name is given to them: a command should set state.
+func (p *Pool) ControlAMP(ctx context.Context, command string, args amp.Box) (amp.Box, error) {
+	box := amp.Box{amp.KeyCommand: []byte(command)}
+	for k, v := range args {
+		box[k] = v
+	}
+	msg, err := amp.AppendBox([]byte{ctlAMP}, box)
+	if err != nil {
+		return nil, err
+	}
+	answer, err := p.broadcast(ctx, msg, "amp "+command)
+	if err != nil {
+		return nil, err
+	}
+	boxes, err := amp.ParseBoxes(answer)
+	if err != nil || len(boxes) != 1 {
+		return nil, fmt.Errorf("%w: an AMP answer that is not one box", errProtocol)
+	}
+	return boxes[0], nil
+}
+
+// broadcast sends a control message to every live worker and returns the
+// first worker's answer once all have answered.
+func (p *Pool) broadcast(ctx context.Context, msg []byte, key string) ([]byte, error) {
 	p.ctlMu.Lock()
 	defer p.ctlMu.Unlock()
 	if len(p.ctlLog) >= maxControlLog {
-		return "", ErrControlLogFull
+		return nil, ErrControlLogFull
 	}
 	p.mu.Lock()
 	var ws []*worker
@@ -60,54 +110,67 @@ func (p *Pool) Control(ctx context.Context, line []byte) (string, error) {
 	}
 	p.mu.Unlock()
 	if len(ws) == 0 {
-		return "", errors.New("no worker is running")
+		return nil, errors.New("no worker is running")
 	}
-	replies := make([]string, len(ws))
+	answers := make([][]byte, len(ws))
 	errs := make([]error, len(ws))
 	var wg sync.WaitGroup
 	for i, w := range ws {
-		wg.Go(func() { replies[i], errs[i] = w.control(ctx, line) })
+		wg.Go(func() { answers[i], errs[i] = w.control(ctx, msg) })
 	}
 	wg.Wait()
 	var failed []error
+	declared := 0
 	for i, err := range errs {
+		var ae *amp.Error
+		if errors.As(err, &ae) {
+			declared++
+		}
 		if err != nil {
 			failed = append(failed, fmt.Errorf("worker %d (pid %d): %w", ws[i].slot, ws[i].pid, err))
 		}
 	}
-	if len(failed) > 0 {
-		return "", errors.Join(failed...)
+	if declared == len(ws) {
+		return nil, errs[0] // the application refused it, everywhere alike
 	}
-	p.ctlLog = append(p.ctlLog, bytes.Clone(line))
-	return replies[0], nil
+	if len(failed) > 0 {
+		return nil, errors.Join(failed...)
+	}
+	if key != "" {
+		p.ctlLog = slices.DeleteFunc(p.ctlLog, func(e ctlEntry) bool { return e.key == key })
+	}
+	p.ctlLog = append(p.ctlLog, ctlEntry{bytes.Clone(msg), key})
+	return answers[0], nil
 }
 
-// enroll gives a new worker every kept control line and then puts it in
-// its slot, both under ctlMu, so that no line falls between the two. It
+// enroll gives a new worker every kept control message and then puts it in
+// its slot, both under ctlMu, so that no message falls between the two. It
 // reports false if the pool is stopping.
 func (p *Pool) enroll(slot int, w *worker) (bool, error) {
 	p.ctlMu.Lock()
 	defer p.ctlMu.Unlock()
-	for i, line := range p.ctlLog {
-		if _, err := w.control(context.Background(), line); err != nil {
-			return false, fmt.Errorf("giving it control line %d of %d: %w", i+1, len(p.ctlLog), err)
+	for i, e := range p.ctlLog {
+		if _, err := w.control(context.Background(), e.msg); err != nil {
+			return false, fmt.Errorf("giving it control message %d of %d: %w", i+1, len(p.ctlLog), err)
 		}
 	}
 	return p.setWorker(slot, w), nil
 }
 
-// control sends one line to the worker's handler and returns its answer.
-// A worker that does not answer in time is killed: its late answer would
-// be taken for the next line's.
-func (w *worker) control(ctx context.Context, line []byte) (string, error) {
+// control sends one control message to the worker and returns its
+// answer: what the handler returned, or an error (*HandlerError if it
+// raised, *amp.Error for an AMP command's declared error). A worker that
+// does not answer in time is killed: its late answer would be taken for
+// the next message's.
+func (w *worker) control(ctx context.Context, msg []byte) ([]byte, error) {
 	deadline := time.Now().Add(controlTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
 	w.ctl.SetDeadline(deadline)
 	w.ctlSeq++
-	if _, err := w.ctl.Write(appendFrame(nil, kControl, w.ctlSeq, line)); err != nil {
-		return "", fmt.Errorf("sending the line: %w", err)
+	if _, err := w.ctl.Write(appendFrame(nil, kControl, w.ctlSeq, msg)); err != nil {
+		return nil, fmt.Errorf("sending: %w", err)
 	}
 	var hdr [headerLen]byte
 	_, err := io.ReadFull(w.ctl, hdr[:])
@@ -125,10 +188,16 @@ func (w *worker) control(ctx context.Context, line []byte) (string, error) {
 	if err != nil {
 		w.log.Error("the worker did not answer a control line; killing it", "err", err)
 		w.kill()
-		return "", fmt.Errorf("no answer: %w", err)
+		return nil, fmt.Errorf("no answer: %w", err)
 	}
-	if payload[0] != 0 {
-		return "", &HandlerError{Traceback: string(payload[1:])}
+	switch payload[0] {
+	case 0:
+		return payload[1:], nil
+	case 2:
+		if boxes, err := amp.ParseBoxes(payload[1:]); err == nil && len(boxes) == 1 {
+			return nil, &amp.Error{Code: string(boxes[0][amp.KeyErrorCode]), Description: string(boxes[0][amp.KeyErrorDescription])}
+		}
+		return nil, fmt.Errorf("%w: a malformed AMP error", errProtocol)
 	}
-	return string(payload[1:]), nil
+	return nil, &HandlerError{Traceback: string(payload[1:])}
 }

@@ -1,6 +1,7 @@
 package wsgi
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strconv"
@@ -8,6 +9,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/torsion-server/torsion/amp"
 )
 
 // answers makes three requests that wait for each other in the
@@ -82,5 +85,32 @@ func TestTimer(t *testing.T) {
 	waitFor(t, func() bool { return strings.Count(s.log.String(), "RuntimeError: the second tick fails") == 2 }, "each worker's failing tick is not logged:\n%s", s.log)
 	if !strings.Contains(s.log.String(), "timer tick failed; it goes on") {
 		t.Errorf("no timer failure line:\n%s", s.log)
+	}
+}
+
+// TestControlAMP: an AMP command runs in every worker with the
+// application's locator; a declared error comes back as an *amp.Error and
+// changes nothing; of the commands kept for later workers, only the last
+// of each name is.
+func TestControlAMP(t *testing.T) {
+	s := startPool(t, Config{App: "controlled:application", Workers: 3})
+	ctx := context.Background()
+	for _, g := range []string{"first", "second"} {
+		if _, err := s.pool.ControlAMP(ctx, "SetGreeting", amp.Box{"greeting": []byte(g)}); err != nil {
+			t.Fatalf("SetGreeting %s: %v", g, err)
+		}
+	}
+	r, err := s.pool.ControlAMP(ctx, "SetGreeting", amp.Box{"greeting": []byte("")})
+	var ae *amp.Error
+	if !errors.As(err, &ae) || ae.Code != "EMPTY" {
+		t.Errorf("a declared error: %v %v", r, err)
+	}
+	for _, a := range answers(t, s) {
+		if f := strings.Fields(a); len(f) != 3 || f[1] != "second" {
+			t.Errorf("after two SetGreeting: %q", a)
+		}
+	}
+	if len(s.pool.ctlLog) != 1 || !bytes.Contains(s.pool.ctlLog[0].msg, []byte("second")) {
+		t.Errorf("kept %d messages, want the last SetGreeting only", len(s.pool.ctlLog))
 	}
 }

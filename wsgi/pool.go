@@ -87,10 +87,10 @@ type Pool struct {
 	env    []string
 	depth  int // requests sent ahead to one worker
 
-	// ctlMu serialises control lines and the enrolment of new workers;
-	// it is taken before mu. ctlLog holds the lines applied everywhere.
+	// ctlMu serialises control messages and the enrolment of new workers;
+	// it is taken before mu. ctlLog holds the messages applied everywhere.
 	ctlMu  sync.Mutex
-	ctlLog [][]byte
+	ctlLog []ctlEntry
 
 	mu       sync.Mutex
 	workers  []*worker // by slot, nil while a slot restarts

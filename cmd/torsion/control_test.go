@@ -1,14 +1,25 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"io"
 	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/torsion-server/torsion/amp"
+	"github.com/torsion-server/torsion/control"
 )
 
 // controlLine sends line to the control port and returns the answer.
@@ -82,7 +93,7 @@ func TestControlWithoutHandler(t *testing.T) {
 	if !strings.HasPrefix(got, "error: ") || !strings.Contains(got, "no control handler (torsion.control)") || strings.Count(got, "\n") != 1 {
 		t.Errorf("answer %q", got)
 	}
-	if out, code := run(t, "web", "--control", "tcp:0", "--path", "."); code != 2 || !strings.Contains(out, "--control needs --wsgi") {
+	if out, code := run(t, "web", "--control", "tcp:0", "--path", "."); code != 2 || !strings.Contains(out, "--control and --amp need --wsgi") {
 		t.Errorf("--control without --wsgi: exit %d, %q", code, out)
 	}
 }
@@ -132,5 +143,115 @@ func kill(t *testing.T, pid string) {
 	}
 	if err := syscall.Kill(n, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSeedConfigure runs the seed's AMP example with three workers: the
+// seed's own client program, run by Twisted, reads 0.0 0.0, sets 0.5 and
+// 0.5 and reads them back; then about half of the greetings are
+// capitalised and about half exclaimed, also from a worker that replaced
+// one killed after the change; and what is malformed is refused.
+func TestSeedConfigure(t *testing.T) {
+	t.Parallel()
+	needPython(t, "pyramid", "twisted")
+	dir, err := filepath.Abs("../../examples/configure")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, nil, "web", "--port", "tcp:0:interface=127.0.0.1", "--amp", "tcp:0:interface=127.0.0.1",
+		"--wsgi", "configure.application", "--chdir", dir, "--python", debianPython, "--workers", "3")
+	site := "http://127.0.0.1:" + p.waitLog(`Site starting on (\d+)`)[1] + "/"
+	ampPort := p.waitLog(`AMP control starting on (\d+)`)[1]
+
+	// The seed's client, unchanged but for its port (8001 there).
+	src, err := os.ReadFile(filepath.Join(dir, "configure_client.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := filepath.Join(t.TempDir(), "configure_client.py")
+	os.WriteFile(client, bytes.Replace(src, []byte(`"127.0.0.1", 8001`), []byte(`"127.0.0.1", `+ampPort), 1), 0o644)
+	cmd := exec.Command(debianPython, client)
+	cmd.Env = append(os.Environ(), "PYTHONPATH="+dir)
+	if out, err := cmd.CombinedOutput(); err != nil || string(out) != "0.0 0.0\n0.5 0.5\n" {
+		t.Fatalf("the seed's client: %v\n%s", err, out)
+	}
+
+	// count makes n requests, conc at a time, and counts the greetings
+	// that are capitalised and those that are exclaimed.
+	count := func(n, conc int) (capitalized, exclaimed int) {
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for range conc {
+			wg.Go(func() {
+				for range n / conc {
+					resp, err := http.Get(site)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					mu.Lock()
+					if strings.HasPrefix(string(b), "Hello") {
+						capitalized++
+					}
+					if strings.HasSuffix(string(b), "!") {
+						exclaimed++
+					}
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		return
+	}
+	// With p = 0.5, 600 greetings hold 300 ± 12 of each; the bounds are
+	// eight standard deviations away: no flake in a lifetime.
+	if c, e := count(600, 6); c < 200 || c > 400 || e < 200 || e > 400 {
+		t.Errorf("of 600 greetings, %d capitalised and %d exclaimed; want about 300", c, e)
+	}
+	// The worker that takes requests first is killed; its replacement was
+	// given the settings: 200 greetings hold 100 ± 7 of each.
+	kill(t, p.waitLog(`worker started worker=1 pid=(\d+)`)[1])
+	p.waitLogs(`worker started worker=1 pid=`, 2)
+	if c, e := count(200, 1); c < 50 || c > 150 || e < 50 || e > 150 {
+		t.Errorf("from the replacement of a killed worker, of 200 greetings %d capitalised and %d exclaimed", c, e)
+	}
+
+	// Malformed input: an unknown command, a value of the wrong type, and
+	// a box that breaks the format.
+	nc, err := net.Dial("tcp", "127.0.0.1:"+ampPort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := amp.NewConn(nc, nil, nil)
+	go c.Serve()
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var ae *amp.Error
+	if _, err := c.Call(ctx, "Reboot", nil); !errors.As(err, &ae) || ae.Code != amp.CodeUnhandled {
+		t.Errorf("an unknown command: %v", err)
+	}
+	if _, err := c.Call(ctx, "SetCapitalize", amp.Box{"value": []byte("lots")}); !errors.As(err, &ae) || ae.Code != control.CodeWorkerFailed ||
+		!strings.Contains(ae.Description, "ValueError") {
+		t.Errorf("a value that is no float: %v", err)
+	}
+	raw, err := net.Dial("tcp", "127.0.0.1:"+ampPort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	raw.SetDeadline(time.Now().Add(30 * time.Second))
+	raw.Write([]byte("\x01\x00" + strings.Repeat("k", 256))) // a key over 255 bytes
+	if n, err := raw.Read(make([]byte, 1)); n != 0 || err == nil {
+		t.Errorf("a malformed box: read %d, %v; want the connection closed", n, err)
+	}
+	// Still 0.5 everywhere: the failed Set was not applied.
+	if r, err := c.Call(ctx, "GetCapitalize", nil); err != nil || string(r["value"]) != "0.5" {
+		t.Errorf("GetCapitalize after the failures: %v %v", r, err)
+	}
+	if code := p.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit %d; log:\n%s", code, p.logText())
 	}
 }

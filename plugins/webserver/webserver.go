@@ -67,6 +67,7 @@ type options struct {
 	h2c            bool
 	legacyCiphers  bool
 	controls       []string
+	ampControls    []string
 	proxyHeaders   bool
 	allowIPs       string
 	fwdFields      string
@@ -91,6 +92,7 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 	fs.Int64Var(&o.wsgi.MaxBody, "max-body", 0, "answer 413 to request bodies larger than this many bytes (0: no limit)")
 	fs.DurationVar(&o.wsgi.ClientTimeout, "client-timeout", 60*time.Second, "drop a client that takes nothing of a response, or sends nothing of a body a worker is reading, for this long")
 	fs.StringArrayVar(&o.controls, "control", nil, "endpoint `DESC` of a control port for the --wsgi application: each line sent there goes to its torsion.control handler in every worker (repeatable; restrict access with interface=127.0.0.1 or unix:PATH:mode=0600)")
+	fs.StringArrayVar(&o.ampControls, "amp", nil, "endpoint `DESC` of an AMP control port for the --wsgi application: each command runs in every worker, with the locator it registered with torsion.locator() (repeatable; restrict access as for --control)")
 	fs.StringArrayVar(&o.statics, "static", nil, "`PREFIX=DIR`: serve the files under DIR at PREFIX, beside the root (repeatable)")
 	fs.StringArrayVar(&o.mounts, "mount", nil, "`PREFIX=SPEC`: serve SPEC at PREFIX, SPEC being wsgi:MODULE.ATTR, path:DIR or proxy:URL; the longest prefix wins (repeatable)")
 	fs.StringArrayVar(&o.vhosts, "vhost", nil, "`HOST=SPEC`: serve SPEC (as for --mount) for requests to HOST, which may be *.DOMAIN; other hosts get the root, or 404 without one (repeatable)")
@@ -268,8 +270,8 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 		})
 		b.m.Add(&service.Listener{Endpoint: ep, Server: srv, Name: "Site", Log: log})
 	}
-	if len(o.controls) > 0 && b.root == nil {
-		return nil, fmt.Errorf("--control needs --wsgi: it changes the WSGI application at the root")
+	if (len(o.controls) > 0 || len(o.ampControls) > 0) && b.root == nil {
+		return nil, fmt.Errorf("--control and --amp need --wsgi: they change the WSGI application at the root")
 	}
 	ctlLog := env.Log.With(logging.SystemKey, "control")
 	for _, desc := range o.controls {
@@ -279,6 +281,14 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 		}
 		srv := &protocol.Server{Factory: control.Lines(b.root, protocol.DefaultMaxLineLength, ctlLog)}
 		b.m.Add(&service.Listener{Endpoint: ep, Server: srv, Name: "Control", Log: ctlLog})
+	}
+	for _, desc := range o.ampControls {
+		ep, err := endpoint.Parse(desc)
+		if err != nil {
+			return nil, fmt.Errorf("--amp: %w", err)
+		}
+		srv := &control.AMPServer{Target: b.root, Log: ctlLog}
+		b.m.Add(&service.Listener{Endpoint: ep, Server: srv, Name: "AMP control", Log: ctlLog})
 	}
 	return b.m, nil
 }

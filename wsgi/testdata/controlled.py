@@ -36,3 +36,24 @@ def application(environ, start_response):
             time.sleep(0.01)
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [("%d %s %d" % (os.getpid(), state["greeting"], state["ticks"])).encode()]
+
+
+from torsion import amp
+
+
+class SetGreeting(amp.Command):
+    arguments = [(b"greeting", amp.Unicode())]
+    response = [(b"was", amp.Unicode())]
+    errors = {KeyError: b"EMPTY"}
+
+
+class Locator(amp.CommandLocator):
+    @SetGreeting.responder
+    def set_greeting(self, greeting):
+        if not greeting:
+            raise KeyError("an empty greeting")
+        was, state["greeting"] = state["greeting"], greeting
+        return {"was": was}
+
+
+torsion.locator(Locator())
