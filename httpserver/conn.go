@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -64,6 +65,9 @@ type h1conn struct {
 	vals   []string    // backs sent's values
 	num    [20]byte    // formats chunk sizes
 	idle   atomic.Bool // waiting for a request: Shutdown may close it
+	// more: the next write is followed at once by more data (a file), so
+	// the kernel may hold it back to send both together.
+	more bool
 	// writeDeadline, readDeadline: the handler set a deadline of its own,
 	// which replaces the client timeout until its response is complete.
 	writeDeadline, readDeadline bool
@@ -917,16 +921,20 @@ func (w *h1resp) ReadFrom(src io.Reader) (int64, error) {
 	if !w.sentHeader {
 		w.sendHeader(false)
 	}
-	if w.err == nil {
-		w.err = w.c.bw.Flush()
-	}
-	if w.err != nil {
-		return 0, w.err
-	}
 	left := w.cl - w.written
 	capped := limit < 0 || limit > left
 	if capped {
 		limit = left
+	}
+	if w.err == nil {
+		// What is buffered (the head) leaves with the start of the file,
+		// as with nginx's tcp_nopush, unless there is no file to follow.
+		w.c.more = limit != 0
+		w.err = w.c.bw.Flush()
+		w.c.more = false
+	}
+	if w.err != nil {
+		return 0, w.err
 	}
 	n, err := w.c.sendFile(f, limit)
 	w.written += n
@@ -963,6 +971,11 @@ type sendWriter struct{ c *h1conn }
 
 func (s sendWriter) Write(p []byte) (int, error) {
 	s.c.sendDeadline()
+	if s.c.more {
+		if sc, ok := s.c.rwc.(syscall.Conn); ok {
+			return writeMore(sc, p)
+		}
+	}
 	return s.c.rwc.Write(p)
 }
 

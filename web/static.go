@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // StaticOptions configures a Static handler.
@@ -278,15 +279,15 @@ func serveCached(w http.ResponseWriter, r *http.Request, e *cachedFile) {
 // fileSystem opens and describes paths relative to a root. *os.Root is
 // one, refusing links that lead out of the root; linkFollower follows them.
 type fileSystem interface {
-	Open(name string) (*os.File, error)
+	OpenFile(name string, flag int, perm os.FileMode) (*os.File, error)
 	Stat(name string) (fs.FileInfo, error)
 }
 
 // linkFollower is a directory whose symbolic links are followed anywhere.
 type linkFollower string
 
-func (d linkFollower) Open(name string) (*os.File, error) {
-	return os.Open(filepath.Join(string(d), filepath.FromSlash(name)))
+func (d linkFollower) OpenFile(name string, flag int, perm os.FileMode) (*os.File, error) {
+	return os.OpenFile(filepath.Join(string(d), filepath.FromSlash(name)), flag, perm)
 }
 
 func (d linkFollower) Stat(name string) (fs.FileInfo, error) {
@@ -296,8 +297,15 @@ func (d linkFollower) Stat(name string) (fs.FileInfo, error) {
 // stat describes a path relative to the root, following links as open does.
 func (s *Static) stat(rel string) (fs.FileInfo, error) { return s.files.Stat(rel) }
 
-// open opens a path relative to the root.
-func (s *Static) open(rel string) (*os.File, error) { return s.files.Open(rel) }
+// open opens a path relative to the root, for reading.
+func (s *Static) open(rel string) (*os.File, error) { return s.files.OpenFile(rel, openFlags, 0) }
+
+// openFlags opens files for reading. O_NONBLOCK, which a regular file or a
+// directory ignores, spares the four fcntl calls with which Go would make
+// the descriptor non-blocking and back again around its vain attempt to
+// add it to the network poller; and a FIFO put in a file's place between
+// stat and open cannot block the open.
+const openFlags = os.O_RDONLY | syscall.O_NONBLOCK
 
 func (s *Static) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
