@@ -15,6 +15,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -64,7 +65,8 @@ func Run(ctx context.Context, prog string, args []string, stdout, stderr io.Writ
 		Use:   prog + " [global options] PLUGIN [options]",
 		Short: prog + " runs network servers, like twistd",
 		Long: prog + " runs network servers, like Twisted's twistd: each subcommand is a plugin\n" +
-			"that makes a service, which runs until SIGINT or SIGTERM and then stops gracefully.",
+			"that makes a service, which runs until SIGINT or SIGTERM and then stops gracefully.\n\n" +
+			signalsHelp,
 		SilenceErrors:     true,
 		SilenceUsage:      true,
 		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
@@ -98,6 +100,16 @@ func Run(ctx context.Context, prog string, args []string, stdout, stderr io.Writ
 	return ExitFailed
 }
 
+// signalsHelp lists what each signal does, for --help.
+const signalsHelp = `Signals:
+  SIGINT, SIGTERM   stop gracefully within --shutdown-timeout; a second one stops at once
+  SIGHUP            reload: WSGI workers are replaced one at a time by ones that import the
+                    application anew, each ready before the old one stops taking requests;
+                    if the new code does not start, the old workers go on serving
+  SIGUSR1           reopen the --logfile (for logrotate without copytruncate)
+  SIGUSR2           logged and ignored (upgrading the binary in place is not supported yet)
+  SIGTTIN, SIGTTOU  ignored, so a terminal cannot stop a background server`
+
 func progName(p string) string {
 	if i := strings.LastIndexByte(p, '/'); i >= 0 {
 		p = p[i+1:]
@@ -128,7 +140,7 @@ func command(ctx context.Context, prog string, p plugin.Plugin, g *globals, stde
 		if err != nil {
 			return usageError{fmt.Errorf("--sched: %w", err)}
 		}
-		w, closeLog, err := openLog(g.logfile, stderr)
+		w, reopen, closeLog, err := openLog(g.logfile, stderr)
 		if err != nil {
 			return usageError{err}
 		}
@@ -163,7 +175,7 @@ func command(ctx context.Context, prog string, p plugin.Plugin, g *globals, stde
 			defer pprof.StopCPUProfile()
 		}
 		log.Info(fmt.Sprintf("%s %s starting up (pid %d, %s).", prog, p.Name, os.Getpid(), runtime.Version()))
-		err = service.Run(ctx, svc, service.RunOptions{Log: log, ShutdownTimeout: g.shutdownTimeout})
+		err = service.Run(ctx, svc, service.RunOptions{Log: log, ShutdownTimeout: g.shutdownTimeout, Reopen: reopen})
 		if err != nil {
 			// Run prints the error to stderr; a log file gets it too.
 			if g.logfile != "-" && g.logfile != "" {
@@ -178,18 +190,57 @@ func command(ctx context.Context, prog string, p plugin.Plugin, g *globals, stde
 
 // openLog opens the log destination. Lines are batched and written out
 // every 100ms (logging.BufferedWriter), which saves a system call per
-// request under load; the returned function flushes and closes.
-func openLog(path string, stderr io.Writer) (io.Writer, func(), error) {
+// request under load. reopen, nil for stderr, opens the file's path again
+// (SIGUSR1, after logrotate moved it); closeLog flushes and closes.
+func openLog(path string, stderr io.Writer) (w io.Writer, reopen func() error, closeLog func(), err error) {
 	if path == "-" || path == "" {
 		b := logging.NewBufferedWriter(stderr, 100*time.Millisecond)
-		return b, func() { b.Close() }, nil
+		return b, nil, func() { b.Close() }, nil
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, nil, fmt.Errorf("--logfile: %w", err)
+	f := &reopenableFile{path: path}
+	if err := f.reopen(); err != nil {
+		return nil, nil, nil, fmt.Errorf("--logfile: %w", err)
 	}
 	b := logging.NewBufferedWriter(f, 100*time.Millisecond)
-	return b, func() { b.Close(); f.Close() }, nil
+	reopen = func() error {
+		b.Flush() // what is buffered belongs to the old file
+		return f.reopen()
+	}
+	return b, reopen, func() { b.Close(); f.close() }, nil
+}
+
+// reopenableFile is a log file that can be opened again at its path.
+type reopenableFile struct {
+	path string
+	mu   sync.Mutex
+	f    *os.File
+}
+
+func (r *reopenableFile) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.f.Write(p)
+}
+
+func (r *reopenableFile) reopen() error {
+	f, err := os.OpenFile(r.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	old := r.f
+	r.f = f
+	r.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	return nil
+}
+
+func (r *reopenableFile) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.f.Close()
 }
 
 // writePidfile writes this process's id, refusing to overwrite the pid file

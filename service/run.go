@@ -7,12 +7,22 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 )
 
+// Reloader is a service that can take up new code or configuration
+// while it serves, as Run does on SIGHUP.
+type Reloader interface {
+	Reload(ctx context.Context) error
+}
+
 // RunOptions configures Run.
 type RunOptions struct {
+	// Reopen, if set, is called on SIGUSR1 to reopen the log file (for
+	// logrotate without copytruncate).
+	Reopen func() error
 	// Log receives the shutdown lines; nil means no log.
 	Log *slog.Logger
 	// ShutdownTimeout bounds the graceful stop; 0 means 30 seconds.
@@ -26,6 +36,11 @@ type RunOptions struct {
 // own, and then stops s gracefully within the shutdown timeout. It returns
 // nil after a clean stop, or the error that made it stop or that stopping
 // returned.
+//
+// While s runs, SIGHUP reloads it if it is a Reloader (one reload at a
+// time; a SIGHUP during one is logged and ignored), SIGUSR1 calls
+// opts.Reopen, and SIGUSR2 is logged as not supported; SIGTTIN and SIGTTOU,
+// with which a terminal would stop a background process, are ignored.
 func Run(ctx context.Context, s Service, opts RunOptions) error {
 	log := opts.Log
 	if log == nil {
@@ -42,6 +57,10 @@ func Run(ctx context.Context, s Service, opts RunOptions) error {
 	sigc := make(chan os.Signal, 2)
 	signal.Notify(sigc, sigs...)
 	defer signal.Stop(sigc)
+	signal.Ignore(syscall.SIGTTIN, syscall.SIGTTOU)
+	other := make(chan os.Signal, 4)
+	signal.Notify(other, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
+	defer signal.Stop(other)
 
 	// A signal during start-up (an application whose import takes its
 	// time, say) calls the start-up off: s stops what it started.
@@ -77,14 +96,59 @@ func Run(ctx context.Context, s Service, opts RunOptions) error {
 		failed = f.Failed()
 	}
 	var cause error
-	select {
-	case sig := <-sigc:
-		log.Info(fmt.Sprintf("Received %s, shutting down.", signalName(sig)))
-	case <-ctx.Done():
-		log.Info("Context ended, shutting down.")
-	case cause = <-failed:
-		log.Error("Service failed, shutting down.", "err", cause)
+	var reloading sync.Mutex
+	reloads := sync.WaitGroup{}
+	reloadCtx, cancelReloads := context.WithCancel(ctx)
+	defer func() { cancelReloads(); reloads.Wait() }()
+wait:
+	for {
+		select {
+		case sig := <-sigc:
+			log.Info(fmt.Sprintf("Received %s, shutting down.", signalName(sig)))
+			break wait
+		case <-ctx.Done():
+			log.Info("Context ended, shutting down.")
+			break wait
+		case cause = <-failed:
+			log.Error("Service failed, shutting down.", "err", cause)
+			break wait
+		case sig := <-other:
+			switch sig {
+			case syscall.SIGHUP:
+				r, ok := s.(Reloader)
+				if !ok {
+					log.Info("Received SIGHUP; nothing here reloads.")
+					continue
+				}
+				if !reloading.TryLock() {
+					log.Warn("Received SIGHUP during a reload; ignoring it.")
+					continue
+				}
+				log.Info("Received SIGHUP, reloading.")
+				reloads.Go(func() {
+					defer reloading.Unlock()
+					if err := r.Reload(reloadCtx); err != nil {
+						log.Error("The reload failed; what ran before goes on.", "err", err)
+						return
+					}
+					log.Info("Reload complete.")
+				})
+			case syscall.SIGUSR1:
+				if opts.Reopen == nil {
+					continue
+				}
+				if err := opts.Reopen(); err != nil {
+					log.Error("Received SIGUSR1; reopening the log failed.", "err", err)
+				} else {
+					log.Info("Received SIGUSR1; log reopened.")
+				}
+			default:
+				log.Warn("Received SIGUSR2; upgrading the binary in place is not supported yet, so nothing happens.")
+			}
+		}
 	}
+	cancelReloads()
+	reloads.Wait()
 
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()

@@ -97,6 +97,19 @@ func (m *Multi) forward(c Service, ch <-chan error) {
 	}
 }
 
+// Reload reloads, in order, the children that are Reloaders, and stops at
+// the first that fails.
+func (m *Multi) Reload(ctx context.Context) error {
+	for _, c := range m.children {
+		if r, ok := c.(Reloader); ok {
+			if err := r.Reload(ctx); err != nil {
+				return fmt.Errorf("reloading %s: %w", Name(c), err)
+			}
+		}
+	}
+	return nil
+}
+
 // Failed reports the first child that failed after starting.
 func (m *Multi) Failed() <-chan error {
 	m.mu.Lock()

@@ -70,6 +70,15 @@ func TestControl(t *testing.T) {
 	if len(s.pool.ctlLog) != 1 {
 		t.Errorf("%d lines kept, want 1 (the one that failed is not)", len(s.pool.ctlLog))
 	}
+	// A reload's new workers are given the line before they serve.
+	if err := s.pool.Reload(context.Background()); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	for _, a := range answers(t, s) {
+		if f := strings.Fields(a); len(f) != 3 || f[1] != "bonjour" {
+			t.Errorf("after a reload: %q", a)
+		}
+	}
 }
 
 // TestTimer: a timer runs in every worker beside requests; one that

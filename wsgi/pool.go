@@ -91,6 +91,9 @@ type Pool struct {
 	// it is taken before mu. ctlLog holds the messages applied everywhere.
 	ctlMu  sync.Mutex
 	ctlLog []ctlEntry
+	// handover passes each slot's supervisor the worker that replaces
+	// its own in a reload.
+	handover []chan handover
 
 	mu       sync.Mutex
 	workers  []*worker // by slot, nil while a slot restarts
@@ -192,6 +195,10 @@ func (p *Pool) Start(ctx context.Context) error {
 	p.stopped = make(chan struct{})
 	p.stopCtx, p.stopAll = context.WithCancel(context.Background())
 	p.workers = make([]*worker, p.cfg.Workers)
+	p.handover = make([]chan handover, p.cfg.Workers)
+	for i := range p.handover {
+		p.handover[i] = make(chan handover)
+	}
 	ws := make([]*worker, p.cfg.Workers)
 	errs := make([]error, p.cfg.Workers)
 	var wg sync.WaitGroup
@@ -312,7 +319,27 @@ func (p *Pool) supervise(slot int, w *worker) {
 	bo := defaultBackoff()
 	for {
 		born := time.Now()
-		<-w.exited
+		select {
+		case <-w.exited:
+		case h := <-p.handover[slot-1]:
+			// A reload: the new worker takes the slot, the old one
+			// finishes what it holds and exits.
+			enrolled, err := p.enroll(slot, h.w)
+			if err == nil && !enrolled {
+				err = errStopping
+			}
+			if err != nil {
+				h.w.kill()
+				<-h.w.exited
+				h.done <- err
+				continue
+			}
+			w.drain()
+			w, bo = h.w, defaultBackoff()
+			w.log.Info("worker started")
+			h.done <- nil
+			continue
+		}
 		p.setWorker(slot, nil)
 		if p.isStopping() {
 			return
@@ -362,6 +389,46 @@ func (p *Pool) supervise(slot int, w *worker) {
 		}
 		w.log.Info("worker started")
 	}
+}
+
+// handover is a new worker for a slot's supervisor to put in place of its
+// own; done receives the outcome.
+type handover struct {
+	w    *worker
+	done chan error
+}
+
+// Reload replaces the workers one at a time with new ones, which import
+// the application anew: each new worker is ready, and has been given the
+// kept control messages, before the old one stops taking requests, and the
+// old one finishes what it holds. So new application code is served
+// without a failed request. If a new worker cannot start (the new code
+// does not import), Reload returns its error, with the traceback, and the
+// workers not yet replaced go on serving.
+func (p *Pool) Reload(ctx context.Context) error {
+	p.log.Info("reloading the workers one at a time", "workers", p.cfg.Workers)
+	for slot := 1; slot <= p.cfg.Workers; slot++ {
+		nw, err := p.startWorker(ctx, slot)
+		if err != nil {
+			return fmt.Errorf("worker %d: %w", slot, err)
+		}
+		h := handover{w: nw, done: make(chan error, 1)}
+		select {
+		case p.handover[slot-1] <- h:
+		case <-p.stopped:
+			nw.kill()
+			<-nw.exited
+			return errStopping
+		case <-ctx.Done():
+			nw.kill()
+			<-nw.exited
+			return ctx.Err()
+		}
+		if err := <-h.done; err != nil {
+			return fmt.Errorf("worker %d: %w", slot, err)
+		}
+	}
+	return nil
 }
 
 // setWorker fills a slot; it refuses once the pool is stopping.

@@ -417,6 +417,20 @@ func (w *worker) finishLocked(c *call) {
 	}
 }
 
+// drain stops the worker taking requests; it exits once it has answered
+// those it holds (its socket's end tells worker.py to go).
+func (w *worker) drain() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.dead || w.draining {
+		return
+	}
+	w.draining = true
+	if len(w.calls) == 0 {
+		w.conn.CloseWrite()
+	}
+}
+
 // submit sends a request frame and registers its call. It fails if the
 // worker is dead or draining.
 func (w *worker) submit(req []byte) (*call, bool) {

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestReload sends 10 SIGHUPs to a Flask application with two workers
+// while four clients keep requesting it: no request fails, and after each
+// reload the new code answers. New code that does not import is logged
+// and the old workers go on serving.
+func TestReload(t *testing.T) {
+	t.Parallel()
+	needPython(t, "flask")
+	dir := t.TempDir()
+	app := filepath.Join(dir, "reloadapp.py")
+	write := func(version string) {
+		t.Helper()
+		src := fmt.Sprintf("from flask import Flask\napplication = Flask(__name__)\n\n@application.route('/')\ndef index():\n    return %q\n", version)
+		if err := os.WriteFile(app, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("version 0")
+	// No .pyc: a rewrite within the same second, of the same size, must
+	// not be taken for the old code.
+	p := start(t, []string{"PYTHONDONTWRITEBYTECODE=1"}, "web", "--port", "tcp:0:interface=127.0.0.1",
+		"--wsgi", "reloadapp:application", "--chdir", dir, "--python", debianPython, "--workers", "2")
+	site := "http://127.0.0.1:" + p.port() + "/"
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var served, failed atomic.Int64
+	var firstErr atomic.Value
+	for range 4 {
+		wg.Go(func() {
+			client := &http.Client{Timeout: 30 * time.Second}
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := client.Get(site)
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						err = fmt.Errorf("status %d", resp.StatusCode)
+					}
+				}
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+				} else {
+					served.Add(1)
+				}
+			}
+		})
+	}
+	for i := 1; i <= 10; i++ {
+		version := fmt.Sprintf("version %d", i)
+		write(version)
+		p.cmd.Process.Signal(syscall.SIGHUP)
+		p.waitLogs(`Reload complete\.`, i)
+		if got := curl(t, site); got != version {
+			t.Fatalf("after reload %d: %q", i, got)
+		}
+	}
+	// New code that does not import: the reload fails, the old serves.
+	os.WriteFile(app, []byte("def broken(:\n"), 0o644)
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	p.waitLog(`The reload failed; what ran before goes on\.`)
+	if got := curl(t, site); got != "version 10" {
+		t.Errorf("after a failed reload: %q", got)
+	}
+	close(stop)
+	wg.Wait()
+	t.Logf("%d requests served during 10 reloads, %d failed", served.Load(), failed.Load())
+	if n := failed.Load(); n != 0 {
+		t.Errorf("%d requests failed during the reloads; the first: %v", n, firstErr.Load())
+	}
+	if !strings.Contains(p.logText(), "SyntaxError") {
+		t.Errorf("the failed reload's traceback is not in the log:\n%s", p.logText())
+	}
+	if code := p.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit %d; log:\n%s", code, p.logText())
+	}
+}
+
+// TestSignals: SIGUSR1 reopens the log file after logrotate moved it;
+// SIGTTIN and SIGUSR2 do not stop the server.
+func TestSignals(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	logfile := filepath.Join(dir, "torsion.log")
+	p := start(t, nil, "--logfile", logfile, "web", "--port", "tcp:0:interface=127.0.0.1", "--path", dir)
+	var port string
+	for deadline := time.Now().Add(10 * time.Second); port == ""; time.Sleep(20 * time.Millisecond) {
+		b, _ := os.ReadFile(logfile)
+		if i := strings.Index(string(b), "Site starting on "); i >= 0 {
+			port = strings.Fields(string(b)[i+len("Site starting on "):])[0]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("no port in the log:\n%s", b)
+		}
+	}
+	if err := os.Rename(logfile, logfile+".1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGUSR2, syscall.SIGUSR1} {
+		p.cmd.Process.Signal(sig)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if b, _ := os.ReadFile(logfile); strings.Contains(string(b), "log reopened") {
+			break
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(logfile + ".1")
+			t.Fatalf("no new log file after SIGUSR1; the old one says:\n%s", b)
+		}
+	}
+	if got := curl(t, "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:"+port+"/"); got != "200" {
+		t.Errorf("after SIGTTIN, SIGTTOU, SIGUSR2 and SIGUSR1: %s", got)
+	}
+	if code := p.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+	old, _ := os.ReadFile(logfile + ".1")
+	now, _ := os.ReadFile(logfile)
+	if !strings.Contains(string(old)+string(now), "upgrading the binary in place is not supported yet") {
+		t.Errorf("SIGUSR2 was not logged:\n%s%s", old, now)
+	}
+}
