@@ -59,10 +59,14 @@ func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for attempt := 0; ; attempt++ {
 		wk, c, err := p.dispatch(r.Context(), req)
 		if err != nil {
-			if errors.Is(err, errStopping) {
+			switch {
+			case errors.Is(err, errStopping):
 				web.Error(w, r, http.StatusServiceUnavailable, "The server is shutting down.")
+			case errors.Is(err, errQueueFull):
+				w.Header().Set("Retry-After", "1")
+				web.Error(w, r, http.StatusServiceUnavailable, "Every worker is busy and too many requests wait already; retry in a moment.")
 			}
-			return // the client went away while waiting
+			return // or the client went away while waiting
 		}
 		rs := &response{w: w, r: r, wk: wk, c: c, body: body.rest, length: -1}
 		err = rs.run()

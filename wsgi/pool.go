@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -73,6 +74,12 @@ type Config struct {
 	// StartTimeout bounds a worker's start-up, the import of the
 	// application included (default 60s).
 	StartTimeout time.Duration
+	// MaxQueue bounds the requests that wait when every worker is busy
+	// (each worker holds Threads+8); more get 503 with Retry-After at
+	// once. The default, 1024, is what a listen backlog commonly holds:
+	// a client waiting behind more than that would be better served by
+	// another instance. Negative means no bound.
+	MaxQueue int
 	// Log receives worker output, wsgi.errors and tracebacks.
 	Log *slog.Logger
 }
@@ -123,6 +130,10 @@ func New(cfg Config) (*Pool, error) {
 	cfg.BodySpool = cmp.Or(cfg.BodySpool, 64<<20)
 	cfg.StartTimeout = cmp.Or(cfg.StartTimeout, 60*time.Second)
 	cfg.ClientTimeout = cmp.Or(cfg.ClientTimeout, 60*time.Second)
+	cfg.MaxQueue = cmp.Or(cfg.MaxQueue, 1024)
+	if cfg.MaxQueue < 0 {
+		cfg.MaxQueue = math.MaxInt
+	}
 	if cfg.Python == "" {
 		cfg.Python = "python3"
 		if venv := os.Getenv("VIRTUAL_ENV"); venv != "" {
@@ -431,6 +442,22 @@ func (p *Pool) Reload(ctx context.Context) error {
 	return nil
 }
 
+// Ready reports whether the pool serves: it has started, is not stopping,
+// and at least one worker is alive.
+func (p *Pool) Ready() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopping {
+		return false
+	}
+	for _, w := range p.workers {
+		if w != nil {
+			return true
+		}
+	}
+	return false
+}
+
 // setWorker fills a slot; it refuses once the pool is stopping.
 func (p *Pool) setWorker(slot int, w *worker) bool {
 	p.mu.Lock()
@@ -537,6 +564,10 @@ func (p *Pool) dispatch(ctx context.Context, req []byte) (*worker, *call, error)
 			front = true
 			continue
 		}
+		if !front && len(p.waiting) >= p.cfg.MaxQueue {
+			p.mu.Unlock()
+			return nil, nil, errQueueFull
+		}
 		ch := make(chan struct{}, 1)
 		if front {
 			p.waiting = append([]chan struct{}{ch}, p.waiting...)
@@ -561,6 +592,10 @@ func (p *Pool) dispatch(ctx context.Context, req []byte) (*worker, *call, error)
 }
 
 var errStopping = errors.New("server is shutting down")
+
+// errQueueFull is a request that found every worker busy and MaxQueue
+// requests waiting already.
+var errQueueFull = errors.New("every worker is busy and the queue is full")
 
 // Stop waits for requests in flight to finish, then closes the workers'
 // sockets so they exit; when ctx ends first, they are killed.

@@ -1077,3 +1077,37 @@ func TestHugeFrame(t *testing.T) {
 	waitFor(t, func() bool { return strings.Contains(s.log.String(), "the worker broke the protocol") }, "no protocol error in the log:\n%s", s.log)
 	waitFor(t, func() bool { return strings.Count(s.log.String(), "worker started worker=1") == 2 }, "worker not replaced:\n%s", s.log)
 }
+
+// TestMaxQueue: with every worker busy and MaxQueue requests waiting, the
+// next request gets 503 with Retry-After at once; those waiting are
+// served.
+func TestMaxQueue(t *testing.T) {
+	s := startPool(t, Config{App: "apps:slow", MaxQueue: 2})
+	depth := s.pool.depth // requests one worker holds
+	codes := make(chan int, depth+2)
+	for range depth + 2 {
+		go func() {
+			resp, err := http.Get(s.url + "/?0.2")
+			if err != nil {
+				codes <- 0
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	waitFor(t, func() bool {
+		s.pool.mu.Lock()
+		defer s.pool.mu.Unlock()
+		return len(s.pool.waiting) == 2
+	}, "the queue did not fill")
+	resp, body := get(t, s.url+"/?0")
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "1" || !strings.Contains(body, "too many requests wait") {
+		t.Errorf("over the queue: %d %q %q", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	for range depth + 2 {
+		if c := <-codes; c != 200 {
+			t.Errorf("a request that was let in: %d", c)
+		}
+	}
+}

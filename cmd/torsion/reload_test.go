@@ -140,3 +140,67 @@ func TestSignals(t *testing.T) {
 		t.Errorf("SIGUSR2 was not logged:\n%s%s", old, now)
 	}
 }
+
+// TestHealth: the health endpoint answers 503 while the application
+// imports, 200 once it serves, and 503 again as soon as a graceful stop
+// begins, while a request is still being finished.
+func TestHealth(t *testing.T) {
+	t.Parallel()
+	needPython(t)
+	dir := t.TempDir()
+	importing, inflight := filepath.Join(dir, "importing"), filepath.Join(dir, "inflight")
+	os.WriteFile(filepath.Join(dir, "slowapp.py"), []byte(fmt.Sprintf(`import time
+open(%q, "w").close()
+time.sleep(2)
+def application(environ, start_response):
+    if environ["QUERY_STRING"]:
+        open(%q, "w").close()
+        time.sleep(float(environ["QUERY_STRING"]))
+    start_response("200 OK", [])
+    return [b"done"]
+`, importing, inflight)), 0o644)
+	p := start(t, nil, "web", "--port", "tcp:0:interface=127.0.0.1", "--health", "tcp:0:interface=127.0.0.1",
+		"--wsgi", "slowapp:application", "--chdir", dir, "--python", debianPython, "--workers", "1")
+	health := "http://127.0.0.1:" + p.waitLog(`Health starting on (\d+)`)[1] + "/"
+	status := func() string { return curl(t, "-o", "/dev/null", "-w", "%{http_code}", health) }
+	waitFile := func(path string) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if _, err := os.Stat(path); err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s", filepath.Base(path))
+			}
+		}
+	}
+	waitFile(importing)
+	if got := status(); got != "503" {
+		t.Errorf("while the application imports: %s, want 503", got)
+	}
+	site := "http://127.0.0.1:" + p.waitLog(`Site starting on (\d+)`)[1] + "/"
+	for deadline := time.Now().Add(30 * time.Second); status() != "200"; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("never ready")
+		}
+	}
+	// A request of 10s is in flight when SIGTERM comes: while it
+	// finishes, the health check already says 503.
+	slow := make(chan string, 1)
+	go func() { slow <- curl(t, "--max-time", "60", site+"?10") }()
+	waitFile(inflight)
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	for deadline := time.Now().Add(8 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if got := status(); got == "503" {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("during the graceful stop: %s, want 503", got)
+		}
+	}
+	if got := <-slow; got != "done" {
+		t.Errorf("the request in flight at the stop: %q", got)
+	}
+	if code := p.wait(); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+}

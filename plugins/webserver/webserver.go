@@ -68,6 +68,7 @@ type options struct {
 	legacyCiphers  bool
 	controls       []string
 	ampControls    []string
+	health         string
 	proxyHeaders   bool
 	allowIPs       string
 	fwdFields      string
@@ -89,10 +90,12 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 	fs.IntVar(&o.wsgi.MaxRequestsJitter, "max-requests-jitter", 0, "add up to this many requests to --max-requests, per worker")
 	fs.IntVar(&o.wsgi.BodyBuffer, "body-buffer", 1<<20, "bytes of request body received in memory before the request takes a worker")
 	fs.Int64Var(&o.wsgi.BodySpool, "body-spool", 64<<20, "bytes of request body received after --body-buffer, into a temporary file, before the request takes a worker, so slow uploads hold no worker; the rest of a larger body streams (0: stream all past --body-buffer)")
+	fs.IntVar(&o.wsgi.MaxQueue, "max-queue", 1024, "requests that may wait when every worker is busy; more get 503 with Retry-After (-1: no bound)")
 	fs.Int64Var(&o.wsgi.MaxBody, "max-body", 0, "answer 413 to request bodies larger than this many bytes (0: no limit)")
 	fs.DurationVar(&o.wsgi.ClientTimeout, "client-timeout", 60*time.Second, "drop a client that takes nothing of a response, or sends nothing of a body a worker is reading, for this long")
 	fs.StringArrayVar(&o.controls, "control", nil, "endpoint `DESC` of a control port for the --wsgi application: each line sent there goes to its torsion.control handler in every worker (repeatable; restrict access with interface=127.0.0.1 or unix:PATH:mode=0600)")
 	fs.StringArrayVar(&o.ampControls, "amp", nil, "endpoint `DESC` of an AMP control port for the --wsgi application: each command runs in every worker, with the locator it registered with torsion.locator() (repeatable; restrict access as for --control)")
+	fs.StringVar(&o.health, "health", "", "endpoint `DESC` of a health check for load balancers: 200 while ready, 503 while starting, stopping or without a live worker")
 	fs.StringArrayVar(&o.statics, "static", nil, "`PREFIX=DIR`: serve the files under DIR at PREFIX, beside the root (repeatable)")
 	fs.StringArrayVar(&o.mounts, "mount", nil, "`PREFIX=SPEC`: serve SPEC at PREFIX, SPEC being wsgi:MODULE.ATTR, path:DIR or proxy:URL; the longest prefix wins (repeatable)")
 	fs.StringArrayVar(&o.vhosts, "vhost", nil, "`HOST=SPEC`: serve SPEC (as for --mount) for requests to HOST, which may be *.DOMAIN; other hosts get the root, or 404 without one (repeatable)")
@@ -167,6 +170,18 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 		return nil, fmt.Errorf("--forwarded-allow-ips and --forwarded-fields need --proxy-headers")
 	}
 	b := &builder{o: o, env: env, m: service.NewMulti()}
+	var health *web.Health
+	if o.health != "" {
+		// First in the tree, so it answers 503 while the rest starts and
+		// stops; its marker goes last.
+		ep, err := endpoint.Parse(o.health)
+		if err != nil {
+			return nil, fmt.Errorf("--health: %w", err)
+		}
+		health = &web.Health{}
+		srv := httpserver.New(health, httpserver.Options{ErrorLog: env.Log.With(logging.SystemKey, "health")})
+		b.m.Add(&service.Listener{Endpoint: ep, Server: srv, Name: "Health", Log: env.Log.With(logging.SystemKey, "health")})
+	}
 	root := &web.Resource{}
 	var err error
 	switch {
@@ -290,6 +305,12 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 		srv := &control.AMPServer{Target: b.root, Log: ctlLog}
 		b.m.Add(&service.Listener{Endpoint: ep, Server: srv, Name: "AMP control", Log: ctlLog})
 	}
+	if health != nil {
+		for _, p := range b.pools {
+			health.Checks = append(health.Checks, p.Ready)
+		}
+		b.m.Add(health.Marker()) // last: ready once all is up, not ready as the stop begins
+	}
 	return b.m, nil
 }
 
@@ -297,7 +318,8 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 // makes are added to m, so they start before the listeners and stop after.
 type builder struct {
 	o          *options
-	root       *wsgi.Pool // the --wsgi application's pool, if any
+	root       *wsgi.Pool   // the --wsgi application's pool, if any
+	pools      []*wsgi.Pool // every pool, root and mounted
 	env        plugin.Env
 	m          *service.Multi
 	staticDirs int
@@ -335,6 +357,7 @@ func (b *builder) wsgi(where, app string) (http.Handler, error) {
 		return nil, err
 	}
 	b.m.Add(pool)
+	b.pools = append(b.pools, pool)
 	return pool, nil
 }
 
