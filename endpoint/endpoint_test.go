@@ -64,6 +64,9 @@ func TestParse(t *testing.T) {
 		{"unix:/var/run/finger:mode=660", Unix{Path: "/var/run/finger", Mode: 0o660}, "unix:/var/run/finger:mode=0660"},
 		{"unix:address=/var/run/web.sock:lockfile=1", Unix{Path: "/var/run/web.sock", Lockfile: true}, "unix:/var/run/web.sock:lockfile=1"},
 		{`unix:/tmp/with\:colon`, Unix{Path: "/tmp/with:colon"}, `unix:/tmp/with\:colon`},
+		{"systemd:domain=INET:index=0", Systemd{Domain: "INET", Index: 0}, "systemd:domain=INET:index=0"},
+		{"systemd:domain=INET6:index=1", Systemd{Domain: "INET6", Index: 1}, "systemd:domain=INET6:index=1"},
+		{"systemd:domain=unix:name=web", Systemd{Domain: "UNIX", Index: -1, Name: "web"}, "systemd:domain=UNIX:name=web"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.desc, func(t *testing.T) {
@@ -124,6 +127,10 @@ func TestParseErrors(t *testing.T) {
 		want string // the full message
 	}{
 		{"tcp:80:interfac=x", `endpoint "tcp:80:interfac=x": unknown parameter "interfac" (known: port, interface, backlog, reuseport)`},
+		{"systemd:index=0", `endpoint "systemd:index=0": missing domain (INET, INET6 or UNIX)`},
+		{"systemd:domain=IPX:index=0", `endpoint "systemd:domain=IPX:index=0": domain "IPX": want INET, INET6 or UNIX`},
+		{"systemd:domain=INET", `endpoint "systemd:domain=INET": want one of index and name`},
+		{"systemd:domain=INET:index=-1", `endpoint "systemd:domain=INET:index=-1": index "-1": want a number from 0`},
 		{"", `endpoint "": empty description`},
 		{"tpc:80", `endpoint "tpc:80": unknown endpoint kind "tpc"`},
 		{"tcp", `endpoint "tcp": missing port`},

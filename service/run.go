@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -41,6 +42,8 @@ type RunOptions struct {
 // time; a SIGHUP during one is logged and ignored), SIGUSR1 calls
 // opts.Reopen, and SIGUSR2 is logged as not supported; SIGTTIN and SIGTTOU,
 // with which a terminal would stop a background process, are ignored.
+// Under systemd ($NOTIFY_SOCKET), Run notifies READY=1, RELOADING=1,
+// STOPPING=1 and, with WatchdogSec=, WATCHDOG=1.
 func Run(ctx context.Context, s Service, opts RunOptions) error {
 	log := opts.Log
 	if log == nil {
@@ -54,6 +57,7 @@ func Run(ctx context.Context, s Service, opts RunOptions) error {
 	if sigs == nil {
 		sigs = []os.Signal{syscall.SIGINT, syscall.SIGTERM}
 	}
+	notify := newNotifier()
 	sigc := make(chan os.Signal, 2)
 	signal.Notify(sigc, sigs...)
 	defer signal.Stop(sigc)
@@ -95,6 +99,15 @@ func Run(ctx context.Context, s Service, opts RunOptions) error {
 	if f, ok := s.(Failer); ok {
 		failed = f.Failed()
 	}
+	if err := notify.send("READY=1\nMAINPID=" + strconv.Itoa(os.Getpid())); err != nil {
+		log.Warn("Telling systemd the service is ready failed.", "err", err)
+	}
+	var watchdog <-chan time.Time
+	if notify.watchdog > 0 {
+		t := time.NewTicker(notify.watchdog / 2)
+		defer t.Stop()
+		watchdog = t.C
+	}
 	var cause error
 	var reloading sync.Mutex
 	reloads := sync.WaitGroup{}
@@ -112,6 +125,8 @@ wait:
 		case cause = <-failed:
 			log.Error("Service failed, shutting down.", "err", cause)
 			break wait
+		case <-watchdog:
+			notify.send("WATCHDOG=1")
 		case sig := <-other:
 			switch sig {
 			case syscall.SIGHUP:
@@ -125,8 +140,10 @@ wait:
 					continue
 				}
 				log.Info("Received SIGHUP, reloading.")
+				notify.send(reloadingState())
 				reloads.Go(func() {
 					defer reloading.Unlock()
+					defer notify.send("READY=1")
 					if err := r.Reload(reloadCtx); err != nil {
 						log.Error("The reload failed; what ran before goes on.", "err", err)
 						return
@@ -147,6 +164,7 @@ wait:
 			}
 		}
 	}
+	notify.send("STOPPING=1")
 	cancelReloads()
 	reloads.Wait()
 
