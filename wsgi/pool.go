@@ -74,6 +74,11 @@ type Config struct {
 	// StartTimeout bounds a worker's start-up, the import of the
 	// application included (default 60s).
 	StartTimeout time.Duration
+	// MaxMemory recycles a worker whose resident memory stays above this
+	// many bytes for two samples a second apart: it takes no new request,
+	// finishes those it holds, and a new worker takes its place. 0 means
+	// no limit; it is measured on Linux only.
+	MaxMemory int64
 	// MaxQueue bounds the requests that wait when every worker is busy
 	// (each worker holds Threads+8); more get 503 with Retry-After at
 	// once. The default, 1024, is what a listen backlog commonly holds:
@@ -121,8 +126,8 @@ func New(cfg Config) (*Pool, error) {
 	if !strings.Contains(cfg.App, ":") && !strings.Contains(cfg.App, ".") {
 		return nil, fmt.Errorf("application %q: want MODULE:ATTR or MODULE.ATTR", cfg.App)
 	}
-	if cfg.Workers < 0 || cfg.Threads < 0 || cfg.MaxRequests < 0 || cfg.MaxRequestsJitter < 0 || cfg.Timeout < 0 || cfg.BodyBuffer < 0 || cfg.ClientTimeout < 0 {
-		return nil, errors.New("workers, threads, timeouts, max-requests and body buffer cannot be negative")
+	if cfg.Workers < 0 || cfg.Threads < 0 || cfg.MaxRequests < 0 || cfg.MaxRequestsJitter < 0 || cfg.Timeout < 0 || cfg.BodyBuffer < 0 || cfg.ClientTimeout < 0 || cfg.MaxMemory < 0 {
+		return nil, errors.New("workers, threads, timeouts, max-requests, body buffer and memory limit cannot be negative")
 	}
 	cfg.Workers = cmp.Or(cfg.Workers, runtime.NumCPU())
 	cfg.Threads = cmp.Or(cfg.Threads, 1)
@@ -236,6 +241,9 @@ func (p *Pool) Start(ctx context.Context) error {
 	}
 	if p.cfg.Timeout > 0 {
 		p.slots.Go(p.watchdog)
+	}
+	if p.cfg.MaxMemory > 0 {
+		p.slots.Go(p.memoryWatch)
 	}
 	p.log.Info("WSGI application running", "app", p.cfg.App, "workers", p.cfg.Workers, "threads", p.cfg.Threads, "python", ws[0].python)
 	for _, w := range ws {
@@ -512,6 +520,40 @@ func (p *Pool) watchdog() {
 				}
 			}
 		}
+	}
+}
+
+// memoryWatch samples the workers' resident memory every second and
+// recycles a worker over MaxMemory twice in a row, so that one spike does
+// not cost a worker.
+func (p *Pool) memoryWatch() {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	over := map[*worker]int{}
+	for {
+		select {
+		case <-p.stopped:
+			return
+		case <-tick.C:
+		}
+		p.mu.Lock()
+		ws := append([]*worker(nil), p.workers...)
+		p.mu.Unlock()
+		seen := map[*worker]int{}
+		for _, w := range ws {
+			if w == nil {
+				continue
+			}
+			rss, ok := residentBytes(w.pid)
+			if !ok || rss <= p.cfg.MaxMemory {
+				continue
+			}
+			if seen[w] = over[w] + 1; seen[w] == 2 {
+				w.log.Warn("worker uses more memory than the limit; recycling it after its requests", "rss", rss, "limit", p.cfg.MaxMemory)
+				w.drain()
+			}
+		}
+		over = seen
 	}
 }
 

@@ -1111,3 +1111,17 @@ func TestMaxQueue(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxMemory: a worker whose memory stays over the limit is recycled
+// after its requests, with a log line giving its size; its replacement
+// serves.
+func TestMaxMemory(t *testing.T) {
+	t.Parallel()
+	s := startPool(t, Config{App: "apps:hog", MaxMemory: 100 << 20})
+	_, before := get(t, s.url+"/hog")
+	waitFor(t, func() bool { return strings.Contains(s.log.String(), "worker uses more memory than the limit") }, "no recycling:\n%s", s.log)
+	waitFor(t, func() bool { return strings.Count(s.log.String(), "worker started worker=1") == 2 }, "not replaced:\n%s", s.log)
+	if _, after := get(t, s.url+"/"); after == before {
+		t.Errorf("the worker over the limit (pid %s) still serves", before)
+	}
+}

@@ -100,3 +100,44 @@ func TestSdNotify(t *testing.T) {
 		t.Errorf("exit %d", code)
 	}
 }
+
+// TestReusePort: the seed's recipe of several instances on one port —
+// three torsion web processes with reuseport=true share it, and the
+// kernel spreads new connections over all three.
+func TestReusePort(t *testing.T) {
+	t.Parallel()
+	needPython(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "pidapp.py"), []byte(`import os
+def application(environ, start_response):
+    start_response("200 OK", [])
+    return [str(os.getpid()).encode()]
+`), 0o644)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	l.Close()
+	var ps []*proc
+	for range 3 {
+		p := start(t, nil, "web", "--port", "tcp:"+port+":interface=127.0.0.1:reuseport=true",
+			"--wsgi", "pidapp:application", "--chdir", dir, "--python", debianPython, "--workers", "1")
+		p.waitLog(`Site starting on`)
+		ps = append(ps, p)
+	}
+	pids := map[string]int{}
+	for range 100 {
+		pids[curl(t, "http://127.0.0.1:"+port+"/")]++ // a new connection each time
+	}
+	// Each of 100 connections goes to one of three: that one instance gets
+	// none has a chance of 3 x (2/3)^100, under 1e-17.
+	if len(pids) != 3 {
+		t.Errorf("100 connections were answered by %d workers, want 3: %v", len(pids), pids)
+	}
+	for _, p := range ps {
+		if code := p.stop(syscall.SIGTERM); code != 0 {
+			t.Errorf("exit %d", code)
+		}
+	}
+}

@@ -90,6 +90,7 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 	fs.IntVar(&o.wsgi.MaxRequestsJitter, "max-requests-jitter", 0, "add up to this many requests to --max-requests, per worker")
 	fs.IntVar(&o.wsgi.BodyBuffer, "body-buffer", 1<<20, "bytes of request body received in memory before the request takes a worker")
 	fs.Int64Var(&o.wsgi.BodySpool, "body-spool", 64<<20, "bytes of request body received after --body-buffer, into a temporary file, before the request takes a worker, so slow uploads hold no worker; the rest of a larger body streams (0: stream all past --body-buffer)")
+	fs.Int64Var(&o.wsgi.MaxMemory, "max-worker-memory", 0, "recycle a worker whose resident memory stays above this many bytes, after its requests (0: no limit; Linux only)")
 	fs.IntVar(&o.wsgi.MaxQueue, "max-queue", 1024, "requests that may wait when every worker is busy; more get 503 with Retry-After (-1: no bound)")
 	fs.Int64Var(&o.wsgi.MaxBody, "max-body", 0, "answer 413 to request bodies larger than this many bytes (0: no limit)")
 	fs.DurationVar(&o.wsgi.ClientTimeout, "client-timeout", 60*time.Second, "drop a client that takes nothing of a response, or sends nothing of a body a worker is reading, for this long")

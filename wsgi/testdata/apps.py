@@ -291,3 +291,14 @@ def huge_frame(environ, start_response):
     os.write(3, struct.pack("<BII", ord("D"), 1, 3 << 30))
     time.sleep(60)
 
+
+
+_hoard = []
+
+
+def hog(environ, start_response):
+    """Keeps 150 MiB for good when asked to (/hog); answers its pid."""
+    if environ["PATH_INFO"] == "/hog":
+        _hoard.append(bytearray(150 << 20))
+    start_response("200 OK", [])
+    return [str(os.getpid()).encode()]

@@ -1,0 +1,6 @@
+//go:build !linux
+
+package wsgi
+
+// residentBytes is not measured outside Linux.
+func residentBytes(pid int) (int64, bool) { return 0, false }
