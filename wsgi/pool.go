@@ -106,6 +106,7 @@ type Pool struct {
 	// handover passes each slot's supervisor the worker that replaces
 	// its own in a reload.
 	handover []chan handover
+	reloadMu sync.Mutex
 
 	mu       sync.Mutex
 	workers  []*worker // by slot, nil while a slot restarts
@@ -425,6 +426,8 @@ type handover struct {
 // does not import), Reload returns its error, with the traceback, and the
 // workers not yet replaced go on serving.
 func (p *Pool) Reload(ctx context.Context) error {
+	p.reloadMu.Lock() // one reload at a time: a signal and a changed file may meet
+	defer p.reloadMu.Unlock()
 	p.log.Info("reloading the workers one at a time", "workers", p.cfg.Workers)
 	for slot := 1; slot <= p.cfg.Workers; slot++ {
 		nw, err := p.startWorker(ctx, slot)

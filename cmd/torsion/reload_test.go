@@ -204,3 +204,46 @@ def application(environ, start_response):
 		t.Errorf("exit %d", code)
 	}
 }
+
+// TestReloadOnChange: with --reload, saving a .py file reloads the
+// workers, with one line naming the file; a file that does not import
+// logs its traceback and the old workers go on serving.
+func TestReloadOnChange(t *testing.T) {
+	t.Parallel()
+	needPython(t)
+	dir := t.TempDir()
+	app := filepath.Join(dir, "devapp.py")
+	write := func(src string) {
+		t.Helper()
+		if err := os.WriteFile(app, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	body := func(s string) string {
+		return fmt.Sprintf("def application(environ, start_response):\n    start_response('200 OK', [])\n    return [b%q]\n", s)
+	}
+	write(body("first"))
+	p := start(t, []string{"PYTHONDONTWRITEBYTECODE=1"}, "web", "--port", "tcp:0:interface=127.0.0.1", "--reload",
+		"--wsgi", "devapp:application", "--chdir", dir, "--python", debianPython, "--workers", "2")
+	site := "http://127.0.0.1:" + p.port() + "/"
+	if got := curl(t, site); got != "first" {
+		t.Fatalf("before: %q", got)
+	}
+	write(body("second"))
+	p.waitLog(`code changed; reloading the workers file=.*devapp\.py`)
+	p.waitLog(`workers reloaded`)
+	if got := curl(t, site); got != "second" {
+		t.Errorf("after saving: %q", got)
+	}
+	write("def application(:\n")
+	p.waitLog(`the reload failed; the old workers go on serving`)
+	if got := curl(t, site); got != "second" {
+		t.Errorf("after saving broken code: %q", got)
+	}
+	if !strings.Contains(p.logText(), "SyntaxError") {
+		t.Errorf("no traceback for the broken code:\n%s", p.logText())
+	}
+	if n := strings.Count(p.logText(), "code changed; reloading the workers"); n < 2 {
+		t.Errorf("%d reloads for two saves:\n%s", n, p.logText())
+	}
+}

@@ -67,6 +67,7 @@ type options struct {
 	h2c            bool
 	legacyCiphers  bool
 	controls       []string
+	reload         bool
 	ampControls    []string
 	health         string
 	proxyHeaders   bool
@@ -97,6 +98,7 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 	fs.StringArrayVar(&o.controls, "control", nil, "endpoint `DESC` of a control port for the --wsgi application: each line sent there goes to its torsion.control handler in every worker (repeatable; restrict access with interface=127.0.0.1 or unix:PATH:mode=0600)")
 	fs.StringArrayVar(&o.ampControls, "amp", nil, "endpoint `DESC` of an AMP control port for the --wsgi application: each command runs in every worker, with the locator it registered with torsion.locator() (repeatable; restrict access as for --control)")
 	fs.StringVar(&o.health, "health", "", "endpoint `DESC` of a health check for load balancers: 200 while ready, 503 while starting, stopping or without a live worker")
+	fs.BoolVar(&o.reload, "reload", false, "for development: reload the WSGI workers when a .py file under --chdir or --pythonpath changes")
 	fs.StringArrayVar(&o.statics, "static", nil, "`PREFIX=DIR`: serve the files under DIR at PREFIX, beside the root (repeatable)")
 	fs.StringArrayVar(&o.mounts, "mount", nil, "`PREFIX=SPEC`: serve SPEC at PREFIX, SPEC being wsgi:MODULE.ATTR, path:DIR or proxy:URL; the longest prefix wins (repeatable)")
 	fs.StringArrayVar(&o.vhosts, "vhost", nil, "`HOST=SPEC`: serve SPEC (as for --mount) for requests to HOST, which may be *.DOMAIN; other hosts get the root, or 404 without one (repeatable)")
@@ -359,6 +361,9 @@ func (b *builder) wsgi(where, app string) (http.Handler, error) {
 	}
 	b.m.Add(pool)
 	b.pools = append(b.pools, pool)
+	if b.o.reload {
+		b.m.Add(&wsgi.CodeWatcher{Pool: pool})
+	}
 	return pool, nil
 }
 
