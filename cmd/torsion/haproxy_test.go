@@ -120,7 +120,7 @@ def application(environ, start_response):
 			}
 		})
 	}
-	time.Sleep(500 * time.Millisecond)       // load before
+	time.Sleep(500 * time.Millisecond)        // load before
 	ps[0].cmd.Process.Signal(syscall.SIGTERM) // a graceful stop
 	ps[0].wait()
 	time.Sleep(500 * time.Millisecond)
