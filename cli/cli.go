@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -70,7 +71,15 @@ func Run(ctx context.Context, prog string, args []string, stdout, stderr io.Writ
 		SilenceErrors:     true,
 		SilenceUsage:      true,
 		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+		Version:           Version(prog),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.AddCommand(&cobra.Command{
+		Use:   "version",
+		Short: "Print the version of " + prog + ", of Go, and the commit it was built from",
+		Args:  cobra.NoArgs,
+		Run:   func(cmd *cobra.Command, args []string) { fmt.Fprintln(stdout, Version(prog)) },
+	})
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetArgs(args)
@@ -79,7 +88,7 @@ func Run(ctx context.Context, prog string, args []string, stdout, stderr io.Writ
 	pf.StringVar(&g.logfile, "logfile", "-", "write the log to `PATH` (appending); - means stderr")
 	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text (twistd-style lines) or json")
 	pf.StringVar(&g.pidfile, "pidfile", "", "write the process id to `PATH` while running")
-	pf.DurationVar(&g.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight work may take to finish after SIGTERM")
+	plugin.DurationVar(pf, &g.shutdownTimeout, "shutdown-timeout", "", 30*time.Second, "how long in-flight work may take to finish after SIGTERM")
 	pf.StringVar(&g.sched, "sched", string(sched.Batch), "CPU scheduling policy of torsion and the processes it starts: batch (Linux's SCHED_BATCH: "+
 		"a process woken by another does not preempt it, so work is handed over in batches; more throughput) or normal")
 	pf.StringVar(&g.cpuprofile, "cpuprofile", "", "write a Go CPU profile of the whole run to `PATH` (for go tool pprof)")
@@ -98,6 +107,40 @@ func Run(ctx context.Context, prog string, args []string, stdout, stderr io.Writ
 	}
 	fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 	return ExitFailed
+}
+
+// Version describes this build: the module's version ("(devel)" for a
+// build from a checkout), the Go version, and the commit it was built from
+// when the build recorded one, with "+changes" if the tree had some.
+func Version(prog string) string {
+	v := prog
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return v + " " + runtime.Version()
+	}
+	v += " " + info.Main.Version + " " + runtime.Version()
+	var rev, when string
+	modified := false
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			when = s.Value
+		case "vcs.modified":
+			modified = s.Value == "true"
+		}
+	}
+	if rev != "" {
+		v += " commit " + rev[:min(12, len(rev))]
+		if modified {
+			v += "+changes"
+		}
+		if when != "" {
+			v += " (" + when + ")"
+		}
+	}
+	return v
 }
 
 // signalsHelp lists what each signal does, for --help.

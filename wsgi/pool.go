@@ -32,8 +32,9 @@ var workerPy []byte
 
 // Config describes a WSGI application and how to run it.
 type Config struct {
-	// App names the application: "module:attr" (gunicorn's form) or
-	// "module.attr" (Twisted's form).
+	// App names the application: "module:attr" (gunicorn's form),
+	// "module.attr" (Twisted's form), or "module" for its attribute
+	// "application".
 	App string
 	// Python is the interpreter; empty means $VIRTUAL_ENV/bin/python when
 	// VIRTUAL_ENV is set, else python3 on PATH.
@@ -124,8 +125,11 @@ func New(cfg Config) (*Pool, error) {
 	if cfg.App == "" {
 		return nil, errors.New("no application given")
 	}
+	if strings.HasSuffix(cfg.App, ":") || strings.HasPrefix(cfg.App, ":") || strings.HasSuffix(cfg.App, ".") {
+		return nil, fmt.Errorf("application %q: want MODULE:ATTR, MODULE.ATTR or MODULE", cfg.App)
+	}
 	if !strings.Contains(cfg.App, ":") && !strings.Contains(cfg.App, ".") {
-		return nil, fmt.Errorf("application %q: want MODULE:ATTR or MODULE.ATTR", cfg.App)
+		cfg.App += ":application" // a module alone: its application, as gunicorn and mod_wsgi take it
 	}
 	if cfg.Workers < 0 || cfg.Threads < 0 || cfg.MaxRequests < 0 || cfg.MaxRequestsJitter < 0 || cfg.Timeout < 0 || cfg.BodyBuffer < 0 || cfg.ClientTimeout < 0 || cfg.MaxMemory < 0 {
 		return nil, errors.New("workers, threads, timeouts, max-requests, body buffer and memory limit cannot be negative")

@@ -800,7 +800,7 @@ func TestConfigErrors(t *testing.T) {
 		want string
 	}{
 		{Config{}, "no application"},
-		{Config{App: "hello"}, "want MODULE:ATTR or MODULE.ATTR"},
+		{Config{App: "hello:"}, "want MODULE:ATTR, MODULE.ATTR or MODULE"},
 		{Config{App: "a:b", Python: "/no/such/python"}, "python interpreter"},
 		{Config{App: "a:b", Dir: "/no/such/dir"}, "not a directory"},
 		{Config{App: "a:b", Workers: -1}, "cannot be negative"},

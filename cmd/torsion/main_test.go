@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -174,6 +175,28 @@ func TestHelp(t *testing.T) {
 	}
 }
 
+// TestGunicornHabits: options as gunicorn users type them: durations in
+// bare seconds, -w and -t, a module without an attribute; and --version.
+func TestGunicornHabits(t *testing.T) {
+	t.Parallel()
+	needPython(t)
+	p := start(t, nil, "--shutdown-timeout", "10", "web", "--port", "tcp:0:interface=127.0.0.1", "-w", "2", "-t", "30",
+		"--client-timeout", "0.5", "--wsgi", "wsgi_hello", "--chdir", "../../examples/wsgi", "--python", debianPython)
+	if got := curl(t, "http://127.0.0.1:"+p.port()+"/"); !strings.Contains(got, "Hello") {
+		t.Errorf("--wsgi wsgi_hello: %q", got)
+	}
+	p.waitLog(`WSGI application running app=wsgi_hello:application workers=2`)
+	if code := p.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+	for _, args := range [][]string{{"--version"}, {"version"}} {
+		out, code := run(t, args...)
+		if code != 0 || !strings.HasPrefix(out, "torsion ") || !strings.Contains(out, runtime.Version()) {
+			t.Errorf("torsion %v: exit %d, %q", args, code, out)
+		}
+	}
+}
+
 func TestBadOptions(t *testing.T) {
 	t.Parallel()
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
@@ -195,7 +218,8 @@ func TestBadOptions(t *testing.T) {
 		{"path is a file", []string{"web", "--path", binary}, 2, "not a directory"},
 		{"stray argument", []string{"web", "tcp:8000"}, 2, `unknown command "tcp:8000"`},
 		{"bad log format", []string{"--log-format", "xml", "web"}, 2, `log format "xml": want text or json`},
-		{"bad timeout", []string{"--shutdown-timeout", "soon", "web"}, 2, `invalid argument "soon"`},
+		{"bad timeout", []string{"--shutdown-timeout", "soon", "web"}, 2, `invalid argument "soon" for "--shutdown-timeout" flag: "soon" is not a duration: give seconds (30) or Go's form (30s, 1m30s, 250ms)`},
+		{"negative seconds", []string{"web", "-t", "-5"}, 2, `invalid argument "-5" for "-t, --timeout" flag: -5 seconds is out of range`},
 		{"port in use", []string{"web", "--port", "tcp:" + busyPort + ":interface=127.0.0.1"}, 1, "address already in use"},
 	}
 	for _, tt := range tests {

@@ -96,7 +96,7 @@ func TestWSGIOptionErrors(t *testing.T) {
 		args []string
 		msg  string
 	}{
-		{[]string{"web", "--wsgi", "hello"}, `--wsgi: application "hello": want MODULE:ATTR or MODULE.ATTR`},
+		{[]string{"web", "--wsgi", "hello:"}, `--wsgi: application "hello:": want MODULE:ATTR, MODULE.ATTR or MODULE`},
 		{[]string{"web", "--wsgi", "a:b", "--python", "/no/python"}, "--wsgi: python interpreter"},
 		{[]string{"web", "--wsgi", "a:b", "--path", "."}, "--path and --wsgi are alternatives"},
 		{[]string{"web", "--wsgi", "a:b", "--workers", "-2"}, "cannot be negative"},
