@@ -6,6 +6,7 @@ import (
 	"net"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 )
 
@@ -97,8 +98,8 @@ func parse[T any, P ~func(Args) (T, error)](m map[string]P, desc string) (T, err
 	if desc == "" {
 		return zero, fmt.Errorf("empty description")
 	}
-	if _, err := strconv.ParseUint(desc, 10, 16); err == nil {
-		desc = "tcp:" + desc
+	if digitsOnly(desc) {
+		desc = "tcp:" + desc // a bare port; out of range, it says so as tcp: does
 	}
 	a, err := Split(desc)
 	if err != nil {
@@ -108,9 +109,49 @@ func parse[T any, P ~func(Args) (T, error)](m map[string]P, desc string) (T, err
 	p, ok := m[a.Kind]
 	mu.RUnlock()
 	if !ok {
+		if bind, err := FromBind(desc); err == nil && strings.HasPrefix(bind, "tcp") {
+			return zero, fmt.Errorf("host:port is not an endpoint description: for %s, write %s", desc, bind)
+		}
 		return zero, fmt.Errorf("unknown endpoint kind %q (known: %v)", a.Kind, sortedKeys(m))
 	}
 	return p(a)
+}
+
+// FromBind turns gunicorn's --bind forms into a description: HOST:PORT
+// (":PORT" or "0.0.0.0:PORT" for every address, "[::1]:PORT" for IPv6,
+// "localhost:PORT" for 127.0.0.1) becomes tcp:PORT:interface=HOST, and
+// unix:PATH stays a Unix socket.
+func FromBind(bind string) (string, error) {
+	if path, ok := strings.CutPrefix(bind, "unix:"); ok && path != "" {
+		return "unix:" + Escape(path), nil
+	}
+	host, port, err := net.SplitHostPort(bind)
+	if err != nil || !digitsOnly(port) {
+		return "", fmt.Errorf("bind %q: want HOST:PORT or unix:PATH", bind)
+	}
+	switch host {
+	case "", "0.0.0.0", "*":
+		return "tcp:" + port, nil
+	case "localhost":
+		host = "127.0.0.1"
+	}
+	ip := net.ParseIP(host)
+	if ip == nil {
+		return "", fmt.Errorf("bind %q: the host must be an IP address (or localhost)", bind)
+	}
+	if ip.To4() == nil {
+		return "tcp6:" + port + ":interface=" + Escape(host), nil
+	}
+	return "tcp:" + port + ":interface=" + host, nil
+}
+
+func digitsOnly(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 func sortedKeys[V any](m map[string]V) []string {

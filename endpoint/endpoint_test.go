@@ -278,3 +278,27 @@ func echoOnce(t *testing.T, ln net.Listener, c Client) {
 		t.Fatalf("echo = %q, %v", buf, err)
 	}
 }
+
+func TestFromBind(t *testing.T) {
+	for _, tt := range []struct{ bind, want string }{
+		{"127.0.0.1:8000", "tcp:8000:interface=127.0.0.1"},
+		{"localhost:8000", "tcp:8000:interface=127.0.0.1"},
+		{":8000", "tcp:8000"},
+		{"0.0.0.0:8000", "tcp:8000"},
+		{"[::1]:8000", `tcp6:8000:interface=\:\:1`},
+		{"unix:/run/web.sock", "unix:/run/web.sock"},
+		{"example.org:80", ""},
+		{"8000", ""},
+		{"127.0.0.1:http", ""},
+	} {
+		got, err := FromBind(tt.bind)
+		if got != tt.want || (err != nil) != (tt.want == "") {
+			t.Errorf("FromBind(%q) = %q, %v; want %q", tt.bind, got, err, tt.want)
+		}
+		if got != "" {
+			if _, err := Parse(got); err != nil {
+				t.Errorf("FromBind(%q) = %q, which does not parse: %v", tt.bind, got, err)
+			}
+		}
+	}
+}

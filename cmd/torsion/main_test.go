@@ -180,10 +180,17 @@ func TestHelp(t *testing.T) {
 func TestGunicornHabits(t *testing.T) {
 	t.Parallel()
 	needPython(t)
-	p := start(t, nil, "--shutdown-timeout", "10", "web", "--port", "tcp:0:interface=127.0.0.1", "-w", "2", "-t", "30",
-		"--client-timeout", "0.5", "--wsgi", "wsgi_hello", "--chdir", "../../examples/wsgi", "--python", debianPython)
-	if got := curl(t, "http://127.0.0.1:"+p.port()+"/"); !strings.Contains(got, "Hello") {
-		t.Errorf("--wsgi wsgi_hello: %q", got)
+	port := freePort(t)
+	p := start(t, nil, "--shutdown-timeout", "10", "web", "-b", "127.0.0.1:"+port, "--listen", "tcp:0:interface=127.0.0.1",
+		"-w", "2", "-t", "30", "--client-timeout", "0.5", "--wsgi", "wsgi_hello", "--chdir", "../../examples/wsgi", "--python", debianPython)
+	other := p.waitLogs(`Site starting on (\d+)`, 2)
+	for _, m := range other {
+		if got := curl(t, "http://127.0.0.1:"+m[1]+"/"); !strings.Contains(got, "Hello") {
+			t.Errorf("--wsgi wsgi_hello on %s: %q", m[1], got)
+		}
+	}
+	if other[0][1] != port && other[1][1] != port {
+		t.Errorf("-b 127.0.0.1:%s: listening on %v", port, other)
 	}
 	p.waitLog(`WSGI application running app=wsgi_hello:application workers=2`)
 	if code := p.stop(syscall.SIGTERM); code != 0 {
@@ -212,6 +219,12 @@ func TestBadOptions(t *testing.T) {
 		msg  string
 	}{
 		{"bad endpoint", []string{"web", "--port", "tcp:80:interfac=x"}, 2, `endpoint "tcp:80:interfac=x": unknown parameter "interfac"`},
+		{"host:port as --port", []string{"web", "--port", "127.0.0.1:8000"}, 2, `host:port is not an endpoint description: for 127.0.0.1:8000, write tcp:8000:interface=127.0.0.1`},
+		{"bare port out of range", []string{"web", "--port", "70000"}, 2, `port "70000" is not a number from 0 to 65535`},
+		{"bad bind", []string{"web", "-b", "nowhere:80"}, 2, `--bind: bind "nowhere:80": the host must be an IP address (or localhost)`},
+		{"negative workers", []string{"web", "--workers", "-3", "--wsgi", "x:y"}, 2, "--workers must be at least 1"},
+		{"zero workers", []string{"web", "-w", "0", "--wsgi", "x:y"}, 2, "--workers must be at least 1"},
+		{"zero threads", []string{"web", "--threads", "0", "--wsgi", "x:y"}, 2, "--threads must be at least 1"},
 		{"unknown flag", []string{"web", "--prot", "80"}, 2, "unknown flag: --prot"},
 		{"unknown plugin", []string{"wbe"}, 2, `unknown command "wbe"`},
 		{"missing path", []string{"web", "--path", "/nonexistent/dir"}, 2, "--path: stat /nonexistent/dir: no such file or directory"},

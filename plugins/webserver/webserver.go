@@ -49,6 +49,8 @@ convention), else tcp:8080. Without --path, a demo page is served.`,
 
 type options struct {
 	ports          []string
+	listens        []string // --listen, twist web's name for --port
+	binds          []string // -b/--bind, gunicorn's HOST:PORT
 	path           string
 	wsgi           wsgi.Config
 	index          []string
@@ -79,6 +81,8 @@ type options struct {
 func flags(fs *pflag.FlagSet) plugin.Maker {
 	o := &options{fs: fs}
 	fs.StringArrayVar(&o.ports, "port", nil, "endpoint `DESC` to listen on, such as tcp:8080:interface=127.0.0.1 or unix:/run/web.sock (repeatable)")
+	fs.StringArrayVar(&o.listens, "listen", nil, "the same as --port (twist web's name for it)")
+	fs.StringArrayVarP(&o.binds, "bind", "b", nil, "`HOST:PORT` or unix:PATH to listen on, gunicorn's form (repeatable): 127.0.0.1:8000 is tcp:8000:interface=127.0.0.1")
 	fs.StringVar(&o.path, "path", "", "serve the files under `DIR`")
 	fs.StringVar(&o.wsgi.App, "wsgi", "", "serve the WSGI application `MODULE.ATTR` or MODULE:ATTR (the current directory is on the import path)")
 	fs.StringVar(&o.wsgi.Python, "python", "", "Python interpreter for --wsgi (default: $VIRTUAL_ENV/bin/python if set, else python3)")
@@ -130,17 +134,50 @@ func DefaultPort() string {
 }
 
 func (o *options) make(env plugin.Env) (service.Service, error) {
-	ports := o.ports
+	// Each endpoint with the flag that gave it, for error messages.
+	type given struct{ flag, desc string }
+	var ports []given
+	for _, p := range o.ports {
+		ports = append(ports, given{"--port", p})
+	}
+	for _, p := range o.listens {
+		ports = append(ports, given{"--listen", p})
+	}
+	for _, b := range o.binds {
+		desc, err := endpoint.FromBind(b)
+		if err != nil {
+			return nil, fmt.Errorf("--bind: %w", err)
+		}
+		ports = append(ports, given{"--bind", desc})
+	}
 	if len(ports) == 0 {
-		ports = []string{DefaultPort()}
+		ports = []given{{"--port", DefaultPort()}}
 	}
 	var eps []endpoint.Server
 	for _, p := range ports {
-		ep, err := endpoint.Parse(p)
+		ep, err := endpoint.Parse(p.desc)
 		if err != nil {
-			return nil, fmt.Errorf("--port: %w", err)
+			return nil, fmt.Errorf("%s: %w", p.flag, err)
 		}
 		eps = append(eps, ep)
+	}
+	for _, c := range []struct {
+		flag string
+		bad  bool
+		want string
+	}{
+		{"--workers", o.fs.Changed("workers") && o.wsgi.Workers < 1, "at least 1"},
+		{"--threads", o.wsgi.Threads < 1, "at least 1"},
+		{"--max-requests", o.wsgi.MaxRequests < 0, "0 (never) or more"},
+		{"--max-requests-jitter", o.wsgi.MaxRequestsJitter < 0, "0 or more"},
+		{"--body-buffer", o.wsgi.BodyBuffer < 1, "at least 1"},
+		{"--max-body", o.wsgi.MaxBody < 0, "0 (no limit) or more"},
+		{"--max-worker-memory", o.wsgi.MaxMemory < 0, "0 (no limit) or more"},
+		{"--timeout", o.wsgi.Timeout < 0, "0 (never) or more"},
+	} {
+		if c.bad {
+			return nil, fmt.Errorf("%s must be %s", c.flag, c.want)
+		}
 	}
 	if o.headerTimeout <= 0 || o.idleTimeout <= 0 || o.maxHeaderBytes <= 0 || o.maxRequestLine <= 0 || o.maxHeaders <= 0 {
 		return nil, fmt.Errorf("--header-timeout, --idle-timeout, --max-header-bytes, --max-request-line and --max-headers must be positive")
