@@ -44,6 +44,8 @@ type Config struct {
 	Dir string
 	// PythonPath lists more directories for the import path.
 	PythonPath []string
+	// Env holds KEY=VALUE pairs added to the workers' environment.
+	Env []string
 	// Workers is the number of processes; 0 means one per CPU.
 	Workers int
 	// Threads is the number of threads in each process; 0 means 1.
@@ -178,6 +180,12 @@ func New(cfg Config) (*Pool, error) {
 		}
 		env = append(env, "PYTHONPATH="+strings.Join(paths, string(os.PathListSeparator)))
 	}
+	for _, kv := range cfg.Env {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return nil, fmt.Errorf("environment %q: want KEY=VALUE", kv)
+		}
+	}
+	env = append(env, cfg.Env...)
 	env = append(env, "PYTHONUNBUFFERED=1")
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)

@@ -182,7 +182,8 @@ func TestGunicornHabits(t *testing.T) {
 	needPython(t)
 	port := freePort(t)
 	p := start(t, nil, "--shutdown-timeout", "10", "web", "-b", "127.0.0.1:"+port, "--listen", "tcp:0:interface=127.0.0.1",
-		"-w", "2", "-t", "30", "--client-timeout", "0.5", "--wsgi", "wsgi_hello", "--chdir", "../../examples/wsgi", "--python", debianPython)
+		"-w", "2", "-t", "30", "--client-timeout", "0.5", "--wsgi", "wsgi_hello", "--chdir", "../../examples/wsgi", "--python", debianPython,
+		"--env", "TORSION_TEST_GREETING=bonjour")
 	other := p.waitLogs(`Site starting on (\d+)`, 2)
 	for _, m := range other {
 		if got := curl(t, "http://127.0.0.1:"+m[1]+"/"); !strings.Contains(got, "Hello") {
@@ -191,6 +192,10 @@ func TestGunicornHabits(t *testing.T) {
 	}
 	if other[0][1] != port && other[1][1] != port {
 		t.Errorf("-b 127.0.0.1:%s: listening on %v", port, other)
+	}
+	pid, _ := strconv.Atoi(p.waitLog(`worker started worker=1 pid=(\d+)`)[1])
+	if env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid)); !strings.Contains(string(env), "TORSION_TEST_GREETING=bonjour\x00") {
+		t.Error("--env did not reach the worker's environment")
 	}
 	p.waitLog(`WSGI application running app=wsgi_hello:application workers=2`)
 	if code := p.stop(syscall.SIGTERM); code != 0 {
@@ -225,6 +230,7 @@ func TestBadOptions(t *testing.T) {
 		{"negative workers", []string{"web", "--workers", "-3", "--wsgi", "x:y"}, 2, "--workers must be at least 1"},
 		{"zero workers", []string{"web", "-w", "0", "--wsgi", "x:y"}, 2, "--workers must be at least 1"},
 		{"zero threads", []string{"web", "--threads", "0", "--wsgi", "x:y"}, 2, "--threads must be at least 1"},
+		{"bad env", []string{"web", "--env", "NOVALUE", "--wsgi", "x:y"}, 2, `environment "NOVALUE": want KEY=VALUE`},
 		{"unknown flag", []string{"web", "--prot", "80"}, 2, "unknown flag: --prot"},
 		{"unknown plugin", []string{"wbe"}, 2, `unknown command "wbe"`},
 		{"missing path", []string{"web", "--path", "/nonexistent/dir"}, 2, "--path: stat /nonexistent/dir: no such file or directory"},

@@ -87,6 +87,7 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 	fs.StringVar(&o.wsgi.App, "wsgi", "", "serve the WSGI application `MODULE.ATTR` or MODULE:ATTR (the current directory is on the import path)")
 	fs.StringVar(&o.wsgi.Python, "python", "", "Python interpreter for --wsgi (default: $VIRTUAL_ENV/bin/python if set, else python3)")
 	fs.StringArrayVar(&o.wsgi.PythonPath, "pythonpath", nil, "add `DIR` to the import path (repeatable)")
+	fs.StringArrayVar(&o.wsgi.Env, "env", nil, "`KEY=VALUE` to set in the workers' environment (repeatable)")
 	fs.StringVar(&o.wsgi.Dir, "chdir", "", "run the workers in `DIR`, which is also on the import path")
 	fs.IntVarP(&o.wsgi.Workers, "workers", "w", 0, "number of worker processes (default: the number of CPUs)")
 	fs.IntVar(&o.wsgi.Threads, "threads", 1, "threads in each worker process")
