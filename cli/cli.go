@@ -192,6 +192,9 @@ func command(ctx context.Context, prog string, p plugin.Plugin, g *globals, stde
 		if err != nil {
 			return usageError{fmt.Errorf("--log-format: %w", err)}
 		}
+		// What logs through slog's default logger (txsni's certificate
+		// warnings) goes where the options say too.
+		slog.SetDefault(log)
 		// Before the service starts: the processes it starts inherit the policy.
 		if err := sched.Set(policy); err != nil && !(errors.Is(err, sched.ErrUnsupported) && !cmd.Flags().Changed("sched")) {
 			log.Warn("--sched could not be applied", "policy", policy, "err", err)

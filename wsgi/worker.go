@@ -327,7 +327,9 @@ func (w *worker) readLoop() {
 			w.ready <- string(payload)
 			continue
 		case kLog:
-			w.log.Warn(strings.TrimRight(string(payload), "\n"), "system", "wsgi.errors")
+			for line := range strings.SplitSeq(strings.TrimRight(string(payload), "\n"), "\n") {
+				w.log.Warn(line, "system", "wsgi.errors")
+			}
 			continue
 		}
 		w.mu.Lock()

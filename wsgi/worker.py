@@ -320,21 +320,31 @@ class Input:
 
 
 class Errors:
-    """wsgi.errors: every write goes to torsion's log."""
+    """wsgi.errors: what is written goes to torsion's log, a line at a time:
+    writes are joined until a newline (print() writes its text and its end
+    separately), each thread its own, and the rest of a line goes out on
+    flush(), which the worker calls when a request ends."""
 
     def __init__(self, conn):
         self.conn = conn
+        self.pending = threading.local()
 
     def write(self, s):
-        if s:
-            self.conn.send(text_frame(LOG, 0, str(s)))
+        s = getattr(self.pending, "text", "") + str(s)
+        head, sep, tail = s.rpartition("\n")
+        self.pending.text = tail
+        if sep:
+            self.conn.send(text_frame(LOG, 0, head + sep))
 
     def writelines(self, seq):
         for s in seq:
             self.write(s)
 
     def flush(self):
-        pass
+        text = getattr(self.pending, "text", "")
+        if text:
+            self.pending.text = ""
+            self.conn.send(text_frame(LOG, 0, text))
 
 
 class FileWrapper:
@@ -500,6 +510,7 @@ class Worker:
         except Exception:
             conn.send(text_frame(ERROR, rid, traceback.format_exc()))
         finally:
+            self.base["wsgi.errors"].flush()
             if not ended:
                 try:
                     if hasattr(result, "close"):

@@ -1125,3 +1125,29 @@ func TestMaxMemory(t *testing.T) {
 		t.Errorf("the worker over the limit (pid %s) still serves", before)
 	}
 }
+
+// TestErrorsLines: what an application writes to wsgi.errors is logged a
+// line at a time: print() makes one line (not a second, empty one),
+// writes are joined until a newline, and an unfinished line is logged when
+// the request ends.
+func TestErrorsLines(t *testing.T) {
+	t.Parallel()
+	s := startPool(t, Config{App: "apps:log_errors"})
+	get(t, s.url+"/")
+	waitFor(t, func() bool { return strings.Contains(s.log.String(), "and an unfinished one") }, "no unfinished line:\n%s", s.log)
+	var lines []string
+	for _, l := range strings.Split(s.log.String(), "\n") {
+		if strings.Contains(l, "[wsgi.errors]") {
+			lines = append(lines, l)
+		}
+	}
+	want := []string{"a line for the log", "joined by print", "a line in two writes", "and an unfinished one"}
+	if len(lines) != len(want) {
+		t.Fatalf("wsgi.errors lines:\n%s\nwant %q in\n%s", strings.Join(lines, "\n"), want, s.log)
+	}
+	for i, w := range want {
+		if !strings.Contains(lines[i], "WARN: "+w+" ") {
+			t.Errorf("line %d: %q, want %q", i, lines[i], w)
+		}
+	}
+}

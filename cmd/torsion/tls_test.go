@@ -209,3 +209,24 @@ func TestTLSCipherSuites(t *testing.T) {
 		}
 	}
 }
+
+// TestTxSNIWarningsInLog: txsni's warning about a certificate file that no
+// longer loads goes to torsion's log in its format (it went to stderr in
+// Go's default format, whatever --log-format said).
+func TestTxSNIWarningsInLog(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	certs := filepath.Join(dir, "certs")
+	os.Mkdir(certs, 0o755)
+	cert, key := openssl(t, dir, "a.localhost")
+	c, _ := os.ReadFile(cert)
+	k, _ := os.ReadFile(key)
+	os.WriteFile(filepath.Join(certs, "a.localhost.pem"), append(c, k...), 0o600)
+	p := start(t, nil, "--log-format", "json", "web", "--port", "txsni:"+certs+":tcp:0:interface=127.0.0.1", "--path", dir)
+	port := p.waitLog(`"msg":"Site starting on (\d+)"`)[1]
+	os.WriteFile(filepath.Join(certs, "a.localhost.pem"), []byte("half-written"), 0o600)
+	cmd := exec.Command("openssl", "s_client", "-connect", "127.0.0.1:"+port, "-servername", "a.localhost")
+	cmd.Stdin = strings.NewReader("")
+	cmd.CombinedOutput()
+	p.waitLog(`^\{.*"level":"WARN","msg":"txsni: a certificate file no longer loads`)
+}

@@ -172,6 +172,9 @@ def file_wrapper(environ, start_response):
 
 def log_errors(environ, start_response):
     environ["wsgi.errors"].write("a line for the log\n")
+    print("joined", "by print", file=environ["wsgi.errors"])
+    environ["wsgi.errors"].write("a line in ")
+    environ["wsgi.errors"].write("two writes\nand an unfinished one")
     print("printed to stdout", flush=True)
     start_response("200 OK", [])
     return [b"logged"]
