@@ -2,7 +2,7 @@
 // public ones, on which an operator changes a running application, as the
 // control channel of a Twisted WSGI server does. Lines serves Twisted's
 // LineReceiver example: each line goes to every worker of an application
-// and the answer comes back on one line. AMPServer serves its AMP example:
+// and the answer comes back on one line. AMP serves its AMP example:
 // each command runs in every worker, with the locator the application
 // registered.
 //
@@ -18,7 +18,6 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/torsion-server/torsion/amp"
@@ -85,112 +84,31 @@ type AMPTarget interface {
 // for each worker.
 const CodeWorkerFailed = "WORKER_FAILED"
 
-// AMPServer serves AMP control ports: each command a client asks runs in
-// every worker of Target, and the client gets the answer once all have
-// run it (see wsgi.Pool.ControlAMP), the declared error the application
-// raised, or WORKER_FAILED saying which workers failed and how. A
-// malformed box closes the connection. It satisfies service.Server.
-type AMPServer struct {
-	Target AMPTarget
-	Log    *slog.Logger
-
-	mu        sync.Mutex
-	closed    bool
-	listeners map[net.Listener]struct{}
-	conns     map[*amp.Conn]struct{}
-	wg        sync.WaitGroup
-}
-
-// Serve accepts connections on l until Shutdown or Close.
-func (s *AMPServer) Serve(l net.Listener) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		l.Close()
-		return net.ErrClosed
-	}
-	if s.listeners == nil {
-		s.listeners, s.conns = map[net.Listener]struct{}{}, map[*amp.Conn]struct{}{}
-	}
-	s.listeners[l] = struct{}{}
-	s.mu.Unlock()
+// AMP returns what a protocol.Server's ServeConn wants for an AMP control
+// port: each command a client asks runs in every worker of t, and the
+// client gets the answer once all have run it (see wsgi.Pool.ControlAMP),
+// the declared error the application raised, or WORKER_FAILED saying which
+// workers failed and how. A malformed box closes the connection.
+func AMP(t AMPTarget, log *slog.Logger) func(net.Conn) {
 	h := amp.HandlerFunc(func(ctx context.Context, command string, args amp.Box) (amp.Box, error) {
 		ctx, cancel := context.WithTimeout(ctx, Timeout)
 		defer cancel()
-		r, err := s.Target.ControlAMP(ctx, command, args)
+		r, err := t.ControlAMP(ctx, command, args)
 		var ae *amp.Error
 		switch {
 		case err == nil:
-			s.Log.Info("AMP command applied", "command", command)
+			log.Info("AMP command applied", "command", command)
 		case errors.As(err, &ae):
-			s.Log.Info("AMP command refused", "command", command, "code", ae.Code)
+			log.Info("AMP command refused", "command", command, "code", ae.Code)
 		default:
-			s.Log.Warn("an AMP command failed", "command", command, "err", err)
+			log.Warn("an AMP command failed", "command", command, "err", err)
 			err = &amp.Error{Code: CodeWorkerFailed, Description: oneLine(err.Error())}
 		}
 		return r, err
 	})
-	for {
-		nc, err := l.Accept()
-		if err != nil {
-			s.mu.Lock()
-			closed := s.closed
-			s.mu.Unlock()
-			if closed {
-				return net.ErrClosed
-			}
-			return err
+	return func(nc net.Conn) {
+		if err := amp.NewConn(nc, h, log).Serve(); err != nil {
+			log.Warn("an AMP connection ended", "remote", nc.RemoteAddr().String(), "err", err)
 		}
-		c := amp.NewConn(nc, h, s.Log)
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			nc.Close()
-			continue
-		}
-		s.conns[c] = struct{}{}
-		s.mu.Unlock()
-		s.wg.Go(func() {
-			if err := c.Serve(); err != nil {
-				s.Log.Warn("an AMP connection ended", "remote", nc.RemoteAddr().String(), "err", err)
-			}
-			s.mu.Lock()
-			delete(s.conns, c)
-			s.mu.Unlock()
-		})
-	}
-}
-
-// Shutdown stops accepting and closes the connections: an AMP client
-// stays connected between commands, so there is no idle moment to wait
-// for. It returns once they have ended, or when ctx does.
-func (s *AMPServer) Shutdown(ctx context.Context) error {
-	s.close()
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// Close closes the listeners and every connection.
-func (s *AMPServer) Close() error {
-	s.close()
-	s.wg.Wait()
-	return nil
-}
-
-func (s *AMPServer) close() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.closed = true
-	for l := range s.listeners {
-		l.Close()
-	}
-	for c := range s.conns {
-		c.Close()
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/torsion-server/torsion/amp"
 	"github.com/torsion-server/torsion/logging"
 	"github.com/torsion-server/torsion/protocol"
 )
@@ -62,5 +63,67 @@ func TestLines(t *testing.T) {
 	defer target.mu.Unlock()
 	if strings.Join(target.got, ",") != "hello,crlf,fail" {
 		t.Errorf("the target saw %q; a long line must not reach it", target.got)
+	}
+}
+
+// ampTarget answers "Echo" with its arguments, refuses "Refuse" with a
+// declared error and fails "Crash" as a dead worker would.
+type ampTarget struct{}
+
+func (ampTarget) ControlAMP(ctx context.Context, command string, args amp.Box) (amp.Box, error) {
+	switch command {
+	case "Echo":
+		return args, nil
+	case "Refuse":
+		return nil, &amp.Error{Code: "NOPE", Description: "refused"}
+	}
+	return nil, errors.New("worker 1: exited\nworker 2: exited")
+}
+
+func TestAMP(t *testing.T) {
+	srv := &protocol.Server{ServeConn: AMP(ampTarget{}, logging.Discard())}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := amp.NewConn(nc, nil, logging.Discard())
+	ended := make(chan error, 1)
+	go func() { ended <- client.Serve() }()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, tt := range []struct {
+		command, want, code string
+	}{
+		{"Echo", "hi", ""},
+		{"Refuse", "", "NOPE"},
+		{"Crash", "", CodeWorkerFailed},
+	} {
+		r, err := client.Call(ctx, tt.command, amp.Box{"x": []byte("hi")})
+		var ae *amp.Error
+		switch {
+		case tt.code == "" && (err != nil || string(r["x"]) != tt.want):
+			t.Errorf("%s: got %q, %v; want x=%q", tt.command, r, err, tt.want)
+		case tt.code != "" && (!errors.As(err, &ae) || ae.Code != tt.code):
+			t.Errorf("%s: got %v; want the error %s", tt.command, err, tt.code)
+		}
+	}
+	// An AMP client stays connected between commands: Shutdown must close
+	// it, not wait for it.
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if err := <-served; !errors.Is(err, protocol.ErrServerClosed) {
+		t.Errorf("Serve returned %v", err)
+	}
+	select {
+	case <-ended:
+	case <-ctx.Done():
+		t.Fatal("the client's connection outlived Shutdown")
 	}
 }

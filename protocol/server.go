@@ -11,10 +11,15 @@ import (
 // ErrServerClosed is returned by Serve after Shutdown or Close.
 var ErrServerClosed = errors.New("protocol: server closed")
 
-// Server accepts connections and runs a Protocol from Factory on each. It
-// satisfies service.Server, so service.Listener can bind it to an endpoint.
+// Server accepts connections and runs a Protocol from Factory on each, or
+// hands each to ServeConn. It satisfies service.Server, so
+// service.Listener can bind it to an endpoint.
 type Server struct {
 	Factory Factory
+	// ServeConn, if set, is used instead of Factory: it serves a
+	// connection it reads itself (as amp.Conn does) and returns when the
+	// connection has ended. Shutdown and Close close the connection.
+	ServeConn func(net.Conn)
 
 	mu        sync.Mutex
 	closed    bool
@@ -63,10 +68,12 @@ func (s *Server) isClosed() bool {
 }
 
 func (s *Server) handle(nc net.Conn) {
-	p := s.Factory(nc.RemoteAddr())
-	if p == nil {
-		nc.Close()
-		return
+	var p Protocol
+	if s.ServeConn == nil {
+		if p = s.Factory(nc.RemoteAddr()); p == nil {
+			nc.Close()
+			return
+		}
 	}
 	c := newConn(nc)
 	s.mu.Lock()
@@ -85,6 +92,11 @@ func (s *Server) handle(nc net.Conn) {
 			delete(s.conns, c)
 			s.mu.Unlock()
 		}()
+		if s.ServeConn != nil {
+			s.ServeConn(nc)
+			nc.Close()
+			return
+		}
 		p.ConnectionMade(c)
 		c.loop(p)
 	}()

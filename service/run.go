@@ -112,7 +112,6 @@ func Run(ctx context.Context, s Service, opts RunOptions) error {
 	var reloading sync.Mutex
 	reloads := sync.WaitGroup{}
 	reloadCtx, cancelReloads := context.WithCancel(ctx)
-	defer func() { cancelReloads(); reloads.Wait() }()
 wait:
 	for {
 		select {

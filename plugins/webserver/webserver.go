@@ -343,7 +343,7 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--amp: %w", err)
 		}
-		srv := &control.AMPServer{Target: b.root, Log: ctlLog}
+		srv := &protocol.Server{ServeConn: control.AMP(b.root, ctlLog)}
 		b.m.Add(&service.Listener{Endpoint: ep, Server: srv, Name: "AMP control", Log: ctlLog})
 	}
 	if health != nil {
