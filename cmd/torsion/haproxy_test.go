@@ -52,6 +52,8 @@ def application(environ, start_response):
 	}
 	front := freePort(t)
 	conf := strings.Replace(string(cfg), "127.0.0.1:8000", "127.0.0.1:"+front, 1)
+	// Logging to stderr makes HAProxy say when it takes a server down.
+	conf = strings.Replace(conf, "global\n", "global\n    log stderr format raw local0\n", 1)
 	var ps []*proc
 	for i := 1; i <= 3; i++ {
 		p := start(t, nil, "web", "--port", "tcp:0:interface=127.0.0.1", "--health", "tcp:0:interface=127.0.0.1",
@@ -62,13 +64,7 @@ def application(environ, start_response):
 	}
 	cfgFile := filepath.Join(dir, "haproxy.cfg")
 	os.WriteFile(cfgFile, []byte(conf), 0o644)
-	hp := exec.Command(haproxy, "-db", "-f", cfgFile)
-	var out strings.Builder
-	hp.Stdout, hp.Stderr = &out, &out
-	if err := hp.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { hp.Process.Kill(); hp.Wait() }()
+	hp := startCmd(t, exec.Command(haproxy, "-db", "-f", cfgFile))
 	url := "http://127.0.0.1:" + front + "/"
 	client := &http.Client{Timeout: 30 * time.Second}
 	get := func() (string, error) {
@@ -95,7 +91,7 @@ def application(environ, start_response):
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("not every instance served through HAProxy: %v\n%s", seen, out.String())
+			t.Fatalf("not every instance served through HAProxy: %v\n%s", seen, hp.logText())
 		}
 	}
 
@@ -120,17 +116,31 @@ def application(environ, start_response):
 			}
 		})
 	}
-	time.Sleep(500 * time.Millisecond)        // load before
+	halt := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	defer halt() // on every way out, a failed wait too
+	// more waits until another n requests have been served, so each step
+	// happens under load however slow the machine is.
+	more := func(n int64, what string) {
+		want := served.Load() + n
+		for deadline := time.Now().Add(60 * time.Second); served.Load() < want; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d requests served, %d failed, the first: %v\n%s", what, served.Load(), failed.Load(), firstErr.Load(), hp.logText())
+			}
+		}
+	}
+	more(100, "load before")
 	ps[0].cmd.Process.Signal(syscall.SIGTERM) // a graceful stop
 	ps[0].wait()
-	time.Sleep(500 * time.Millisecond)
+	hp.waitLog(`Server torsion/torsion1 is DOWN`)
+	more(100, "load after the graceful stop")
 	ps[1].cmd.Process.Kill() // and a crash
 	ps[1].wait()
-	time.Sleep(time.Second) // load after, on the last instance
-	close(stop)
-	wg.Wait()
+	more(100, "load after the crash")
+	hp.waitLog(`Server torsion/torsion2 is DOWN`)
+	more(100, "load on the last instance")
+	halt()
 	t.Logf("%d requests through HAProxy while two of three instances went away, %d failed", served.Load(), failed.Load())
 	if n := failed.Load(); n != 0 {
-		t.Errorf("%d requests failed; the first: %v\n%s", n, firstErr.Load(), out.String())
+		t.Errorf("%d requests failed; the first: %v\n%s", n, firstErr.Load(), hp.logText())
 	}
 }
