@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/torsion-server/torsion/protocol"
 )
 
 // The module docstring of twisted.protocols.amp: "sum" asked with tag
@@ -130,16 +132,9 @@ func serve(t *testing.T, h Handler) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go NewConn(c, h, nil).Serve()
-		}
-	}()
+	srv := &protocol.Server{ServeConn: func(c net.Conn) { NewConn(c, h, nil).Serve() }}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
 	return ln.Addr().String()
 }
 
