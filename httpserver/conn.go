@@ -20,6 +20,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/torsion-server/torsion/internal/timefmt"
 )
 
 // This file is torsion's own HTTP/1.x server loop. net/http's costs a
@@ -855,24 +857,10 @@ func statusLine(code int) string {
 	return s
 }
 
-var dateCache atomic.Pointer[struct {
-	sec int64
-	s   string
-}]
+var dates = timefmt.NewUTC(http.TimeFormat)
 
 // httpDate is the Date header's value, formatted once a second.
-func httpDate() string {
-	now := time.Now()
-	if d := dateCache.Load(); d != nil && d.sec == now.Unix() {
-		return d.s
-	}
-	d := &struct {
-		sec int64
-		s   string
-	}{now.Unix(), now.UTC().Format(http.TimeFormat)}
-	dateCache.Store(d)
-	return d.s
-}
+func httpDate() string { return dates.Format(time.Now()) }
 
 // Flush sends what was written so far.
 func (w *h1resp) Flush() {

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/torsion-server/torsion/internal/timefmt"
 )
 
 // SystemKey is the attribute that names the part of the server a line comes
@@ -79,6 +81,16 @@ func (h *TextHandler) WithGroup(name string) slog.Handler {
 	return &c
 }
 
+var seconds, zones = timefmt.New("2006-01-02T15:04:05"), timefmt.New("-0700")
+
+// appendTime appends t as 2006-01-02T15:04:05.000-0700.
+func appendTime(b []byte, t time.Time) []byte {
+	b = seconds.Append(b, t)
+	ms := t.Nanosecond() / 1e6
+	b = append(b, '.', byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10))
+	return zones.Append(b, t)
+}
+
 // Handle implements slog.Handler.
 func (h *TextHandler) Handle(_ context.Context, r slog.Record) error {
 	buf := make([]byte, 0, 256)
@@ -86,7 +98,7 @@ func (h *TextHandler) Handle(_ context.Context, r slog.Record) error {
 	if t.IsZero() {
 		t = time.Now()
 	}
-	buf = t.AppendFormat(buf, "2006-01-02T15:04:05.000-0700")
+	buf = appendTime(buf, t)
 	system := h.system
 	var extra, blocks []byte
 	r.Attrs(func(a slog.Attr) bool {

@@ -112,3 +112,18 @@ func TestBufferedWriter(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+func TestAppendTime(t *testing.T) {
+	zone := time.FixedZone("X", -(5*3600 + 30*60))
+	for _, tm := range []time.Time{
+		time.Date(2026, 12, 2, 5, 6, 7, 0, time.UTC),
+		time.Date(2026, 12, 2, 5, 6, 7, 5e6, time.UTC),
+		time.Date(2026, 12, 2, 5, 6, 7, 999999999, time.UTC),
+		time.Date(2026, 12, 2, 5, 6, 7, 120e6, zone),
+		time.Date(2026, 12, 2, 5, 6, 8, 45e6, time.UTC),
+	} {
+		if got, want := string(appendTime(nil, tm)), tm.Format("2006-01-02T15:04:05.000-0700"); got != want {
+			t.Errorf("appendTime(%v) = %q, want %q", tm, got, want)
+		}
+	}
+}

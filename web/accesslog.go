@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/torsion-server/torsion/internal/timefmt"
 )
 
 // AccessLog wraps h so that every request is logged to log as one line in
@@ -18,6 +20,14 @@ import (
 // Quotes, backslashes and control characters from the client are escaped
 // as Apache does, so a line can always be parsed back.
 func AccessLog(h http.Handler, log *slog.Logger) http.Handler {
+	out := log.Handler()
+	// Records go straight to the handler: Logger.Info would also find the
+	// caller's program counter, which no access line shows.
+	emit := func(r *http.Request, lw *logWriter, start time.Time) {
+		if out.Enabled(r.Context(), slog.LevelInfo) {
+			out.Handle(r.Context(), slog.NewRecord(time.Now(), slog.LevelInfo, combinedLine(r, lw, start), 0))
+		}
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		lw := &logWriter{ResponseWriter: w}
@@ -28,14 +38,16 @@ func AccessLog(h http.Handler, log *slog.Logger) http.Handler {
 				if lw.status == 0 {
 					lw.status = http.StatusInternalServerError
 				}
-				log.Info(combinedLine(r, lw, start))
+				emit(r, lw, start)
 				panic(p)
 			}
-			log.Info(combinedLine(r, lw, start))
+			emit(r, lw, start)
 		}()
 		h.ServeHTTP(lw, r)
 	})
 }
+
+var stamps = timefmt.New("02/Jan/2006:15:04:05 -0700")
 
 // logWriter must keep ReadFrom: net/http sends files with sendfile(2) through it.
 var _ io.ReaderFrom = (*logWriter)(nil)
@@ -110,7 +122,7 @@ func combinedLine(r *http.Request, w *logWriter, start time.Time) string {
 	}
 	b = append(b, host...)
 	b = append(b, " - - ["...)
-	b = start.AppendFormat(b, "02/Jan/2006:15:04:05 -0700")
+	b = stamps.Append(b, start)
 	b = append(b, `] "`...)
 	b = appendEscaped(b, r.Method)
 	b = append(b, ' ')

@@ -378,8 +378,10 @@ class FileWrapper:
 def encode_head(status, headers):
     """Checks the status and headers and returns the S payload: the count
     of fields, their lengths, then the fields. Raises ValueError saying
-    what is wrong."""
-    if type(status) is not str or not STATUS.match(status):
+    what is wrong. Statuses and names already checked are remembered (a
+    few hundred of them at most), and a value of printable ASCII needs no
+    regular expression: an application sends the same few every time."""
+    if type(status) is not str or (status not in STATUSES and not _check_status(status)):
         raise ValueError("invalid status %r: want a str like '200 OK'" % (status,))
     parts = [status]
     length = False
@@ -387,17 +389,15 @@ def encode_head(status, headers):
         if type(h) is not tuple or len(h) != 2:
             raise ValueError("invalid header %r: want a (name, value) tuple" % (h,))
         name, value = h
-        if type(name) is not str or not TOKEN.match(name):
+        if type(name) is not str:
             raise ValueError("invalid header name %r" % (name,))
-        if type(value) is not str or BAD_VALUE.search(value):
+        lower = NAMES.get(name) or _check_name(name)
+        if type(value) is not str or not (value.isascii() and value.isprintable()) and BAD_VALUE.search(value):
             raise ValueError("invalid value for header %s: %r" % (name, value))
-        lower = name.lower()
-        if lower in HOP_BY_HOP:
-            raise ValueError("hop-by-hop header %s is not allowed from a WSGI application" % name)
         if lower == "content-length":
             if length:
                 raise ValueError("Content-Length given twice")
-            if not DIGITS.match(value):
+            if not (value.isascii() and value.isdigit()):
                 raise ValueError("invalid Content-Length %r: want digits" % value)
             length = True
         parts.append(name)
@@ -411,6 +411,31 @@ def encode_head(status, headers):
     if lengths is None:
         lengths = LENGTHS[n] = struct.Struct("<%dI" % (n + 1))
     return lengths.pack(n, *map(len, parts)) + data
+
+
+STATUSES = set()  # statuses checked: valid
+NAMES = {}  # header names checked: their lower-case form
+
+
+def _check_status(status):
+    if not STATUS.match(status):
+        return False
+    if len(STATUSES) < 256:
+        STATUSES.add(status)
+    return True
+
+
+def _check_name(name):
+    """Returns the lower-case form of a valid header name; raises
+    ValueError for an invalid or hop-by-hop one."""
+    if not TOKEN.match(name):
+        raise ValueError("invalid header name %r" % (name,))
+    lower = name.lower()
+    if lower in HOP_BY_HOP:
+        raise ValueError("hop-by-hop header %s is not allowed from a WSGI application" % name)
+    if len(NAMES) < 512:
+        NAMES[name] = lower
+    return lower
 
 
 LENGTHS = {}  # a Struct for the head of an S payload, by number of fields
