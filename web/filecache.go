@@ -5,6 +5,7 @@ import (
 	"mime"
 	"net/http"
 	"path"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -32,6 +33,10 @@ type cachedFile struct {
 	ino     uint64
 	etag    string
 	ctype   string
+	// The header values of a whole 200 response, made once: each
+	// request's header map gets these slices (len == cap, so an Add
+	// copies rather than writes into them).
+	etagV, ctypeV, lengthV, lastModV []string
 }
 
 func newFileCache(maxFile, maxTotal int64) *fileCache {
@@ -58,6 +63,9 @@ func (c *fileCache) fits(size int64) bool { return c != nil && size <= c.maxFile
 // put stores data for rel, evicting entries at random to stay in bounds.
 func (c *fileCache) put(rel string, fi fs.FileInfo, data []byte) *cachedFile {
 	e := &cachedFile{data: data, modTime: fi.ModTime(), ino: inode(fi), etag: etag(fi), ctype: contentType(rel, data)}
+	e.etagV, e.ctypeV = []string{e.etag}, []string{e.ctype}
+	e.lengthV = []string{strconv.Itoa(len(data))}
+	e.lastModV = []string{e.modTime.UTC().Format(http.TimeFormat)}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if old := c.entries[rel]; old != nil {

@@ -346,3 +346,71 @@ func TestStaticPrecompressed(t *testing.T) {
 		t.Errorf("missing: %d %v", resp.StatusCode, resp.Header)
 	}
 }
+
+// serveCached answers as http.ServeContent does, whichever of its paths
+// a request takes.
+func TestServeCachedAsServeContent(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f.txt")
+	os.WriteFile(p, []byte("0123456789abcdef"), 0o644)
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(p)
+	e := newFileCache(1<<20, 1<<20).put("f.txt", fi, data)
+	lastMod := fi.ModTime().UTC().Format(http.TimeFormat)
+	cases := []struct {
+		method string
+		header []string // name, value pairs
+		preset []string // response headers set before
+	}{
+		{method: "GET"},
+		{method: "HEAD"},
+		{method: "POST"},
+		{method: "GET", header: []string{"Range", "bytes=2-5"}},
+		{method: "GET", header: []string{"Range", "bytes=99-"}},
+		{method: "GET", header: []string{"If-None-Match", e.etag}},
+		{method: "GET", header: []string{"If-None-Match", `"other"`}},
+		{method: "GET", header: []string{"If-Modified-Since", lastMod}},
+		{method: "GET", header: []string{"If-Unmodified-Since", "Mon, 02 Jan 2006 15:04:05 GMT"}},
+		{method: "GET", header: []string{"If-Match", `"other"`}},
+		{method: "GET", header: []string{"If-Range", `"other"`, "Range", "bytes=0-1"}},
+		{method: "GET", preset: []string{"Content-Encoding", "gzip"}},
+		{method: "GET", preset: []string{"Cache-Control", "max-age=60", "Content-Type", "text/x-mine"}},
+	}
+	for _, c := range cases {
+		name := c.method + " " + strings.Join(c.header, " ") + " " + strings.Join(c.preset, " ")
+		t.Run(name, func(t *testing.T) {
+			do := func(serve func(w http.ResponseWriter, r *http.Request)) *httptest.ResponseRecorder {
+				r := httptest.NewRequest(c.method, "/f.txt", nil)
+				for i := 0; i < len(c.header); i += 2 {
+					r.Header.Set(c.header[i], c.header[i+1])
+				}
+				w := httptest.NewRecorder()
+				for i := 0; i < len(c.preset); i += 2 {
+					w.Header().Set(c.preset[i], c.preset[i+1])
+				}
+				serve(w, r)
+				return w
+			}
+			got := do(func(w http.ResponseWriter, r *http.Request) { serveCached(w, r, e) })
+			want := do(func(w http.ResponseWriter, r *http.Request) {
+				h := w.Header()
+				if h.Get("Etag") == "" {
+					h.Set("Etag", e.etag)
+				}
+				if h.Get("Content-Type") == "" {
+					h.Set("Content-Type", e.ctype)
+				}
+				http.ServeContent(w, r, "", e.modTime, strings.NewReader(string(e.data)))
+			})
+			if got.Code != want.Code || got.Body.String() != want.Body.String() {
+				t.Errorf("got %d %q, want %d %q", got.Code, got.Body, want.Code, want.Body)
+			}
+			if g, w := fmt.Sprint(got.Header()), fmt.Sprint(want.Header()); g != w {
+				t.Errorf("header\n got %s\nwant %s", g, w)
+			}
+		})
+	}
+}
