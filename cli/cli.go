@@ -150,7 +150,10 @@ const signalsHelp = `Signals:
                     application anew, each ready before the old one stops taking requests;
                     if the new code does not start, the old workers go on serving
   SIGUSR1           reopen the --logfile (for logrotate without copytruncate)
-  SIGUSR2           logged and ignored (upgrading the binary in place is not supported yet)
+  SIGUSR2           upgrade the binary in place: a new process started from the same path and
+                    arguments takes over the listening sockets; once it serves, this one stops
+                    accepting and drains (one upgrade at a time; if the new one fails, this one
+                    serves on)
   SIGTTIN, SIGTTOU  ignored, so a terminal cannot stop a background server`
 
 func progName(p string) string {
@@ -207,7 +210,7 @@ func command(ctx context.Context, prog string, p plugin.Plugin, g *globals, stde
 			if err := writePidfile(g.pidfile); err != nil {
 				return err
 			}
-			defer os.Remove(g.pidfile)
+			defer removePidfile(g.pidfile)
 		}
 		if g.cpuprofile != "" {
 			f, err := os.Create(g.cpuprofile)
@@ -290,10 +293,11 @@ func (r *reopenableFile) close() {
 }
 
 // writePidfile writes this process's id, refusing to overwrite the pid file
-// of a process that is still running (as twistd does).
+// of a process that is still running (as twistd does), unless that is the
+// process this one replaces in an upgrade (its parent).
 func writePidfile(path string) error {
 	if b, err := os.ReadFile(path); err == nil {
-		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 && pid != os.Getpid() {
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 && pid != os.Getpid() && !(pid == os.Getppid() && service.Successor()) {
 			if err := syscall.Kill(pid, 0); err == nil || errors.Is(err, syscall.EPERM) {
 				return fmt.Errorf("--pidfile %s: another server is running with pid %d; remove the file if it is not", path, pid)
 			}
@@ -303,4 +307,12 @@ func writePidfile(path string) error {
 		return fmt.Errorf("--pidfile: %w", err)
 	}
 	return nil
+}
+
+// removePidfile removes the pid file if it still names this process: after
+// an upgrade it names the successor.
+func removePidfile(path string) {
+	if b, err := os.ReadFile(path); err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(os.Getpid()) {
+		os.Remove(path)
+	}
 }

@@ -66,6 +66,13 @@ func (s Systemd) String() string {
 // process, if the index or name matches none, or if the socket is not of
 // the domain described.
 func (s Systemd) Listen(ctx context.Context) (net.Listener, error) {
+	key := s.String()
+	if ln, err := inheritedListener(key); ln != nil || err != nil {
+		if err != nil {
+			return nil, err
+		}
+		return track(key, ln), nil
+	}
 	fds, names, err := inheritedSockets()
 	if err != nil {
 		return nil, err
@@ -104,7 +111,7 @@ func (s Systemd) Listen(ctx context.Context) (net.Listener, error) {
 			return nil, fmt.Errorf("%s: the socket is a Unix socket, not of domain %s", s, s.Domain)
 		}
 	}
-	return ln, nil
+	return track(key, ln), nil
 }
 
 var (

@@ -108,6 +108,13 @@ func (t TCP) String() string {
 
 // Listen binds the port.
 func (t TCP) Listen(ctx context.Context) (net.Listener, error) {
+	key := t.String()
+	if ln, err := inheritedListener(key); ln != nil || err != nil {
+		if err != nil {
+			return nil, err
+		}
+		return track(key, ln), nil
+	}
 	network := "tcp"
 	if t.IPv6 {
 		network = "tcp6"
@@ -128,7 +135,7 @@ func (t TCP) Listen(ctx context.Context) (net.Listener, error) {
 			return nil, err
 		}
 	}
-	return ln, nil
+	return track(key, ln), nil
 }
 
 func setsockopt(c syscall.RawConn, level, opt, val int) error {

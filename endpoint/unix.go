@@ -79,6 +79,23 @@ func (u Unix) String() string {
 // Listen creates the socket file and listens on it. Closing the listener
 // removes the socket file (and the lock file).
 func (u Unix) Listen(ctx context.Context) (net.Listener, error) {
+	key := u.String()
+	if ln, err := inheritedListener(key); ln != nil || err != nil {
+		if err != nil {
+			return nil, err
+		}
+		// A listener made from a descriptor leaves its file behind on
+		// Close; this one is ours now, as if we had made it.
+		ln.(*net.UnixListener).SetUnlinkOnClose(true)
+		l := &unixListener{Listener: track(key, ln), key: key}
+		if lock := takeInherited(key + " lock"); lock != nil {
+			lock.Truncate(0)
+			lock.Seek(0, 0)
+			fmt.Fprintf(lock, "%d\n", os.Getpid())
+			l.setLock(lock)
+		}
+		return l, nil
+	}
 	var lock *os.File
 	if u.Lockfile {
 		var err error
@@ -107,7 +124,10 @@ func (u Unix) Listen(ctx context.Context) (net.Listener, error) {
 	if err == nil && u.Backlog > 0 {
 		err = relisten(ln.(*net.UnixListener), u.Backlog)
 	}
-	l := &unixListener{Listener: ln, lock: lock}
+	l := &unixListener{Listener: track(key, ln), key: key}
+	if lock != nil {
+		l.setLock(lock)
+	}
 	if err != nil {
 		l.Close()
 		return nil, err
@@ -117,13 +137,23 @@ func (u Unix) Listen(ctx context.Context) (net.Listener, error) {
 
 type unixListener struct {
 	net.Listener
+	key  string
 	lock *os.File
+}
+
+// setLock keeps the lock file, to be handed over with the socket.
+func (l *unixListener) setLock(f *os.File) {
+	l.lock = f
+	remember(l.key+" lock", lockFile{f})
 }
 
 func (l *unixListener) Close() error {
 	err := l.Listener.Close()
 	if l.lock != nil {
-		os.Remove(l.lock.Name())
+		forget(l.key+" lock", lockFile{l.lock})
+		if !handedOver.Load() { // else the successor holds it
+			os.Remove(l.lock.Name())
+		}
 		l.lock.Close()
 		l.lock = nil
 	}

@@ -44,6 +44,30 @@ const (
 	maxDiscard = 256 << 10
 )
 
+// lingerTimeout bounds how long closeGently waits for the client's end.
+const lingerTimeout = 2 * time.Second
+
+// closeGently prepares an idle connection's end at shutdown so that the
+// client sees it closed, not reset: it sends FIN, then reads and discards
+// what the client may have sent meanwhile (a request racing the close)
+// until the client closes its end too or lingerTimeout passes. Closing a
+// socket with unread data sends RST, which clients report as an error,
+// where a connection closed while idle is one they retry on another.
+func (c *h1conn) closeGently() {
+	c.idle.Store(false) // Shutdown no longer interrupts it
+	cw, ok := c.rwc.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	c.rwc.SetReadDeadline(time.Now().Add(lingerTimeout))
+	io.Copy(io.Discard, io.LimitReader(c.rwc, 1<<20))
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
 // aLongTimeAgo is a deadline that interrupts a blocked read at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
@@ -66,7 +90,8 @@ type h1conn struct {
 	sent   http.Header // its snapshot at WriteHeader, reused
 	vals   []string    // backs sent's values
 	num    [20]byte    // formats chunk sizes
-	idle   atomic.Bool // waiting for a request: Shutdown may close it
+	idle   atomic.Bool // waiting for a request: Shutdown may interrupt the wait
+	asked  atomic.Bool // a request has come
 	// more: the next write is followed at once by more data (a file), so
 	// the kernel may hold it back to send both together.
 	more bool
@@ -153,18 +178,23 @@ func (c *h1conn) serve() (hijacked bool) {
 		}
 	}()
 	for first := true; ; first = false {
-		// Wait for the next request; Shutdown closes idle connections.
+		// Wait for the next request; Shutdown interrupts the wait.
 		c.idle.Store(true)
-		if c.srv.shuttingDown() {
+		if !first && c.srv.shuttingDown() {
+			c.closeGently()
 			return false
 		}
 		if c.br.Buffered() == 0 {
 			c.rwc.SetReadDeadline(time.Now().Add(c.srv.opts.IdleTimeout))
 		}
 		if _, err := c.br.Peek(1); err != nil {
+			if c.srv.shuttingDown() && isTimeout(err) {
+				c.closeGently()
+			}
 			return false
 		}
 		c.idle.Store(false)
+		c.asked.Store(true)
 		c.rwc.SetReadDeadline(time.Now().Add(c.srv.opts.ReadHeaderTimeout))
 		if first && c.srv.opts.H2C && c.tls == nil && startsH2(c.br) {
 			c.rwc.SetReadDeadline(time.Time{})
@@ -173,6 +203,9 @@ func (c *h1conn) serve() (hijacked bool) {
 		}
 		req, code, msg, err := c.readRequest()
 		if err != nil {
+			if c.srv.shuttingDown() && isTimeout(err) {
+				c.closeGently() // Shutdown's interruption came as the request did
+			}
 			return false // the client left, or took too long: nothing to answer
 		}
 		c.rwc.SetReadDeadline(time.Time{})

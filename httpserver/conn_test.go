@@ -15,6 +15,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -407,6 +410,7 @@ func TestH1ShutdownGraceful(t *testing.T) {
 	if _, err := ibr.ReadByte(); err != io.EOF {
 		t.Errorf("idle connection: %v, want EOF", err)
 	}
+	idle.Close()
 	select {
 	case err := <-stopped:
 		t.Fatalf("Shutdown returned %v with a request in progress", err)
@@ -422,6 +426,62 @@ func TestH1ShutdownGraceful(t *testing.T) {
 	if _, err := net.Dial("tcp", addr); err == nil {
 		t.Error("still accepting after Shutdown")
 	}
+}
+
+// TestH1ShutdownNoReset: clients that keep sending requests on kept-alive
+// connections while the server shuts down see each connection answered or
+// closed, never reset: a request that races the close of an idle
+// connection is read and dropped, so the client sees the close it can
+// retry on another connection instead of ECONNRESET.
+func TestH1ShutdownNoReset(t *testing.T) {
+	var answered, closed atomic.Int64
+	for round := range 20 {
+		srv, addr := h1Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "ok")
+		}), logging.Discard())
+		var wg sync.WaitGroup
+		var inRound atomic.Int64
+		for range 4 {
+			c := dial(t, addr)
+			wg.Go(func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					c.SetDeadline(time.Now().Add(10 * time.Second))
+					_, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+					var resp *http.Response
+					if err == nil {
+						resp, err = http.ReadResponse(br, nil)
+					}
+					if err == nil {
+						_, err = io.ReadAll(resp.Body)
+					}
+					switch {
+					case err == nil:
+						answered.Add(1)
+						inRound.Add(1)
+						if resp.Close {
+							closed.Add(1)
+							return
+						}
+					case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.EPIPE):
+						closed.Add(1) // EPIPE: written after the FIN, whose read shows EOF
+						return
+					default:
+						t.Errorf("round %d: %v", round, err)
+						return
+					}
+				}
+			})
+		}
+		// Shut down with every client under way.
+		for deadline := time.Now().Add(10 * time.Second); inRound.Load() < 40 && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+		srv.Shutdown(context.Background())
+		wg.Wait()
+	}
+	t.Logf("%d answers, %d connections closed", answered.Load(), closed.Load())
 }
 
 // TestH1Sendfile: a file goes out whole over plain TCP (sendfile) and

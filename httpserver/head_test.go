@@ -81,11 +81,6 @@ func exchange(t *testing.T, addr, req string, max int) (statuses []int, closed b
 	}
 }
 
-func isTimeout(err error) bool {
-	ne, ok := err.(net.Error)
-	return ok && ne.Timeout()
-}
-
 const h = "Host: x\r\n"
 
 // The corpus: requests that servers were caught reading two ways. Each is

@@ -123,6 +123,7 @@ type Server struct {
 	conns     map[*h1conn]struct{}
 	handoff   *handoff // connections for h2
 	shutting  atomic.Bool
+	stopped   time.Time // when shutting began
 }
 
 // New returns a Server that serves h as opts says.
@@ -211,11 +212,8 @@ func (s *Server) serveConn(rwc net.Conn) {
 	}
 	c := s.newConn(rwc)
 	s.mu.Lock()
-	if s.shuttingDown() {
-		s.mu.Unlock()
-		rwc.Close()
-		return
-	}
+	// Accepted as Shutdown began, it is served all the same (its
+	// request is answered with Connection: close), and waited for.
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
 	c.serve()
@@ -264,6 +262,10 @@ func (s *Server) serveH2(w http.ResponseWriter, r *http.Request) {
 	s.handler.ServeHTTP(w, r)
 }
 
+// freshGrace is how long Shutdown lets a connection accepted just before it
+// bring its first request.
+const freshGrace = 250 * time.Millisecond
+
 // Shutdown stops accepting, closes idle connections, and waits for the
 // others to finish their requests, or for ctx to end (then it returns
 // ctx's error and Close ends the rest).
@@ -295,13 +297,22 @@ func (s *Server) Close() error {
 func (s *Server) stop(all bool) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.shutting.Store(true)
+	if !s.shutting.Swap(true) {
+		s.stopped = time.Now()
+	}
 	for l := range s.listeners {
 		l.Close()
 	}
 	for c := range s.conns {
-		if all || c.idle.Load() {
+		switch {
+		case all:
 			c.rwc.Close()
+		case c.idle.Load() && (c.asked.Load() || time.Since(s.stopped) > freshGrace):
+			// Interrupt the wait for a request; the connection then
+			// closes gently. A connection that has not yet brought its
+			// first request gets freshGrace to do so: it was accepted
+			// to be served.
+			c.rwc.SetReadDeadline(aLongTimeAgo)
 		}
 	}
 	return len(s.conns)

@@ -15,6 +15,7 @@ import (
 // reload, STOPPING=1 when the stop begins, and WATCHDOG=1 at half the
 // interval of WatchdogSec=. Without $NOTIFY_SOCKET it does nothing.
 type notifier struct {
+	socket   string // $NOTIFY_SOCKET as found
 	addr     *net.UnixAddr
 	watchdog time.Duration // 0: no watchdog
 }
@@ -30,10 +31,11 @@ func newNotifier() *notifier {
 	if path == "" {
 		return &notifier{}
 	}
+	n := &notifier{socket: path}
 	if path[0] == '@' { // the abstract namespace
 		path = "\x00" + path[1:]
 	}
-	n := &notifier{addr: &net.UnixAddr{Name: path, Net: "unixgram"}}
+	n.addr = &net.UnixAddr{Name: path, Net: "unixgram"}
 	if us, err := strconv.ParseInt(usec, 10, 64); err == nil && us > 0 && (wpid == "" || wpid == strconv.Itoa(os.Getpid())) {
 		n.watchdog = time.Duration(us) * time.Microsecond
 	}

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/torsion-server/torsion/endpoint"
 )
 
 // Reloader is a service that can take up new code or configuration
@@ -31,6 +33,9 @@ type RunOptions struct {
 	// Signals that begin a graceful stop; nil means SIGINT and SIGTERM.
 	// A second signal during the stop cuts it short.
 	Signals []os.Signal
+	// UpgradeTimeout bounds how long the successor started by SIGUSR2 may
+	// take to serve; 0 means two minutes.
+	UpgradeTimeout time.Duration
 }
 
 // Run starts s, waits for a signal, for ctx to end or for s to fail on its
@@ -40,8 +45,12 @@ type RunOptions struct {
 //
 // While s runs, SIGHUP reloads it if it is a Reloader (one reload at a
 // time; a SIGHUP during one is logged and ignored), SIGUSR1 calls
-// opts.Reopen, and SIGUSR2 is logged as not supported; SIGTTIN and SIGTTOU,
-// with which a terminal would stop a background process, are ignored.
+// opts.Reopen, and SIGUSR2 upgrades the binary in place: a successor
+// started from the executable's path takes over the listening sockets,
+// and once it serves this process drains and returns (one upgrade at a
+// time; a SIGUSR2 during one is logged and refused; a successor that fails
+// is stopped and this process serves on). SIGTTIN and SIGTTOU, with which
+// a terminal would stop a background process, are ignored.
 // Under systemd ($NOTIFY_SOCKET), Run notifies READY=1, RELOADING=1,
 // STOPPING=1 and, with WatchdogSec=, WATCHDOG=1.
 func Run(ctx context.Context, s Service, opts RunOptions) error {
@@ -102,6 +111,19 @@ func Run(ctx context.Context, s Service, opts RunOptions) error {
 	if err := notify.send("READY=1\nMAINPID=" + strconv.Itoa(os.Getpid())); err != nil {
 		log.Warn("Telling systemd the service is ready failed.", "err", err)
 	}
+	if Successor() {
+		if err := tellPredecessor(); err != nil {
+			log.Warn("Telling the previous process that this one serves failed.", "err", err)
+		} else {
+			log.Info("Took over from the previous process.", "pid", os.Getpid())
+		}
+	}
+	upgradeTimeout := opts.UpgradeTimeout
+	if upgradeTimeout <= 0 {
+		upgradeTimeout = 2 * time.Minute
+	}
+	var upgraded chan successor // non-nil while an upgrade runs
+	handedOver := false
 	var watchdog <-chan time.Time
 	if notify.watchdog > 0 {
 		t := time.NewTicker(notify.watchdog / 2)
@@ -159,11 +181,30 @@ wait:
 					log.Info("Received SIGUSR1; log reopened.")
 				}
 			default:
-				log.Warn("Received SIGUSR2; upgrading the binary in place is not supported yet, so nothing happens.")
+				if upgraded != nil {
+					log.Warn("Received SIGUSR2 during an upgrade; refusing it.")
+					continue
+				}
+				log.Info("Received SIGUSR2, upgrading: starting the new process.")
+				upgraded = make(chan successor, 1)
+				go func(c chan<- successor) { c <- upgrade(ctx, notify, upgradeTimeout) }(upgraded)
 			}
+		case s := <-upgraded:
+			upgraded = nil
+			if s.err != nil {
+				log.Error("The upgrade failed; this process serves on.", "err", s.err)
+				notify.send("READY=1\nMAINPID=" + strconv.Itoa(os.Getpid()))
+				continue
+			}
+			log.Info("Upgrade complete: the new process serves; this one stops accepting and drains.", "pid", s.pid)
+			endpoint.HandedOver()
+			handedOver = true
+			break wait
 		}
 	}
-	notify.send("STOPPING=1")
+	if !handedOver { // the successor is the service now
+		notify.send("STOPPING=1")
+	}
 	cancelReloads()
 	reloads.Wait()
 

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestUpgrade upgrades a server in place (SIGUSR2) five times while four
+// clients keep requesting a Flask application: no request fails, each new
+// process serves the code as it is at its start, takes over the pid file
+// and the Unix control socket, and its predecessor exits. A SIGUSR2 during
+// an upgrade is refused; a successor that cannot start is stopped and the
+// running server serves on.
+func TestUpgrade(t *testing.T) {
+	t.Parallel()
+	needPython(t, "flask")
+	dir := t.TempDir()
+	app := filepath.Join(dir, "upgradeapp.py")
+	slow := filepath.Join(dir, "slow")
+	write := func(version string) {
+		t.Helper()
+		// The import waits for as many seconds as the file "slow" says,
+		// so that a second SIGUSR2 can land during an upgrade.
+		src := fmt.Sprintf("import time\ntime.sleep(float(open(%q).read()))\n"+
+			"from flask import Flask\napplication = Flask(__name__)\n\n@application.route('/')\ndef index():\n    return %q\n", slow, version)
+		if err := os.WriteFile(app, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(slow, []byte("0"), 0o644)
+	write("version 0")
+	logfile, pidfile := filepath.Join(dir, "torsion.log"), filepath.Join(dir, "torsion.pid")
+	control := filepath.Join(dir, "control.sock")
+	out, err := os.Create(filepath.Join(dir, "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	// The successors inherit standard error, so the log is read from the
+	// file, not from a pipe that would stay open after the first exits.
+	cmd := exec.Command(binary, "--logfile", logfile, "--pidfile", pidfile, "web",
+		"--port", "tcp:0:interface=127.0.0.1", "--control", "unix:"+control,
+		"--wsgi", "upgradeapp:application", "--chdir", dir, "--python", debianPython, "--workers", "2")
+	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go cmd.Wait()
+	var pidsMu sync.Mutex
+	pids := []int{cmd.Process.Pid}
+	t.Cleanup(func() {
+		pidsMu.Lock()
+		defer pidsMu.Unlock()
+		for _, pid := range pids {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	logText := func() string {
+		b, _ := os.ReadFile(logfile)
+		o, _ := os.ReadFile(out.Name())
+		return string(b) + string(o)
+	}
+	// waitLogs waits until re has matched n lines of the log.
+	waitLogs := func(re string, n int) []string {
+		t.Helper()
+		rx := regexp.MustCompile(re)
+		for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			b, _ := os.ReadFile(logfile)
+			if m := rx.FindAllStringSubmatch(string(b), -1); len(m) >= n {
+				return m[n-1]
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no %d lines matching %q; log:\n%s", n, re, logText())
+			}
+		}
+	}
+	gone := func(pid int) bool { // exited, whoever reaps it
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return true
+		}
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		return len(f) > 0 && f[0] == "Z"
+	}
+	waitGone := func(pid int) {
+		t.Helper()
+		for deadline := time.Now().Add(60 * time.Second); !gone(pid); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("pid %d did not exit; log:\n%s", pid, logText())
+			}
+		}
+	}
+	readPid := func() int {
+		b, _ := os.ReadFile(pidfile)
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		return pid
+	}
+	port := waitLogs(`Site starting on (\d+)`, 1)[1]
+	site := "http://127.0.0.1:" + port + "/"
+	get := func() string {
+		t.Helper()
+		resp, err := (&http.Client{Timeout: 30 * time.Second}).Get(site)
+		if err != nil {
+			t.Fatalf("GET: %v; log:\n%s", err, logText())
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	if got := get(); got != "version 0" {
+		t.Fatalf("before the upgrades: %q", got)
+	}
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var served, failed atomic.Int64
+	var firstErr atomic.Value
+	for range 4 {
+		wg.Go(func() {
+			client := &http.Client{Timeout: 30 * time.Second}
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := client.Get(site)
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						err = fmt.Errorf("status %d", resp.StatusCode)
+					}
+				}
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+				} else {
+					served.Add(1)
+				}
+			}
+		})
+	}
+	for i := 1; i <= 5; i++ {
+		version := fmt.Sprintf("version %d", i)
+		write(version)
+		old := readPid()
+		if i == 3 {
+			os.WriteFile(slow, []byte("2"), 0o644)
+		}
+		syscall.Kill(old, syscall.SIGUSR2)
+		if i == 3 {
+			waitLogs(`Received SIGUSR2, upgrading`, i)
+			syscall.Kill(old, syscall.SIGUSR2)
+			waitLogs(`Received SIGUSR2 during an upgrade; refusing it\.`, 1)
+		}
+		m := waitLogs(`Upgrade complete: .* pid=(\d+)`, i)
+		os.WriteFile(slow, []byte("0"), 0o644)
+		pid, _ := strconv.Atoi(m[1])
+		pidsMu.Lock()
+		pids = append(pids, pid)
+		pidsMu.Unlock()
+		waitGone(old)
+		if got := readPid(); got != pid {
+			t.Errorf("upgrade %d: the pid file says %d, want the new process's %d", i, got, pid)
+		}
+		if got := get(); got != version {
+			t.Fatalf("after upgrade %d: %q", i, got)
+		}
+		// The control socket, a Unix socket, was handed over too: the
+		// predecessor's exit did not remove it.
+		c, err := net.DialTimeout("unix", control, 5*time.Second)
+		if err != nil {
+			t.Fatalf("after upgrade %d, the control socket: %v", i, err)
+		}
+		c.Close()
+	}
+	// A successor that cannot start: it is stopped, and the server
+	// serves on.
+	os.WriteFile(app, []byte("def broken(:\n"), 0o644)
+	last := readPid()
+	syscall.Kill(last, syscall.SIGUSR2)
+	waitLogs(`The upgrade failed; this process serves on\.`, 1)
+	if got := get(); got != "version 5" || gone(last) {
+		t.Errorf("after a failed upgrade: %q (pid %d gone: %v)", got, last, gone(last))
+	}
+	close(stop)
+	wg.Wait()
+	t.Logf("%d requests served during 5 upgrades, %d failed", served.Load(), failed.Load())
+	if n := failed.Load(); n != 0 {
+		t.Errorf("%d requests failed during the upgrades; the first: %v", n, firstErr.Load())
+	}
+	syscall.Kill(last, syscall.SIGTERM)
+	waitGone(last)
+	if _, err := os.Stat(pidfile); err == nil {
+		t.Errorf("the pid file outlived the last server")
+	}
+	if _, err := os.Stat(control); err == nil {
+		t.Errorf("the control socket outlived the last server")
+	}
+}
