@@ -54,6 +54,9 @@ type globals struct {
 	shutdownTimeout time.Duration
 	cpuprofile      string
 	sched           string
+	config          string
+	printConfig     bool
+	checkConfig     bool
 }
 
 // Run runs the command line args (without the program name) and returns the
@@ -93,8 +96,32 @@ func Run(ctx context.Context, prog string, args []string, stdout, stderr io.Writ
 		"a process woken by another does not preempt it, so work is handed over in batches; more throughput) or normal")
 	pf.StringVar(&g.cpuprofile, "cpuprofile", "", "write a Go CPU profile of the whole run to `PATH` (for go tool pprof)")
 
+	pf.StringVarP(&g.config, "config", "c", "", "read options from the TOML file `PATH`: global options at the top, a plugin's in a table named after it ([web]); "+
+		"the command line, then $TORSION_<OPTION> variables, take precedence over it")
+	pf.BoolVar(&g.printConfig, "print-config", false, "print the options in effect, merged from the command line, the environment and --config, as a configuration file, and exit")
+	pf.BoolVar(&g.checkConfig, "check-config", false, "check the options and the configuration (endpoints, files, the plugin's own checks) and exit")
+
 	for _, p := range plugin.All() {
-		root.AddCommand(command(ctx, prog, p, &g, stderr))
+		root.AddCommand(command(ctx, prog, p, &g, stdout, stderr))
+	}
+	// "torsion -c FILE" runs the one plugin FILE configures.
+	root.RunE = func(cmd *cobra.Command, args []string) error {
+		if g.config == "" {
+			return cmd.Help()
+		}
+		c, err := loadConfig(g.config, pluginNames())
+		if err != nil {
+			return usageError{err}
+		}
+		name, ok := c.plugin()
+		if !ok {
+			return usageError{fmt.Errorf("--config %s configures %d plugins: name the one to run (%s -c %s PLUGIN)", g.config, len(c.plugins), prog, g.config)}
+		}
+		sub, _, err := cmd.Find([]string{name})
+		if err != nil {
+			return err
+		}
+		return sub.RunE(sub, nil)
 	}
 	cmd, err := root.ExecuteC()
 	if err == nil {
@@ -166,7 +193,7 @@ func progName(p string) string {
 	return p
 }
 
-func command(ctx context.Context, prog string, p plugin.Plugin, g *globals, stderr io.Writer) *cobra.Command {
+func command(ctx context.Context, prog string, p plugin.Plugin, g *globals, stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   p.Name,
 		Short: p.Description,
@@ -179,6 +206,24 @@ func command(ctx context.Context, prog string, p plugin.Plugin, g *globals, stde
 	}
 	maker := p.Flags(cmd.Flags())
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		var c *config
+		if g.config != "" {
+			var err error
+			if c, err = loadConfig(g.config, pluginNames()); err != nil {
+				return usageError{err}
+			}
+		}
+		if err := applyConfig(c, p.Name, cmd.Flags(), cmd.Root().PersistentFlags()); err != nil {
+			return usageError{err}
+		}
+		if g.printConfig {
+			text, err := printConfig(p.Name, cmd.Flags(), cmd.Root().PersistentFlags())
+			if err != nil {
+				return err
+			}
+			fmt.Fprint(stdout, text)
+			return nil
+		}
 		if g.shutdownTimeout <= 0 {
 			return usageError{fmt.Errorf("--shutdown-timeout %v: must be positive", g.shutdownTimeout)}
 		}
@@ -205,6 +250,10 @@ func command(ctx context.Context, prog string, p plugin.Plugin, g *globals, stde
 		svc, err := maker(plugin.Env{Log: log, Args: args})
 		if err != nil {
 			return usageError{fmt.Errorf("%s: %w", p.Name, err)}
+		}
+		if g.checkConfig {
+			fmt.Fprintf(stdout, "%s %s: the configuration is valid\n", prog, p.Name)
+			return nil
 		}
 		if g.pidfile != "" {
 			if err := writePidfile(g.pidfile); err != nil {
@@ -315,4 +364,12 @@ func removePidfile(path string) {
 	if b, err := os.ReadFile(path); err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(os.Getpid()) {
 		os.Remove(path)
 	}
+}
+
+func pluginNames() []string {
+	var names []string
+	for _, p := range plugin.All() {
+		names = append(names, p.Name)
+	}
+	return names
 }

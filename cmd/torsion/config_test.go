@@ -1,0 +1,98 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// TestConfigFile: options come from the command line, then $TORSION_*,
+// then the --config file; --print-config shows the merge and reads back
+// as the same configuration; --check-config validates; unknown keys and
+// bad values are errors naming them; "torsion -c FILE" runs the plugin the
+// file configures.
+func TestConfigFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	site := filepath.Join(dir, "site")
+	os.Mkdir(site, 0o755)
+	os.WriteFile(filepath.Join(site, "index.html"), []byte("from the config"), 0o644)
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("good.toml", `
+shutdown-timeout = 5
+log-format = "text"
+
+[web]
+port = ["tcp:0:interface=127.0.0.1"]
+path = "`+site+`"
+workers = 2
+threads = 2
+timeout = 20
+no-listing = true
+`)
+	cases := []struct {
+		name string
+		env  []string
+		args []string
+		code int
+		want []string // in the output
+	}{
+		{"file", nil, []string{"-c", good, "--print-config", "web"}, 0,
+			[]string{`shutdown-timeout = "5s"`, "workers = 2", "threads = 2", `timeout = "20s"`, "no-listing = true", `port = ["tcp:0:interface=127.0.0.1"]`}},
+		{"environment over file", []string{"TORSION_WORKERS=3", "TORSION_LOG_FORMAT=json"}, []string{"-c", good, "--print-config", "web"}, 0,
+			[]string{"workers = 3", `log-format = "json"`, "threads = 2"}},
+		{"command line over both", []string{"TORSION_WORKERS=3"}, []string{"-c", good, "--print-config", "web", "--workers", "4", "--threads=5"}, 0,
+			[]string{"workers = 4", "threads = 5"}},
+		{"check", nil, []string{"-c", good, "--check-config", "web"}, 0, []string{"the configuration is valid"}},
+		{"unknown key", nil, []string{"-c", write("typo.toml", "[web]\nwrokers = 2\n"), "web"}, 2, []string{`unknown key "wrokers" in [web]`}},
+		{"unknown global key", nil, []string{"-c", write("typo2.toml", "logfil = \"x\"\n"), "web"}, 2, []string{`unknown key "logfil"`}},
+		{"unknown table", nil, []string{"-c", write("table.toml", "[wbe]\nworkers = 2\n"), "web"}, 2, []string{"[wbe] names no plugin"}},
+		{"bad value", nil, []string{"-c", write("bad.toml", "[web]\ntimeout = \"soon\"\n"), "web"}, 2, []string{"key web.timeout", `"soon" is not a duration`}},
+		{"list for a single option", nil, []string{"-c", write("list.toml", "[web]\nwsgi = [\"a:b\", \"c:d\"]\n"), "web"}, 2, []string{"--wsgi is not repeatable"}},
+		{"bad environment", []string{"TORSION_WORKERS=many"}, []string{"--print-config", "web"}, 2, []string{"$TORSION_WORKERS"}},
+		{"not TOML", nil, []string{"-c", write("broken.toml", "[web\n"), "web"}, 2, []string{"broken.toml"}},
+		{"check finds a bad endpoint", nil, []string{"-c", write("ep.toml", "[web]\nport = [\"tcp:80:interfac=x\"]\n"), "--check-config", "web"}, 2, []string{`unknown parameter "interfac"`}},
+		{"two plugins, none named", nil, []string{"-c", write("two.toml", "[web]\nworkers = 2\n[echo]\n")}, 2, []string{"configures 2 plugins"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			out, code := runEnv(t, c.env, c.args...)
+			if code != c.code {
+				t.Errorf("exit %d, want %d:\n%s", code, c.code, out)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+
+	// --print-config's output is a configuration file that gives the
+	// same configuration (defaults included, which count as unset).
+	printed, code := runEnv(t, nil, "-c", good, "--print-config", "web")
+	if code != 0 {
+		t.Fatal(printed)
+	}
+	again, code := runEnv(t, nil, "-c", write("printed.toml", printed), "--print-config", "web")
+	if code != 0 || again != printed {
+		t.Errorf("the printed configuration reads back as (exit %d):\n%s\nnot:\n%s", code, again, printed)
+	}
+
+	// "torsion -c FILE" runs the plugin the file configures.
+	p := start(t, nil, "-c", good)
+	if got := curl(t, "http://127.0.0.1:"+p.port()+"/"); got != "from the config" {
+		t.Errorf("served %q", got)
+	}
+	if code := p.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit %d; log:\n%s", code, p.logText())
+	}
+}
