@@ -54,6 +54,8 @@ type globals struct {
 	shutdownTimeout time.Duration
 	cpuprofile      string
 	sched           string
+	accessLogfile   string
+	logLevel        string
 	config          string
 	printConfig     bool
 	checkConfig     bool
@@ -90,6 +92,8 @@ func Run(ctx context.Context, prog string, args []string, stdout, stderr io.Writ
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.logfile, "logfile", "-", "write the log to `PATH` (appending); - means stderr")
 	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text (twistd-style lines) or json")
+	pf.StringVar(&g.accessLogfile, "access-logfile", "", "write the access log (a line per request) to `PATH`: - for stderr, none to turn it off; by default it goes with the rest of the log")
+	pf.StringVar(&g.logLevel, "log-level", "info", "the least severe records logged: debug, info, warn or error (access lines are info)")
 	pf.StringVar(&g.pidfile, "pidfile", "", "write the process id to `PATH` while running")
 	plugin.DurationVar(pf, &g.shutdownTimeout, "shutdown-timeout", "", 30*time.Second, "how long in-flight work may take to finish after SIGTERM")
 	pf.StringVar(&g.sched, "sched", string(sched.Batch), "CPU scheduling policy of torsion and the processes it starts: batch (Linux's SCHED_BATCH: "+
@@ -231,14 +235,38 @@ func command(ctx context.Context, prog string, p plugin.Plugin, g *globals, stdo
 		if err != nil {
 			return usageError{fmt.Errorf("--sched: %w", err)}
 		}
-		w, reopen, closeLog, err := openLog(g.logfile, stderr)
+		var level slog.Level
+		if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
+			return usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", g.logLevel)}
+		}
+		w, reopen, closeLog, err := openLog("--logfile", g.logfile, stderr)
 		if err != nil {
 			return usageError{err}
 		}
 		defer closeLog()
-		log, err := logging.New(w, g.logFormat, slog.LevelInfo)
+		log, err := logging.New(w, g.logFormat, level)
 		if err != nil {
 			return usageError{fmt.Errorf("--log-format: %w", err)}
+		}
+		access := log.With(logging.SystemKey, "access")
+		switch g.accessLogfile {
+		case "":
+		case "none":
+			access = logging.Discard()
+		default:
+			aw, areopen, closeAccess, err := openLog("--access-logfile", g.accessLogfile, stderr)
+			if err != nil {
+				return usageError{err}
+			}
+			defer closeAccess()
+			al, _ := logging.New(aw, g.logFormat, slog.LevelInfo)
+			access = al.With(logging.SystemKey, "access")
+			if reopen == nil {
+				reopen = areopen
+			} else if areopen != nil {
+				mainReopen := reopen
+				reopen = func() error { return errors.Join(mainReopen(), areopen()) }
+			}
 		}
 		// What logs through slog's default logger (txsni's certificate
 		// warnings) goes where the options say too.
@@ -247,7 +275,7 @@ func command(ctx context.Context, prog string, p plugin.Plugin, g *globals, stdo
 		if err := sched.Set(policy); err != nil && !(errors.Is(err, sched.ErrUnsupported) && !cmd.Flags().Changed("sched")) {
 			log.Warn("--sched could not be applied", "policy", policy, "err", err)
 		}
-		svc, err := maker(plugin.Env{Log: log, Args: args})
+		svc, err := maker(plugin.Env{Log: log, AccessLog: access, LogFormat: g.logFormat, Args: args})
 		if err != nil {
 			return usageError{fmt.Errorf("%s: %w", p.Name, err)}
 		}
@@ -290,14 +318,14 @@ func command(ctx context.Context, prog string, p plugin.Plugin, g *globals, stdo
 // every 100ms (logging.BufferedWriter), which saves a system call per
 // request under load. reopen, nil for stderr, opens the file's path again
 // (SIGUSR1, after logrotate moved it); closeLog flushes and closes.
-func openLog(path string, stderr io.Writer) (w io.Writer, reopen func() error, closeLog func(), err error) {
+func openLog(option, path string, stderr io.Writer) (w io.Writer, reopen func() error, closeLog func(), err error) {
 	if path == "-" || path == "" {
 		b := logging.NewBufferedWriter(stderr, 100*time.Millisecond)
 		return b, nil, func() { b.Close() }, nil
 	}
 	f := &reopenableFile{path: path}
 	if err := f.reopen(); err != nil {
-		return nil, nil, nil, fmt.Errorf("--logfile: %w", err)
+		return nil, nil, nil, fmt.Errorf("%s: %w", option, err)
 	}
 	b := logging.NewBufferedWriter(f, 100*time.Millisecond)
 	reopen = func() error {

@@ -40,6 +40,13 @@ type Maker func(env Env) (service.Service, error)
 type Env struct {
 	// Log is the configured logger.
 	Log *slog.Logger
+	// AccessLog, if set, is where a server logs each request it answers
+	// (--access-logfile; a logger that is never enabled when the access
+	// log is off); nil means Log.
+	AccessLog *slog.Logger
+	// LogFormat is the logs' format, "text" or "json": a JSON access log
+	// carries fields rather than a line.
+	LogFormat string
 	// Args are the positional arguments after the options.
 	Args []string
 }

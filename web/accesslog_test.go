@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"encoding/json"
 	"log/slog"
 	"regexp"
 	"strings"
@@ -43,5 +44,28 @@ func TestAccessLog(t *testing.T) {
 				t.Errorf("line %q\ndoes not match %q", line, tt.line)
 			}
 		})
+	}
+}
+
+func TestStructuredAccessLog(t *testing.T) {
+	root, _ := tree(t)
+	s, _ := NewStatic(root, StaticOptions{})
+	var buf bytes.Buffer
+	log, _ := logging.New(&buf, "json", slog.LevelInfo)
+	addr := serve(t, StructuredAccessLog(s, log))
+	raw(t, addr, get("/a.txt?x=1", "User-Agent: curl/8.0\r\nReferer: http://r/\r\n"))
+	var rec map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
+		t.Fatalf("%v: %q", err, buf.String())
+	}
+	want := map[string]any{"msg": "request", "method": "GET", "uri": "/a.txt?x=1", "proto": "HTTP/1.1", "status": 200.0,
+		"bytes": 13.0, "remote": "127.0.0.1", "referer": "http://r/", "user_agent": "curl/8.0"}
+	for k, v := range want {
+		if rec[k] != v {
+			t.Errorf("%s = %v, want %v (record %v)", k, rec[k], v, rec)
+		}
+	}
+	if d, ok := rec["duration"].(float64); !ok || d <= 0 || d > 5 {
+		t.Errorf("duration = %v", rec["duration"])
 	}
 }

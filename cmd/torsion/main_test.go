@@ -403,7 +403,7 @@ func TestJSONLogFile(t *testing.T) {
 		if err := json.Unmarshal([]byte(line), &rec); err != nil {
 			t.Fatalf("log line %q is not JSON: %v", line, err)
 		}
-		if rec["system"] == "access" && strings.Contains(rec["msg"].(string), `"GET / HTTP/1.1" 200`) {
+		if rec["system"] == "access" && rec["msg"] == "request" && rec["method"] == "GET" && rec["uri"] == "/" && rec["status"] == 200.0 {
 			access = true
 		}
 	}

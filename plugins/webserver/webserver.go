@@ -2,7 +2,9 @@
 package webserver
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"os"
@@ -306,8 +308,17 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 		h = v
 	}
 	log := env.Log.With(logging.SystemKey, "web")
-	access := env.Log.With(logging.SystemKey, "access")
-	h = web.AccessLog(h, access)
+	access := env.AccessLog
+	if access == nil {
+		access = env.Log.With(logging.SystemKey, "access")
+	}
+	switch {
+	case !access.Enabled(context.Background(), slog.LevelInfo): // --access-logfile none
+	case env.LogFormat == "json":
+		h = web.StructuredAccessLog(h, access)
+	default:
+		h = web.AccessLog(h, access)
+	}
 	if trusted != nil {
 		h = web.ProxyHeaders(h, trusted, fwdFields) // outside the access log, which shows the real client
 	}

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"encoding/json"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestLogDestinations: --access-logfile sends the access log to its own
+// file (fields in JSON), or nowhere with none; --log-level drops what is
+// less severe; bad values exit 2 naming the option.
+func TestLogDestinations(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "index.html"), []byte("hi"), 0o644)
+	read := func(name string) string {
+		b, _ := os.ReadFile(filepath.Join(dir, name))
+		return string(b)
+	}
+	// waitFor waits until file name holds want.
+	waitFor := func(name, want string) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); !strings.Contains(read(name), want); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s never held %q:\n%s", name, want, read(name))
+			}
+		}
+	}
+	cases := []struct {
+		name   string
+		args   []string
+		main   string // the main log's file
+		access string // the access log's file, or "" for none
+		json   bool
+		quiet  bool // --log-level warn: no start line in the main log
+	}{
+		{"separate files", []string{"--access-logfile", "a1.log"}, "m1.log", "a1.log", false, false},
+		{"no access log", []string{"--access-logfile", "none"}, "m2.log", "", false, false},
+		{"json fields", []string{"--log-format", "json", "--access-logfile", "a3.log"}, "m3.log", "a3.log", true, false},
+		{"log level", []string{"--log-level", "warn"}, "m4.log", "m4.log", false, true},
+	}
+	for _, c := range cases {
+		port := freePort(t)
+		args := append([]string{"--logfile", filepath.Join(dir, c.main)}, c.args...)
+		for i, a := range args {
+			if strings.HasSuffix(a, ".log") && !filepath.IsAbs(a) {
+				args[i] = filepath.Join(dir, a)
+			}
+		}
+		args = append(args, "web", "--port", "tcp:"+port+":interface=127.0.0.1", "--path", dir)
+		p := start(t, nil, args...)
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if c, err := net.DialTimeout("tcp", "127.0.0.1:"+port, time.Second); err == nil {
+				c.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: never served; log:\n%s", c.name, read(c.main))
+			}
+		}
+		if got := curl(t, "-A", "probe/1", "http://127.0.0.1:"+port+"/index.html"); got != "hi" {
+			t.Fatalf("%s: %q", c.name, got)
+		}
+		if code := p.stop(syscall.SIGTERM); code != 0 {
+			t.Fatalf("%s: exit %d", c.name, code)
+		}
+		main := read(c.main)
+		switch {
+		case c.quiet && strings.Contains(main, "Site starting"):
+			t.Errorf("%s: an info line passed --log-level warn:\n%s", c.name, main)
+		case !c.quiet && !strings.Contains(main, "Site starting"):
+			t.Errorf("%s: the main log lacks the start line:\n%s", c.name, main)
+		}
+		if c.access != c.main && strings.Contains(main, "probe/1") {
+			t.Errorf("%s: an access line in the main log:\n%s", c.name, main)
+		}
+		if c.access == "" || c.quiet {
+			continue // none, or an info line under --log-level warn
+		}
+		waitFor(c.access, "probe/1")
+		line := strings.TrimSpace(read(c.access))
+		if c.json {
+			var rec map[string]any
+			if err := json.Unmarshal([]byte(line), &rec); err != nil {
+				t.Fatalf("%s: %v: %q", c.name, err, line)
+			}
+			if rec["uri"] != "/index.html" || rec["status"] != 200.0 || rec["user_agent"] != "probe/1" || rec["system"] != "access" {
+				t.Errorf("%s: record %v", c.name, rec)
+			}
+		} else if !strings.Contains(line, `"GET /index.html HTTP/1.1" 200 2 "-" "probe/1"`) {
+			t.Errorf("%s: access line %q", c.name, line)
+		}
+	}
+	if out, code := run(t, "--log-level", "loud", "web"); code != 2 || !strings.Contains(out, "--log-level") {
+		t.Errorf("--log-level loud: exit %d: %s", code, out)
+	}
+	if out, code := run(t, "--access-logfile", filepath.Join(dir, "no/such/dir/a.log"), "web"); code != 2 || !strings.Contains(out, "--access-logfile") {
+		t.Errorf("--access-logfile in a missing directory: exit %d: %s", code, out)
+	}
+}
