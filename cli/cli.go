@@ -55,6 +55,8 @@ type globals struct {
 	cpuprofile      string
 	sched           string
 	accessLogfile   string
+	uid, gid, umask string
+	allowRoot       bool
 	logLevel        string
 	config          string
 	printConfig     bool
@@ -94,6 +96,10 @@ func Run(ctx context.Context, prog string, args []string, stdout, stderr io.Writ
 	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text (twistd-style lines) or json")
 	pf.StringVar(&g.accessLogfile, "access-logfile", "", "write the access log (a line per request) to `PATH`: - for stderr, none to turn it off; by default it goes with the rest of the log")
 	pf.StringVar(&g.logLevel, "log-level", "info", "the least severe records logged: debug, info, warn or error (access lines are info)")
+	pf.StringVar(&g.uid, "uid", "", "run as `USER` (a name or number) once the ports are bound, and run the workers as USER")
+	pf.StringVar(&g.gid, "gid", "", "with --uid, run as `GROUP` rather than USER's own group")
+	pf.StringVar(&g.umask, "umask", "", "set the file mode creation mask to `MODE` (octal, such as 022) for torsion and its workers")
+	pf.BoolVar(&g.allowRoot, "allow-root", false, "let application code run as root on ports other machines can reach (without it, torsion run as root without --uid serves an application only on local ports)")
 	pf.StringVar(&g.pidfile, "pidfile", "", "write the process id to `PATH` while running")
 	plugin.DurationVar(pf, &g.shutdownTimeout, "shutdown-timeout", "", 30*time.Second, "how long in-flight work may take to finish after SIGTERM")
 	pf.StringVar(&g.sched, "sched", string(sched.Batch), "CPU scheduling policy of torsion and the processes it starts: batch (Linux's SCHED_BATCH: "+
@@ -239,6 +245,17 @@ func command(ctx context.Context, prog string, p plugin.Plugin, g *globals, stdo
 		if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
 			return usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", g.logLevel)}
 		}
+		priv, err := resolvePrivileges(g.uid, g.gid, g.allowRoot)
+		if err != nil {
+			return usageError{err}
+		}
+		if g.umask != "" {
+			mask, err := strconv.ParseUint(g.umask, 8, 32)
+			if err != nil || mask > 0o777 {
+				return usageError{fmt.Errorf("--umask %q: want an octal mode such as 022", g.umask)}
+			}
+			syscall.Umask(int(mask))
+		}
 		w, reopen, closeLog, err := openLog("--logfile", g.logfile, stderr)
 		if err != nil {
 			return usageError{err}
@@ -275,7 +292,10 @@ func command(ctx context.Context, prog string, p plugin.Plugin, g *globals, stdo
 		if err := sched.Set(policy); err != nil && !(errors.Is(err, sched.ErrUnsupported) && !cmd.Flags().Changed("sched")) {
 			log.Warn("--sched could not be applied", "policy", policy, "err", err)
 		}
-		svc, err := maker(plugin.Env{Log: log, AccessLog: access, LogFormat: g.logFormat, Args: args})
+		if priv.note != "" {
+			log.Info(priv.note)
+		}
+		svc, err := maker(plugin.Env{Log: log, AccessLog: access, LogFormat: g.logFormat, RunAs: priv.workers, AllowRoot: g.allowRoot, Args: args})
 		if err != nil {
 			return usageError{fmt.Errorf("%s: %w", p.Name, err)}
 		}
@@ -301,7 +321,11 @@ func command(ctx context.Context, prog string, p plugin.Plugin, g *globals, stdo
 			defer pprof.StopCPUProfile()
 		}
 		log.Info(fmt.Sprintf("%s %s starting up (pid %d, %s).", prog, p.Name, os.Getpid(), runtime.Version()))
-		err = service.Run(ctx, svc, service.RunOptions{Log: log, ShutdownTimeout: g.shutdownTimeout, Reopen: reopen})
+		var started func() error
+		if priv.drop != nil {
+			started = func() error { return dropTo(priv.drop) }
+		}
+		err = service.Run(ctx, svc, service.RunOptions{Log: log, ShutdownTimeout: g.shutdownTimeout, Reopen: reopen, Started: started})
 		if err != nil {
 			// Run prints the error to stderr; a log file gets it too.
 			if g.logfile != "-" && g.logfile != "" {

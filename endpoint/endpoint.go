@@ -164,3 +164,24 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(ks)
 	return ks
 }
+
+// Local reports whether s accepts connections from this machine only: a
+// Unix socket, or TCP on a loopback interface (and TLS or PROXY-protocol
+// wrappers of them). Inherited sockets and kinds it does not know count as
+// reachable from elsewhere.
+func Local(s Server) bool {
+	switch s := s.(type) {
+	case Unix:
+		return true
+	case TCP:
+		ip := net.ParseIP(s.Interface)
+		return ip != nil && ip.IsLoopback()
+	case SSL:
+		return Local(s.TCP)
+	case SNI:
+		return Local(s.Inner)
+	case HAProxy:
+		return Local(s.Inner)
+	}
+	return false
+}

@@ -302,3 +302,40 @@ func TestFromBind(t *testing.T) {
 		}
 	}
 }
+
+func TestLocal(t *testing.T) {
+	for desc, want := range map[string]bool{
+		"tcp:8000:interface=127.0.0.1":         true,
+		"tcp:8000:interface=127.1.2.3":         true,
+		"tcp6:8000:interface=\\:\\:1":          true,
+		"unix:/tmp/x.sock":                     true,
+		"haproxy:tcp:8000:interface=127.0.0.1": true,
+		"tcp:8000":                             false,
+		"tcp:8000:interface=0.0.0.0":           false,
+		"tcp:8000:interface=192.168.1.5":       false,
+		"haproxy:tcp:8000":                     false,
+		"systemd:domain=INET:index=0":          false,
+	} {
+		s, err := Parse(desc)
+		if err != nil {
+			t.Fatalf("%s: %v", desc, err)
+		}
+		if got := Local(s); got != want {
+			t.Errorf("Local(%s) = %v, want %v", desc, got, want)
+		}
+	}
+	// TLS wrappers are as local as what they wrap (built directly: their
+	// descriptions need certificates).
+	local, public := TCP{Port: 8443, Interface: "127.0.0.1"}, TCP{Port: 8443}
+	for _, c := range []struct {
+		s    Server
+		want bool
+	}{
+		{SSL{TCP: local}, true}, {SSL{TCP: public}, false},
+		{SNI{Inner: local}, true}, {SNI{Inner: public}, false},
+	} {
+		if got := Local(c.s); got != c.want {
+			t.Errorf("Local(%#v) = %v, want %v", c.s, got, c.want)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"syscall"
 
 	"github.com/spf13/pflag"
 
@@ -47,6 +48,12 @@ type Env struct {
 	// LogFormat is the logs' format, "text" or "json": a JSON access log
 	// carries fields rather than a line.
 	LogFormat string
+	// RunAs, if set, is the user and group the processes a plugin starts
+	// (WSGI workers) run as; nil means torsion's own.
+	RunAs *syscall.Credential
+	// AllowRoot says the user accepts that processes a plugin starts run
+	// as root on ports other machines can reach (--allow-root).
+	AllowRoot bool
 	// Args are the positional arguments after the options.
 	Args []string
 }

@@ -36,6 +36,10 @@ type RunOptions struct {
 	// UpgradeTimeout bounds how long the successor started by SIGUSR2 may
 	// take to serve; 0 means two minutes.
 	UpgradeTimeout time.Duration
+	// Started, if set, is called once the service has started (its ports
+	// bound), before it is reported ready: to drop privileges, say. An
+	// error stops the service and is returned.
+	Started func() error
 }
 
 // Run starts s, waits for a signal, for ctx to end or for s to fail on its
@@ -102,6 +106,13 @@ func Run(ctx context.Context, s Service, opts RunOptions) error {
 			return err
 		case sig := <-sigc:
 			return fmt.Errorf("received %s again during start-up: stopping at once", signalName(sig))
+		}
+	}
+	if opts.Started != nil {
+		if err := opts.Started(); err != nil {
+			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+			defer cancel()
+			return errors.Join(err, s.Stop(stopCtx))
 		}
 	}
 	var failed <-chan error

@@ -24,6 +24,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -90,6 +91,9 @@ type Config struct {
 	MaxQueue int
 	// Log receives worker output, wsgi.errors and tracebacks.
 	Log *slog.Logger
+	// RunAs, if set, is the user and group the workers run as (torsion
+	// must be root, or already that user); nil means torsion's own.
+	RunAs *syscall.Credential
 }
 
 // Pool runs a WSGI application in worker processes and serves HTTP
@@ -220,6 +224,14 @@ func (p *Pool) Start(ctx context.Context) error {
 	if err := os.WriteFile(p.script, workerPy, 0o644); err != nil {
 		os.RemoveAll(dir)
 		return err
+	}
+	if c := p.cfg.RunAs; c != nil {
+		// The workers read the script from a directory only its owner
+		// may enter.
+		if err := os.Chown(dir, int(c.Uid), int(c.Gid)); err != nil {
+			os.RemoveAll(dir)
+			return fmt.Errorf("giving the workers' directory to uid %d: %w", c.Uid, err)
+		}
 	}
 	p.stopped = make(chan struct{})
 	p.stopCtx, p.stopAll = context.WithCancel(context.Background())

@@ -177,6 +177,11 @@ func (p *Pool) spawn(slot int) (*worker, error) {
 	cmd.Env = p.env
 	cmd.ExtraFiles = []*os.File{theirs, ctlTheirs} // fds 3 and 4
 	cmd.SysProcAttr = workerProcAttr()
+	if c := p.cfg.RunAs; c != nil {
+		// Without root, torsion runs as that user already and may not
+		// set groups.
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: c.Uid, Gid: c.Gid, NoSetGroups: os.Geteuid() != 0}
+	}
 	w := &worker{
 		pool: p, slot: slot, cmd: cmd, conn: fc, ctl: ctl,
 		calls: map[uint32]*call{}, exited: make(chan struct{}), wsig: make(chan struct{}, 1),

@@ -322,6 +322,17 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 	if trusted != nil {
 		h = web.ProxyHeaders(h, trusted, fwdFields) // outside the access log, which shows the real client
 	}
+	if len(b.pools) > 0 && env.RunAs == nil && os.Geteuid() == 0 {
+		// Application code as root: only for this machine's clients,
+		// unless the user says otherwise.
+		for _, ep := range eps {
+			if !endpoint.Local(ep) && !env.AllowRoot {
+				return nil, fmt.Errorf("refusing to run the application as root on %s, which other machines can reach: "+
+					"give --uid USER (torsion binds the port, then it and its workers run as USER), or --allow-root", ep)
+			}
+		}
+		log.Warn("The application runs as root; give --uid USER to run it as another user.")
+	}
 	for _, ep := range eps {
 		srv := httpserver.New(h, httpserver.Options{
 			ReadHeaderTimeout: o.headerTimeout,
@@ -404,6 +415,7 @@ func (b *builder) wsgi(where, app string) (http.Handler, error) {
 		system = "wsgi " + where
 	}
 	cfg.Log = b.env.Log.With(logging.SystemKey, system)
+	cfg.RunAs = b.env.RunAs
 	pool, err := wsgi.New(cfg)
 	if err != nil {
 		return nil, err

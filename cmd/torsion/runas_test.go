@@ -1,0 +1,124 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// TestRunAs (as root): without --uid, an application runs as root only on
+// ports local to the machine (with a warning), and on others is refused
+// unless --allow-root says so; --uid nobody binds a privileged port as
+// root and then runs torsion itself and its workers as nobody; --umask
+// reaches the workers; bad values exit 2 naming the option.
+func TestRunAs(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	needPython(t)
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip("no user nobody")
+	}
+	t.Parallel()
+	// A directory nobody may read, with an application that tells who
+	// runs it.
+	dir, err := os.MkdirTemp("", "torsion-runas-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	app := "import os\n\ndef application(environ, start_response):\n" +
+		"    start_response('200 OK', [('Content-Type', 'text/plain')])\n" +
+		"    mask = os.umask(0); os.umask(mask)\n" +
+		"    return [('%d %d %03o' % (os.getuid(), os.getgid(), mask)).encode()]\n"
+	if err := os.WriteFile(filepath.Join(dir, "whoami.py"), []byte(app), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The environment without TestMain's TORSION_ALLOW_ROOT.
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "TORSION_ALLOW_ROOT=") {
+			env = append(env, kv)
+		}
+	}
+	command := func(port string, global ...string) *exec.Cmd {
+		args := append(global, "web", "--port", port, "--wsgi", "whoami:application",
+			"--chdir", dir, "--python", debianPython, "--workers", "1")
+		cmd := exec.Command(binary, args...)
+		cmd.Env = env
+		return cmd
+	}
+	serve := func(port string, global ...string) (*proc, string) {
+		t.Helper()
+		p := startCmd(t, command("tcp:"+port+":interface=127.0.0.1", global...))
+		p.waitLog(`Site starting on`)
+		return p, curl(t, "http://127.0.0.1:"+port+"/")
+	}
+
+	p, got := serve(freePort(t), "--umask", "027")
+	if got != "0 0 027" {
+		t.Errorf("as root on a local port with --umask 027, the worker says %q, want \"0 0 027\"", got)
+	}
+	if !strings.Contains(p.logText(), "The application runs as root") {
+		t.Errorf("no warning that the application runs as root:\n%s", p.logText())
+	}
+	p.stop(syscall.SIGTERM)
+
+	// Reachable from other machines: refused, or with --allow-root
+	// accepted (checked without listening there).
+	cmd := command("tcp:" + freePort(t))
+	out, _ := cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(string(out), "refusing to run the application as root") {
+		t.Errorf("as root on all interfaces: exit %d: %s", code, out)
+	}
+	cmd = command("tcp:"+freePort(t), "--allow-root", "--check-config")
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "valid") {
+		t.Errorf("as root on all interfaces with --allow-root: %v: %s", err, out)
+	}
+
+	port := privilegedPort(t)
+	want := nobody.Uid + " " + nobody.Gid
+	p, got = serve(port, "--uid", "nobody")
+	if !strings.HasPrefix(got, want+" ") {
+		t.Errorf("with --uid nobody, the worker runs as %q, want %s", got, want)
+	}
+	// torsion itself dropped root once it had bound the port.
+	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if !strings.Contains(string(status), "\nUid:\t"+nobody.Uid+"\t"+nobody.Uid+"\t"+nobody.Uid) {
+		t.Errorf("torsion's own ids after --uid nobody:\n%s", status)
+	}
+	if code := p.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit %d; log:\n%s", code, p.logText())
+	}
+
+	for _, args := range [][]string{{"--uid", "no-such-user-here"}, {"--gid", "0"}, {"--uid", "0"}, {"--umask", "999"}} {
+		cmd := exec.Command(binary, append(args, "web")...)
+		cmd.Env = env
+		out, _ := cmd.CombinedOutput()
+		if code := cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(string(out), args[0]) {
+			t.Errorf("%v: exit %d: %s", args, code, out)
+		}
+	}
+}
+
+// privilegedPort finds a free port below 1024 on 127.0.0.1.
+func privilegedPort(t *testing.T) string {
+	t.Helper()
+	for port := 1000; port > 600; port-- {
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			l.Close()
+			return fmt.Sprint(port)
+		}
+	}
+	t.Skip("no free port below 1024")
+	return ""
+}
