@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/torsion-server/torsion/internal/sched"
 	"github.com/torsion-server/torsion/logging"
@@ -91,8 +92,15 @@ func Run(ctx context.Context, prog string, args []string, stdout, stderr io.Writ
 	root.SetErr(stderr)
 	root.SetArgs(args)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	// gunicorn's name for the log that is not the access log.
+	root.SetGlobalNormalizationFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+		if name == "error-logfile" {
+			name = "logfile"
+		}
+		return pflag.NormalizedName(name)
+	})
 	pf := root.PersistentFlags()
-	pf.StringVar(&g.logfile, "logfile", "-", "write the log to `PATH` (appending); - means stderr")
+	pf.StringVar(&g.logfile, "logfile", "-", "write the log to `PATH` (appending); - means stderr (also --error-logfile, as gunicorn calls it)")
 	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text (twistd-style lines) or json")
 	pf.StringVar(&g.accessLogfile, "access-logfile", "", "write the access log (a line per request) to `PATH`: - for stderr, none to turn it off; by default it goes with the rest of the log")
 	pf.StringVar(&g.logLevel, "log-level", "info", "the least severe records logged: debug, info, warn or error (access lines are info)")

@@ -293,6 +293,7 @@ func (p *Pool) startWorker(ctx context.Context, slot int) (*worker, error) {
 			<-w.exited
 			return nil, fmt.Errorf("worker %d: %w", slot, err)
 		}
+		w.goLive()
 		return w, nil
 	case <-w.exited:
 		return nil, &StartError{App: p.cfg.App, Status: w.status, Output: w.tail.String()}

@@ -127,6 +127,43 @@ type worker struct {
 	ready  chan string   // receives the K payload
 	python string        // its Python version, from the K frame
 	tail   *lineRing     // recent stderr lines, for start-up failures
+
+	// Until the worker is ready, its output is held: if it fails to
+	// start, the failure reports the output once, rather than each
+	// worker logging the same traceback.
+	outMu sync.Mutex
+	held  []string
+	live  bool
+}
+
+// maxHeld is how many lines of a starting worker's output are held.
+const maxHeld = 1000
+
+// goLive logs the output held during start-up and what follows as it comes.
+func (w *worker) goLive() {
+	w.outMu.Lock()
+	defer w.outMu.Unlock()
+	for _, s := range w.held {
+		w.log.Info(s)
+	}
+	w.held, w.live = nil, true
+}
+
+// output logs a line of output, or holds it while the worker starts.
+func (w *worker) output(s string) {
+	w.outMu.Lock()
+	defer w.outMu.Unlock()
+	if !w.live {
+		if len(w.held) < maxHeld {
+			w.held = append(w.held, s)
+			return
+		}
+		for _, h := range w.held {
+			w.log.Info(h)
+		}
+		w.held, w.live = nil, true
+	}
+	w.log.Info(s)
 }
 
 // socketPair returns a connected pair of Unix stream sockets: ours, and
@@ -246,8 +283,8 @@ func exitStatus(ps *os.ProcessState, err error) string {
 	return fmt.Sprintf("exit status %d", ps.ExitCode())
 }
 
-// copyOutput logs what the worker prints, line by line, and keeps the last
-// lines for start-up failures. It reads until the pipe closes, whatever
+// copyOutput logs what the worker prints, line by line (once it is ready;
+// see output), and keeps the last lines for start-up failures. It reads until the pipe closes, whatever
 // comes: a worker whose output is not read blocks in its next print. Of a
 // line longer than maxOutputLine, the start is logged and the length of
 // the rest.
@@ -268,7 +305,7 @@ func (w *worker) copyOutput(r io.Reader) {
 			s += fmt.Sprintf(" [and %d more bytes of this line]", dropped)
 		}
 		w.tail.add(s)
-		w.log.Info(s)
+		w.output(s)
 	}
 }
 

@@ -910,6 +910,17 @@ def load(spec):
     return obj
 
 
+def print_import_error(e):
+    """Prints the traceback of an application that failed to import,
+    from the application's first frame on: this file's and importlib's
+    frames say nothing to its author."""
+    tb = e.__traceback__
+    while tb is not None and (tb.tb_frame.f_code.co_filename in (__file__, importlib.__file__)
+                              or tb.tb_frame.f_code.co_filename.startswith("<frozen importlib")):
+        tb = tb.tb_next
+    traceback.print_exception(type(e), e, tb)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--app", required=True)
@@ -927,8 +938,8 @@ def main():
         app = load(args.app)
     except SystemExit:
         raise
-    except BaseException:
-        traceback.print_exc()
+    except BaseException as e:
+        print_import_error(e)
         sys.exit(3)
     conn = Conn(socket.socket(fileno=args.fd))
     conn.send(frame(READY, 0, ("%d %d %s" % (PROTOCOL_VERSION, os.getpid(), sys.version.split()[0])).encode()))

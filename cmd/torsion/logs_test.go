@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -43,10 +44,14 @@ func TestLogDestinations(t *testing.T) {
 		{"no access log", []string{"--access-logfile", "none"}, "m2.log", "", false, false},
 		{"json fields", []string{"--log-format", "json", "--access-logfile", "a3.log"}, "m3.log", "a3.log", true, false},
 		{"log level", []string{"--log-level", "warn"}, "m4.log", "m4.log", false, true},
+		{"gunicorn's names", []string{"--error-logfile", "e5.log", "--access-logfile", "a5.log"}, "e5.log", "a5.log", false, false},
 	}
 	for _, c := range cases {
 		port := freePort(t)
-		args := append([]string{"--logfile", filepath.Join(dir, c.main)}, c.args...)
+		args := c.args
+		if !slices.Contains(args, "--error-logfile") {
+			args = append([]string{"--logfile", filepath.Join(dir, c.main)}, args...)
+		}
 		for i, a := range args {
 			if strings.HasSuffix(a, ".log") && !filepath.IsAbs(a) {
 				args[i] = filepath.Join(dir, a)
@@ -101,5 +106,25 @@ func TestLogDestinations(t *testing.T) {
 	}
 	if out, code := run(t, "--access-logfile", filepath.Join(dir, "no/such/dir/a.log"), "web"); code != 2 || !strings.Contains(out, "--access-logfile") {
 		t.Errorf("--access-logfile in a missing directory: exit %d: %s", code, out)
+	}
+}
+
+// TestImportErrorOnce: an application that cannot be imported is reported
+// once, whatever the number of workers, from its own frames on.
+func TestImportErrorOnce(t *testing.T) {
+	t.Parallel()
+	needPython(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "broken.py"), []byte("x = 1\nimport no_such_module_here\n"), 0o644)
+	out, code := run(t, "web", "--port", "tcp:0:interface=127.0.0.1", "--wsgi", "broken", "--chdir", dir,
+		"--python", debianPython, "--workers", "3")
+	if code == 0 {
+		t.Fatalf("exit 0:\n%s", out)
+	}
+	if n := strings.Count(out, "ModuleNotFoundError: No module named 'no_such_module_here'"); n != 1 {
+		t.Errorf("the error is reported %d times:\n%s", n, out)
+	}
+	if !strings.Contains(out, `broken.py", line 2, in <module>`) || strings.Contains(out, "torsion_worker.py") || strings.Contains(out, "importlib") {
+		t.Errorf("the traceback should start at the application's frames:\n%s", out)
 	}
 }
