@@ -1,0 +1,6 @@
+//go:build tools
+
+// Package tools pins the tools scripts/test builds.
+package tools
+
+import _ "github.com/summerwind/h2spec/cmd/h2spec"
