@@ -5,17 +5,13 @@ import (
 	"strconv"
 )
 
-const demoPage = `<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>torsion</title></head>
-<body>
-<h1>Hello from torsion!</h1>
-<p>This is the demo page of <code>torsion web</code>. To serve something real:</p>
+var demoPage = page("torsion", `<h1>Hello from torsion!</h1>
+<p>This is the demo page of <code>torsion web</code>, served because it was given nothing else to serve. To serve something real:</p>
 <ul>
 <li><code>torsion web --path ./site</code> serves a directory,</li>
+<li><code>torsion web --wsgi app:application</code> serves a Python WSGI application,</li>
 <li><code>torsion web --help</code> lists every option.</li>
-</ul>
-</body></html>
-`
+</ul>`)
 
 // DemoPage serves torsion's demo page at "/" and 404 elsewhere, as
 // "twist web" does when given nothing to serve.

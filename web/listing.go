@@ -12,15 +12,19 @@ import (
 )
 
 var listingTmpl = template.Must(template.New("listing").Parse(`<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>Directory listing for {{.Path}}</title>
-<style>body{font-family:sans-serif}td,th{padding:0 1em;text-align:left}td.size{text-align:right}</style>
-</head><body>
-<h1>Directory listing for {{.Path}}</h1>
-<table>
-<tr><th>Name</th><th>Size</th><th>Last modified</th></tr>
-{{range .Entries}}<tr><td><a href="{{.Href}}">{{.Name}}</a></td><td class="size">{{.Size}}</td><td>{{.Modified}}</td></tr>
-{{end}}</table>
-</body></html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Index of {{.Path}}</title>
+<style>{{.Style}}</style></head>
+<body><main>
+<h1>Index of {{.Path}}</h1>
+<div class="scroll"><table>
+<tr><th>Name</th><th>Size</th><th>Last modified (UTC)</th></tr>
+{{if .Parent}}<tr><td class="name"><a href="../">../</a></td><td class="size"></td><td class="date"></td></tr>
+{{end}}{{range .Entries}}<tr><td class="name"><a href="{{.Href}}">{{.Name}}</a></td><td class="size">{{.Size}}</td><td class="date">{{.Modified}}</td></tr>
+{{end}}</table></div>
+<footer>torsion</footer>
+</main></body></html>
 `))
 
 type listingEntry struct {
@@ -39,11 +43,14 @@ func serveListing(w http.ResponseWriter, r *http.Request, dir *os.File) {
 	sort.Slice(ents, func(i, j int) bool { return ents[i].Name() < ents[j].Name() })
 	data := struct {
 		Path    string
+		Parent  bool
+		Style   template.CSS
 		Entries []listingEntry
-	}{Path: r.URL.Path}
+	}{Path: r.URL.Path, Style: template.CSS(pageStyle)}
 	if data.Path == "" {
 		data.Path = "/"
 	}
+	data.Parent = data.Path != "/"
 	for _, e := range ents {
 		name := e.Name()
 		href := (&url.URL{Path: name}).EscapedPath()

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // StaticOptions configures a Static handler.
@@ -203,7 +204,7 @@ func (s *Static) serveFile(w http.ResponseWriter, r *http.Request, rel string, f
 	if _, ok := h["Etag"]; !ok {
 		h.Set("Etag", etag(fi))
 	}
-	http.ServeContent(w, r, fi.Name(), fi.ModTime(), f)
+	serveContent(w, r, fi.Name(), fi.ModTime(), f)
 }
 
 // encodings are the precompressed variants Static looks for, best first.
@@ -212,26 +213,33 @@ var encodings = []struct{ name, ext string }{{"br", ".br"}, {"gzip", ".gz"}}
 // variant returns the precompressed variant of rel that the client accepts
 // and sets the headers for it, or returns rel and fi unchanged.
 func (s *Static) variant(h http.Header, r *http.Request, rel string, fi fs.FileInfo) (string, fs.FileInfo) {
-	ae := r.Header.Values("Accept-Encoding")
-	if len(ae) == 0 {
-		return rel, fi
-	}
 	ctype := mime.TypeByExtension(path.Ext(rel))
 	if ctype == "" {
 		return rel, fi // its type could only be sniffed from the original
 	}
+	ae := r.Header.Values("Accept-Encoding")
+	chosen, varies := "", false
+	outRel, outFI := rel, fi
 	for _, enc := range encodings {
-		if !acceptsEncoding(ae, enc.name) {
+		vfi, err := s.stat(rel + enc.ext)
+		if err != nil || !vfi.Mode().IsRegular() {
 			continue
 		}
-		if vfi, err := s.stat(rel + enc.ext); err == nil && vfi.Mode().IsRegular() {
-			h.Set("Content-Encoding", enc.name)
-			h.Set("Content-Type", ctype)
-			h.Add("Vary", "Accept-Encoding")
-			return rel + enc.ext, vfi
+		// The answer depends on Accept-Encoding, whichever it is: a
+		// cache must not give this one to a client that asks otherwise.
+		varies = true
+		if chosen == "" && acceptsEncoding(ae, enc.name) {
+			chosen, outRel, outFI = enc.name, rel+enc.ext, vfi
 		}
 	}
-	return rel, fi
+	if varies {
+		h.Add("Vary", "Accept-Encoding")
+	}
+	if chosen != "" {
+		h.Set("Content-Encoding", chosen)
+		h.Set("Content-Type", ctype)
+	}
+	return outRel, outFI
 }
 
 // acceptsEncoding reports whether Accept-Encoding values accept coding
@@ -265,6 +273,43 @@ func acceptsEncoding(values []string, coding string) bool {
 // hands a cached body to Write in one piece and it leaves with the headers.
 type writerOnly struct{ http.ResponseWriter }
 
+// htmlErrors gives the error answers of http.ServeContent (416, 412 and
+// the like, in plain text) torsion's HTML error page.
+type htmlErrors struct {
+	http.ResponseWriter
+	r      *http.Request
+	failed bool
+}
+
+func (e *htmlErrors) WriteHeader(code int) {
+	if code >= 400 && !e.failed {
+		e.failed = true
+		Error(e.ResponseWriter, e.r, code, "")
+		return
+	}
+	e.ResponseWriter.WriteHeader(code)
+}
+
+func (e *htmlErrors) Write(p []byte) (int, error) {
+	if e.failed {
+		return len(p), nil // ServeContent's text, replaced by the page
+	}
+	return e.ResponseWriter.Write(p)
+}
+
+// ReadFrom keeps sendfile for the bodies that go out.
+func (e *htmlErrors) ReadFrom(src io.Reader) (int64, error) {
+	if e.failed {
+		return io.Copy(io.Discard, src)
+	}
+	return io.Copy(e.ResponseWriter, src)
+}
+
+// serveContent is http.ServeContent with torsion's error pages.
+func serveContent(w http.ResponseWriter, r *http.Request, name string, mod time.Time, content io.ReadSeeker) {
+	http.ServeContent(&htmlErrors{ResponseWriter: w, r: r}, r, name, mod, content)
+}
+
 func serveCached(w http.ResponseWriter, r *http.Request, e *cachedFile) {
 	h := w.Header()
 	if _, ok := h["Etag"]; !ok {
@@ -285,7 +330,7 @@ func serveCached(w http.ResponseWriter, r *http.Request, e *cachedFile) {
 		}
 		return
 	}
-	http.ServeContent(writerOnly{w}, r, "", e.modTime, bytes.NewReader(e.data))
+	serveContent(writerOnly{w}, r, "", e.modTime, bytes.NewReader(e.data))
 }
 
 var acceptRanges = []string{"bytes"}

@@ -327,7 +327,8 @@ func TestStaticPrecompressed(t *testing.T) {
 			t.Errorf("%s (Accept-Encoding %q): %q encoding %q type %q, want %q %q %q", tt.path, tt.accept,
 				body, h.Get("Content-Encoding"), h.Get("Content-Type"), tt.body, tt.encoding, tt.ctype)
 		}
-		if tt.encoding != "" && h.Get("Vary") != "Accept-Encoding" {
+		// Every answer for a file with a variant varies, compressed or not.
+		if varies := tt.path != "/noext"; varies != (h.Get("Vary") == "Accept-Encoding") {
 			t.Errorf("%s (%q): Vary %q", tt.path, tt.accept, h.Get("Vary"))
 		}
 		if h.Get("Cache-Control") != "public, max-age=60" {
@@ -347,8 +348,8 @@ func TestStaticPrecompressed(t *testing.T) {
 	}
 }
 
-// serveCached answers as http.ServeContent does, whichever of its paths
-// a request takes.
+// serveCached answers as http.ServeContent does (with torsion's error
+// pages), whichever of its paths a request takes.
 func TestServeCachedAsServeContent(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "f.txt")
@@ -403,7 +404,7 @@ func TestServeCachedAsServeContent(t *testing.T) {
 				if h.Get("Content-Type") == "" {
 					h.Set("Content-Type", e.ctype)
 				}
-				http.ServeContent(w, r, "", e.modTime, strings.NewReader(string(e.data)))
+				serveContent(w, r, "", e.modTime, strings.NewReader(string(e.data)))
 			})
 			if got.Code != want.Code || got.Body.String() != want.Body.String() {
 				t.Errorf("got %d %q, want %d %q", got.Code, got.Body, want.Code, want.Body)
@@ -412,5 +413,59 @@ func TestServeCachedAsServeContent(t *testing.T) {
 				t.Errorf("header\n got %s\nwant %s", g, w)
 			}
 		})
+	}
+}
+
+// TestPages: the pages torsion makes itself share one inline stylesheet,
+// are readable on a phone and in dark mode, load nothing else, and say
+// each thing once; a listing links to its parent; ServeContent's errors
+// get the HTML page too.
+func TestPages(t *testing.T) {
+	root, _ := tree(t)
+	s, err := NewStatic(root, StaticOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	site := serve(t, s)
+	demo := serve(t, DemoPage{})
+	cases := []struct {
+		name, addr, req string
+		code            int
+		want, not       []string
+	}{
+		{"demo", demo, get("/"), 200, []string{"Hello from torsion!"}, nil},
+		{"demo 404", demo, get("/nope"), 404, []string{`<span class="code">404</span>Not Found</h1>`, "There is nothing at this address."}, nil},
+		{"demo 405", demo, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", 405, []string{"Method Not Allowed"}, nil},
+		{"root listing", site, get("/listed/"), 200, []string{`<a href="../">../</a>`, `<a href="sub/">sub/</a>`, "Index of /listed/"}, nil},
+		{"416", site, get("/digits.txt", "Range: bytes=99-\r\n"), 416, []string{"Range Not Satisfiable", "The range asked for is not in the file."}, []string{"invalid range"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			resp, body := raw(t, c.addr, c.req)
+			if resp.StatusCode != c.code || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" {
+				t.Errorf("%d %q, want %d text/html", resp.StatusCode, resp.Header.Get("Content-Type"), c.code)
+			}
+			for _, w := range append(c.want, `<meta charset="utf-8">`, `name="viewport"`, "prefers-color-scheme:dark", "<footer>torsion</footer>") {
+				if !strings.Contains(body, w) {
+					t.Errorf("the page lacks %q:\n%s", w, body)
+				}
+			}
+			for _, n := range append(c.not, "http://", "https://", "<link", "<script", "<img") {
+				if strings.Contains(body, n) {
+					t.Errorf("the page has %q:\n%s", n, body)
+				}
+			}
+			if n := strings.Count(body, "<style>"); n != 1 {
+				t.Errorf("%d stylesheets", n)
+			}
+			main := body[strings.Index(body, "<main>"):]
+			if text := http.StatusText(c.code); c.code >= 400 && strings.Count(main, text) != 1 {
+				t.Errorf("the page says %q %d times:\n%s", text, strings.Count(main, text), main)
+			}
+		})
+	}
+	// The root's listing has no parent link.
+	if _, body := raw(t, site, get("/")); strings.Contains(body, `href="../"`) {
+		t.Errorf("the root's listing links to a parent:\n%s", body)
 	}
 }
