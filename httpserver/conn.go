@@ -353,10 +353,12 @@ func (c *h1conn) readRequest() (req *http.Request, code int, msg string, err err
 		if err != nil && err != bufio.ErrBufferFull {
 			return nil, 0, "", err
 		}
-		if len(head) == 0 && err == nil && len(frag) == 2 && frag[0] == '\r' {
+		if len(head) == 0 && err == nil && (len(frag) == 2 && frag[0] == '\r' || len(frag) == 1) {
 			// RFC 9112 2.2: empty lines before a request line are ignored,
-			// but not without end.
-			if skipped += 2; skipped > lim.MaxHeaderBytes {
+			// but not without end. A bare LF is one too here, before
+			// anything was read (a probe such as openssl s_client sends
+			// one): no framing depends on it.
+			if skipped += len(frag); skipped > lim.MaxHeaderBytes {
 				return c.refused(nil, http.StatusBadRequest, "Too many empty lines.")
 			}
 			continue

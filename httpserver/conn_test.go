@@ -127,6 +127,7 @@ func TestH1Framing(t *testing.T) {
 		{"unknown expectation", "GET /small HTTP/1.1\r\n" + h + "Expect: magic\r\n\r\n", 417, "", "", true},
 		{"empty lines before the request line", "\r\n\r\nGET /small HTTP/1.1\r\n" + h + "\r\n", 200, "Content-Length: 5", "hello", false},
 		{"endless empty lines", strings.Repeat("\r\n", 40000) + "GET /small HTTP/1.1\r\n" + h + "\r\n", 400, "", "", true},
+		{"bare LF empty lines before the request line", "\n\r\n\nGET /small HTTP/1.1\r\n" + h + "\r\n", 200, "Content-Length: 5", "hello", false},
 		{"absolute form", "GET http://y/small HTTP/1.1\r\n" + h + "\r\n", 200, "Content-Length: 5", "hello", false},
 	}
 	for _, tt := range tests {

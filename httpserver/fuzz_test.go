@@ -105,11 +105,15 @@ func FuzzH1(f *testing.F) {
 		// The reference reading of the same bytes.
 		br := bufio.NewReader(strings.NewReader(in))
 		for i, s := range got {
-			for { // RFC 9112 2.2: empty lines before a request, which net/http's reader does not skip
-				if p, _ := br.Peek(2); string(p) != "\r\n" {
+			for { // RFC 9112 2.2: empty lines before a request (CRLF, or a bare LF), which net/http's reader does not skip
+				p, _ := br.Peek(2)
+				if string(p) == "\r\n" {
+					br.Discard(2)
+				} else if len(p) > 0 && p[0] == '\n' {
+					br.Discard(1)
+				} else {
 					break
 				}
-				br.Discard(2)
 			}
 			req, err := http.ReadRequest(br)
 			if err != nil {
