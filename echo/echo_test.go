@@ -68,10 +68,10 @@ func TestLargeData(t *testing.T) {
 // TestShutdownLosesConnections checks that stopping the server closes idle
 // connections and that ConnectionLost sees a clean close.
 func TestShutdownLosesConnections(t *testing.T) {
-	lost := make(chan error, 1)
+	lost, got := make(chan error, 1), make(chan struct{}, 1)
 	srv := &protocol.Server{Factory: func(net.Addr) protocol.Protocol {
 		return &protocol.LineReceiver{
-			OnLine: func(*protocol.LineReceiver, []byte) {},
+			OnLine: func(*protocol.LineReceiver, []byte) { got <- struct{}{} },
 			OnLost: func(_ *protocol.LineReceiver, err error) { lost <- err },
 		}
 	}}
@@ -85,7 +85,7 @@ func TestShutdownLosesConnections(t *testing.T) {
 	}
 	defer conn.Close()
 	conn.Write([]byte("x\r\n"))
-	time.Sleep(50 * time.Millisecond)
+	<-got // the server holds the connection
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := l.Stop(ctx); err != nil {

@@ -346,8 +346,9 @@ func TestH1Panic(t *testing.T) {
 // TestH1ClientGone: a client that goes away cancels the context of its
 // request, though the server does not read the connection for fast ones.
 func TestH1ClientGone(t *testing.T) {
-	canceled := make(chan struct{})
+	canceled, started := make(chan struct{}), make(chan struct{})
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
 		select {
 		case <-r.Context().Done():
 			close(canceled)
@@ -360,7 +361,7 @@ func TestH1ClientGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-	time.Sleep(100 * time.Millisecond)
+	<-started
 	c.Close()
 	select {
 	case <-canceled:

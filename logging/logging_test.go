@@ -93,7 +93,8 @@ func TestBufferedWriter(t *testing.T) {
 	if n := len(writes()); n != 0 {
 		t.Errorf("%d writes before the interval", n)
 	}
-	time.Sleep(150 * time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); len(writes()) == 0 && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+	}
 	if g := writes(); len(g) != 1 || g[0] != "one\ntwo\n" {
 		t.Errorf("after the interval: %q, want one write of both lines", g)
 	}

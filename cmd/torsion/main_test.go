@@ -301,13 +301,31 @@ func TestWebServesAndShutsDown(t *testing.T) {
 	if err := dl.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	// SIGTERM once the download has begun.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if fi, err := os.Stat(out); err == nil && fi.Size() > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the download did not begin")
+		}
+	}
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	p.waitLog(`Received SIGTERM, shutting down\.`)
-	time.Sleep(100 * time.Millisecond)
-	if c, err := net.DialTimeout("tcp", "127.0.0.1:"+port, time.Second); err == nil {
+	// The listener closes as the stop begins: new connections are refused
+	// while the download goes on.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		c, err := net.DialTimeout("tcp", "127.0.0.1:"+port, time.Second)
+		if err != nil {
+			break
+		}
 		c.Close()
-		t.Error("new connection accepted during graceful shutdown")
+		if time.Now().After(deadline) {
+			t.Fatal("new connections accepted during graceful shutdown")
+		}
+	}
+	if dl.ProcessState != nil {
+		t.Error("the download ended before the listener closed")
 	}
 	if err := dl.Wait(); err != nil {
 		t.Errorf("in-flight download failed: %v", err)
