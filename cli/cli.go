@@ -75,7 +75,7 @@ func Run(ctx context.Context, prog string, args []string, stdout, stderr io.Writ
 		Short: prog + " runs network servers, like twistd",
 		Long: prog + " runs network servers, like Twisted's twistd: each subcommand is a plugin\n" +
 			"that makes a service, which runs until SIGINT or SIGTERM and then stops gracefully.\n\n" +
-			signalsHelp,
+			signalsHelp + "\n\n" + endpointsHelp + "\n\n" + exitHelp,
 		SilenceErrors:     true,
 		SilenceUsage:      true,
 		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
@@ -101,16 +101,16 @@ func Run(ctx context.Context, prog string, args []string, stdout, stderr io.Writ
 	})
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.logfile, "logfile", "-", "write the log to `PATH` (appending); - means stderr (also --error-logfile, as gunicorn calls it)")
-	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text (twistd-style lines) or json")
+	pf.StringVar(&g.logFormat, "log-format", "text", "log format: `text|json` (twistd-style lines, or a JSON object per record)")
 	pf.StringVar(&g.accessLogfile, "access-logfile", "", "write the access log (a line per request) to `PATH`: - for stderr, none to turn it off; by default it goes with the rest of the log")
-	pf.StringVar(&g.logLevel, "log-level", "info", "the least severe records logged: debug, info, warn or error (access lines are info)")
+	pf.StringVar(&g.logLevel, "log-level", "info", "the least severe records logged: `debug|info|warn|error` (access lines are info)")
 	pf.StringVar(&g.uid, "uid", "", "run as `USER` (a name or number) once the ports are bound, and run the workers as USER")
 	pf.StringVar(&g.gid, "gid", "", "with --uid, run as `GROUP` rather than USER's own group")
 	pf.StringVar(&g.umask, "umask", "", "set the file mode creation mask to `MODE` (octal, such as 022) for torsion and its workers")
 	pf.BoolVar(&g.allowRoot, "allow-root", false, "let application code run as root on ports other machines can reach (without it, torsion run as root without --uid serves an application only on local ports)")
 	pf.StringVar(&g.pidfile, "pidfile", "", "write the process id to `PATH` while running")
 	plugin.DurationVar(pf, &g.shutdownTimeout, "shutdown-timeout", "", 30*time.Second, "how long in-flight work may take to finish after SIGTERM")
-	pf.StringVar(&g.sched, "sched", string(sched.Batch), "CPU scheduling policy of torsion and the processes it starts: batch (Linux's SCHED_BATCH: "+
+	pf.StringVar(&g.sched, "sched", string(sched.Batch), "CPU scheduling policy of torsion and the processes it starts, `batch|normal`: batch (Linux's SCHED_BATCH: "+
 		"a process woken by another does not preempt it, so work is handed over in batches; more throughput) or normal")
 	pf.StringVar(&g.cpuprofile, "cpuprofile", "", "write a Go CPU profile of the whole run to `PATH` (for go tool pprof)")
 
@@ -187,6 +187,20 @@ func Version(prog string) string {
 	}
 	return v
 }
+
+// endpointsHelp is the endpoint grammar, for --help.
+const endpointsHelp = `Endpoints (--port, --control, --health and the like; Twisted's syntax):
+  PORT or tcp:PORT[:interface=ADDR][:backlog=N][:reuseport=true]   TCP, on every address or on ADDR
+  tcp6:PORT[:interface=ADDR]                                       TCP over IPv6 only
+  unix:PATH[:mode=0660][:lockfile=1][:backlog=N]                   a Unix socket
+  ssl:PORT:privateKey=KEY.pem[:certKey=CERT.pem][:interface=ADDR]  TLS (HTTP/2 by ALPN)
+  txsni:DIR:ENDPOINT                                               TLS with DIR/HOST.pem chosen by SNI
+  haproxy:ENDPOINT                                                 the PROXY protocol (v1, v2) in front
+  systemd:domain=INET|INET6|UNIX:index=N (or :name=NAME)           a socket systemd passed`
+
+// exitHelp lists the exit statuses, for --help.
+const exitHelp = `Exit status: 0 after a clean stop; 1 if the service failed to start or failed while
+running; 2 for a bad option or configuration, with a message naming it.`
 
 // signalsHelp lists what each signal does, for --help.
 const signalsHelp = `Signals:
