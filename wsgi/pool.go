@@ -94,6 +94,10 @@ type Config struct {
 	// RunAs, if set, is the user and group the workers run as (torsion
 	// must be root, or already that user); nil means torsion's own.
 	RunAs *syscall.Credential
+	// ASGI says App is an ASGI 3 application: each worker runs it on an
+	// asyncio event loop, Threads requests at a time (default 64), with
+	// the lifespan protocol around them.
+	ASGI bool
 }
 
 // Pool runs a WSGI application in worker processes and serves HTTP
@@ -141,6 +145,9 @@ func New(cfg Config) (*Pool, error) {
 		return nil, errors.New("workers, threads, timeouts, max-requests, body buffer and memory limit cannot be negative")
 	}
 	cfg.Workers = cmp.Or(cfg.Workers, runtime.NumCPU())
+	if cfg.ASGI {
+		cfg.Threads = cmp.Or(cfg.Threads, 64)
+	}
 	cfg.Threads = cmp.Or(cfg.Threads, 1)
 	cfg.BodyBuffer = cmp.Or(cfg.BodyBuffer, 1<<20)
 	cfg.BodySpool = cmp.Or(cfg.BodySpool, 64<<20)
@@ -212,6 +219,14 @@ func (p *Pool) rand(n int) int {
 	return p.rng.IntN(n)
 }
 
+// kind names the application's interface in log lines.
+func (p *Pool) kind() string {
+	if p.cfg.ASGI {
+		return "ASGI"
+	}
+	return "WSGI"
+}
+
 // Start writes worker.py to a temporary directory and starts every worker.
 // It fails, with the Python traceback, if the application cannot be
 // imported.
@@ -270,7 +285,7 @@ func (p *Pool) Start(ctx context.Context) error {
 	if p.cfg.MaxMemory > 0 {
 		p.slots.Go(p.memoryWatch)
 	}
-	p.log.Info("WSGI application running", "app", p.cfg.App, "workers", p.cfg.Workers, "threads", p.cfg.Threads, "python", ws[0].python)
+	p.log.Info(p.kind()+" application running", "app", p.cfg.App, "workers", p.cfg.Workers, "threads", p.cfg.Threads, "python", ws[0].python)
 	for _, w := range ws {
 		w.log.Info("worker started")
 	}

@@ -209,6 +209,9 @@ func (p *Pool) spawn(slot int) (*worker, error) {
 	defer ctlTheirs.Close()
 	args := []string{p.script, "--app", p.cfg.App, "--threads", fmt.Sprint(p.cfg.Threads), "--workers", fmt.Sprint(p.cfg.Workers),
 		"--control-fd", "4"}
+	if p.cfg.ASGI {
+		args = append(args, "--interface", "asgi")
+	}
 	cmd := exec.Command(p.cfg.Python, args...)
 	cmd.Dir = p.cfg.Dir
 	cmd.Env = p.env

@@ -10,8 +10,11 @@ this program follows version PROTOCOL_VERSION of it.
 
 import argparse
 import array
+import asyncio
 import collections
+import http
 import importlib
+import inspect
 import marshal
 import os
 import queue
@@ -891,23 +894,284 @@ TORSION = Torsion()
 TORSION.amp = AMP
 
 
-def load(spec):
+class StartupFailed(Exception):
+    """The application's lifespan startup failed."""
+
+
+def asgi_scope(environ, state):
+    """The ASGI HTTP scope of a request, made from the environ torsion
+    sends (PROTOCOL.md); header names come back lower-cased with dashes,
+    as torsion refuses names with underscores."""
+    headers = []
+    for k, v in environ.items():
+        if k.startswith("HTTP_"):
+            headers.append((k[5:].replace("_", "-").lower().encode("latin-1"), v.encode("latin-1")))
+    if "CONTENT_TYPE" in environ:
+        headers.append((b"content-type", environ["CONTENT_TYPE"].encode("latin-1")))
+    if "CONTENT_LENGTH" in environ:
+        headers.append((b"content-length", environ["CONTENT_LENGTH"].encode("latin-1")))
+    # The path below the mount point, as uvicorn behind a proxy that
+    # strips the prefix gives it: what Starlette before 0.35 routes on, and
+    # what later versions take as well.
+    root = environ.get("SCRIPT_NAME", "")
+    path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
+    raw = environ.get("REQUEST_URI", "").split("?", 1)[0]
+    client = None
+    if "REMOTE_ADDR" in environ:
+        client = (environ["REMOTE_ADDR"], int(environ.get("REMOTE_PORT") or 0))
+    proto = environ.get("SERVER_PROTOCOL", "HTTP/1.1")
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": {"HTTP/1.0": "1.0", "HTTP/2.0": "2"}.get(proto, "1.1"),
+        "method": environ["REQUEST_METHOD"],
+        "scheme": environ.get("wsgi.url_scheme", "http"),
+        "path": path,
+        "raw_path": raw.encode("latin-1"),
+        "query_string": environ.get("QUERY_STRING", "").encode("latin-1"),
+        "root_path": root.encode("latin-1").decode("utf-8", "replace"),
+        "headers": headers,
+        "client": client,
+        "server": (environ.get("SERVER_NAME", ""), int(environ.get("SERVER_PORT") or 0)),
+        "state": dict(state),
+    }
+
+
+class Asgi:
+    """Runs an ASGI 3 application on one asyncio event loop: each request
+    is a task, at most limit at a time, started in the order torsion sent
+    them (torsion counts on that order, as with threads). A thread reads
+    torsion's frames and hands them to the loop."""
+
+    def __init__(self, app, conn, limit):
+        self.app, self.conn, self.limit = app, conn, limit
+        self.pending = collections.deque()
+        self.running = 0
+        self.requests = {}  # rid -> its inboxes, while it lives
+        self.state = {}  # the lifespan state, copied into each scope
+        self.closing = None
+
+    def run(self, ready):
+        """Runs the lifespan startup, calls ready(), serves until torsion
+        closes the socket, then runs the lifespan shutdown."""
+        try:
+            asyncio.run(self.main(ready))
+        except StartupFailed as e:
+            print("the application's lifespan startup failed: %s" % e, file=sys.stderr)
+            sys.exit(3)
+
+    async def main(self, ready):
+        self.loop = asyncio.get_running_loop()
+        self.closing = self.loop.create_future()
+        lifespan = await self.startup()
+        ready()
+        threading.Thread(target=self.read, daemon=True).start()
+        await self.closing
+        if lifespan is not None:
+            await self.shutdown(lifespan)
+
+    def read(self):
+        try:
+            while True:
+                frames = self.conn.read()
+                self.loop.call_soon_threadsafe(self.route, frames)
+        except (EOFError, ConnectionError, OSError):
+            self.loop.call_soon_threadsafe(self.close)
+
+    def close(self):
+        if not self.closing.done():
+            self.closing.set_result(None)
+
+    def route(self, frames):
+        for kind, rid, payload in frames:
+            if kind == REQUEST:
+                self.requests[rid] = r = types.SimpleNamespace(
+                    body=asyncio.Queue(), acks=asyncio.Queue(), gone=asyncio.Event())
+                self.pending.append((rid, payload, r))
+                continue
+            r = self.requests.get(rid)
+            if r is None:
+                continue  # for a request that has ended
+            if kind == CANCEL:
+                r.gone.set()
+                r.body.put_nowait(None)
+                r.acks.put_nowait(None)
+            elif kind == WINDOW_ACK:
+                r.acks.put_nowait(U32.unpack(payload)[0])
+            elif kind == BODY_ERROR:
+                r.body.put_nowait(BodyError(payload))
+            else:
+                r.body.put_nowait(payload)
+        self.admit()
+
+    def admit(self):
+        while self.running < self.limit and self.pending:
+            rid, payload, r = self.pending.popleft()
+            self.running += 1
+            self.loop.create_task(self.handle(rid, payload, r))
+
+    async def handle(self, rid, payload, r):
+        conn = self.conn
+        more = payload[0]
+        n = U32.unpack_from(payload, 1)[0]
+        first = payload[5:5 + n]
+        environ = marshal.loads(memoryview(payload)[5 + n:])
+        scope = asgi_scope(environ, self.state)
+        head = []  # [status line, headers] once http.response.start came
+        st = types.SimpleNamespace(first=True, more=bool(more), sent=False, ended=False, unacked=0)
+
+        async def receive():
+            if st.first:
+                st.first = False
+                return {"type": "http.request", "body": first, "more_body": st.more}
+            if st.more and not r.gone.is_set():
+                conn.send(frame(READ, rid, U32.pack(65536)))
+                data = await r.body.get()
+                if data is None or type(data) is BodyError:
+                    st.more = False
+                    return {"type": "http.disconnect"}
+                st.more = bool(data)
+                return {"type": "http.request", "body": data, "more_body": st.more}
+            await r.gone.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message):
+            kind = message["type"]
+            if r.gone.is_set():
+                return  # the client left: what it would have got goes nowhere
+            if kind == "http.response.start":
+                if head:
+                    raise RuntimeError("http.response.start sent twice")
+                status = message["status"]
+                try:
+                    phrase = http.HTTPStatus(status).phrase
+                except ValueError:
+                    phrase = "Unknown"
+                head[:] = ["%d %s" % (status, phrase),
+                           [(bytes(k).decode("latin-1"), bytes(v).decode("latin-1")) for k, v in message.get("headers", ())]]
+            elif kind == "http.response.body":
+                if not head:
+                    raise RuntimeError("http.response.body before http.response.start")
+                if st.ended:
+                    raise RuntimeError("http.response.body after the response ended")
+                body = message.get("body", b"")
+                out = b""
+                if not st.sent:
+                    st.sent = True
+                    out = frame(START, rid, encode_head(*head))
+                if body:
+                    out += data_frames(rid, bytes(body))
+                if not message.get("more_body", False):
+                    st.ended = True
+                    out += frame(END, rid)
+                conn.send(out)
+                st.unacked += len(body)
+                while st.unacked > WINDOW and not r.gone.is_set():
+                    got = await r.acks.get()
+                    if got is not None:
+                        st.unacked -= got
+            else:
+                raise RuntimeError("unknown ASGI message type %r" % (kind,))
+
+        try:
+            await self.app(scope, receive, send)
+            if not st.ended and not r.gone.is_set():
+                if not head:
+                    raise RuntimeError("the application returned without sending a response")
+                await send({"type": "http.response.body", "body": b""})
+        except Exception:
+            conn.send(text_frame(ERROR, rid, traceback.format_exc()))
+        finally:
+            if not st.ended:
+                conn.send(frame(END, rid))
+            self.requests.pop(rid, None)
+            self.running -= 1
+            self.admit()
+
+    async def startup(self):
+        """Runs the lifespan protocol's startup; returns the running
+        lifespan, or None if the application does not take part in it."""
+        inbox = asyncio.Queue()
+        started, stopped = self.loop.create_future(), self.loop.create_future()
+
+        async def receive():
+            return await inbox.get()
+
+        async def send(message):
+            kind = message["type"]
+            if kind == "lifespan.startup.complete":
+                started.set_result(True)
+            elif kind == "lifespan.startup.failed":
+                started.set_exception(StartupFailed(message.get("message", "")))
+            elif kind == "lifespan.shutdown.complete":
+                stopped.set_result(True)
+            elif kind == "lifespan.shutdown.failed":
+                stopped.set_exception(RuntimeError(message.get("message", "")))
+
+        async def run():
+            try:
+                await self.app({"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"},
+                                "state": self.state}, receive, send)
+            except Exception:
+                if not started.done():  # it does not do lifespan: fine, as with uvicorn
+                    started.set_result(False)
+                elif not stopped.done():
+                    stopped.set_exception(RuntimeError(traceback.format_exc()))
+            else:
+                if not started.done():
+                    started.set_result(False)
+
+        inbox.put_nowait({"type": "lifespan.startup"})
+        task = self.loop.create_task(run())
+        if not await started:
+            return None
+        return (inbox, stopped, task)
+
+    async def shutdown(self, lifespan):
+        inbox, stopped, task = lifespan
+        inbox.put_nowait({"type": "lifespan.shutdown"})
+        try:
+            await asyncio.wait_for(stopped, 30)
+        except Exception:
+            traceback.print_exc()
+
+
+def load(spec, option="--wsgi"):
     """Imports MODULE:ATTR (gunicorn's form) or MODULE.ATTR (Twisted's)."""
     if ":" in spec:
         module, attr = spec.split(":", 1)
     elif "." in spec:
         module, attr = spec.rsplit(".", 1)
     else:
-        raise SystemExit("torsion: --wsgi %r: want MODULE:ATTR or MODULE.ATTR" % spec)
+        raise SystemExit("torsion: %s %r: want MODULE:ATTR or MODULE.ATTR" % (option, spec))
     obj = importlib.import_module(module)
     for name in attr.split("."):
         try:
             obj = getattr(obj, name)
         except AttributeError:
-            raise SystemExit("torsion: --wsgi %s: module %r has no attribute %r" % (spec, module, attr)) from None
+            raise SystemExit("torsion: %s %s: module %r has no attribute %r" % (option, spec, module, attr)) from None
     if not callable(obj):
-        raise SystemExit("torsion: --wsgi %s: %r is not callable" % (spec, obj))
+        raise SystemExit("torsion: %s %s: %r is not callable" % (option, spec, obj))
     return obj
+
+
+def check_interface(spec, app, asgi):
+    """Refuses an application that is plainly of the other kind: an
+    ASGI one (a coroutine function of scope, receive, send) given to
+    --wsgi, or a plain function of two arguments given to --asgi."""
+    call = app if inspect.isroutine(app) else getattr(type(app), "__call__", None)
+    is_async = inspect.iscoroutinefunction(call)
+    try:
+        params = [p for p in inspect.signature(app).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        params = None
+    if not asgi and is_async:
+        raise SystemExit("torsion: --wsgi %s is an ASGI application (a coroutine function of scope, receive, send): "
+                         "serve it with --asgi %s" % (spec, spec))
+    if asgi and not is_async and params is not None and len(params) == 2:
+        raise SystemExit("torsion: --asgi %s is a WSGI application (a function of environ, start_response): "
+                         "serve it with --wsgi %s" % (spec, spec))
 
 
 def print_import_error(e):
@@ -928,6 +1192,7 @@ def main():
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--fd", type=int, default=3)
     p.add_argument("--control-fd", type=int, default=-1)
+    p.add_argument("--interface", choices=("wsgi", "asgi"), default="wsgi")
     args = p.parse_args()
     # torsion handles ^C and SIGTERM and closes our socket when it is time.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -935,18 +1200,27 @@ def main():
     sys.modules["torsion"] = TORSION
     sys.modules["torsion.amp"] = AMP
     try:
-        app = load(args.app)
+        app = load(args.app, "--" + args.interface)
     except SystemExit:
         raise
     except BaseException as e:
         print_import_error(e)
         sys.exit(3)
+    asgi = args.interface == "asgi"
+    check_interface(args.app, app, asgi)
     conn = Conn(socket.socket(fileno=args.fd))
-    conn.send(frame(READY, 0, ("%d %d %s" % (PROTOCOL_VERSION, os.getpid(), sys.version.split()[0])).encode()))
-    if args.control_fd >= 0:
-        control = Conn(socket.socket(fileno=args.control_fd))
-        threading.Thread(target=TORSION.serve_control, args=(control,), daemon=True).start()
-    TORSION.start_timers(conn)
+
+    def ready():
+        conn.send(frame(READY, 0, ("%d %d %s" % (PROTOCOL_VERSION, os.getpid(), sys.version.split()[0])).encode()))
+        if args.control_fd >= 0:
+            control = Conn(socket.socket(fileno=args.control_fd))
+            threading.Thread(target=TORSION.serve_control, args=(control,), daemon=True).start()
+        TORSION.start_timers(conn)
+
+    if asgi:
+        Asgi(app, conn, args.threads).run(ready)
+        return
+    ready()
     chan = Inline(conn) if args.threads <= 1 else Threaded(conn, args.threads)
     worker = Worker(app, conn, args.threads, args.workers)
     try:

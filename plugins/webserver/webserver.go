@@ -55,6 +55,7 @@ type options struct {
 	binds          []string // -b/--bind, gunicorn's HOST:PORT
 	path           string
 	wsgi           wsgi.Config
+	asgi           string
 	index          []string
 	noListing      bool
 	allowSymlinks  bool
@@ -87,6 +88,7 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 	fs.StringArrayVarP(&o.binds, "bind", "b", nil, "`HOST:PORT` or unix:PATH to listen on, gunicorn's form (repeatable): 127.0.0.1:8000 is tcp:8000:interface=127.0.0.1")
 	fs.StringVar(&o.path, "path", "", "serve the files under `DIR`")
 	fs.StringVar(&o.wsgi.App, "wsgi", "", "serve the WSGI application `MODULE.ATTR` or MODULE:ATTR (the current directory is on the import path)")
+	fs.StringVar(&o.asgi, "asgi", "", "serve the ASGI 3 application `MODULE:ATTR` (FastAPI, Starlette, Quart...): each worker runs it on an asyncio event loop, --threads requests at a time (default 64); the --wsgi options apply")
 	fs.StringVar(&o.wsgi.Python, "python", "", "Python interpreter for --wsgi (default: $VIRTUAL_ENV/bin/python if set, else python3)")
 	fs.StringArrayVar(&o.wsgi.PythonPath, "pythonpath", nil, "add `DIR` to the import path (repeatable)")
 	fs.StringArrayVar(&o.wsgi.Env, "env", nil, "`KEY=VALUE` to set in the workers' environment (repeatable)")
@@ -185,8 +187,8 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 	if o.headerTimeout <= 0 || o.idleTimeout <= 0 || o.maxHeaderBytes <= 0 || o.maxRequestLine <= 0 || o.maxHeaders <= 0 {
 		return nil, fmt.Errorf("--header-timeout, --idle-timeout, --max-header-bytes, --max-request-line and --max-headers must be positive")
 	}
-	if o.path != "" && o.wsgi.App != "" {
-		return nil, fmt.Errorf("--path and --wsgi are alternatives for the root; mount more with --static or --mount")
+	if n := btoi(o.path != "") + btoi(o.wsgi.App != "") + btoi(o.asgi != ""); n > 1 {
+		return nil, fmt.Errorf("--path, --wsgi and --asgi are alternatives for the root; mount more with --static or --mount")
 	}
 	if o.wsgi.BodySpool == 0 {
 		o.wsgi.BodySpool = -1 // the command line's 0 is wsgi.Config's "none"
@@ -229,9 +231,15 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 	var err error
 	switch {
 	case o.wsgi.App != "":
-		root.Handler, err = b.wsgi("/", o.wsgi.App)
+		root.Handler, err = b.wsgi("/", o.wsgi.App, false)
 		if err != nil {
 			return nil, fmt.Errorf("--wsgi: %w", err)
+		}
+		b.root = root.Handler.(*wsgi.Pool)
+	case o.asgi != "":
+		root.Handler, err = b.wsgi("/", o.asgi, true)
+		if err != nil {
+			return nil, fmt.Errorf("--asgi: %w", err)
 		}
 		b.root = root.Handler.(*wsgi.Pool)
 	case o.path != "":
@@ -349,7 +357,7 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 		b.m.Add(&service.Listener{Endpoint: ep, Server: srv, Name: "Site", Log: log})
 	}
 	if (len(o.controls) > 0 || len(o.ampControls) > 0) && b.root == nil {
-		return nil, fmt.Errorf("--control and --amp need --wsgi: they change the WSGI application at the root")
+		return nil, fmt.Errorf("--control and --amp need --wsgi or --asgi: they change the application at the root")
 	}
 	ctlLog := env.Log.With(logging.SystemKey, "control")
 	for _, desc := range o.controls {
@@ -397,22 +405,31 @@ func (b *builder) spec(where, spec string) (http.Handler, error) {
 	}
 	switch kind {
 	case "wsgi":
-		return b.wsgi(where, arg)
+		return b.wsgi(where, arg, false)
+	case "asgi":
+		return b.wsgi(where, arg, true)
 	case "path":
 		return b.static(arg)
 	case "proxy":
 		return web.NewProxy(arg, web.ProxyOptions{Timeout: b.o.proxyTimeout, Log: b.env.Log.With(logging.SystemKey, "proxy "+where)})
 	}
-	return nil, fmt.Errorf("%q: want wsgi:MODULE.ATTR, path:DIR or proxy:URL", spec)
+	return nil, fmt.Errorf("%q: want wsgi:MODULE.ATTR, asgi:MODULE:ATTR, path:DIR or proxy:URL", spec)
 }
 
-// wsgi makes a worker pool for app, configured by the --wsgi options.
-func (b *builder) wsgi(where, app string) (http.Handler, error) {
+// wsgi makes a worker pool for app, a WSGI application or an ASGI one,
+// configured by the --wsgi options.
+func (b *builder) wsgi(where, app string, asgi bool) (http.Handler, error) {
 	cfg := b.o.wsgi
-	cfg.App = app
+	cfg.App, cfg.ASGI = app, asgi
 	system := "wsgi"
+	if asgi {
+		system = "asgi"
+		if !b.o.fs.Changed("threads") {
+			cfg.Threads = 0 // the pool's ASGI default
+		}
+	}
 	if where != "/" {
-		system = "wsgi " + where
+		system += " " + where
 	}
 	cfg.Log = b.env.Log.With(logging.SystemKey, system)
 	cfg.RunAs = b.env.RunAs
@@ -445,4 +462,11 @@ func (b *builder) static(dir string) (http.Handler, error) {
 		CacheControl:   b.o.cacheControl,
 		Precompressed:  true,
 	})
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

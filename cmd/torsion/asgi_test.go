@@ -1,0 +1,146 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestASGI serves the bundled plain ASGI application: the lifespan
+// startup runs before the first request, bodies stream both ways (a 3 MiB
+// upload is pulled past the body buffer), requests run concurrently in one
+// worker, a mounted copy sees its root_path, and an exception is a 500
+// with its traceback in the log.
+func TestASGI(t *testing.T) {
+	t.Parallel()
+	needPython(t)
+	p := start(t, nil, "web", "--port", "tcp:0:interface=127.0.0.1", "--asgi", "asgi_hello:app",
+		"--mount", "/sub=asgi:asgi_hello:app", "--chdir", "../../examples/asgi", "--python", debianPython,
+		"--workers", "1", "--body-buffer", "65536", "--body-spool", "0")
+	base := "http://127.0.0.1:" + p.port()
+	client := &http.Client{Timeout: 30 * time.Second}
+	do := func(method, path string, body []byte) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, bytes.NewReader(body))
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	cases := []struct {
+		method, path string
+		body         []byte
+		want         string
+	}{
+		{"GET", "/a/b?x=1", nil, "Hello from ASGI\nGET /a/b 1.1 root= q=x=1 body=0\nend\n"},
+		{"POST", "/upload", bytes.Repeat([]byte("x"), 3<<20), "Hello from ASGI\nPOST /upload 1.1 root= q= body=3145728\nend\n"},
+		{"GET", "/sub/inner?y=2", nil, "Hello from ASGI\nGET /inner 1.1 root=/sub q=y=2 body=0\nend\n"},
+	}
+	for _, c := range cases {
+		if code, got := do(c.method, c.path, c.body); code != 200 || got != c.want {
+			t.Errorf("%s %s: %d %q, want 200 %q", c.method, c.path, code, got, c.want)
+		}
+	}
+	// Ten requests that can only finish together: one worker runs them
+	// at once.
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Go(func() {
+			if code, got := do("GET", "/together/10", nil); code != 200 || !strings.Contains(got, "GET /together/10") {
+				t.Errorf("together: %d %q", code, got)
+			}
+		})
+	}
+	wg.Wait()
+	if code, _ := do("GET", "/fail", nil); code != 500 {
+		t.Errorf("a failing application: %d, want 500", code)
+	}
+	p.waitLog(`ValueError: the application failed on purpose`)
+	if code := p.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit %d; log:\n%s", code, p.logText())
+	}
+}
+
+// TestFastAPI serves the bundled FastAPI application: path and query
+// parameters, a JSON body validated by pydantic (422 when it is wrong),
+// and FastAPI's own 404.
+func TestFastAPI(t *testing.T) {
+	t.Parallel()
+	needPython(t, "fastapi")
+	p := start(t, nil, "web", "--port", "tcp:0:interface=127.0.0.1", "--asgi", "fastapi_hello:app",
+		"--chdir", "../../examples/asgi", "--python", debianPython, "--workers", "2")
+	base := "http://127.0.0.1:" + p.port()
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{base + "/"}, `200 {"message":"Hello from FastAPI"}`},
+		{[]string{base + "/items/5?q=hi"}, `200 {"item_id":5,"q":"hi"}`},
+		{[]string{"-H", "Content-Type: application/json", "-d", `{"name":"pen","price":1.25}`, base + "/items"}, `200 {"name":"pen","double":2.5}`},
+		{[]string{"-H", "Content-Type: application/json", "-d", `{"name":"pen"}`, base + "/items"}, `422 {"detail":[{"loc":["body","price"]`},
+		{[]string{base + "/nope"}, `404 {"detail":"Not Found"}`},
+	}
+	for _, c := range cases {
+		got := curl(t, append([]string{"-w", "\n%{http_code}"}, c.args...)...)
+		i := strings.LastIndexByte(got, '\n')
+		got = got[i+1:] + " " + got[:i]
+		if !strings.HasPrefix(got, c.want) {
+			t.Errorf("curl %v: %q, want %q...", c.args, got, c.want)
+		}
+	}
+	if code := p.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit %d; log:\n%s", code, p.logText())
+	}
+}
+
+// TestASGIStartErrors: a lifespan startup that fails stops start-up with
+// the application's message; an application of the other kind is refused
+// naming the option to use.
+func TestASGIStartErrors(t *testing.T) {
+	t.Parallel()
+	needPython(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "apps.py"), []byte(`
+async def failing(scope, receive, send):
+    if scope["type"] == "lifespan":
+        await receive()
+        await send({"type": "lifespan.startup.failed", "message": "no database at db:5432"})
+
+async def asgi_app(scope, receive, send):
+    pass
+
+def wsgi_app(environ, start_response):
+    start_response("200 OK", [])
+    return [b"wsgi"]
+`), 0o644)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--asgi", "apps:failing"}, "lifespan startup failed: no database at db:5432"},
+		{[]string{"--wsgi", "apps:asgi_app"}, "is an ASGI application (a coroutine function of scope, receive, send): serve it with --asgi apps:asgi_app"},
+		{[]string{"--asgi", "apps:wsgi_app"}, "is a WSGI application (a function of environ, start_response): serve it with --wsgi apps:wsgi_app"},
+		{[]string{"--asgi", "apps:nothing"}, "--asgi apps:nothing: module 'apps' has no attribute 'nothing'"},
+		{[]string{"--asgi", "apps:asgi_app", "--wsgi", "apps:wsgi_app"}, "--path, --wsgi and --asgi are alternatives"},
+	} {
+		args := append([]string{"web", "--port", "tcp:0:interface=127.0.0.1", "--chdir", dir, "--python", debianPython, "--workers", "2"}, c.args...)
+		out, code := run(t, args...)
+		if code == 0 || !strings.Contains(out, c.want) {
+			t.Errorf("%v: exit %d, want an error saying %q:\n%s", c.args, code, c.want, out)
+		}
+		if n := strings.Count(out, c.want); n > 1 {
+			t.Errorf("%v: said %d times:\n%s", c.args, n, out)
+		}
+	}
+}
+
