@@ -143,4 +143,3 @@ def wsgi_app(environ, start_response):
 		}
 	}
 }
-
