@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -142,4 +144,51 @@ def wsgi_app(environ, start_response):
 			t.Errorf("%v: said %d times:\n%s", c.args, n, out)
 		}
 	}
+}
+
+// TestASGIDisconnect: a client that goes away mid-request reaches the
+// application as http.disconnect.
+func TestASGIDisconnect(t *testing.T) {
+	t.Parallel()
+	needPython(t)
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "gone")
+	os.WriteFile(filepath.Join(dir, "waiter.py"), []byte(fmt.Sprintf(`
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    await receive()  # the (empty) body
+    open(%q, "w").close()
+    message = await receive()  # waits for the client to leave
+    with open(%q, "w") as f:
+        f.write(message["type"])
+`, marker+".started", marker)), 0o644)
+	p := start(t, nil, "web", "--port", "tcp:0:interface=127.0.0.1", "--asgi", "waiter:app",
+		"--chdir", dir, "--python", debianPython, "--workers", "1")
+	c, err := net.Dial("tcp", "127.0.0.1:"+p.port())
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(marker + ".started"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the request never reached the application; log:\n%s", p.logText())
+		}
+	}
+	c.Close()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if b, err := os.ReadFile(marker); err == nil {
+			if string(b) != "http.disconnect" {
+				t.Errorf("the application received %q after the client left", b)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the application never heard that the client left; log:\n%s", p.logText())
+		}
+	}
+	p.stop(syscall.SIGTERM)
 }
