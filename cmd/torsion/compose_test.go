@@ -61,7 +61,7 @@ func TestComposeOptionErrors(t *testing.T) {
 	}{
 		{[]string{"web", "--static", "static=."}, `--static "static=.": want PREFIX=DIR, the prefix starting with /`},
 		{[]string{"web", "--static", "/s=/no/such/dir"}, `--static "/s=/no/such/dir": stat /no/such/dir: no such file or directory`},
-		{[]string{"web", "--mount", "/a=ftp:x"}, `--mount "/a=ftp:x": "ftp:x": want wsgi:MODULE.ATTR, path:DIR or proxy:URL`},
+		{[]string{"web", "--mount", "/a=ftp:x"}, `--mount "/a=ftp:x": "ftp:x": want wsgi:MODULE.ATTR, asgi:MODULE:ATTR, path:DIR or proxy:URL`},
 		{[]string{"web", "--mount", "/a=proxy:localhost"}, `want an http:// or https:// URL`},
 		{[]string{"web", "--mount", "/a=path:.", "--static", "/a/=."}, `--mount "/a=path:.": /a is already mounted by --static "/a/=."`},
 		{[]string{"web", "--path", ".", "--mount", "/=path:."}, `the root is already served`},

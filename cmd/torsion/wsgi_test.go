@@ -98,7 +98,7 @@ func TestWSGIOptionErrors(t *testing.T) {
 	}{
 		{[]string{"web", "--wsgi", "hello:"}, `--wsgi: application "hello:": want MODULE:ATTR, MODULE.ATTR or MODULE`},
 		{[]string{"web", "--wsgi", "a:b", "--python", "/no/python"}, "--wsgi: python interpreter"},
-		{[]string{"web", "--wsgi", "a:b", "--path", "."}, "--path and --wsgi are alternatives"},
+		{[]string{"web", "--wsgi", "a:b", "--path", "."}, "--path, --wsgi and --asgi are alternatives"},
 		{[]string{"web", "--wsgi", "a:b", "--workers", "-2"}, "--workers must be at least 1"},
 	}
 	for _, tt := range tests {
