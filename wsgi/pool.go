@@ -98,6 +98,9 @@ type Config struct {
 	// asyncio event loop, Threads requests at a time (default 64), with
 	// the lifespan protocol around them.
 	ASGI bool
+	// Loop, for ASGI, is the event loop: "asyncio" (the default) or
+	// "uvloop", which the interpreter must have.
+	Loop string
 }
 
 // Pool runs a WSGI application in worker processes and serves HTTP

@@ -211,6 +211,9 @@ func (p *Pool) spawn(slot int) (*worker, error) {
 		"--control-fd", "4"}
 	if p.cfg.ASGI {
 		args = append(args, "--interface", "asgi")
+		if p.cfg.Loop != "" {
+			args = append(args, "--loop", p.cfg.Loop)
+		}
 	}
 	cmd := exec.Command(p.cfg.Python, args...)
 	cmd.Dir = p.cfg.Dir

@@ -1193,6 +1193,7 @@ def main():
     p.add_argument("--fd", type=int, default=3)
     p.add_argument("--control-fd", type=int, default=-1)
     p.add_argument("--interface", choices=("wsgi", "asgi"), default="wsgi")
+    p.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     args = p.parse_args()
     # torsion handles ^C and SIGTERM and closes our socket when it is time.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -1218,6 +1219,13 @@ def main():
         TORSION.start_timers(conn)
 
     if asgi:
+        if args.loop == "uvloop":
+            try:
+                import uvloop
+            except ImportError:
+                raise SystemExit("torsion: --asgi-loop uvloop: this Python has no uvloop "
+                                 "(Debian: apt install python3-uvloop)") from None
+            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
         Asgi(app, conn, args.threads).run(ready)
         return
     ready()

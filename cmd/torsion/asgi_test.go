@@ -192,3 +192,30 @@ async def app(scope, receive, send):
 	}
 	p.stop(syscall.SIGTERM)
 }
+
+// TestASGIUvloop: --asgi-loop uvloop runs the workers on uvloop (Debian's
+// python3-uvloop); a loop torsion does not know is refused.
+func TestASGIUvloop(t *testing.T) {
+	t.Parallel()
+	needPython(t, "uvloop")
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "loopname.py"), []byte(`
+import asyncio
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    name = type(asyncio.get_running_loop()).__module__
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": name.encode()})
+`), 0o644)
+	p := start(t, nil, "web", "--port", "tcp:0:interface=127.0.0.1", "--asgi", "loopname:app", "--asgi-loop", "uvloop",
+		"--chdir", dir, "--python", debianPython, "--workers", "1")
+	if got := curl(t, "http://127.0.0.1:"+p.port()+"/"); got != "uvloop" {
+		t.Errorf("the loop is %q's, want uvloop's", got)
+	}
+	p.stop(syscall.SIGTERM)
+	if out, code := run(t, "web", "--asgi", "loopname:app", "--asgi-loop", "trio"); code != 2 || !strings.Contains(out, `--asgi-loop "trio": want asyncio or uvloop`) {
+		t.Errorf("--asgi-loop trio: exit %d: %s", code, out)
+	}
+}

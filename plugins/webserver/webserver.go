@@ -88,6 +88,7 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 	fs.StringArrayVarP(&o.binds, "bind", "b", nil, "`HOST:PORT` or unix:PATH to listen on, gunicorn's form (repeatable): 127.0.0.1:8000 is tcp:8000:interface=127.0.0.1")
 	fs.StringVar(&o.path, "path", "", "serve the files under `DIR`")
 	fs.StringVar(&o.wsgi.App, "wsgi", "", "serve the WSGI application `MODULE.ATTR` or MODULE:ATTR (the current directory is on the import path)")
+	fs.StringVar(&o.wsgi.Loop, "asgi-loop", "asyncio", "event loop of --asgi workers: `asyncio|uvloop` (uvloop must be installed for the --python interpreter)")
 	fs.StringVar(&o.asgi, "asgi", "", "serve the ASGI 3 application `MODULE:ATTR` (FastAPI, Starlette, Quart...): each worker runs it on an asyncio event loop, --threads requests at a time (default 64); the --wsgi options apply")
 	fs.StringVar(&o.wsgi.Python, "python", "", "Python interpreter for --wsgi (default: $VIRTUAL_ENV/bin/python if set, else python3)")
 	fs.StringArrayVar(&o.wsgi.PythonPath, "pythonpath", nil, "add `DIR` to the import path (repeatable)")
@@ -186,6 +187,9 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 	}
 	if o.headerTimeout <= 0 || o.idleTimeout <= 0 || o.maxHeaderBytes <= 0 || o.maxRequestLine <= 0 || o.maxHeaders <= 0 {
 		return nil, fmt.Errorf("--header-timeout, --idle-timeout, --max-header-bytes, --max-request-line and --max-headers must be positive")
+	}
+	if o.wsgi.Loop != "asyncio" && o.wsgi.Loop != "uvloop" {
+		return nil, fmt.Errorf("--asgi-loop %q: want asyncio or uvloop", o.wsgi.Loop)
 	}
 	if n := btoi(o.path != "") + btoi(o.wsgi.App != "") + btoi(o.asgi != ""); n > 1 {
 		return nil, fmt.Errorf("--path, --wsgi and --asgi are alternatives for the root; mount more with --static or --mount")
