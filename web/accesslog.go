@@ -65,6 +65,7 @@ func accessLog(h http.Handler, log *slog.Logger, record func(*http.Request, *log
 		start := time.Now()
 		lw := &logWriter{ResponseWriter: w}
 		defer func() {
+			lw.gone = r.Context().Err() != nil
 			// Log even when the handler panics (net/http recovers it and
 			// closes the connection); the client got nothing useful.
 			if p := recover(); p != nil {
@@ -91,6 +92,7 @@ type logWriter struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+	gone   bool // the request's connection ended before the handler returned
 }
 
 // bodyStarted records the implicit 200 that a body sent without
@@ -141,13 +143,22 @@ func (w *logWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return c, rw, err
 }
 
-// code is the response's status: 200 if the handler set none.
+// code is the response's status: 200 if the handler set none, or 499
+// (nginx's "client closed request") if it wrote nothing because the
+// connection was gone: nothing was sent.
 func (w *logWriter) code() int {
 	if w.status == 0 {
+		if w.gone {
+			return statusConnectionGone
+		}
 		return http.StatusOK
 	}
 	return w.status
 }
+
+// statusConnectionGone is what the access log shows for a request whose
+// connection ended before any answer: nginx's 499.
+const statusConnectionGone = 499
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *logWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

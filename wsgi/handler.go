@@ -84,6 +84,11 @@ func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case timedOut:
 			web.Error(w, r, http.StatusGatewayTimeout, fmt.Sprintf("The application took longer than %v.", p.cfg.Timeout))
 		case errors.Is(err, errClientGone):
+		case r.Context().Err() != nil:
+			// The connection is gone (the client left, or a stop ran out
+			// of time and closed it): no page could reach anyone, and the
+			// access log says so.
+			p.log.Error("the worker died under a request whose connection is gone", "method", r.Method, "uri", r.URL.RequestURI(), "err", err)
 		default:
 			p.log.Error("the worker died under a request", "method", r.Method, "uri", r.URL.RequestURI(), "err", err)
 			web.Error(w, r, http.StatusBadGateway, "The application's worker process died.")

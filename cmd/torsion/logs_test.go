@@ -2,8 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
+	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -126,5 +129,54 @@ func TestImportErrorOnce(t *testing.T) {
 	}
 	if !strings.Contains(out, `broken.py", line 2, in <module>`) || strings.Contains(out, "torsion_worker.py") || strings.Contains(out, "importlib") {
 		t.Errorf("the traceback should start at the application's frames:\n%s", out)
+	}
+}
+
+// TestAccessLogNothingSent: a request whose connection ends before any
+// answer — its client gave up, or a stop ran out of time and closed it —
+// is logged as 499 with no bytes, not as the 200 or 502 nobody received.
+func TestAccessLogNothingSent(t *testing.T) {
+	t.Parallel()
+	needPython(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "sleepy.py"), []byte(`import os, time
+def application(environ, start_response):
+    open(os.path.join(`+"%q"+`, environ["PATH_INFO"].strip("/")), "w").close()
+    time.sleep(1 if environ["PATH_INFO"] == "/left" else 30)
+    start_response("200 OK", [])
+    return [b"late"]
+`), 0o644)
+	src, _ := os.ReadFile(filepath.Join(dir, "sleepy.py"))
+	os.WriteFile(filepath.Join(dir, "sleepy.py"), []byte(strings.Replace(string(src), "%q", fmt.Sprintf("%q", dir), 1)), 0o644)
+	p := start(t, nil, "--shutdown-timeout", "1", "web", "--port", "tcp:0:interface=127.0.0.1", "--wsgi", "sleepy",
+		"--chdir", dir, "--python", debianPython, "--workers", "2")
+	base := "http://127.0.0.1:" + p.port()
+	started := func(name string) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s never reached the application; log:\n%s", name, p.logText())
+			}
+		}
+	}
+	// A client that gives up.
+	c, err := net.Dial("tcp", "127.0.0.1:"+p.port())
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "GET /left HTTP/1.1\r\nHost: x\r\n\r\n")
+	started("left")
+	c.Close()
+	p.waitLog(`"GET /left HTTP/1.1" 499 - `)
+	// A request cut by the end of --shutdown-timeout.
+	go exec.Command("curl", "-s", base+"/cut").Run()
+	started("cut")
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.wait()
+	if log := p.logText(); !strings.Contains(log, `"GET /cut HTTP/1.1" 499 - `) {
+		t.Errorf("the cut request is not logged as 499:\n%s", log)
 	}
 }
