@@ -54,7 +54,10 @@ const lingerTimeout = 2 * time.Second
 // socket with unread data sends RST, which clients report as an error,
 // where a connection closed while idle is one they retry on another.
 func (c *h1conn) closeGently() {
-	c.idle.Store(false) // Shutdown no longer interrupts it
+	c.pokeMu.Lock()
+	c.lingering = true // Shutdown no longer interrupts it
+	c.pokeMu.Unlock()
+	c.idle.Store(false)
 	cw, ok := c.rwc.(interface{ CloseWrite() error })
 	if !ok || cw.CloseWrite() != nil {
 		return
@@ -66,6 +69,16 @@ func (c *h1conn) closeGently() {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// interruptIdle makes a connection waiting for a request stop waiting,
+// unless it is lingering (closeGently).
+func (c *h1conn) interruptIdle() {
+	c.pokeMu.Lock()
+	defer c.pokeMu.Unlock()
+	if !c.lingering && c.idle.Load() {
+		c.rwc.SetReadDeadline(aLongTimeAgo)
+	}
 }
 
 // aLongTimeAgo is a deadline that interrupts a blocked read at once.
@@ -92,6 +105,11 @@ type h1conn struct {
 	num    [20]byte    // formats chunk sizes
 	idle   atomic.Bool // waiting for a request: Shutdown may interrupt the wait
 	asked  atomic.Bool // a request has come
+	// pokeMu orders Shutdown's interruptions of an idle wait with
+	// closeGently: once lingering, the connection is never interrupted,
+	// so its last reads run to their own deadline.
+	pokeMu    sync.Mutex
+	lingering bool
 	// more: the next write is followed at once by more data (a file), so
 	// the kernel may hold it back to send both together.
 	more bool

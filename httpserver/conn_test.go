@@ -442,10 +442,11 @@ func TestH1ShutdownNoReset(t *testing.T) {
 			io.WriteString(w, "ok")
 		}), logging.Discard())
 		var wg sync.WaitGroup
-		var inRound atomic.Int64
+		var under atomic.Int64 // clients with an answer: their connection was accepted
 		for range 4 {
 			c := dial(t, addr)
 			wg.Go(func() {
+				first := true
 				defer c.Close()
 				br := bufio.NewReader(c)
 				for {
@@ -461,7 +462,10 @@ func TestH1ShutdownNoReset(t *testing.T) {
 					switch {
 					case err == nil:
 						answered.Add(1)
-						inRound.Add(1)
+						if first {
+							first = false
+							under.Add(1)
+						}
 						if resp.Close {
 							closed.Add(1)
 							return
@@ -476,8 +480,10 @@ func TestH1ShutdownNoReset(t *testing.T) {
 				}
 			})
 		}
-		// Shut down with every client under way.
-		for deadline := time.Now().Add(10 * time.Second); inRound.Load() < 40 && time.Now().Before(deadline); {
+		// Shut down with every client under way. (A connection still in
+		// the listen queue when the listener closes is reset by the
+		// kernel, whatever the server does: not what this tests.)
+		for deadline := time.Now().Add(10 * time.Second); under.Load() < 4 && time.Now().Before(deadline); {
 			time.Sleep(time.Millisecond)
 		}
 		srv.Shutdown(context.Background())

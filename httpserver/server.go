@@ -312,7 +312,7 @@ func (s *Server) stop(all bool) int {
 			// closes gently. A connection that has not yet brought its
 			// first request gets freshGrace to do so: it was accepted
 			// to be served.
-			c.rwc.SetReadDeadline(aLongTimeAgo)
+			c.interruptIdle()
 		}
 	}
 	return len(s.conns)
