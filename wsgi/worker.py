@@ -937,6 +937,10 @@ def asgi_scope(environ, state):
     }
 
 
+BEAT = 0.25  # the ASGI event loop's heartbeat
+BLOCKED = 2.0  # a loop that misses its heartbeat this long is reported
+
+
 class Asgi:
     """Runs an ASGI 3 application on one asyncio event loop: each request
     is a task, at most limit at a time, started in the order torsion sent
@@ -966,9 +970,32 @@ class Asgi:
         lifespan = await self.startup()
         ready()
         threading.Thread(target=self.read, daemon=True).start()
+        self.beat = time.monotonic()
+        self.loop.call_soon(self.heartbeat)
+        threading.Thread(target=self.watch_loop, args=(threading.get_ident(),), daemon=True).start()
         await self.closing
         if lifespan is not None:
             await self.shutdown(lifespan)
+
+    def heartbeat(self):
+        self.beat = time.monotonic()
+        self.loop.call_later(BEAT, self.heartbeat)
+
+    def watch_loop(self, loop_thread):
+        """Logs, once per stall, an event loop that synchronous code has
+        held for BLOCKED seconds, with where that code is: every request
+        of the worker waits meanwhile."""
+        reported = 0.0
+        while True:
+            time.sleep(BEAT)
+            beat = self.beat
+            stalled = time.monotonic() - beat
+            if stalled >= BLOCKED and reported != beat:
+                reported = beat
+                frame_ = sys._current_frames().get(loop_thread)
+                stack = "".join(traceback.format_stack(frame_)) if frame_ is not None else "(no stack)\n"
+                self.conn.send(text_frame(LOG, 0, "the event loop has been blocked for %.1fs by synchronous code; "
+                                                  "every request of this worker waits:\n%s" % (stalled, stack)))
 
     def read(self):
         try:

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -217,5 +219,57 @@ async def app(scope, receive, send):
 	p.stop(syscall.SIGTERM)
 	if out, code := run(t, "web", "--asgi", "loopname:app", "--asgi-loop", "trio"); code != 2 || !strings.Contains(out, `--asgi-loop "trio": want asyncio or uvloop`) {
 		t.Errorf("--asgi-loop trio: exit %d: %s", code, out)
+	}
+}
+
+// TestASGISpec drives an application that checks every scope key, event
+// type and event order against the ASGI specification, with requests of
+// every shape at once (bodies in one piece, streamed in many, none;
+// HTTP/1.1 and h2c), and one that holds the event loop with synchronous
+// code, which is reported with its stack.
+func TestASGISpec(t *testing.T) {
+	t.Parallel()
+	needPython(t)
+	p := start(t, nil, "web", "--port", "tcp:0:interface=127.0.0.1", "--asgi", "asgi_spec:app", "--h2c",
+		"--chdir", "testdata", "--python", debianPython, "--workers", "2", "--body-buffer", "4096", "--body-spool", "0")
+	base := "http://127.0.0.1:" + p.port()
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB, streamed past the 4 KiB buffer
+	sum := func(b []byte) string { h := sha256.Sum256(b); return hex.EncodeToString(h[:]) }
+	var wg sync.WaitGroup
+	for i := range 12 {
+		wg.Go(func() {
+			var args []string
+			var body []byte
+			switch i % 4 {
+			case 0:
+				args = []string{base + "/get?x=1"}
+			case 1:
+				body = []byte("a small body")
+				args = []string{"--data-binary", string(body), base + "/post"}
+			case 2:
+				body = big
+				f := filepath.Join(t.TempDir(), "big")
+				os.WriteFile(f, big, 0o644)
+				args = []string{"-H", "Transfer-Encoding: chunked", "--data-binary", "@" + f, base + "/stream"}
+			case 3:
+				args = []string{"--http2-prior-knowledge", base + "/sleep"}
+			}
+			got := curl(t, append([]string{"-w", " %{http_code}"}, args...)...)
+			if want := "ok " + sum(body); !strings.HasPrefix(got, want) || !strings.HasSuffix(got, " 200") {
+				t.Errorf("%v: %q, want %q... 200", args, got, want)
+			}
+			if i%4 == 2 && strings.HasPrefix(got, "ok ") && strings.Fields(got)[2] == "1" {
+				t.Errorf("a 1 MiB body streamed past a 4 KiB buffer came in one event: %q", got)
+			}
+		})
+	}
+	wg.Wait()
+	if got := curl(t, base+"/block"); !strings.HasPrefix(got, "ok ") {
+		t.Errorf("/block: %q", got)
+	}
+	p.waitLog(`the event loop has been blocked for \d+\.\ds by synchronous code`)
+	p.waitLog(`time\.sleep\(3\)`)
+	if code := p.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit %d; log:\n%s", code, p.logText())
 	}
 }
