@@ -314,6 +314,18 @@ func (rs *response) read(p []byte) {
 }
 
 func (rs *response) end() error {
+	rs.c.mu.Lock()
+	timedOut := rs.c.timeout
+	rs.c.mu.Unlock()
+	if timedOut {
+		// An ASGI task cancelled for running past the timeout.
+		if rs.wroteHeader {
+			panic(http.ErrAbortHandler)
+		}
+		clear(rs.w.Header())
+		web.Error(rs.w, rs.r, http.StatusGatewayTimeout, fmt.Sprintf("The application took longer than %v.", rs.wk.pool.cfg.Timeout))
+		return nil
+	}
 	if rs.bodyErr != nil && rs.appErr != "" && !rs.wroteHeader {
 		// The application's read raised, and it let the error go: its
 		// traceback would say no more than this line.

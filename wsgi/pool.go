@@ -548,25 +548,54 @@ func (p *Pool) watchdog() {
 				if w == nil {
 					continue
 				}
-				var stuck *call
+				var stuck []*call
 				w.mu.Lock()
 				for i := 0; i < len(w.order) && i < p.cfg.Threads; i++ {
 					if c := w.order[i]; !c.begun.IsZero() && now.Sub(c.begun) > p.cfg.Timeout {
-						stuck = c
-						break
+						stuck = append(stuck, c)
 					}
 				}
 				w.mu.Unlock()
-				if stuck != nil {
-					stuck.mu.Lock()
-					stuck.timeout = true
-					stuck.mu.Unlock()
-					w.log.Error("worker spent longer than the timeout on one request; killing it", "timeout", p.cfg.Timeout)
+				if len(stuck) > 0 && p.timedOut(w, stuck, now) {
 					w.kill()
 				}
 			}
 		}
 	}
+}
+
+// cancelGrace is how long an ASGI task cancelled for running past
+// --timeout may take to end before its worker is killed.
+const cancelGrace = 5 * time.Second
+
+// timedOut deals with the calls of w that ran past the timeout, and
+// reports whether w must be killed. A WSGI worker must: its thread cannot
+// be interrupted. An ASGI worker is asked to cancel each such call's task
+// (the call then ends and is answered 504), so its other requests go on;
+// it is killed only if a cancelled task has not ended within cancelGrace
+// (synchronous code holding its event loop, say).
+func (p *Pool) timedOut(w *worker, stuck []*call, now time.Time) bool {
+	for _, c := range stuck {
+		c.mu.Lock()
+		c.timeout = true
+		first, since := c.cancelled.IsZero(), now.Sub(c.cancelled)
+		if first && p.cfg.ASGI {
+			c.cancelled = now
+		}
+		c.mu.Unlock()
+		switch {
+		case !p.cfg.ASGI:
+			w.log.Error("worker spent longer than the timeout on one request; killing it", "timeout", p.cfg.Timeout)
+			return true
+		case first:
+			w.log.Warn("a request ran longer than the timeout; cancelling its task", "timeout", p.cfg.Timeout)
+			w.sendFrame(kCancel, c.id, []byte("timeout"))
+		case since > cancelGrace:
+			w.log.Error("a task cancelled for the timeout did not end; killing its worker", "timeout", p.cfg.Timeout, "grace", cancelGrace)
+			return true
+		}
+	}
+	return false
 }
 
 // memoryWatch samples the workers' resident memory every second and

@@ -34,7 +34,10 @@ type call struct {
 	wake    chan struct{} // capacity 1: frames arrived or the call ended
 	err     error         // set when the worker died under the call
 	retry   bool          // the worker died before the request started
-	timeout bool          // this call ran past --timeout and its worker was killed
+	timeout bool          // this call ran past --timeout (its task cancelled, or its worker killed)
+	// cancelled is when torsion asked an ASGI worker to cancel the call's
+	// task for running past --timeout; zero before.
+	cancelled time.Time
 	begun   time.Time     // when the request may have started running
 	got     bool          // a frame arrived: the request certainly started
 }

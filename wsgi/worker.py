@@ -1013,7 +1013,7 @@ class Asgi:
         for kind, rid, payload in frames:
             if kind == REQUEST:
                 self.requests[rid] = r = types.SimpleNamespace(
-                    body=asyncio.Queue(), acks=asyncio.Queue(), gone=asyncio.Event())
+                    body=asyncio.Queue(), acks=asyncio.Queue(), gone=asyncio.Event(), task=None)
                 self.pending.append((rid, payload, r))
                 continue
             r = self.requests.get(rid)
@@ -1023,6 +1023,8 @@ class Asgi:
                 r.gone.set()
                 r.body.put_nowait(None)
                 r.acks.put_nowait(None)
+                if payload == b"timeout" and r.task is not None:
+                    r.task.cancel()  # torsion's --timeout: it answers 504
             elif kind == WINDOW_ACK:
                 r.acks.put_nowait(U32.unpack(payload)[0])
             elif kind == BODY_ERROR:
@@ -1035,7 +1037,7 @@ class Asgi:
         while self.running < self.limit and self.pending:
             rid, payload, r = self.pending.popleft()
             self.running += 1
-            self.loop.create_task(self.handle(rid, payload, r))
+            r.task = self.loop.create_task(self.handle(rid, payload, r))
 
     async def handle(self, rid, payload, r):
         conn = self.conn

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -272,4 +273,83 @@ func TestASGISpec(t *testing.T) {
 	if code := p.stop(syscall.SIGTERM); code != 0 {
 		t.Errorf("exit %d; log:\n%s", code, p.logText())
 	}
+}
+
+// TestASGITimeout: a request that runs past --timeout has its task
+// cancelled and is answered 504 while the worker's other requests go on;
+// a task that synchronous code keeps from being cancelled costs its worker.
+func TestASGITimeout(t *testing.T) {
+	t.Parallel()
+	needPython(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "hangs.py"), []byte(`import asyncio, os, time
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    if scope["path"] == "/hang":
+        await asyncio.sleep(3600)
+    elif scope["path"] == "/block":
+        time.sleep(3600)
+    elif scope["path"] == "/slow":
+        await asyncio.sleep(0.3)
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": str(os.getpid()).encode()})
+`), 0o644)
+	p := start(t, nil, "web", "--port", "tcp:0:interface=127.0.0.1", "--asgi", "hangs:app", "--timeout", "1",
+		"--chdir", dir, "--python", debianPython, "--workers", "1")
+	base := "http://127.0.0.1:" + p.port()
+	pid := curl(t, base+"/")
+	type answer struct{ code, body string }
+	get := func(path string) <-chan answer {
+		c := make(chan answer, 1)
+		go func() {
+			out, _ := exec.Command("curl", "-s", "-w", " %{http_code}", base+path).Output()
+			f := strings.Fields(string(out))
+			if len(f) == 0 {
+				c <- answer{}
+				return
+			}
+			c <- answer{f[len(f)-1], strings.Join(f[:len(f)-1], " ")}
+		}()
+		return c
+	}
+	// While /hang runs out its time, requests of 0.3s follow each other
+	// on the same worker, so some are in flight as it is cancelled: all
+	// are answered, by that worker.
+	hang := get("/hang")
+	served := 0
+	for done := false; !done; {
+		select {
+		case a := <-hang:
+			if a.code != "504" {
+				t.Errorf("/hang: %v, want 504", a)
+			}
+			done = true
+		case a := <-get("/slow"):
+			if a.code != "200" || a.body != pid {
+				t.Errorf("/slow beside /hang: %v, want 200 from the same worker (pid %s)", a, pid)
+			}
+			served++
+		}
+	}
+	if a := <-get("/"); a.code != "200" || a.body != pid {
+		t.Errorf("after the cancellation: %v, want 200 from the same worker (pid %s)", a, pid)
+	}
+	if served < 2 {
+		t.Errorf("only %d requests ran beside /hang", served)
+	}
+	p.waitLog(`a request ran longer than the timeout; cancelling its task`)
+	if strings.Contains(p.logText(), "killing") {
+		t.Errorf("a worker was killed for a task that could be cancelled:\n%s", p.logText())
+	}
+	// Synchronous code: the cancellation cannot land, and the worker goes.
+	if a := <-get("/block"); a.code != "504" {
+		t.Errorf("/block: %v, want 504", a)
+	}
+	p.waitLog(`a task cancelled for the timeout did not end; killing its worker`)
+	if got := curl(t, base+"/"); got == pid || got == "" {
+		t.Errorf("after the kill, answered by %q (the old worker was %s)", got, pid)
+	}
+	p.stop(syscall.SIGTERM)
 }
