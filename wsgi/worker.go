@@ -38,8 +38,8 @@ type call struct {
 	// cancelled is when torsion asked an ASGI worker to cancel the call's
 	// task for running past --timeout; zero before.
 	cancelled time.Time
-	begun   time.Time     // when the request may have started running
-	got     bool          // a frame arrived: the request certainly started
+	begun     time.Time // when the request may have started running
+	got       bool      // a frame arrived: the request certainly started
 }
 
 // push queues a frame without waking the handler; signal wakes it.
