@@ -10,8 +10,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/torsion-server/torsion/httpserver"
 	"github.com/torsion-server/torsion/web"
 )
@@ -76,6 +78,10 @@ func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.mu.Lock()
 		retry, timedOut := c.retry, c.timeout
 		c.mu.Unlock()
+		if rs.ws != nil {
+			rs.ws.Close(websocket.StatusInternalError, "the application's worker died")
+			return
+		}
 		switch {
 		case retry && attempt < 3:
 			continue // the worker died before starting it: try another
@@ -114,6 +120,8 @@ type response struct {
 	sent        int64 // body bytes written
 	length      int64 // the Content-Length the application gave; -1 if none, or HEAD
 	deadline    bool  // the client has a write deadline
+	ws          *websocket.Conn
+	wsReading   atomic.Bool // a read of the client's next message runs
 }
 
 // keepReading gives the client ClientTimeout, from now, to take what is
@@ -147,11 +155,21 @@ func (rs *response) run() error {
 		if err != nil {
 			return err
 		}
+		if rs.ws != nil {
+			if end := rs.wsFrame(f); end {
+				return nil
+			}
+			continue
+		}
 		switch f.kind {
 		case kStart:
 			if err := rs.start(f.payload); err != nil {
 				rs.wk.fail(err)
 				return err
+			}
+			if rs.status == http.StatusSwitchingProtocols && isWebSocket(rs.r) {
+				rs.wsAccept()
+				done = nil // the connection is the WebSocket's now
 			}
 		case kData:
 			rs.data(f.payload)

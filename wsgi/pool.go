@@ -551,7 +551,7 @@ func (p *Pool) watchdog() {
 				var stuck []*call
 				w.mu.Lock()
 				for i := 0; i < len(w.order) && i < p.cfg.Threads; i++ {
-					if c := w.order[i]; !c.begun.IsZero() && now.Sub(c.begun) > p.cfg.Timeout {
+					if c := w.order[i]; !c.begun.IsZero() && now.Sub(c.begun) > p.cfg.Timeout && !c.long.Load() {
 						stuck = append(stuck, c)
 					}
 				}

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -38,8 +39,9 @@ type call struct {
 	// cancelled is when torsion asked an ASGI worker to cancel the call's
 	// task for running past --timeout; zero before.
 	cancelled time.Time
-	begun     time.Time // when the request may have started running
-	got       bool      // a frame arrived: the request certainly started
+	long      atomic.Bool // a WebSocket: --timeout does not apply
+	begun     time.Time   // when the request may have started running
+	got       bool        // a frame arrived: the request certainly started
 }
 
 // push queues a frame without waking the handler; signal wakes it.

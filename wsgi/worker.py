@@ -937,6 +937,8 @@ def asgi_scope(environ, state):
     }
 
 
+WS_TEXT, WS_BINARY = 1, 2  # the type byte of a WebSocket message (PROTOCOL.md)
+MAX_PAYLOAD = 16 << 20  # a frame's payload, at most (torsion's maxPayload)
 BEAT = 0.25  # the ASGI event loop's heartbeat
 BLOCKED = 2.0  # a loop that misses its heartbeat this long is reported
 
@@ -1046,6 +1048,8 @@ class Asgi:
         first = payload[5:5 + n]
         environ = marshal.loads(memoryview(payload)[5 + n:])
         scope = asgi_scope(environ, self.state)
+        if scope["method"] == "GET" and "websocket" in environ.get("HTTP_UPGRADE", "").lower():
+            return await self.websocket(rid, scope, r)
         head = []  # [status line, headers] once http.response.start came
         st = types.SimpleNamespace(first=True, more=bool(more), sent=False, ended=False, unacked=0)
 
@@ -1108,6 +1112,111 @@ class Asgi:
                 if not head:
                     raise RuntimeError("the application returned without sending a response")
                 await send({"type": "http.response.body", "body": b""})
+        except Exception:
+            conn.send(text_frame(ERROR, rid, traceback.format_exc()))
+        finally:
+            if not st.ended:
+                conn.send(frame(END, rid))
+            self.requests.pop(rid, None)
+            self.running -= 1
+            self.admit()
+
+    async def websocket(self, rid, scope, r):
+        """Runs a WebSocket connection (PROTOCOL.md): torsion holds the
+        client's socket and passes messages as frames."""
+        conn = self.conn
+        del scope["method"]
+        scope["type"] = "websocket"
+        scope["scheme"] = "wss" if scope["scheme"] == "https" else "ws"
+        offered = dict(scope["headers"]).get(b"sec-websocket-protocol", b"").decode("latin-1")
+        scope["subprotocols"] = [p.strip() for p in offered.split(",") if p.strip()]
+        scope["extensions"] = {"websocket.http.response": {}}
+        st = types.SimpleNamespace(connect=True, accepted=False, ended=False, closed=None, denial=None, unacked=0)
+
+        def end(payload=b""):
+            st.ended = True
+            conn.send(frame(END, rid, payload))
+
+        async def receive():
+            if st.connect:
+                st.connect = False
+                return {"type": "websocket.connect"}
+            if st.closed is None and st.accepted and not r.gone.is_set():
+                conn.send(frame(READ, rid, U32.pack(0)))
+                item = await r.body.get()
+                if item is None or type(item) is BodyError:
+                    st.closed = (1006, "")
+                elif item[0] == WS_TEXT:
+                    return {"type": "websocket.receive", "text": bytes(item[1:]).decode("utf-8")}
+                elif item[0] == WS_BINARY:
+                    return {"type": "websocket.receive", "bytes": bytes(item[1:])}
+                else:
+                    code = int.from_bytes(item[1:3], "big") if len(item) >= 3 else 1005
+                    st.closed = (code, bytes(item[3:]).decode("utf-8", "replace"))
+            if st.closed is None:
+                await r.gone.wait()
+                st.closed = (1006, "")
+            return {"type": "websocket.disconnect", "code": st.closed[0], "reason": st.closed[1]}
+
+        async def send(message):
+            kind = message["type"]
+            if st.ended or (st.closed is not None and kind == "websocket.send"):
+                raise OSError("the WebSocket is closed")
+            if kind == "websocket.accept":
+                if st.accepted or st.denial is not None:
+                    raise RuntimeError("websocket.accept sent twice, or after a denial")
+                headers = [(bytes(k).decode("latin-1"), bytes(v).decode("latin-1")) for k, v in message.get("headers", ())]
+                if message.get("subprotocol"):
+                    headers.append(("Sec-WebSocket-Protocol", message["subprotocol"]))
+                conn.send(frame(START, rid, encode_head("101 Switching Protocols", headers)))
+                st.accepted = True
+            elif kind == "websocket.send":
+                if not st.accepted:
+                    raise RuntimeError("websocket.send before websocket.accept")
+                if message.get("text") is not None:
+                    data = bytes([WS_TEXT]) + message["text"].encode("utf-8")
+                else:
+                    data = bytes([WS_BINARY]) + bytes(message["bytes"])
+                if len(data) > MAX_PAYLOAD:
+                    raise ValueError("a WebSocket message is limited to %d bytes" % (MAX_PAYLOAD - 1))
+                conn.send(frame(DATA, rid, data))
+                st.unacked += len(data)
+                while st.unacked > WINDOW and not r.gone.is_set():
+                    got = await r.acks.get()
+                    if got is not None:
+                        st.unacked -= got
+            elif kind == "websocket.close":
+                if st.accepted:
+                    reason = (message.get("reason") or "").encode("utf-8")[:123]
+                    end(int(message.get("code", 1000)).to_bytes(2, "big") + reason)
+                else:  # a close before accept denies the handshake: 403
+                    conn.send(frame(START, rid, encode_head("403 Forbidden", [("Content-Length", "0")])))
+                    end()
+            elif kind == "websocket.http.response.start":
+                if st.accepted or st.denial is not None:
+                    raise RuntimeError("websocket.http.response.start after accept or twice")
+                st.denial = message
+                status = message["status"]
+                headers = [(bytes(k).decode("latin-1"), bytes(v).decode("latin-1")) for k, v in message.get("headers", ())]
+                conn.send(frame(START, rid, encode_head("%d %s" % (status, http.HTTPStatus(status).phrase), headers)))
+            elif kind == "websocket.http.response.body":
+                if st.denial is None:
+                    raise RuntimeError("websocket.http.response.body before websocket.http.response.start")
+                body = message.get("body", b"")
+                if body:
+                    conn.send(data_frames(rid, bytes(body)))
+                if not message.get("more_body", False):
+                    end()
+            else:
+                raise RuntimeError("unknown ASGI message type %r" % (kind,))
+
+        try:
+            await self.app(scope, receive, send)
+            if not st.ended:
+                if st.accepted:
+                    end((1000).to_bytes(2, "big"))
+                elif st.denial is None:  # it returned without accepting: 403
+                    conn.send(frame(START, rid, encode_head("403 Forbidden", [("Content-Length", "0")])))
         except Exception:
             conn.send(text_frame(ERROR, rid, traceback.format_exc()))
         finally:

@@ -24,6 +24,7 @@ import (
 	"testing/iotest"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/torsion-server/torsion/httpserver"
 	"github.com/torsion-server/torsion/internal/testutil"
 	"github.com/torsion-server/torsion/logging"
@@ -1150,4 +1151,61 @@ func TestErrorsLines(t *testing.T) {
 			t.Errorf("line %d: %q, want %q", i, lines[i], w)
 		}
 	}
+}
+
+// TestWebSocketPool drives a WebSocket through a pool directly (so the
+// race detector sees the reader beside the frame loop): messages both
+// ways at once, a client that sends more than the limit, and a client that
+// leaves.
+func TestWebSocketPool(t *testing.T) {
+	s := startPool(t, Config{App: "ws_echo:app", ASGI: true})
+	url := "ws://" + s.addr
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, url+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := range 50 {
+			if err := c.Write(ctx, websocket.MessageText, fmt.Appendf(nil, "m%d", i)); err != nil {
+				t.Errorf("write %d: %v", i, err)
+				return
+			}
+		}
+	})
+	for i := range 50 {
+		if _, got, err := c.Read(ctx); err != nil || string(got) != fmt.Sprintf("echo: m%d", i) {
+			t.Fatalf("read %d: %q %v", i, got, err)
+		}
+	}
+	wg.Wait()
+	// More than a message may hold: the connection is closed with 1009.
+	c.Write(ctx, websocket.MessageBinary, make([]byte, wsMaxMessage+1))
+	_, _, err = c.Read(ctx)
+	if code := websocket.CloseStatus(err); code != websocket.StatusMessageTooBig {
+		t.Errorf("an oversized message: %v (status %d), want 1009", err, code)
+	}
+	// A client that leaves: the worker's slot comes back.
+	for range 3 {
+		c, _, err := websocket.Dial(ctx, url+"/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.CloseNow()
+	}
+	inflight := func() bool {
+		s.pool.mu.Lock()
+		ws := append([]*worker(nil), s.pool.workers...)
+		s.pool.mu.Unlock()
+		n := 0
+		for _, w := range ws {
+			if w != nil {
+				n += max(0, w.inflight())
+			}
+		}
+		return n == 0
+	}
+	waitFor(t, inflight, "WebSocket calls still held:\n%s", s.log)
 }

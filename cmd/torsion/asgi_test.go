@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -16,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 // TestASGI serves the bundled plain ASGI application: the lifespan
@@ -352,4 +355,81 @@ async def app(scope, receive, send):
 		t.Errorf("after the kill, answered by %q (the old worker was %s)", got, pid)
 	}
 	p.stop(syscall.SIGTERM)
+}
+
+// TestASGIWebSocket: an ASGI application accepts WebSockets with the
+// subprotocol it chooses, echoes text and bytes (a 3 MiB message too, under
+// flow control), pushes without being asked, closes with its own code and
+// reason, and refuses a handshake with 403; Python's websockets library,
+// as a client, talks to it too.
+func TestASGIWebSocket(t *testing.T) {
+	t.Parallel()
+	needPython(t, "websockets")
+	p := start(t, nil, "web", "--port", "tcp:0:interface=127.0.0.1", "--asgi", "ws_echo:app",
+		"--chdir", "../../examples/asgi", "--python", debianPython, "--workers", "1")
+	url := "ws://127.0.0.1:" + p.port()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, resp, err := websocket.Dial(ctx, url+"/", &websocket.DialOptions{Subprotocols: []string{"chat", "other"}})
+	if err != nil {
+		t.Fatalf("dial: %v (%v)", err, resp)
+	}
+	c.SetReadLimit(8 << 20)
+	if c.Subprotocol() != "chat" {
+		t.Errorf("subprotocol %q, want chat", c.Subprotocol())
+	}
+	big := bytes.Repeat([]byte{0, 1, 2, 254, 255}, 3<<20/5)
+	for _, m := range []struct {
+		typ       websocket.MessageType
+		send, got []byte
+	}{
+		{websocket.MessageText, []byte("hello"), []byte("echo: hello")},
+		{websocket.MessageText, []byte("héllo ☃"), []byte("echo: héllo ☃")},
+		{websocket.MessageBinary, []byte{0, 1, 2, 255}, []byte{0, 1, 2, 255}},
+		{websocket.MessageBinary, big, big},
+	} {
+		if err := c.Write(ctx, m.typ, m.send); err != nil {
+			t.Fatal(err)
+		}
+		typ, got, err := c.Read(ctx)
+		if err != nil || typ != m.typ || !bytes.Equal(got, m.got) {
+			t.Fatalf("sent %d bytes, got %v %d bytes (%.20q), %v", len(m.send), typ, len(got), got, err)
+		}
+	}
+	c.Write(ctx, websocket.MessageText, []byte("close"))
+	_, _, err = c.Read(ctx)
+	if code := websocket.CloseStatus(err); code != 4001 {
+		t.Errorf("close: %v (status %d), want 4001", err, code)
+	}
+
+	push, _, err := websocket.Dial(ctx, url+"/push", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, got, err := push.Read(ctx); err != nil || string(got) != fmt.Sprintf("push %d", i) {
+			t.Errorf("push %d: %q %v", i, got, err)
+		}
+	}
+	push.Close(websocket.StatusNormalClosure, "")
+
+	if _, resp, err := websocket.Dial(ctx, url+"/deny", nil); err == nil || resp == nil || resp.StatusCode != 403 {
+		t.Errorf("/deny: %v, %v; want a 403", err, resp)
+	}
+
+	client := `import asyncio, sys, websockets
+async def main():
+    async with websockets.connect(sys.argv[1]) as ws:
+        await ws.send("from python")
+        print(await ws.recv())
+asyncio.run(main())
+`
+	out, err := exec.CommandContext(ctx, debianPython, "-c", client, url+"/").CombinedOutput()
+	if err != nil || string(out) != "echo: from python\n" {
+		t.Errorf("python websockets client: %v\n%s", err, out)
+	}
+	p.waitLog(`"GET /push HTTP/1.1" 101 `)
+	if code := p.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit %d; log:\n%s", code, p.logText())
+	}
 }

@@ -1,0 +1,133 @@
+package wsgi
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/coder/websocket"
+)
+
+// WebSocket messages between torsion and an ASGI worker (PROTOCOL.md):
+// after the worker accepts with S "101", each D frame is one message, its
+// first byte wsText or wsBinary; torsion passes the client's next message
+// when the worker asks with r, as a B frame of the same form, or wsClose
+// with the close code (2 bytes, big-endian) and reason when the client
+// closed; E ends the connection, its payload the close code and reason.
+const (
+	wsText   = 1
+	wsBinary = 2
+	wsClose  = 8
+	// wsMaxMessage is the largest message either side may send: a frame's
+	// payload limit, less the type byte.
+	wsMaxMessage = maxPayload - 1
+)
+
+// isWebSocket reports whether r asks to become a WebSocket (RFC 6455).
+func isWebSocket(r *http.Request) bool {
+	return r.Method == http.MethodGet && headerHas(r.Header, "Connection", "upgrade") && headerHas(r.Header, "Upgrade", "websocket")
+}
+
+func headerHas(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// wsAccept completes the handshake the application accepted (S with 101
+// and its headers; Sec-WebSocket-Protocol names the subprotocol it chose).
+func (rs *response) wsAccept() {
+	h := rs.w.Header()
+	var opts websocket.AcceptOptions
+	if p := h.Get("Sec-WebSocket-Protocol"); p != "" {
+		opts.Subprotocols = []string{p}
+		h.Del("Sec-WebSocket-Protocol") // Accept writes the one it negotiated
+	}
+	rs.wroteHeader = true
+	c, err := websocket.Accept(rs.w, rs.r, &opts)
+	if err != nil {
+		// Accept has answered the client (400 or 426); the application
+		// hears that the client left.
+		rs.clientGone()
+		return
+	}
+	c.SetReadLimit(wsMaxMessage)
+	rs.ws = c
+	// Open for as long as both ends like: --timeout is for requests.
+	rs.c.long.Store(true)
+}
+
+// wsFrame handles a frame from the worker once the WebSocket is open; it
+// reports whether the connection has ended.
+func (rs *response) wsFrame(f frame) (end bool) {
+	switch f.kind {
+	case kData:
+		if len(f.payload) > 0 && !rs.gone {
+			typ := websocket.MessageText
+			if f.payload[0] == wsBinary {
+				typ = websocket.MessageBinary
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), rs.wk.pool.cfg.ClientTimeout)
+			if err := rs.ws.Write(ctx, typ, f.payload[1:]); err != nil {
+				rs.clientGone()
+			}
+			cancel()
+		}
+		rs.wk.sendFrame(kWindow, rs.c.id, binary.LittleEndian.AppendUint32(nil, uint32(len(f.payload))))
+	case kRead:
+		if !rs.gone && rs.wsReading.CompareAndSwap(false, true) {
+			go rs.wsRead()
+		}
+	case kError:
+		rs.appErr = string(f.payload)
+		rs.wk.pool.log.Error("the application failed", "method", rs.r.Method, "uri", rs.r.URL.RequestURI(), "traceback", strings.TrimRight(rs.appErr, "\n"))
+	case kEnd:
+		code, reason := websocket.StatusNormalClosure, ""
+		if len(f.payload) >= 2 {
+			code, reason = websocket.StatusCode(binary.BigEndian.Uint16(f.payload)), string(f.payload[2:])
+		}
+		if rs.appErr != "" {
+			code, reason = websocket.StatusInternalError, ""
+		}
+		rs.ws.Close(code, reason)
+		rs.ws.CloseNow()
+		return true
+	}
+	return false
+}
+
+// wsRead reads the client's next message for the worker. It runs beside
+// run, so that the application may send while it waits to receive.
+func (rs *response) wsRead() {
+	typ, msg, err := rs.ws.Read(context.Background())
+	var b []byte
+	switch {
+	case err == nil:
+		t := byte(wsText)
+		if typ == websocket.MessageBinary {
+			t = wsBinary
+		}
+		b = append([]byte{t}, msg...)
+	default:
+		code := websocket.CloseStatus(err)
+		if code == -1 {
+			code = websocket.StatusAbnormalClosure // 1006: no close frame
+		}
+		var ce websocket.CloseError
+		reason := ""
+		if errors.As(err, &ce) {
+			reason = ce.Reason
+		}
+		b = binary.BigEndian.AppendUint16([]byte{wsClose}, uint16(code))
+		b = append(b, reason...)
+	}
+	rs.wsReading.Store(false) // the worker asks again only after this answer
+	rs.wk.sendFrame(kBody, rs.c.id, b)
+}
