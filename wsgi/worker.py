@@ -1160,7 +1160,7 @@ class Asgi:
 
         async def send(message):
             kind = message["type"]
-            if st.ended or (st.closed is not None and kind == "websocket.send"):
+            if st.ended or (kind == "websocket.send" and (st.closed is not None or r.gone.is_set())):
                 raise OSError("the WebSocket is closed")
             if kind == "websocket.accept":
                 if st.accepted or st.denial is not None:

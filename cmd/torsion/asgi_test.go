@@ -433,3 +433,52 @@ asyncio.run(main())
 		t.Errorf("exit %d; log:\n%s", code, p.logText())
 	}
 }
+
+// TestASGIWebSocketNeverReads: a client that never reads what the
+// application pushes holds nothing for long: the push waits on the
+// client, which --client-timeout then drops, and the application's send
+// raises, ending the connection.
+func TestASGIWebSocketNeverReads(t *testing.T) {
+	t.Parallel()
+	needPython(t)
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "ended")
+	os.WriteFile(filepath.Join(dir, "pusher.py"), []byte(fmt.Sprintf(`
+async def app(scope, receive, send):
+    if scope["type"] != "websocket":
+        return
+    await receive()
+    await send({"type": "websocket.accept"})
+    sent = 0
+    try:
+        while True:
+            await send({"type": "websocket.send", "bytes": b"x" * 65536})
+            sent += 1
+    except OSError as e:
+        with open(%q, "w") as f:
+            f.write("%%d %%s" %% (sent, e))
+`, marker)), 0o644)
+	p := start(t, nil, "web", "--port", "tcp:0:interface=127.0.0.1", "--asgi", "pusher:app", "--client-timeout", "1",
+		"--chdir", dir, "--python", debianPython, "--workers", "1")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws://127.0.0.1:"+p.port()+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if b, err := os.ReadFile(marker); err == nil {
+			var sent int
+			fmt.Sscan(string(b), &sent)
+			t.Logf("the application pushed %d messages of 64 KiB before the client was dropped: %s", sent, b)
+			if sent > 200 { // the window (1 MiB) and the kernel's buffers, not without end
+				t.Errorf("%d messages of 64 KiB went to a client that reads nothing", sent)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the push to a client that never reads did not end; log:\n%s", p.logText())
+		}
+	}
+}
