@@ -111,6 +111,10 @@ func runReadmeCommand(t *testing.T, dir string, args []string) {
 					}
 				}
 			}
+		case args[0] == "dns" && (a == "-p" || a == "--port") && i+1 < len(args):
+			args[i+1] = freePort(t) // the interface is 127.0.0.1 in the README already
+			listens, kind = true, "other"
+			i++
 		case strings.HasPrefix(a, "unix:/"):
 			short, err := os.MkdirTemp("", "rd") // a socket's path has 108 bytes at most
 			if err != nil {

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestDNS runs torsion dns as the seed runs twistd dns, and asks it with
+// Debian's dig over UDP and TCP and with Go's resolver: hosts-file names
+// and addresses, zone records, a negative answer with the SOA, REFUSED
+// outside its names; SIGHUP reads changed files, and a file that does not
+// load keeps the old answers.
+func TestDNS(t *testing.T) {
+	t.Parallel()
+	dig, err := exec.LookPath("dig")
+	if err != nil {
+		t.Fatalf("dig is missing (scripts/test installs dnsutils): %v", err)
+	}
+	dir := t.TempDir()
+	hosts := filepath.Join(dir, "hosts")
+	os.WriteFile(hosts, []byte("10.0.0.5 web.test www.test\nfd00::5 web.test\n"), 0o644)
+	zone, _ := os.ReadFile("../../examples/dns/example.org.zone")
+	zoneFile := filepath.Join(dir, "example.org.zone")
+	os.WriteFile(zoneFile, zone, 0o644)
+	port := freePort(t)
+	p := start(t, nil, "dns", "-p", port, "--interface", "127.0.0.1", "--hosts-file", hosts, "--bindzone", zoneFile)
+	p.waitLog(`DNS server starting on ` + port)
+	ask := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(dig, append([]string{"@127.0.0.1", "-p", port, "+time=5", "+tries=2"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("dig %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"web.test", "A", "+short"}, "10.0.0.5"},
+		{[]string{"www.test", "A", "+short", "+tcp"}, "10.0.0.5"},
+		{[]string{"web.test", "AAAA", "+short"}, "fd00::5"},
+		{[]string{"-x", "10.0.0.5", "+short"}, "web.test."},
+		{[]string{"example.org", "MX", "+short", "+tcp"}, "10 mail.example.org."},
+		{[]string{"www.example.org", "A", "+short"}, "web.example.org.\n192.0.2.3"},
+		{[]string{"nope.example.org", "A", "+noall", "+comments", "+authority"}, "status: NXDOMAIN"},
+		{[]string{"example.com", "A", "+noall", "+comments"}, "status: REFUSED"},
+	} {
+		if got := ask(c.args...); !strings.Contains(got, c.want) {
+			t.Errorf("dig %v:\n%s\nwant %q", c.args, got, c.want)
+		}
+	}
+	if got := ask("nope.example.org", "A", "+noall", "+authority"); !strings.Contains(got, "SOA") {
+		t.Errorf("no SOA with NXDOMAIN:\n%s", got)
+	}
+	// Go's resolver, over UDP, as a program would ask.
+	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, "127.0.0.1:"+port)
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if addrs, err := r.LookupHost(ctx, "web.test"); err != nil || strings.Join(addrs, " ") != "10.0.0.5 fd00::5" && strings.Join(addrs, " ") != "fd00::5 10.0.0.5" {
+		t.Errorf("Go's resolver: %v %v", addrs, err)
+	}
+
+	// SIGHUP: the changed hosts file is read; a broken one is not.
+	os.WriteFile(hosts, []byte("10.0.0.6 web.test\n"), 0o644)
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	p.waitLog(`DNS files reloaded`)
+	if got := ask("web.test", "A", "+short"); got != "10.0.0.6" {
+		t.Errorf("after SIGHUP: %q, want 10.0.0.6", got)
+	}
+	os.WriteFile(hosts, []byte("this is not a hosts file\n"), 0o644)
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	p.waitLog(`The reload failed; what ran before goes on\.`)
+	if got := ask("web.test", "A", "+short"); got != "10.0.0.6" {
+		t.Errorf("after a failed reload: %q, want the old 10.0.0.6", got)
+	}
+	if code := p.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit %d; log:\n%s", code, p.logText())
+	}
+	if out, code := run(t, "dns", "-p", port, "--interface", "127.0.0.1"); code != 2 || !strings.Contains(out, "give --hosts-file or --bindzone") {
+		t.Errorf("torsion dns without files: exit %d: %s", code, out)
+	}
+}

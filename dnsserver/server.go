@@ -1,0 +1,124 @@
+package dnsserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync/atomic"
+
+	"github.com/miekg/dns"
+)
+
+// Server serves an Authority over UDP and TCP on one address; it is a
+// service (Start, Stop) and reloads its files on Reload (SIGHUP).
+type Server struct {
+	// Addr is the host and port to listen on, both protocols.
+	Addr string
+	// HostsFiles and ZoneFiles are read at Start and at each Reload.
+	HostsFiles, ZoneFiles []string
+	// Log receives the start, stop and reload lines; nil means none.
+	Log *slog.Logger
+
+	auth     atomic.Pointer[Authority]
+	udp, tcp *dns.Server
+}
+
+// maxUDP is the largest UDP answer sent, whatever EDNS0 offers: larger
+// ones fragment, and clients retry over TCP.
+const maxUDP = 1232
+
+// Start loads the files and listens.
+func (s *Server) Start(ctx context.Context) error {
+	auth, err := Load(s.HostsFiles, s.ZoneFiles)
+	if err != nil {
+		return err
+	}
+	s.auth.Store(auth)
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.Addr)
+	if err != nil {
+		return fmt.Errorf("dns: %w", err)
+	}
+	// The same port for UDP, also when Addr's port was 0.
+	host, _, _ := net.SplitHostPort(s.Addr)
+	port := ln.Addr().(*net.TCPAddr).Port
+	pc, err := lc.ListenPacket(ctx, "udp", net.JoinHostPort(host, strconv.Itoa(port)))
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("dns: %w", err)
+	}
+	s.tcp = &dns.Server{Listener: ln, Handler: s}
+	s.udp = &dns.Server{PacketConn: pc, Handler: s}
+	started := make(chan struct{}, 2)
+	s.tcp.NotifyStartedFunc = func() { started <- struct{}{} }
+	s.udp.NotifyStartedFunc = func() { started <- struct{}{} }
+	go s.tcp.ActivateAndServe()
+	go s.udp.ActivateAndServe()
+	<-started
+	<-started
+	s.log().Info(fmt.Sprintf("DNS server starting on %d", port), "addr", ln.Addr().String(), "zones", len(auth.zones), "hosts", len(auth.hosts))
+	return nil
+}
+
+// Port is the port the server listens on, once started.
+func (s *Server) Port() int {
+	if s.tcp == nil {
+		return 0
+	}
+	return s.tcp.Listener.Addr().(*net.TCPAddr).Port
+}
+
+// Stop stops both listeners, letting answers in progress finish until ctx
+// ends.
+func (s *Server) Stop(ctx context.Context) error {
+	err := errors.Join(s.udp.ShutdownContext(ctx), s.tcp.ShutdownContext(ctx))
+	s.log().Info("(DNS server closed)")
+	return err
+}
+
+// Reload reads the files again; if they do not load, what was loaded
+// before goes on answering and the error says why.
+func (s *Server) Reload(context.Context) error {
+	auth, err := Load(s.HostsFiles, s.ZoneFiles)
+	if err != nil {
+		return err
+	}
+	s.auth.Store(auth)
+	s.log().Info("DNS files reloaded", "zones", len(auth.zones), "hosts", len(auth.hosts))
+	return nil
+}
+
+func (s *Server) log() *slog.Logger {
+	if s.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Log
+}
+
+// ServeDNS implements dns.Handler.
+func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
+	reply := new(dns.Msg)
+	reply.SetReply(r)
+	reply.RecursionAvailable = false
+	switch {
+	case r.Opcode != dns.OpcodeQuery:
+		reply.Rcode = dns.RcodeNotImplemented
+	case len(r.Question) != 1:
+		reply.Rcode = dns.RcodeFormatError
+	default:
+		s.auth.Load().Answer(r.Question[0], reply)
+	}
+	size := dns.MinMsgSize // 512, without EDNS0
+	if opt := r.IsEdns0(); opt != nil {
+		size = max(dns.MinMsgSize, min(int(opt.UDPSize()), maxUDP))
+		reply.SetEdns0(uint16(maxUDP), false)
+	}
+	if _, isTCP := w.RemoteAddr().(*net.TCPAddr); isTCP {
+		size = dns.MaxMsgSize
+	}
+	reply.Truncate(size) // sets TC when it had to cut: the client asks again over TCP
+	w.WriteMsg(reply)
+}

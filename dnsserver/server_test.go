@@ -1,0 +1,166 @@
+package dnsserver
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+func serve(t *testing.T, hosts, zones []string) string {
+	t.Helper()
+	s := &Server{Addr: "127.0.0.1:0", HostsFiles: hosts, ZoneFiles: zones}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.Stop(ctx)
+	})
+	return fmt.Sprintf("127.0.0.1:%d", s.Port())
+}
+
+func TestAnswers(t *testing.T) {
+	addr := serve(t, []string{"../examples/dns/hosts"}, []string{"../examples/dns/example.org.zone"})
+	cases := []struct {
+		name  string
+		qtype uint16
+		rcode int
+		want  []string // answer records, as dns.RR.String() with tabs as spaces
+		soa   bool     // the zone's SOA in the authority section
+	}{
+		{"web.test.", dns.TypeA, dns.RcodeSuccess, []string{"web.test. 3600 IN A 10.0.0.5"}, false},
+		{"WWW.Test.", dns.TypeA, dns.RcodeSuccess, []string{"WWW.Test. 3600 IN A 10.0.0.5"}, false},
+		{"web.test.", dns.TypeAAAA, dns.RcodeSuccess, []string{"web.test. 3600 IN AAAA fd00::5"}, false},
+		{"web.test.", dns.TypeMX, dns.RcodeSuccess, nil, false},
+		{"5.0.0.10.in-addr.arpa.", dns.TypePTR, dns.RcodeSuccess, []string{"5.0.0.10.in-addr.arpa. 3600 IN PTR web.test."}, false},
+		{"example.org.", dns.TypeMX, dns.RcodeSuccess, []string{"example.org. 300 IN MX 10 mail.example.org."}, false},
+		{"www.example.org.", dns.TypeA, dns.RcodeSuccess, []string{"www.example.org. 300 IN CNAME web.example.org.", "web.example.org. 300 IN A 192.0.2.3"}, false},
+		{"www.example.org.", dns.TypeCNAME, dns.RcodeSuccess, []string{"www.example.org. 300 IN CNAME web.example.org."}, false},
+		{"_sip._tcp.example.org.", dns.TypeSRV, dns.RcodeSuccess, []string{"_sip._tcp.example.org. 300 IN SRV 10 5 5060 sip.example.org."}, false},
+		{"example.org.", dns.TypeTXT, dns.RcodeSuccess, []string{`example.org. 300 IN TXT "v=spf1 -all"`}, false},
+		{"nope.example.org.", dns.TypeA, dns.RcodeNameError, nil, true},
+		{"web.example.org.", dns.TypeMX, dns.RcodeSuccess, nil, true}, // NODATA
+		{"deep.example.org.", dns.TypeA, dns.RcodeSuccess, nil, true}, // an empty non-terminal
+		{"example.com.", dns.TypeA, dns.RcodeRefused, nil, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name+" "+dns.TypeToString[c.qtype], func(t *testing.T) {
+			m := new(dns.Msg)
+			m.SetQuestion(c.name, c.qtype)
+			r, err := dns.Exchange(m, addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Rcode != c.rcode {
+				t.Errorf("rcode %s, want %s", dns.RcodeToString[r.Rcode], dns.RcodeToString[c.rcode])
+			}
+			var got []string
+			for _, rr := range r.Answer {
+				got = append(got, strings.Join(strings.Fields(rr.String()), " "))
+			}
+			if strings.Join(got, "\n") != strings.Join(c.want, "\n") {
+				t.Errorf("answer\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(c.want, "\n"))
+			}
+			hasSOA := len(r.Ns) == 1 && r.Ns[0].Header().Rrtype == dns.TypeSOA
+			if hasSOA != c.soa {
+				t.Errorf("authority %v, want the SOA: %v", r.Ns, c.soa)
+			}
+			if c.soa && r.Ns[0].Header().Ttl != 60 {
+				t.Errorf("negative answer's SOA TTL %d, want the zone's minimum, 60", r.Ns[0].Header().Ttl)
+			}
+			if c.rcode != dns.RcodeRefused && !r.Authoritative {
+				t.Error("not authoritative")
+			}
+		})
+	}
+}
+
+// TestTruncation: an answer too big for UDP comes with TC, whole over TCP.
+func TestTruncation(t *testing.T) {
+	dir := t.TempDir()
+	zone := "$ORIGIN big.test.\n$TTL 60\n@ SOA ns hostmaster 1 3600 600 86400 60\n"
+	for i := range 40 {
+		zone += fmt.Sprintf("@ TXT \"%060d\"\n", i)
+	}
+	os.WriteFile(filepath.Join(dir, "big.zone"), []byte(zone), 0o644)
+	addr := serve(t, nil, []string{filepath.Join(dir, "big.zone")})
+	m := new(dns.Msg)
+	m.SetQuestion("big.test.", dns.TypeTXT)
+	for _, c := range []struct {
+		net  string
+		edns bool
+		tc   bool
+	}{{"udp", false, true}, {"udp", true, true}, {"tcp", false, false}} {
+		q := m.Copy()
+		if c.edns {
+			q.SetEdns0(4096, false)
+		}
+		r, _, err := (&dns.Client{Net: c.net}).Exchange(q, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Truncated != c.tc || (!c.tc && len(r.Answer) != 40) {
+			t.Errorf("%s (EDNS0 %v): TC %v with %d answers", c.net, c.edns, r.Truncated, len(r.Answer))
+		}
+		if c.edns && r.IsEdns0() == nil {
+			t.Errorf("%s: no OPT record in the answer to an EDNS0 query", c.net)
+		}
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(text), 0o644)
+		return p
+	}
+	cases := []struct {
+		hosts, zones []string
+		want         string
+	}{
+		{[]string{write("h1", "10.0.0.1\n")}, nil, "h1:1: want an address and names"},
+		{[]string{write("h2", "not-an-ip name\n")}, nil, "h2:1: want an address and names"},
+		{nil, []string{write("z1", "$ORIGIN x.\n$TTL 60\nwww A 10.0.0.1\n")}, "no SOA record"},
+		{nil, []string{write("z2", "$ORIGIN x.\n@ SOA ns h 1 2 3 4 5\nwww A notanip\n")}, "z2"},
+		{nil, []string{write("z3", "$ORIGIN x.\n$TTL 60\n@ SOA ns h 1 2 3 4 5\nwww.y. A 10.0.0.1\n")}, "outside the zone"},
+		{[]string{filepath.Join(dir, "missing")}, nil, "no such file"},
+	}
+	for _, c := range cases {
+		if _, err := Load(c.hosts, c.zones); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Load(%v, %v) = %v, want an error with %q", c.hosts, c.zones, err, c.want)
+		}
+	}
+}
+
+// FuzzServeDNS: no query, however malformed, panics the handler.
+func FuzzServeDNS(f *testing.F) {
+	auth, err := Load([]string{"../examples/dns/hosts"}, []string{"../examples/dns/example.org.zone"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	m := new(dns.Msg)
+	m.SetQuestion("www.example.org.", dns.TypeA)
+	b, _ := m.Pack()
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var q dns.Msg
+		if q.Unpack(b) != nil || len(q.Question) != 1 {
+			return
+		}
+		reply := new(dns.Msg)
+		reply.SetReply(&q)
+		auth.Answer(q.Question[0], reply)
+		reply.Truncate(512)
+		if _, err := reply.Pack(); err != nil {
+			t.Fatalf("the answer to %v does not pack: %v", q.Question[0], err)
+		}
+	})
+}

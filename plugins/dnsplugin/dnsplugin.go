@@ -1,0 +1,62 @@
+// Package dnsplugin is the "dns" plugin: Twisted's twistd dns, a DNS
+// server answering from hosts files and zone files.
+package dnsplugin
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+
+	"github.com/spf13/pflag"
+
+	"github.com/torsion-server/torsion/dnsserver"
+	"github.com/torsion-server/torsion/logging"
+	"github.com/torsion-server/torsion/plugin"
+	"github.com/torsion-server/torsion/service"
+)
+
+func init() {
+	plugin.Register(plugin.Plugin{
+		Name:        "dns",
+		Description: "A domain name server answering from hosts files and zone files, over UDP and TCP.",
+		Usage: `Examples:
+  torsion dns -p 5353 --interface 127.0.0.1 --hosts-file /etc/hosts
+  torsion dns -p 5353 --bindzone example.org.zone
+  dig @127.0.0.1 -p 5353 localhost
+
+Answers are authoritative for the names the files hold; NXDOMAIN and NODATA
+carry the zone's SOA; names outside them are REFUSED. SIGHUP reads the files
+again (if they do not load, the old ones go on answering).`,
+		Flags: flags,
+	})
+}
+
+func flags(fs *pflag.FlagSet) plugin.Maker {
+	var port int
+	var iface string
+	var hosts, zones []string
+	fs.IntVarP(&port, "port", "p", 53, "`PORT` to listen on, UDP and TCP (0: any free port)")
+	fs.StringVarP(&iface, "interface", "i", "", "`ADDR` to listen on (default: every address)")
+	fs.StringArrayVar(&hosts, "hosts-file", nil, "answer from this hosts(5) `FILE`: A and AAAA for its names, PTR for its addresses (repeatable)")
+	fs.StringArrayVar(&zones, "bindzone", nil, "answer for the zone in this RFC 1035 master `FILE` (repeatable)")
+	return func(env plugin.Env) (service.Service, error) {
+		if port < 0 || port > 65535 {
+			return nil, fmt.Errorf("--port %d: want 0 to 65535", port)
+		}
+		if len(hosts) == 0 && len(zones) == 0 {
+			return nil, fmt.Errorf("nothing to answer from: give --hosts-file or --bindzone")
+		}
+		// Load once now, so that a bad file is a usage error at start.
+		if _, err := dnsserver.Load(hosts, zones); err != nil {
+			return nil, err
+		}
+		return &dnsserver.Server{
+			Addr:       net.JoinHostPort(iface, strconv.Itoa(port)),
+			HostsFiles: hosts,
+			ZoneFiles:  zones,
+			Log:        env.Log.With(logging.SystemKey, "dns"),
+		}, nil
+	}
+}
+
+var _ service.Reloader = (*dnsserver.Server)(nil)
