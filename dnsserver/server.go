@@ -19,6 +19,9 @@ type Server struct {
 	Addr string
 	// HostsFiles and ZoneFiles are read at Start and at each Reload.
 	HostsFiles, ZoneFiles []string
+	// Forward, if set, answers what the files do not (twistd dns
+	// --recursive); nil means such names are REFUSED.
+	Forward *Forwarder
 	// Log receives the start, stop and reload lines; nil means none.
 	Log *slog.Logger
 
@@ -110,6 +113,19 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		reply.Rcode = dns.RcodeFormatError
 	default:
 		s.auth.Load().Answer(r.Question[0], reply)
+		if reply.Rcode == dns.RcodeRefused && s.Forward != nil {
+			reply = s.Forward.Forward(r)
+			extra := reply.Extra[:0] // the upstream's OPT: ours replaces it
+			for _, rr := range reply.Extra {
+				if rr.Header().Rrtype != dns.TypeOPT {
+					extra = append(extra, rr)
+				}
+			}
+			reply.Extra = extra
+		}
+	}
+	if s.Forward != nil {
+		reply.RecursionAvailable = true
 	}
 	size := dns.MinMsgSize // 512, without EDNS0
 	if opt := r.IsEdns0(); opt != nil {

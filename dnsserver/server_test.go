@@ -164,3 +164,65 @@ func FuzzServeDNS(f *testing.F) {
 		}
 	})
 }
+
+// TestForward: with a Forwarder, names outside the files are asked of an
+// upstream (here a second server), and with the cache an answer outlives
+// the upstream for as long as its TTL; without an upstream, SERVFAIL.
+func TestForward(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "up.zone"), []byte("$ORIGIN up.test.\n$TTL 300\n@ SOA ns h 1 3600 600 86400 30\nwww A 192.0.2.80\n"), 0o644)
+	upstream := &Server{Addr: "127.0.0.1:0", ZoneFiles: []string{filepath.Join(dir, "up.zone")}}
+	if err := upstream.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	front := &Server{Addr: "127.0.0.1:0", HostsFiles: []string{"../examples/dns/hosts"},
+		Forward: &Forwarder{Upstreams: []string{fmt.Sprintf("127.0.0.1:%d", upstream.Port())}, Cache: true, Timeout: time.Second}}
+	if err := front.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer front.Stop(context.Background())
+	addr := fmt.Sprintf("127.0.0.1:%d", front.Port())
+	ask := func(name string, qtype uint16) *dns.Msg {
+		t.Helper()
+		m := new(dns.Msg)
+		m.SetQuestion(name, qtype)
+		m.SetEdns0(1232, false)
+		r, err := dns.Exchange(m, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	r := ask("www.up.test.", dns.TypeA)
+	if len(r.Answer) != 1 || r.Answer[0].(*dns.A).A.String() != "192.0.2.80" || !r.RecursionAvailable || r.Authoritative {
+		t.Fatalf("forwarded: %v", r)
+	}
+	if n := len(r.Extra); n != 1 {
+		t.Errorf("%d records in the additional section, want the one OPT", n)
+	}
+	if r := ask("nope.up.test.", dns.TypeA); r.Rcode != dns.RcodeNameError {
+		t.Errorf("forwarded NXDOMAIN: %v", r)
+	}
+	if r := ask("web.test.", dns.TypeA); !r.Authoritative || len(r.Answer) != 1 {
+		t.Errorf("the files still answer first: %v", r)
+	}
+	upstream.Stop(context.Background())
+	if r := ask("www.up.test.", dns.TypeA); len(r.Answer) != 1 || r.Answer[0].Header().Ttl > 300 {
+		t.Errorf("from the cache, the upstream gone: %v", r)
+	}
+	if r := ask("nope.up.test.", dns.TypeA); r.Rcode != dns.RcodeNameError {
+		t.Errorf("a cached NXDOMAIN, the upstream gone: %v", r)
+	}
+	if r := ask("other.up.test.", dns.TypeA); r.Rcode != dns.RcodeServerFailure {
+		t.Errorf("uncached, the upstream gone: %v, want SERVFAIL", r)
+	}
+}
+
+func TestResolvConf(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "resolv.conf")
+	os.WriteFile(p, []byte("# comment\nnameserver 127.0.0.53\nnameserver ::1\noptions edns0\n"), 0o644)
+	ups, err := ResolvConf(p)
+	if err != nil || strings.Join(ups, " ") != "127.0.0.53:53 [::1]:53" {
+		t.Errorf("ResolvConf = %v, %v", ups, err)
+	}
+}

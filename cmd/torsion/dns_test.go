@@ -86,7 +86,45 @@ func TestDNS(t *testing.T) {
 	if code := p.stop(syscall.SIGTERM); code != 0 {
 		t.Errorf("exit %d; log:\n%s", code, p.logText())
 	}
-	if out, code := run(t, "dns", "-p", port, "--interface", "127.0.0.1"); code != 2 || !strings.Contains(out, "give --hosts-file or --bindzone") {
+	if out, code := run(t, "dns", "-p", port, "--interface", "127.0.0.1"); code != 2 || !strings.Contains(out, "give --hosts-file, --bindzone or --recursive") {
 		t.Errorf("torsion dns without files: exit %d: %s", code, out)
 	}
+}
+
+// TestDNSRecursive: a torsion dns with --recursive and --cache in front of
+// another as its upstream, asked with dig: it forwards what its own file
+// lacks (recursion available, not authoritative), and answers from its
+// cache once the upstream has stopped.
+func TestDNSRecursive(t *testing.T) {
+	t.Parallel()
+	dig, err := exec.LookPath("dig")
+	if err != nil {
+		t.Fatalf("dig is missing (scripts/test installs dnsutils): %v", err)
+	}
+	upPort, frontPort := freePort(t), freePort(t)
+	up := start(t, nil, "dns", "-p", upPort, "--interface", "127.0.0.1", "--bindzone", "../../examples/dns/example.org.zone")
+	up.waitLog(`DNS server starting on ` + upPort)
+	front := start(t, nil, "dns", "-p", frontPort, "--interface", "127.0.0.1", "--hosts-file", "../../examples/dns/hosts",
+		"--recursive", "--cache", "--upstream", "127.0.0.1:"+upPort)
+	front.waitLog(`DNS server starting on ` + frontPort)
+	ask := func(args ...string) string {
+		t.Helper()
+		out, _ := exec.Command(dig, append([]string{"@127.0.0.1", "-p", frontPort, "+time=5", "+tries=1"}, args...)...).CombinedOutput()
+		return string(out)
+	}
+	got := ask("web.example.org", "A")
+	if !strings.Contains(got, "192.0.2.3") || !strings.Contains(got, " ra") || strings.Contains(got, " aa") {
+		t.Errorf("forwarded through the front server:\n%s", got)
+	}
+	if got := ask("web.test", "A", "+short"); strings.TrimSpace(got) != "10.0.0.5" {
+		t.Errorf("the front server's own file: %q", got)
+	}
+	up.stop(syscall.SIGTERM)
+	if got := ask("web.example.org", "A", "+short"); strings.TrimSpace(got) != "192.0.2.3" {
+		t.Errorf("from the cache, the upstream stopped: %q", got)
+	}
+	if got := ask("mail.example.org", "A"); !strings.Contains(got, "status: SERVFAIL") {
+		t.Errorf("uncached, the upstream stopped:\n%s", got)
+	}
+	front.stop(syscall.SIGTERM)
 }

@@ -25,8 +25,9 @@ func init() {
   dig @127.0.0.1 -p 5353 localhost
 
 Answers are authoritative for the names the files hold; NXDOMAIN and NODATA
-carry the zone's SOA; names outside them are REFUSED. SIGHUP reads the files
-again (if they do not load, the old ones go on answering).`,
+carry the zone's SOA; names outside them are REFUSED, or with --recursive
+asked of upstream resolvers (and with --cache kept for their TTLs). SIGHUP
+reads the files again (if they do not load, the old ones go on answering).`,
 		Flags: flags,
 	})
 }
@@ -34,17 +35,35 @@ again (if they do not load, the old ones go on answering).`,
 func flags(fs *pflag.FlagSet) plugin.Maker {
 	var port int
 	var iface string
-	var hosts, zones []string
+	var hosts, zones, upstreams []string
+	var recursive, cache bool
+	var resolvConf string
 	fs.IntVarP(&port, "port", "p", 53, "`PORT` to listen on, UDP and TCP (0: any free port)")
 	fs.StringVarP(&iface, "interface", "i", "", "`ADDR` to listen on (default: every address)")
 	fs.StringArrayVar(&hosts, "hosts-file", nil, "answer from this hosts(5) `FILE`: A and AAAA for its names, PTR for its addresses (repeatable)")
 	fs.StringArrayVar(&zones, "bindzone", nil, "answer for the zone in this RFC 1035 master `FILE` (repeatable)")
+	fs.BoolVarP(&recursive, "recursive", "r", false, "ask upstream resolvers the names the files do not hold, instead of refusing them")
+	fs.StringVar(&resolvConf, "resolv-conf", "/etc/resolv.conf", "with --recursive, the upstream resolvers are this `FILE`'s nameservers")
+	fs.StringArrayVar(&upstreams, "upstream", nil, "with --recursive, ask this resolver `HOST:PORT` instead of --resolv-conf's (repeatable)")
+	fs.BoolVar(&cache, "cache", false, "with --recursive, keep upstream answers for as long as their TTLs allow")
 	return func(env plugin.Env) (service.Service, error) {
 		if port < 0 || port > 65535 {
 			return nil, fmt.Errorf("--port %d: want 0 to 65535", port)
 		}
-		if len(hosts) == 0 && len(zones) == 0 {
-			return nil, fmt.Errorf("nothing to answer from: give --hosts-file or --bindzone")
+		if len(hosts) == 0 && len(zones) == 0 && !recursive {
+			return nil, fmt.Errorf("nothing to answer from: give --hosts-file, --bindzone or --recursive")
+		}
+		var fwd *dnsserver.Forwarder
+		if recursive {
+			if len(upstreams) == 0 {
+				var err error
+				if upstreams, err = dnsserver.ResolvConf(resolvConf); err != nil {
+					return nil, err
+				}
+			}
+			fwd = &dnsserver.Forwarder{Upstreams: upstreams, Cache: cache}
+		} else if cache || len(upstreams) > 0 || fs.Changed("resolv-conf") {
+			return nil, fmt.Errorf("--cache, --upstream and --resolv-conf need --recursive")
 		}
 		// Load once now, so that a bad file is a usage error at start.
 		if _, err := dnsserver.Load(hosts, zones); err != nil {
@@ -54,6 +73,7 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 			Addr:       net.JoinHostPort(iface, strconv.Itoa(port)),
 			HostsFiles: hosts,
 			ZoneFiles:  zones,
+			Forward:    fwd,
 			Log:        env.Log.With(logging.SystemKey, "dns"),
 		}, nil
 	}
