@@ -49,20 +49,24 @@ type socketFile struct {
 	name string
 }
 
-func (s socketFile) File() (*os.File, error) {
+func (s socketFile) File() (f *os.File, err error) {
 	rc, err := s.SyscallConn()
 	if err != nil {
 		return nil, err
 	}
-	nfd := -1
-	cerr := rc.Control(func(fd uintptr) { nfd, err = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) })
-	if cerr != nil {
+	if cerr := rc.Control(func(fd uintptr) { f, err = dupFile(fd, s.name) }); cerr != nil {
 		return nil, cerr
 	}
+	return f, err
+}
+
+// dupFile duplicates descriptor fd (close-on-exec) as a file named name.
+func dupFile(fd uintptr, name string) (*os.File, error) {
+	nfd, err := unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
-	return os.NewFile(uintptr(nfd), s.name), nil
+	return os.NewFile(uintptr(nfd), name), nil
 }
 
 // remember records a socket (or lock file) made under key.
@@ -208,13 +212,7 @@ func HandedOver() {
 // successor's copy holds the same flock.
 type lockFile struct{ f *os.File }
 
-func (l lockFile) File() (*os.File, error) {
-	fd, err := unix.FcntlInt(l.f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		return nil, err
-	}
-	return os.NewFile(uintptr(fd), l.f.Name()), nil
-}
+func (l lockFile) File() (*os.File, error) { return dupFile(l.f.Fd(), l.f.Name()) }
 
 // tracked is a listener remembered for handing over until it is closed.
 type tracked struct {

@@ -1115,11 +1115,7 @@ class Asgi:
         except Exception:
             conn.send(text_frame(ERROR, rid, traceback.format_exc()))
         finally:
-            if not st.ended:
-                conn.send(frame(END, rid))
-            self.requests.pop(rid, None)
-            self.running -= 1
-            self.admit()
+            self.finish(rid, st.ended)
 
     async def websocket(self, rid, scope, r):
         """Runs a WebSocket connection (PROTOCOL.md): torsion holds the
@@ -1220,11 +1216,15 @@ class Asgi:
         except Exception:
             conn.send(text_frame(ERROR, rid, traceback.format_exc()))
         finally:
-            if not st.ended:
-                conn.send(frame(END, rid))
-            self.requests.pop(rid, None)
-            self.running -= 1
-            self.admit()
+            self.finish(rid, st.ended)
+
+    def finish(self, rid, ended):
+        """Ends a request (with E, unless it was sent) and starts the next."""
+        if not ended:
+            self.conn.send(frame(END, rid))
+        self.requests.pop(rid, None)
+        self.running -= 1
+        self.admit()
 
     async def startup(self):
         """Runs the lifespan protocol's startup; returns the running

@@ -1158,7 +1158,7 @@ func TestErrorsLines(t *testing.T) {
 // ways at once, a client that sends more than the limit, and a client that
 // leaves.
 func TestWebSocketPool(t *testing.T) {
-	s := startPool(t, Config{App: "ws_echo:app", ASGI: true})
+	s := startPool(t, Config{App: "ws_echo:app", ASGI: true, Dir: "../examples/asgi"})
 	url := "ws://" + s.addr
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -37,36 +37,7 @@ func TestReload(t *testing.T) {
 		"--wsgi", "reloadapp:application", "--chdir", dir, "--python", debianPython, "--workers", "2")
 	site := "http://127.0.0.1:" + p.port() + "/"
 
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var served, failed atomic.Int64
-	var firstErr atomic.Value
-	for range 4 {
-		wg.Go(func() {
-			client := &http.Client{Timeout: 30 * time.Second}
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				resp, err := client.Get(site)
-				if err == nil {
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != 200 {
-						err = fmt.Errorf("status %d", resp.StatusCode)
-					}
-				}
-				if err != nil {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-				} else {
-					served.Add(1)
-				}
-			}
-		})
-	}
+	load := startLoad(site, 4)
 	for i := 1; i <= 10; i++ {
 		version := fmt.Sprintf("version %d", i)
 		write(version)
@@ -83,17 +54,64 @@ func TestReload(t *testing.T) {
 	if got := curl(t, site); got != "version 10" {
 		t.Errorf("after a failed reload: %q", got)
 	}
-	close(stop)
-	wg.Wait()
-	t.Logf("%d requests served during 10 reloads, %d failed", served.Load(), failed.Load())
-	if n := failed.Load(); n != 0 {
-		t.Errorf("%d requests failed during the reloads; the first: %v", n, firstErr.Load())
-	}
+	load.check(t, "10 reloads")
 	if !strings.Contains(p.logText(), "SyntaxError") {
 		t.Errorf("the failed reload's traceback is not in the log:\n%s", p.logText())
 	}
 	if code := p.stop(syscall.SIGTERM); code != 0 {
 		t.Errorf("exit %d; log:\n%s", code, p.logText())
+	}
+}
+
+// load is clients that keep requesting a URL, counting what was served
+// and what failed, until check stops them.
+type load struct {
+	stop           chan struct{}
+	wg             sync.WaitGroup
+	served, failed atomic.Int64
+	firstErr       atomic.Value
+}
+
+// startLoad starts n clients looping on url.
+func startLoad(url string, n int) *load {
+	l := &load{stop: make(chan struct{})}
+	for range n {
+		l.wg.Go(func() {
+			client := &http.Client{Timeout: 30 * time.Second}
+			for {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				resp, err := client.Get(url)
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						err = fmt.Errorf("status %d", resp.StatusCode)
+					}
+				}
+				if err != nil {
+					l.failed.Add(1)
+					l.firstErr.CompareAndSwap(nil, err.Error())
+				} else {
+					l.served.Add(1)
+				}
+			}
+		})
+	}
+	return l
+}
+
+// check stops the clients and fails t if any request failed during what.
+func (l *load) check(t *testing.T, what string) {
+	t.Helper()
+	close(l.stop)
+	l.wg.Wait()
+	t.Logf("%d requests served during %s, %d failed", l.served.Load(), what, l.failed.Load())
+	if n := l.failed.Load(); n != 0 {
+		t.Errorf("%d requests failed during %s; the first: %v", n, what, l.firstErr.Load())
 	}
 }
 

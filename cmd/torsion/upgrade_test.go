@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -125,36 +124,7 @@ func TestUpgrade(t *testing.T) {
 		t.Fatalf("before the upgrades: %q", got)
 	}
 
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var served, failed atomic.Int64
-	var firstErr atomic.Value
-	for range 4 {
-		wg.Go(func() {
-			client := &http.Client{Timeout: 30 * time.Second}
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				resp, err := client.Get(site)
-				if err == nil {
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != 200 {
-						err = fmt.Errorf("status %d", resp.StatusCode)
-					}
-				}
-				if err != nil {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-				} else {
-					served.Add(1)
-				}
-			}
-		})
-	}
+	load := startLoad(site, 4)
 	for i := 1; i <= 5; i++ {
 		version := fmt.Sprintf("version %d", i)
 		write(version)
@@ -198,12 +168,7 @@ func TestUpgrade(t *testing.T) {
 	if got := get(); got != "version 5" || gone(last) {
 		t.Errorf("after a failed upgrade: %q (pid %d gone: %v)", got, last, gone(last))
 	}
-	close(stop)
-	wg.Wait()
-	t.Logf("%d requests served during 5 upgrades, %d failed", served.Load(), failed.Load())
-	if n := failed.Load(); n != 0 {
-		t.Errorf("%d requests failed during the upgrades; the first: %v", n, firstErr.Load())
-	}
+	load.check(t, "5 upgrades")
 	syscall.Kill(last, syscall.SIGTERM)
 	waitGone(last)
 	if _, err := os.Stat(pidfile); err == nil {
