@@ -102,7 +102,7 @@ func runReadmeCommand(t *testing.T, dir string, args []string) {
 			a = strings.Replace(a, m[0], k+":"+port, 1)
 			a = regexp.MustCompile(`:interface=[^:]*`).ReplaceAllString(a, "")
 			args[i] = a + ":interface=127.0.0.1"
-			if i > 0 && (args[i-1] == "--port" || args[i-1] == "--listen") {
+			if i > 0 && (args[i-1] == "--port" || args[i-1] == "--listen" || args[i-1] == "--smtp" || args[i-1] == "--pop3") {
 				listens = true
 				if first == "" {
 					first, kind = port, k

@@ -7,6 +7,7 @@ package standard
 import (
 	_ "github.com/torsion-server/torsion/plugins/dnsplugin"     // torsion dns
 	_ "github.com/torsion-server/torsion/plugins/echoserver"    // torsion echo
+	_ "github.com/torsion-server/torsion/plugins/mailplugin"    // torsion mail
 	_ "github.com/torsion-server/torsion/plugins/procmonplugin" // torsion procmon
 	_ "github.com/torsion-server/torsion/plugins/webserver"     // torsion web
 )

@@ -1,0 +1,213 @@
+// Package mailserver is Twisted's twistd mail in Go: an ESMTP server that
+// delivers to Maildir mailboxes of virtual domains, and a POP3 server
+// (RFC 1939) through which their users read and delete what arrived.
+package mailserver
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Store holds the virtual domains: each domain's mail lives in a
+// directory, one Maildir (tmp, new, cur) per user below it.
+type Store struct {
+	// Hostname names the server in the Received lines it adds.
+	Hostname string
+
+	mu      sync.Mutex
+	domains map[string]*domain
+	locked  map[string]bool // mailboxes a POP3 session holds
+}
+
+type domain struct {
+	dir   string
+	users map[string]string // user -> password
+}
+
+// NewStore returns an empty Store.
+func NewStore() *Store {
+	return &Store{domains: map[string]*domain{}, locked: map[string]bool{}}
+}
+
+// AddDomain makes name a domain whose mail is kept under dir, which is
+// created if need be.
+func (s *Store) AddDomain(name, dir string) error {
+	name = strings.ToLower(name)
+	if name == "" || strings.ContainsAny(name, "/@ ") {
+		return fmt.Errorf("domain %q: want a domain name", name)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("domain %s: %w", name, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, dup := s.domains[name]; dup {
+		return fmt.Errorf("domain %s given twice", name)
+	}
+	s.domains[name] = &domain{dir: dir, users: map[string]string{}}
+	return nil
+}
+
+// AddUser adds a user with a password to a domain, and makes the user's
+// Maildir.
+func (s *Store) AddUser(domainName, user, password string) error {
+	user = strings.ToLower(user)
+	if user == "" || strings.ContainsAny(user, "/@ \t") || strings.HasPrefix(user, ".") {
+		return fmt.Errorf("user %q: want a plain name", user)
+	}
+	s.mu.Lock()
+	d := s.domains[strings.ToLower(domainName)]
+	s.mu.Unlock()
+	if d == nil {
+		return fmt.Errorf("user %s: no domain %s", user, domainName)
+	}
+	for _, sub := range []string{"tmp", "new", "cur"} {
+		if err := os.MkdirAll(filepath.Join(d.dir, user, sub), 0o700); err != nil {
+			return fmt.Errorf("user %s: %w", user, err)
+		}
+	}
+	s.mu.Lock()
+	d.users[user] = password
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Store) hostname() string {
+	if s.Hostname != "" {
+		return s.Hostname
+	}
+	return "localhost"
+}
+
+// mailbox returns the Maildir of address (user@domain), or "" if the store
+// has no such user.
+func (s *Store) mailbox(address string) string {
+	user, dom, ok := strings.Cut(strings.ToLower(address), "@")
+	if !ok {
+		return ""
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.domains[dom]
+	if d == nil {
+		return ""
+	}
+	if _, ok := d.users[user]; !ok {
+		return ""
+	}
+	return filepath.Join(d.dir, user)
+}
+
+// hasDomain reports whether the store takes mail for domain.
+func (s *Store) hasDomain(dom string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.domains[strings.ToLower(dom)] != nil
+}
+
+// login checks a POP3 user's password; name is user@domain, or a bare
+// user when the store has one domain. It returns the user's Maildir.
+func (s *Store) login(name, password string) (string, bool) {
+	name = strings.ToLower(name)
+	if !strings.Contains(name, "@") {
+		s.mu.Lock()
+		if len(s.domains) == 1 {
+			for d := range s.domains {
+				name += "@" + d
+			}
+		}
+		s.mu.Unlock()
+	}
+	user, dom, _ := strings.Cut(name, "@")
+	s.mu.Lock()
+	d := s.domains[dom]
+	var want string
+	var ok bool
+	if d != nil {
+		want, ok = d.users[user]
+	}
+	s.mu.Unlock()
+	if !ok || subtle.ConstantTimeCompare([]byte(want), []byte(password)) != 1 {
+		return "", false
+	}
+	return filepath.Join(d.dir, user), true
+}
+
+// lock takes a mailbox for one POP3 session (RFC 1939 wants it exclusive).
+func (s *Store) lock(box string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.locked[box] {
+		return false
+	}
+	s.locked[box] = true
+	return true
+}
+
+func (s *Store) unlock(box string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.locked, box)
+}
+
+// deliver writes a message to a Maildir: into tmp, then renamed into new,
+// so that a reader never sees half a message.
+func deliver(box string, msg []byte) error {
+	var id [8]byte
+	rand.Read(id[:])
+	host, _ := os.Hostname()
+	name := fmt.Sprintf("%d.%s.%s", time.Now().UnixNano(), hex.EncodeToString(id[:]), strings.ReplaceAll(host, "/", "_"))
+	tmp := filepath.Join(box, "tmp", name)
+	if err := os.WriteFile(tmp, msg, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(box, "new", name))
+}
+
+// message is one message of a mailbox, as a POP3 session sees it.
+type message struct {
+	path    string
+	uid     string
+	size    int64
+	deleted bool
+}
+
+// list reads a Maildir's messages (new and cur), oldest first.
+func list(box string) ([]*message, error) {
+	var msgs []*message
+	for _, sub := range []string{"cur", "new"} {
+		ents, err := os.ReadDir(filepath.Join(box, sub))
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range ents {
+			info, err := e.Info()
+			if err != nil || !info.Mode().IsRegular() {
+				continue
+			}
+			uid, _, _ := strings.Cut(e.Name(), ":") // cur names carry ":2,flags"
+			msgs = append(msgs, &message{path: filepath.Join(box, sub, e.Name()), uid: uid, size: info.Size()})
+		}
+	}
+	sort.Slice(msgs, func(i, j int) bool { return msgs[i].uid < msgs[j].uid })
+	return msgs, nil
+}
+
+// readMessage reads a message whole.
+func readMessage(m *message) ([]byte, error) {
+	f, err := os.Open(m.path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}

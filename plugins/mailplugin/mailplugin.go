@@ -1,0 +1,119 @@
+// Package mailplugin is the "mail" plugin: Twisted's twistd mail, an ESMTP
+// server delivering to Maildirs of virtual domains, and a POP3 server.
+package mailplugin
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/torsion-server/torsion/endpoint"
+	"github.com/torsion-server/torsion/logging"
+	"github.com/torsion-server/torsion/mailserver"
+	"github.com/torsion-server/torsion/plugin"
+	"github.com/torsion-server/torsion/service"
+)
+
+func init() {
+	plugin.Register(plugin.Plugin{
+		Name:        "mail",
+		Description: "An ESMTP and POP3 server for virtual domains, keeping mail in Maildirs.",
+		Usage: `Example:
+  torsion mail -E -H localhost -d localhost=emails -u alice=secret \
+    --smtp tcp:8025:interface=127.0.0.1 --pop3 tcp:8110:interface=127.0.0.1
+
+Each -d DOMAIN=DIR is a domain whose users' Maildirs are DIR/USER; each
+-u USER=PASSWORD adds a user to the domain given last before it. Mail for
+other domains is refused (no relaying), as is mail for unknown users.`,
+		Flags: flags,
+	})
+}
+
+// domainList is -d and -u together: pflag sets them in command-line order,
+// so a user joins the domain given last before it.
+type domainList struct {
+	domains []*domainArg
+}
+
+type domainArg struct {
+	name, dir string
+	users     [][2]string
+}
+
+type domainFlag struct{ l *domainList }
+
+func (f domainFlag) String() string { return "" }
+func (f domainFlag) Type() string   { return "DOMAIN=DIR" }
+func (f domainFlag) Set(v string) error {
+	name, dir, ok := strings.Cut(v, "=")
+	if !ok || name == "" || dir == "" {
+		return fmt.Errorf("want DOMAIN=DIR")
+	}
+	f.l.domains = append(f.l.domains, &domainArg{name: name, dir: dir})
+	return nil
+}
+
+type userFlag struct{ l *domainList }
+
+func (f userFlag) String() string { return "" }
+func (f userFlag) Type() string   { return "USER=PASSWORD" }
+func (f userFlag) Set(v string) error {
+	user, pass, ok := strings.Cut(v, "=")
+	if !ok || user == "" || pass == "" {
+		return fmt.Errorf("want USER=PASSWORD")
+	}
+	if len(f.l.domains) == 0 {
+		return fmt.Errorf("give -d DOMAIN=DIR before the users of DOMAIN")
+	}
+	d := f.l.domains[len(f.l.domains)-1]
+	d.users = append(d.users, [2]string{user, pass})
+	return nil
+}
+
+func flags(fs *pflag.FlagSet) plugin.Maker {
+	var smtpEP, pop3EP, hostname string
+	var maxMessage int64
+	var list domainList
+	fs.StringVarP(&smtpEP, "smtp", "s", "tcp:25", "endpoint `DESC` of the ESMTP server (none: no SMTP)")
+	fs.StringVarP(&pop3EP, "pop3", "o", "tcp:110", "endpoint `DESC` of the POP3 server (none: no POP3)")
+	fs.StringVarP(&hostname, "hostname", "H", "localhost", "the `NAME` the server greets with and puts in Received lines")
+	fs.VarP(domainFlag{&list}, "maildirdbmdomain", "d", "a virtual domain: mail for DOMAIN kept in DIR, a Maildir per user (repeatable)")
+	fs.VarP(userFlag{&list}, "user", "u", "a user of the domain given last before it (repeatable)")
+	fs.BoolP("esmtp", "E", true, "speak ESMTP (always; accepted for twistd's command line)")
+	fs.Int64Var(&maxMessage, "max-message-size", 10<<20, "largest message accepted, in `BYTES`; more gets 552")
+	return func(env plugin.Env) (service.Service, error) {
+		if len(list.domains) == 0 {
+			return nil, fmt.Errorf("give at least one -d DOMAIN=DIR")
+		}
+		store := mailserver.NewStore()
+		store.Hostname = hostname
+		for _, d := range list.domains {
+			if err := store.AddDomain(d.name, d.dir); err != nil {
+				return nil, fmt.Errorf("-d: %w", err)
+			}
+			for _, u := range d.users {
+				if err := store.AddUser(d.name, u[0], u[1]); err != nil {
+					return nil, fmt.Errorf("-u: %w", err)
+				}
+			}
+		}
+		log := env.Log.With(logging.SystemKey, "mail")
+		m := service.NewMulti()
+		if smtpEP != "none" {
+			ep, err := endpoint.Parse(smtpEP)
+			if err != nil {
+				return nil, fmt.Errorf("--smtp: %w", err)
+			}
+			m.Add(&service.Listener{Endpoint: ep, Server: mailserver.NewSMTP(store, hostname, maxMessage, log), Name: "ESMTP", Log: log})
+		}
+		if pop3EP != "none" {
+			ep, err := endpoint.Parse(pop3EP)
+			if err != nil {
+				return nil, fmt.Errorf("--pop3: %w", err)
+			}
+			m.Add(&service.Listener{Endpoint: ep, Server: mailserver.POP3(store, log), Name: "POP3", Log: log})
+		}
+		return m, nil
+	}
+}
