@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -47,7 +48,7 @@ func TestReadmeCommands(t *testing.T) {
 			case "cd":
 				dir = filepath.Join(dir, words[1])
 				continue
-			case "openssl", "mkdir":
+			case "openssl", "mkdir", "ssh-keygen":
 				cmd := exec.Command("sh", "-c", line)
 				cmd.Dir = dir
 				if out, err := cmd.CombinedOutput(); err != nil {
@@ -102,7 +103,7 @@ func runReadmeCommand(t *testing.T, dir string, args []string) {
 			a = strings.Replace(a, m[0], k+":"+port, 1)
 			a = regexp.MustCompile(`:interface=[^:]*`).ReplaceAllString(a, "")
 			args[i] = a + ":interface=127.0.0.1"
-			if i > 0 && (args[i-1] == "--port" || args[i-1] == "--listen" || args[i-1] == "--smtp" || args[i-1] == "--pop3") {
+			if i > 0 && slices.Contains([]string{"--port", "-p", "--listen", "--smtp", "--pop3"}, args[i-1]) {
 				listens = true
 				if first == "" {
 					first, kind = port, k

@@ -5,6 +5,7 @@
 package standard
 
 import (
+	_ "github.com/torsion-server/torsion/plugins/conchplugin"   // torsion conch
 	_ "github.com/torsion-server/torsion/plugins/dnsplugin"     // torsion dns
 	_ "github.com/torsion-server/torsion/plugins/echoserver"    // torsion echo
 	_ "github.com/torsion-server/torsion/plugins/mailplugin"    // torsion mail

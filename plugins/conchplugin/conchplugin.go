@@ -1,0 +1,75 @@
+// Package conchplugin is the "conch" plugin: Twisted's twistd conch, an
+// SSH server.
+package conchplugin
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/pflag"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/torsion-server/torsion/endpoint"
+	"github.com/torsion-server/torsion/logging"
+	"github.com/torsion-server/torsion/plugin"
+	"github.com/torsion-server/torsion/service"
+	"github.com/torsion-server/torsion/sshserver"
+)
+
+func init() {
+	plugin.Register(plugin.Plugin{
+		Name:        "conch",
+		Description: "An SSH server: public-key logins, a shell with a terminal, exec and SFTP.",
+		Usage: `Example:
+  torsion conch -p tcp:2222:interface=127.0.0.1 --authorized-keys ~/.ssh/authorized_keys
+  ssh -p 2222 127.0.0.1
+
+Logins are by public key only, against --authorized-keys; sessions run as
+the user torsion runs as. Without --host-key, a host key is made on first
+start (ssh_host_ed25519_key in the current directory) and kept.`,
+		Flags: flags,
+	})
+}
+
+func flags(fs *pflag.FlagSet) plugin.Maker {
+	var port, authKeys, shell string
+	var hostKeys []string
+	fs.StringVarP(&port, "port", "p", "tcp:22", "endpoint `DESC` to listen on")
+	fs.StringArrayVar(&hostKeys, "host-key", nil, "the server's private key `FILE`, in OpenSSH format (repeatable; default ssh_host_ed25519_key, made if missing)")
+	fs.StringVar(&authKeys, "authorized-keys", "", "the authorized_keys `FILE` whose keys may log in (required)")
+	fs.StringVar(&shell, "shell", "/bin/sh", "the `PATH` of the shell that runs sessions and commands")
+	return func(env plugin.Env) (service.Service, error) {
+		if authKeys == "" {
+			return nil, fmt.Errorf("--authorized-keys is required: logins are by public key only")
+		}
+		if _, err := os.Stat(authKeys); err != nil {
+			return nil, fmt.Errorf("--authorized-keys: %w", err)
+		}
+		ep, err := endpoint.Parse(port)
+		if err != nil {
+			return nil, fmt.Errorf("--port: %w", err)
+		}
+		log := env.Log.With(logging.SystemKey, "conch")
+		if len(hostKeys) == 0 {
+			hostKeys = []string{"ssh_host_ed25519_key"}
+		}
+		var signers []ssh.Signer
+		for _, path := range hostKeys {
+			signer, created, err := sshserver.LoadOrCreateHostKey(path)
+			if err != nil {
+				return nil, fmt.Errorf("--host-key: %w", err)
+			}
+			if created {
+				abs, _ := filepath.Abs(path)
+				log.Warn("made a new SSH host key; clients will see it as this server's from now on", "file", abs, "fingerprint", ssh.FingerprintSHA256(signer.PublicKey()))
+			}
+			signers = append(signers, signer)
+		}
+		srv, err := sshserver.New(sshserver.Config{HostKeys: signers, AuthorizedKeys: authKeys, Shell: shell, Log: log})
+		if err != nil {
+			return nil, err
+		}
+		return &service.Listener{Endpoint: ep, Server: srv, Name: "SSH", Log: log}, nil
+	}
+}

@@ -1,0 +1,332 @@
+// Package sshserver is Twisted's twistd conch in Go: an SSH server
+// (golang.org/x/crypto/ssh) that authenticates users by public key against
+// an authorized_keys file and serves them a shell with a terminal, exec
+// commands and SFTP (github.com/pkg/sftp). Commands run as the user torsion
+// runs as.
+package sshserver
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/torsion-server/torsion/protocol"
+)
+
+// Config says how the server authenticates and what it offers.
+type Config struct {
+	// HostKeys are the server's private keys.
+	HostKeys []ssh.Signer
+	// AuthorizedKeys is the authorized_keys(5) file whose keys may log in;
+	// it is read at each login, so edits take effect at once.
+	AuthorizedKeys string
+	// Shell runs shell sessions and exec commands (default /bin/sh).
+	Shell string
+	// Log receives logins and their refusals.
+	Log *slog.Logger
+}
+
+// LoadOrCreateHostKey reads an OpenSSH private key from path, or, if path
+// does not exist, makes an Ed25519 key there (mode 0600) and reports that
+// it did, so the caller can say so.
+func LoadOrCreateHostKey(path string) (signer ssh.Signer, created bool, err error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, false, err
+		}
+		block, err := ssh.MarshalPrivateKey(priv, "torsion host key")
+		if err != nil {
+			return nil, false, err
+		}
+		if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+			return nil, false, fmt.Errorf("host key: %w", err)
+		}
+		signer, err = ssh.NewSignerFromKey(priv)
+		return signer, true, err
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("host key: %w", err)
+	}
+	signer, err = ssh.ParsePrivateKey(b)
+	if err != nil {
+		return nil, false, fmt.Errorf("host key %s: %w", path, err)
+	}
+	return signer, false, nil
+}
+
+// New returns the SSH server, to serve on a listener.
+func New(cfg Config) (*protocol.Server, error) {
+	if len(cfg.HostKeys) == 0 {
+		return nil, errors.New("no host key")
+	}
+	if cfg.Shell == "" {
+		cfg.Shell = "/bin/sh"
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	sc := &ssh.ServerConfig{
+		PublicKeyCallback: func(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+			if authorized(cfg.AuthorizedKeys, key) {
+				return &ssh.Permissions{Extensions: map[string]string{"key": ssh.FingerprintSHA256(key)}}, nil
+			}
+			cfg.Log.Warn("SSH login refused", "user", meta.User(), "remote", meta.RemoteAddr().String(), "key", ssh.FingerprintSHA256(key))
+			return nil, errors.New("key not authorized")
+		},
+		MaxAuthTries: 6,
+	}
+	for _, k := range cfg.HostKeys {
+		sc.AddHostKey(k)
+	}
+	return &protocol.Server{ServeConn: func(c net.Conn) { serveConn(c, sc, cfg) }}, nil
+}
+
+// authorized reports whether key is in the authorized_keys file. A key
+// with options (command=, from=, restrict...) is not: this server does not
+// carry them out, and must not grant more than they allow.
+func authorized(path string, key ssh.PublicKey) bool {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	want := key.Marshal()
+	for len(b) > 0 {
+		k, _, options, rest, err := ssh.ParseAuthorizedKey(b)
+		if err != nil {
+			return false
+		}
+		if bytes.Equal(k.Marshal(), want) && len(options) == 0 {
+			return true
+		}
+		b = rest
+	}
+	return false
+}
+
+// handshakeTimeout bounds a client's handshake and login.
+const handshakeTimeout = 30 * time.Second
+
+func serveConn(c net.Conn, sc *ssh.ServerConfig, cfg Config) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(handshakeTimeout))
+	conn, chans, reqs, err := ssh.NewServerConn(c, sc)
+	if err != nil {
+		return
+	}
+	c.SetDeadline(time.Time{})
+	defer conn.Close()
+	cfg.Log.Info("SSH login", "user", conn.User(), "remote", conn.RemoteAddr().String(), "key", conn.Permissions.Extensions["key"])
+	go ssh.DiscardRequests(reqs)
+	var wg sync.WaitGroup
+	for nc := range chans {
+		if nc.ChannelType() != "session" {
+			nc.Reject(ssh.UnknownChannelType, "only sessions are served")
+			continue
+		}
+		ch, requests, err := nc.Accept()
+		if err != nil {
+			continue
+		}
+		wg.Go(func() { (&session{ch: ch, cfg: cfg, user: conn.User()}).serve(requests) })
+	}
+	wg.Wait()
+}
+
+// session is one session channel: an exec, a shell or a subsystem.
+type session struct {
+	ch   ssh.Channel
+	cfg  Config
+	user string
+	env  []string
+	pty  *pty // set by pty-req
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+}
+
+func (s *session) serve(requests <-chan *ssh.Request) {
+	defer s.ch.Close()
+	started := false
+	for req := range requests {
+		ok := false
+		switch req.Type {
+		case "env":
+			var kv struct{ Name, Value string }
+			if ssh.Unmarshal(req.Payload, &kv) == nil {
+				s.env = append(s.env, kv.Name+"="+kv.Value)
+				ok = true
+			}
+		case "pty-req":
+			var p struct {
+				Term          string
+				Cols, Rows    uint32
+				Width, Height uint32
+				Modes         string
+			}
+			if ssh.Unmarshal(req.Payload, &p) == nil && s.pty == nil {
+				t, err := openPTY()
+				if err == nil {
+					t.resize(p.Cols, p.Rows)
+					s.pty = t
+					s.env = append(s.env, "TERM="+p.Term)
+					ok = true
+				}
+			}
+		case "window-change":
+			var w struct{ Cols, Rows, Width, Height uint32 }
+			if ssh.Unmarshal(req.Payload, &w) == nil && s.pty != nil {
+				s.pty.resize(w.Cols, w.Rows)
+				ok = true
+			}
+		case "signal":
+			var sig struct{ Name string }
+			if ssh.Unmarshal(req.Payload, &sig) == nil {
+				ok = s.signal(sig.Name)
+			}
+		case "exec", "shell", "subsystem":
+			if started {
+				break
+			}
+			var arg struct{ Value string }
+			if req.Type != "shell" && ssh.Unmarshal(req.Payload, &arg) != nil {
+				break
+			}
+			switch {
+			case req.Type == "subsystem" && arg.Value == "sftp":
+				ok, started = true, true
+				go s.sftp()
+			case req.Type == "subsystem":
+			default:
+				ok = s.start(arg.Value) == nil
+				started = ok
+			}
+		}
+		if req.WantReply {
+			req.Reply(ok, nil)
+		}
+	}
+	s.mu.Lock()
+	if s.cmd != nil && s.cmd.Process != nil {
+		s.cmd.Process.Signal(syscall.SIGHUP) // the client closed the session
+	}
+	s.mu.Unlock()
+}
+
+// start runs command (a shell when empty), on the terminal if one was
+// asked for, and sends its exit status when it ends.
+func (s *session) start(command string) error {
+	args := []string{}
+	if command != "" {
+		args = []string{"-c", command}
+	}
+	cmd := exec.Command(s.cfg.Shell, args...)
+	cmd.Env = append(os.Environ(), s.env...)
+	if home, err := os.UserHomeDir(); err == nil {
+		cmd.Dir = home
+	}
+	var closeAfter []io.Closer
+	if s.pty != nil {
+		tty, err := s.pty.openTTY()
+		if err != nil {
+			return err
+		}
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+		closeAfter = append(closeAfter, tty)
+	} else {
+		cmd.Stdin = s.ch
+		cmd.Stdout = s.ch
+		cmd.Stderr = s.ch.Stderr()
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	}
+	s.mu.Lock()
+	s.cmd = cmd
+	err := cmd.Start()
+	s.mu.Unlock()
+	for _, c := range closeAfter {
+		c.Close()
+	}
+	if err != nil {
+		return err
+	}
+	copied := make(chan struct{})
+	if s.pty != nil {
+		go io.Copy(s.pty.master, s.ch)
+		go func() {
+			io.Copy(s.ch, s.pty.master) // ends with EIO once the shell and its children are gone
+			close(copied)
+		}()
+	} else {
+		close(copied)
+	}
+	go func() {
+		err := cmd.Wait()
+		if s.pty != nil {
+			select {
+			case <-copied:
+			case <-time.After(time.Second):
+			}
+			s.pty.master.Close()
+		}
+		status := uint32(0)
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			status = uint32(ee.ExitCode())
+			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+				status = 128 + uint32(ws.Signal())
+			}
+		}
+		s.ch.SendRequest("exit-status", false, binary.BigEndian.AppendUint32(nil, status))
+		s.ch.Close()
+	}()
+	return nil
+}
+
+// signal passes a client's signal (RFC 4254 6.9) to the command.
+func (s *session) signal(name string) bool {
+	sigs := map[string]syscall.Signal{"INT": syscall.SIGINT, "TERM": syscall.SIGTERM, "HUP": syscall.SIGHUP,
+		"KILL": syscall.SIGKILL, "QUIT": syscall.SIGQUIT, "USR1": syscall.SIGUSR1, "USR2": syscall.SIGUSR2}
+	sig, ok := sigs[name]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !ok || s.cmd == nil || s.cmd.Process == nil {
+		return false
+	}
+	return syscall.Kill(-s.cmd.Process.Pid, sig) == nil
+}
+
+// sftp serves the SFTP subsystem on the channel.
+func (s *session) sftp() {
+	var opts []sftp.ServerOption
+	if home, err := os.UserHomeDir(); err == nil {
+		opts = append(opts, sftp.WithServerWorkingDirectory(home)) // where the shell starts too
+	}
+	srv, err := sftp.NewServer(s.ch, opts...)
+	if err != nil {
+		s.ch.Close()
+		return
+	}
+	err = srv.Serve()
+	status := uint32(0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		status = 1
+	}
+	s.ch.SendRequest("exit-status", false, binary.BigEndian.AppendUint32(nil, status))
+	s.ch.Close()
+}
