@@ -19,8 +19,8 @@ func TestMail(t *testing.T) {
 	needPython(t)
 	dir := t.TempDir()
 	smtpPort, popPort := freePort(t), freePort(t)
-	cmd := exec.Command(binary, "mail", "-E", "-H", "localhost", "-d", "localhost=emails", "-u", "alice=secret",
-		"--smtp", "tcp:"+smtpPort+":interface=127.0.0.1", "--pop3", "tcp:"+popPort+":interface=127.0.0.1")
+	cmd := exec.Command(binary, "mail", "-E", "-H", "localhost", "-d", "localhost=emails", "-u", "alice=secret", "--user", "bob:hunter2",
+		"--max-message-size", "1048576", "--smtp", "tcp:"+smtpPort+":interface=127.0.0.1", "--pop3", "tcp:"+popPort+":interface=127.0.0.1")
 	cmd.Dir = dir
 	p := startCmd(t, cmd)
 	p.waitLog(`POP3 starting on`)
@@ -49,6 +49,33 @@ p.user("alice")
 p.pass_("secret")
 print("after", p.stat()[0])
 p.quit()
+# Over --max-message-size: refused, and nothing stored.
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]))
+try:
+    s.sendmail("x@example.com", ["bob@localhost"], "Subject: big\r\n\r\n" + "y" * (2 << 20) + "\r\n")
+    print("big accepted")
+except smtplib.SMTPException as e:
+    print("big refused", getattr(e, "smtp_code", e))
+s.quit()
+# Twenty deliveries at once, each byte for byte.
+import threading
+bodies = ["Subject: n%d\r\nX-Seq: %d\r\n\r\n%s\r\n" % (i, i, "line %d " % i * 20) for i in range(20)]
+def send(b):
+    c = smtplib.SMTP("127.0.0.1", int(sys.argv[1]))
+    c.sendmail("x@example.com", ["bob@localhost"], b)
+    c.quit()
+ts = [threading.Thread(target=send, args=(b,)) for b in bodies]
+[t.start() for t in ts]
+[t.join() for t in ts]
+p = poplib.POP3("127.0.0.1", int(sys.argv[2]))
+p.user("bob")
+p.pass_("hunter2")
+got = []
+for i in range(1, p.stat()[0] + 1):
+    msg = b"\r\n".join(p.retr(i)[1]) + b"\r\n"
+    got.append(msg[msg.index(b"Subject:"):].decode())
+print("concurrent", len(got), sorted(got) == sorted(bodies))
+p.quit()
 `
 	out, err := exec.Command(debianPython, "-c", client, smtpPort, popPort).CombinedOutput()
 	if err != nil {
@@ -58,6 +85,7 @@ p.quit()
 	for _, want := range []string{
 		"refused nobody@localhost 550", "refused carol@example.net 550", "stat 1",
 		"line Subject: hello", "line first line", "line .a dotted line", "after 0",
+		"big refused 552", "concurrent 20 True",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("the client's output lacks %q:\n%s", want, got)

@@ -4,6 +4,7 @@ package mailplugin
 
 import (
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -60,8 +61,11 @@ func (f userFlag) String() string { return "" }
 func (f userFlag) Type() string   { return "USER=PASSWORD" }
 func (f userFlag) Set(v string) error {
 	user, pass, ok := strings.Cut(v, "=")
+	if !ok {
+		user, pass, ok = strings.Cut(v, ":")
+	}
 	if !ok || user == "" || pass == "" {
-		return fmt.Errorf("want USER=PASSWORD")
+		return fmt.Errorf("want USER=PASSWORD or USER:PASSWORD")
 	}
 	if len(f.l.domains) == 0 {
 		return fmt.Errorf("give -d DOMAIN=DIR before the users of DOMAIN")
@@ -75,16 +79,22 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 	var smtpEP, pop3EP, hostname string
 	var maxMessage int64
 	var list domainList
-	fs.StringVarP(&smtpEP, "smtp", "s", "tcp:25", "endpoint `DESC` of the ESMTP server (none: no SMTP)")
-	fs.StringVarP(&pop3EP, "pop3", "o", "tcp:110", "endpoint `DESC` of the POP3 server (none: no POP3)")
+	fs.StringVarP(&smtpEP, "smtp", "s", "", "endpoint `DESC` of the ESMTP server (none: no SMTP; default tcp:25 as root, else tcp:8025)")
+	fs.StringVarP(&pop3EP, "pop3", "o", "", "endpoint `DESC` of the POP3 server (none: no POP3; default tcp:110 as root, else tcp:8110)")
 	fs.StringVarP(&hostname, "hostname", "H", "localhost", "the `NAME` the server greets with and puts in Received lines")
 	fs.VarP(domainFlag{&list}, "maildirdbmdomain", "d", "a virtual domain: mail for DOMAIN kept in DIR, a Maildir per user (repeatable)")
-	fs.VarP(userFlag{&list}, "user", "u", "a user of the domain given last before it (repeatable)")
+	fs.VarP(userFlag{&list}, "user", "u", "a user (USER=PASSWORD or USER:PASSWORD) of the domain given last before it (repeatable)")
 	fs.BoolP("esmtp", "E", true, "speak ESMTP (always; accepted for twistd's command line)")
 	fs.Int64Var(&maxMessage, "max-message-size", 10<<20, "largest message accepted, in `BYTES`; more gets 552")
 	return func(env plugin.Env) (service.Service, error) {
 		if len(list.domains) == 0 {
 			return nil, fmt.Errorf("give at least one -d DOMAIN=DIR")
+		}
+		if smtpEP == "" {
+			smtpEP = map[bool]string{true: "tcp:25", false: "tcp:8025"}[os.Geteuid() == 0]
+		}
+		if pop3EP == "" {
+			pop3EP = map[bool]string{true: "tcp:110", false: "tcp:8110"}[os.Geteuid() == 0]
 		}
 		store := mailserver.NewStore()
 		store.Hostname = hostname
