@@ -88,6 +88,7 @@ func New(cfg Config) (*protocol.Server, error) {
 				return &ssh.Permissions{Extensions: map[string]string{"key": ssh.FingerprintSHA256(key)}}, nil
 			}
 			cfg.Log.Warn("SSH login refused", "user", meta.User(), "remote", meta.RemoteAddr().String(), "key", ssh.FingerprintSHA256(key))
+			time.Sleep(refusalDelay) // a guesser's pace: at most MaxAuthTries a connection, each this slow
 			return nil, errors.New("key not authorized")
 		},
 		MaxAuthTries: 6,
@@ -119,6 +120,9 @@ func authorized(path string, key ssh.PublicKey) bool {
 	}
 	return false
 }
+
+// refusalDelay slows each refused key, so that guessing is slow.
+const refusalDelay = 500 * time.Millisecond
 
 // handshakeTimeout bounds a client's handshake and login.
 const handshakeTimeout = 30 * time.Second

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // TestConch runs torsion conch and talks to it with Debian's OpenSSH
@@ -75,6 +77,31 @@ func TestConch(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "back.txt")); string(b) != "sent over sftp\n" {
 		t.Errorf("downloaded: %q", b)
+	}
+	// scp (over SFTP, as Debian's OpenSSH does), both ways.
+	scp := exec.Command("scp", append(append([]string{"-i", good, "-P", port}, opts[2:]...), "local.txt", "127.0.0.1:scp.txt")...)
+	scp.Dir = dir
+	if out, err := scp.CombinedOutput(); err != nil {
+		t.Fatalf("scp up: %v\n%s", err, out)
+	}
+	scp = exec.Command("scp", append(append([]string{"-i", good, "-P", port}, opts[2:]...), "127.0.0.1:scp.txt", "scp-back.txt")...)
+	scp.Dir = dir
+	if out, err := scp.CombinedOutput(); err != nil {
+		t.Fatalf("scp down: %v\n%s", err, out)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "scp-back.txt")); string(b) != "sent over sftp\n" {
+		t.Errorf("scp both ways: %q", b)
+	}
+	// A key guessed over and over is refused slowly: 6 keys take 3s.
+	start := time.Now()
+	var keys []string
+	for i := range 6 {
+		keys = append(keys, "-i", keygen(fmt.Sprintf("guess%d", i)))
+	}
+	cmd = exec.Command(sshPath, append(append(append(keys, "-o", "IdentitiesOnly=yes"), opts...), "127.0.0.1", "true")...)
+	cmd.Run()
+	if d := time.Since(start); d < 2*time.Second {
+		t.Errorf("6 refused keys took only %v", d)
 	}
 	if code := p.stop(syscall.SIGTERM); code != 0 {
 		t.Errorf("exit %d; log:\n%s", code, p.logText())
