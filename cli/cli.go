@@ -325,9 +325,14 @@ func command(ctx context.Context, prog string, p plugin.Plugin, g *globals, stdo
 			fmt.Fprintf(stdout, "%s %s: the configuration is valid\n", prog, p.Name)
 			return nil
 		}
+		// A successor in an upgrade takes the pid file over only once it
+		// serves: one that fails leaves it naming the running server.
+		successor := service.Successor()
 		if g.pidfile != "" {
-			if err := writePidfile(g.pidfile); err != nil {
-				return err
+			if !successor {
+				if err := writePidfile(g.pidfile); err != nil {
+					return err
+				}
 			}
 			defer removePidfile(g.pidfile)
 		}
@@ -343,9 +348,16 @@ func command(ctx context.Context, prog string, p plugin.Plugin, g *globals, stdo
 			defer pprof.StopCPUProfile()
 		}
 		log.Info(fmt.Sprintf("%s %s starting up (pid %d, %s).", prog, p.Name, os.Getpid(), runtime.Version()))
-		var started func() error
-		if priv.drop != nil {
-			started = func() error { return dropTo(priv.drop) }
+		started := func() error {
+			if successor && g.pidfile != "" {
+				if err := writePidfile(g.pidfile); err != nil {
+					return err
+				}
+			}
+			if priv.drop != nil {
+				return dropTo(priv.drop)
+			}
+			return nil
 		}
 		err = service.Run(ctx, svc, service.RunOptions{Log: log, ShutdownTimeout: g.shutdownTimeout, Reopen: reopen, Started: started})
 		if err != nil {

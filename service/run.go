@@ -134,6 +134,9 @@ func Run(ctx context.Context, s Service, opts RunOptions) error {
 		upgradeTimeout = 2 * time.Minute
 	}
 	var upgraded chan successor // non-nil while an upgrade runs
+	// Upgrades end with the stop: a successor not yet ready is killed.
+	upgradeCtx, cancelUpgrade := context.WithCancel(ctx)
+	defer cancelUpgrade()
 	handedOver := false
 	var watchdog <-chan time.Time
 	if notify.watchdog > 0 {
@@ -198,19 +201,27 @@ wait:
 				}
 				log.Info("Received SIGUSR2, upgrading: starting the new process.")
 				upgraded = make(chan successor, 1)
-				go func(c chan<- successor) { c <- upgrade(ctx, notify, upgradeTimeout) }(upgraded)
+				go func(c chan<- successor) { c <- upgrade(upgradeCtx, notify, upgradeTimeout) }(upgraded)
 			}
-		case s := <-upgraded:
+		case su := <-upgraded:
 			upgraded = nil
-			if s.err != nil {
-				log.Error("The upgrade failed; this process serves on.", "err", s.err)
+			if su.err != nil {
+				log.Error("The upgrade failed; this process serves on.", "err", su.err)
 				notify.send("READY=1\nMAINPID=" + strconv.Itoa(os.Getpid()))
 				continue
 			}
-			log.Info("Upgrade complete: the new process serves; this one stops accepting and drains.", "pid", s.pid)
+			log.Info("Upgrade complete: the new process serves; this one stops accepting and drains.", "pid", su.pid)
 			endpoint.HandedOver()
 			handedOver = true
 			break wait
+		}
+	}
+	if upgraded != nil {
+		// Stopping during an upgrade: the successor is stopped too, or
+		// it would outlive the stop it was not asked for.
+		cancelUpgrade()
+		if su := <-upgraded; su.err == nil {
+			syscall.Kill(su.pid, syscall.SIGTERM) // it got ready as the stop began
 		}
 	}
 	if !handedOver { // the successor is the service now

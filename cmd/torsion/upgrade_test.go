@@ -169,8 +169,20 @@ func TestUpgrade(t *testing.T) {
 		t.Errorf("after a failed upgrade: %q (pid %d gone: %v)", got, last, gone(last))
 	}
 	load.check(t, "5 upgrades")
+	// A stop during an upgrade stops the successor too: it must not
+	// outlive a stop it was not asked for.
+	write("version 6")
+	os.WriteFile(slow, []byte("3"), 0o644)
+	syscall.Kill(last, syscall.SIGUSR2)
+	waitLogs(`Received SIGUSR2, upgrading`, 7)
+	started := waitLogs(`torsion web starting up \(pid (\d+)`, 8)
+	successor, _ := strconv.Atoi(started[1])
+	pidsMu.Lock()
+	pids = append(pids, successor)
+	pidsMu.Unlock()
 	syscall.Kill(last, syscall.SIGTERM)
 	waitGone(last)
+	waitGone(successor)
 	if _, err := os.Stat(pidfile); err == nil {
 		t.Errorf("the pid file outlived the last server")
 	}
