@@ -12,6 +12,42 @@ import (
 	"github.com/torsion-server/torsion/internal/timefmt"
 )
 
+// Answer is what a request got: its status (499 when its connection
+// ended before any answer), the bytes of body sent, and when it began.
+type Answer struct {
+	Status int
+	Bytes  int64
+	Start  time.Time
+}
+
+// Observer is told of each request once it has been answered.
+type Observer func(r *http.Request, a Answer)
+
+// Observe wraps h so that each observer, in order, learns of each
+// request's answer, also when the handler panics (net/http recovers the
+// panic and closes the connection; the answer is then a 500).
+func Observe(h http.Handler, observers ...Observer) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		lw := &logWriter{ResponseWriter: w}
+		defer func() {
+			lw.gone = r.Context().Err() != nil
+			p := recover()
+			if p != nil && lw.status == 0 {
+				lw.status = http.StatusInternalServerError
+			}
+			a := Answer{Status: lw.code(), Bytes: lw.bytes, Start: start}
+			for _, o := range observers {
+				o(r, a)
+			}
+			if p != nil {
+				panic(p)
+			}
+		}()
+		h.ServeHTTP(lw, r)
+	})
+}
+
 // AccessLog wraps h so that every request is logged to log as one line in
 // the combined log format (Apache's and Twisted's):
 //
@@ -19,18 +55,26 @@ import (
 //
 // Quotes, backslashes and control characters from the client are escaped
 // as Apache does, so a line can always be parsed back.
-func AccessLog(h http.Handler, log *slog.Logger) http.Handler {
-	return accessLog(h, log, func(r *http.Request, lw *logWriter, start time.Time) slog.Record {
-		return slog.NewRecord(time.Now(), slog.LevelInfo, combinedLine(r, lw, start), 0)
+func AccessLog(h http.Handler, log *slog.Logger) http.Handler { return Observe(h, AccessLines(log)) }
+
+// StructuredAccessLog wraps h so that every request is logged to log as a
+// record of fields (AccessRecords), for a JSON log.
+func StructuredAccessLog(h http.Handler, log *slog.Logger) http.Handler {
+	return Observe(h, AccessRecords(log))
+}
+
+// AccessLines is the observer of AccessLog: a combined-format line each.
+func AccessLines(log *slog.Logger) Observer {
+	return accessObserver(log, func(r *http.Request, a Answer) slog.Record {
+		return slog.NewRecord(time.Now(), slog.LevelInfo, combinedLine(r, a), 0)
 	})
 }
 
-// StructuredAccessLog wraps h so that every request is logged to log as a
-// record of fields, for a JSON log: message "request", and method, uri,
-// proto, status, bytes, duration (seconds), remote, referer and
-// user_agent.
-func StructuredAccessLog(h http.Handler, log *slog.Logger) http.Handler {
-	return accessLog(h, log, func(r *http.Request, lw *logWriter, start time.Time) slog.Record {
+// AccessRecords is the observer of StructuredAccessLog: message "request",
+// and method, uri, proto, status, bytes, duration (seconds), remote,
+// referer and user_agent.
+func AccessRecords(log *slog.Logger) Observer {
+	return accessObserver(log, func(r *http.Request, a Answer) slog.Record {
 		now := time.Now()
 		rec := slog.NewRecord(now, slog.LevelInfo, "request", 0)
 		remote, _, err := net.SplitHostPort(r.RemoteAddr)
@@ -41,9 +85,9 @@ func StructuredAccessLog(h http.Handler, log *slog.Logger) http.Handler {
 			slog.String("method", r.Method),
 			slog.String("uri", r.RequestURI),
 			slog.String("proto", r.Proto),
-			slog.Int("status", lw.code()),
-			slog.Int64("bytes", lw.bytes),
-			slog.Float64("duration", now.Sub(start).Seconds()),
+			slog.Int("status", a.Status),
+			slog.Int64("bytes", a.Bytes),
+			slog.Float64("duration", now.Sub(a.Start).Seconds()),
 			slog.String("remote", remote),
 			slog.String("referer", r.Header.Get("Referer")),
 			slog.String("user_agent", r.Header.Get("User-Agent")),
@@ -52,33 +96,15 @@ func StructuredAccessLog(h http.Handler, log *slog.Logger) http.Handler {
 	})
 }
 
-func accessLog(h http.Handler, log *slog.Logger, record func(*http.Request, *logWriter, time.Time) slog.Record) http.Handler {
+func accessObserver(log *slog.Logger, record func(*http.Request, Answer) slog.Record) Observer {
 	out := log.Handler()
 	// Records go straight to the handler: Logger.Info would also find the
 	// caller's program counter, which no access line shows.
-	emit := func(r *http.Request, lw *logWriter, start time.Time) {
+	return func(r *http.Request, a Answer) {
 		if out.Enabled(r.Context(), slog.LevelInfo) {
-			out.Handle(r.Context(), record(r, lw, start))
+			out.Handle(r.Context(), record(r, a))
 		}
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		lw := &logWriter{ResponseWriter: w}
-		defer func() {
-			lw.gone = r.Context().Err() != nil
-			// Log even when the handler panics (net/http recovers it and
-			// closes the connection); the client got nothing useful.
-			if p := recover(); p != nil {
-				if lw.status == 0 {
-					lw.status = http.StatusInternalServerError
-				}
-				emit(r, lw, start)
-				panic(p)
-			}
-			emit(r, lw, start)
-		}()
-		h.ServeHTTP(lw, r)
-	})
 }
 
 var stamps = timefmt.New("02/Jan/2006:15:04:05 -0700")
@@ -163,7 +189,7 @@ const statusConnectionGone = 499
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *logWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-func combinedLine(r *http.Request, w *logWriter, start time.Time) string {
+func combinedLine(r *http.Request, a Answer) string {
 	b := make([]byte, 0, 256)
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -174,7 +200,7 @@ func combinedLine(r *http.Request, w *logWriter, start time.Time) string {
 	}
 	b = append(b, host...)
 	b = append(b, " - - ["...)
-	b = stamps.Append(b, start)
+	b = stamps.Append(b, a.Start)
 	b = append(b, `] "`...)
 	b = appendEscaped(b, r.Method)
 	b = append(b, ' ')
@@ -182,12 +208,12 @@ func combinedLine(r *http.Request, w *logWriter, start time.Time) string {
 	b = append(b, ' ')
 	b = appendEscaped(b, r.Proto)
 	b = append(b, `" `...)
-	b = strconv.AppendInt(b, int64(w.code()), 10)
+	b = strconv.AppendInt(b, int64(a.Status), 10)
 	b = append(b, ' ')
-	if w.bytes == 0 {
+	if a.Bytes == 0 {
 		b = append(b, '-')
 	} else {
-		b = strconv.AppendInt(b, w.bytes, 10)
+		b = strconv.AppendInt(b, a.Bytes, 10)
 	}
 	b = append(b, ` "`...)
 	b = appendEscaped(b, headerOrDash(r, "Referer"))

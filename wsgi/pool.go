@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -128,7 +129,8 @@ type Pool struct {
 	stopped  chan struct{}
 	stopCtx  context.Context // ends when Stop begins: abandons start-ups in progress
 	stopAll  context.CancelFunc
-	waiting  []chan struct{} // requests waiting for a worker, first come first served
+	waiting  []chan struct{}   // requests waiting for a worker, first come first served
+	restarts map[string]uint64 // workers replaced, by cause (metrics)
 	slots    sync.WaitGroup
 	rng      *rand.Rand
 }
@@ -221,6 +223,41 @@ func (p *Pool) rand(n int) int {
 	defer p.mu.Unlock()
 	return p.rng.IntN(n)
 }
+
+// Stats tells the metrics how the pool is: its live workers, those of
+// them with a request, the requests waiting for one, and the workers
+// replaced so far by cause (crash, timeout, max-requests, memory, reload).
+func (p *Pool) Stats() (workers, busy, queued int, restarts map[string]uint64) {
+	p.mu.Lock()
+	ws := append([]*worker(nil), p.workers...)
+	queued = len(p.waiting)
+	restarts = maps.Clone(p.restarts)
+	p.mu.Unlock()
+	for _, w := range ws {
+		if w == nil {
+			continue
+		}
+		if n := w.inflight(); n >= 0 {
+			workers++
+			if n > 0 {
+				busy++
+			}
+		}
+	}
+	return workers, busy, queued, restarts
+}
+
+func (p *Pool) countRestart(cause string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.restarts == nil {
+		p.restarts = map[string]uint64{}
+	}
+	p.restarts[cause]++
+}
+
+// App names the application the pool runs.
+func (p *Pool) App() string { return p.cfg.App }
 
 // kind names the application's interface in log lines.
 func (p *Pool) kind() string {
@@ -398,6 +435,7 @@ func (p *Pool) supervise(slot int, w *worker) {
 				continue
 			}
 			w.drain()
+			p.countRestart("reload")
 			w, bo = h.w, defaultBackoff()
 			w.log.Info("worker started")
 			h.done <- nil
@@ -408,8 +446,12 @@ func (p *Pool) supervise(slot int, w *worker) {
 			return
 		}
 		w.mu.Lock()
-		planned := w.draining
+		planned, cause := w.draining, w.cause
 		w.mu.Unlock()
+		if cause == "" {
+			cause = "crash"
+		}
+		p.countRestart(cause)
 		wait := time.Duration(0)
 		if !planned {
 			wait = bo.exited(time.Since(born))
@@ -557,6 +599,7 @@ func (p *Pool) watchdog() {
 				}
 				w.mu.Unlock()
 				if len(stuck) > 0 && p.timedOut(w, stuck, now) {
+					w.setCause("timeout")
 					w.kill()
 				}
 			}
@@ -625,6 +668,7 @@ func (p *Pool) memoryWatch() {
 			}
 			if seen[w] = over[w] + 1; seen[w] == 2 {
 				w.log.Warn("worker uses more memory than the limit; recycling it after its requests", "rss", rss, "limit", p.cfg.MaxMemory)
+				w.setCause("memory")
 				w.drain()
 			}
 		}

@@ -123,7 +123,8 @@ type worker struct {
 	order    []*call // in flight, in the order sent
 	nextID   uint32
 	served   int
-	limit    int // recycle after this many requests; 0 = never
+	limit    int    // recycle after this many requests; 0 = never
+	cause    string // why it is being replaced, for the metrics; "" for a crash
 	draining bool
 	dead     bool
 
@@ -464,11 +465,20 @@ func (w *worker) finishLocked(c *call) {
 		}
 	}
 	if w.limit > 0 && w.served >= w.limit && !w.draining {
-		w.draining = true
+		w.draining, w.cause = true, "max-requests"
 		w.log.Info("worker served its requests; recycling it", "served", w.served)
 	}
 	if w.draining && len(w.calls) == 0 {
 		w.conn.CloseWrite() // Python sees EOF and exits
+	}
+}
+
+// setCause records why the worker is being replaced, for the metrics.
+func (w *worker) setCause(cause string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.cause == "" {
+		w.cause = cause
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/torsion-server/torsion/endpoint"
 	"github.com/torsion-server/torsion/httpserver"
 	"github.com/torsion-server/torsion/logging"
+	"github.com/torsion-server/torsion/metrics"
 	"github.com/torsion-server/torsion/plugin"
 	"github.com/torsion-server/torsion/protocol"
 	"github.com/torsion-server/torsion/service"
@@ -56,6 +57,7 @@ type options struct {
 	path           string
 	wsgi           wsgi.Config
 	asgi           string
+	metrics        string
 	index          []string
 	noListing      bool
 	allowSymlinks  bool
@@ -107,6 +109,7 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 	plugin.DurationVar(fs, &o.wsgi.ClientTimeout, "client-timeout", "", 60*time.Second, "drop a client that takes nothing of a response, or sends nothing of a body a worker is reading, for this long")
 	fs.StringArrayVar(&o.controls, "control", nil, "endpoint `DESC` of a control port for the --wsgi application: each line sent there goes to its torsion.control handler in every worker (repeatable; restrict access with interface=127.0.0.1 or unix:PATH:mode=0600)")
 	fs.StringArrayVar(&o.ampControls, "amp", nil, "endpoint `DESC` of an AMP control port for the --wsgi application: each command runs in every worker, with the locator it registered with torsion.locator() (repeatable; restrict access as for --control)")
+	fs.StringVar(&o.metrics, "metrics", "", "endpoint `DESC` serving Prometheus metrics (requests, latency, bytes, in flight, each pool's workers, queue and restarts, Go and the process); keep it private, as tcp:9100:interface=127.0.0.1")
 	fs.StringVar(&o.health, "health", "", "endpoint `DESC` of a health check for load balancers: 200 while ready, 503 while starting, stopping or without a live worker")
 	fs.BoolVar(&o.reload, "reload", false, "for development: reload the WSGI workers when a .py file under --chdir or --pythonpath changes")
 	fs.StringArrayVar(&o.statics, "static", nil, "`PREFIX=DIR`: serve the files under DIR at PREFIX, beside the root (repeatable)")
@@ -324,12 +327,38 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 	if access == nil {
 		access = env.Log.With(logging.SystemKey, "access")
 	}
+	var observers []web.Observer // one wrapper for the access log and the metrics
 	switch {
 	case !access.Enabled(context.Background(), slog.LevelInfo): // --access-logfile none
 	case env.LogFormat == "json":
-		h = web.StructuredAccessLog(h, access)
+		observers = append(observers, web.AccessRecords(access))
 	default:
-		h = web.AccessLog(h, access)
+		observers = append(observers, web.AccessLines(access))
+	}
+	var reg *metrics.Registry
+	if o.metrics != "" {
+		reg = metrics.New()
+		observers = append(observers, reg.Observer())
+	}
+	if len(observers) > 0 {
+		h = web.Observe(h, observers...)
+	}
+	if reg != nil {
+		h = reg.InFlight(h)
+		ep, err := endpoint.Parse(o.metrics)
+		if err != nil {
+			return nil, fmt.Errorf("--metrics: %w", err)
+		}
+		seen := map[string]int{}
+		for _, p := range b.pools {
+			name := p.App()
+			if seen[name]++; seen[name] > 1 { // the same app mounted twice: two pools
+				name = fmt.Sprintf("%s#%d", name, seen[name])
+			}
+			reg.AddPool(name, p)
+		}
+		mlog := env.Log.With(logging.SystemKey, "metrics")
+		b.m.Add(&service.Listener{Endpoint: ep, Server: httpserver.New(reg.Handler(), httpserver.Options{ErrorLog: mlog}), Name: "Metrics", Log: mlog})
 	}
 	if trusted != nil {
 		h = web.ProxyHeaders(h, trusted, fwdFields) // outside the access log, which shows the real client

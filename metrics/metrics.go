@@ -1,0 +1,154 @@
+// Package metrics holds torsion's Prometheus metrics
+// (prometheus/client_golang) and serves them: HTTP requests by method and
+// status class with their latency and bytes, requests in flight, each
+// WSGI or ASGI pool's workers, queue and restarts, and Go's runtime and
+// the process. Labels are bounded: methods outside the standard ones are
+// "other", statuses are classes, paths never appear.
+package metrics
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/torsion-server/torsion/web"
+)
+
+// Registry is one process's metrics.
+type Registry struct {
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	bytes    prometheus.Counter
+	inFlight prometheus.Gauge
+	// The children of every label set, made once: a request costs no
+	// label hashing.
+	counted  [len(methods)][len(classes)]prometheus.Counter
+	observed [len(methods)]prometheus.Observer
+}
+
+// methods and classes are the label values; each last one is "other".
+var (
+	methods = [...]string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace, "other"}
+	classes = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx", "499", "other"}
+)
+
+// New returns a Registry with the HTTP metrics and Go's and the process's.
+func New() *Registry {
+	m := &Registry{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "torsion_http_requests_total",
+			Help: "HTTP requests answered, by method and status class (499: the connection ended before any answer).",
+		}, []string{"method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "torsion_http_request_duration_seconds",
+			Help: "Time from a request's head to the end of its answer, by method.",
+			// From a 200 µs hello to a 10 s report.
+			Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
+		}, []string{"method"}),
+		bytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "torsion_http_response_bytes_total",
+			Help: "Bytes of response bodies sent.",
+		}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "torsion_http_requests_in_flight",
+			Help: "Requests being answered now.",
+		}),
+	}
+	m.reg.MustRegister(m.requests, m.duration, m.bytes, m.inFlight,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for i, method := range methods {
+		m.observed[i] = m.duration.WithLabelValues(method)
+		for j, class := range classes {
+			m.counted[i][j] = m.requests.WithLabelValues(method, class)
+		}
+	}
+	return m
+}
+
+// Handler serves the metrics in Prometheus's text format.
+func (m *Registry) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// InFlight wraps h so that the requests it is answering are counted.
+func (m *Registry) InFlight(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m.inFlight.Inc()
+		defer m.inFlight.Dec()
+		h.ServeHTTP(w, r)
+	})
+}
+
+// Observer counts each answered request (for web.Observe, beside the
+// access log).
+func (m *Registry) Observer() web.Observer {
+	return func(r *http.Request, a web.Answer) {
+		i := methodIndex(r.Method)
+		m.counted[i][classIndex(a.Status)].Inc()
+		m.observed[i].Observe(time.Since(a.Start).Seconds())
+		m.bytes.Add(float64(a.Bytes))
+	}
+}
+
+// PoolStats is what a worker pool tells of itself (wsgi.Pool).
+type PoolStats interface {
+	Stats() (workers, busy, queued int, restarts map[string]uint64)
+}
+
+// AddPool exports a pool's workers (by state), queue and restarts (by
+// cause) under the label app.
+func (m *Registry) AddPool(app string, p PoolStats) {
+	m.reg.MustRegister(&poolCollector{app: app, p: p})
+}
+
+var (
+	workersDesc  = prometheus.NewDesc("torsion_wsgi_workers", "Worker processes of a pool, by state: idle or busy (with a request).", []string{"app", "state"}, nil)
+	queuedDesc   = prometheus.NewDesc("torsion_wsgi_queued_requests", "Requests waiting for a worker.", []string{"app"}, nil)
+	restartsDesc = prometheus.NewDesc("torsion_wsgi_worker_restarts_total", "Workers replaced, by cause: crash, timeout, max-requests, memory, reload.", []string{"app", "cause"}, nil)
+)
+
+type poolCollector struct {
+	app string
+	p   PoolStats
+}
+
+func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- workersDesc
+	ch <- queuedDesc
+	ch <- restartsDesc
+}
+
+func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
+	workers, busy, queued, restarts := c.p.Stats()
+	ch <- prometheus.MustNewConstMetric(workersDesc, prometheus.GaugeValue, float64(busy), c.app, "busy")
+	ch <- prometheus.MustNewConstMetric(workersDesc, prometheus.GaugeValue, float64(workers-busy), c.app, "idle")
+	ch <- prometheus.MustNewConstMetric(queuedDesc, prometheus.GaugeValue, float64(queued), c.app)
+	for _, cause := range []string{"crash", "timeout", "max-requests", "memory", "reload"} {
+		ch <- prometheus.MustNewConstMetric(restartsDesc, prometheus.CounterValue, float64(restarts[cause]), c.app, cause)
+	}
+}
+
+func methodIndex(m string) int {
+	for i, name := range methods[:len(methods)-1] {
+		if m == name {
+			return i
+		}
+	}
+	return len(methods) - 1
+}
+
+func classIndex(status int) int {
+	switch {
+	case status == 499:
+		return 5
+	case status < 100 || status > 599:
+		return len(classes) - 1
+	}
+	return status/100 - 1
+}
