@@ -176,25 +176,13 @@ async def app(scope, receive, send):
 		t.Fatal(err)
 	}
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if _, err := os.Stat(marker + ".started"); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the request never reached the application; log:\n%s", p.logText())
-		}
-	}
+	waitUntil(20*time.Second, func() bool { return exists(marker + ".started") },
+		func() { t.Fatalf("the request never reached the application; log:\n%s", p.logText()) })
 	c.Close()
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if b, err := os.ReadFile(marker); err == nil {
-			if string(b) != "http.disconnect" {
-				t.Errorf("the application received %q after the client left", b)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the application never heard that the client left; log:\n%s", p.logText())
-		}
+	waitUntil(20*time.Second, func() bool { return nonEmpty(marker) },
+		func() { t.Fatalf("the application never heard that the client left; log:\n%s", p.logText()) })
+	if b, _ := os.ReadFile(marker); string(b) != "http.disconnect" {
+		t.Errorf("the application received %q after the client left", b)
 	}
 	p.stop(syscall.SIGTERM)
 }
@@ -467,18 +455,14 @@ async def app(scope, receive, send):
 		t.Fatal(err)
 	}
 	defer c.CloseNow()
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if b, err := os.ReadFile(marker); err == nil {
-			var sent int
-			fmt.Sscan(string(b), &sent)
-			t.Logf("the application pushed %d messages of 64 KiB before the client was dropped: %s", sent, b)
-			if sent > 200 { // the window (1 MiB) and the kernel's buffers, not without end
-				t.Errorf("%d messages of 64 KiB went to a client that reads nothing", sent)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the push to a client that never reads did not end; log:\n%s", p.logText())
-		}
+	// The file is written whole at the end: wait for its text, not for it.
+	waitUntil(20*time.Second, func() bool { return nonEmpty(marker) },
+		func() { t.Fatalf("the push to a client that never reads did not end; log:\n%s", p.logText()) })
+	b, _ := os.ReadFile(marker)
+	var sent int
+	fmt.Sscan(string(b), &sent)
+	t.Logf("the application pushed %d messages of 64 KiB before the client was dropped: %s", sent, b)
+	if sent > 200 { // the window (1 MiB) and the kernel's buffers, not without end
+		t.Errorf("%d messages of 64 KiB went to a client that reads nothing", sent)
 	}
 }

@@ -122,11 +122,9 @@ def application(environ, start_response):
 	// happens under load however slow the machine is.
 	more := func(n int64, what string) {
 		want := served.Load() + n
-		for deadline := time.Now().Add(60 * time.Second); served.Load() < want; time.Sleep(10 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: %d requests served, %d failed, the first: %v\n%s", what, served.Load(), failed.Load(), firstErr.Load(), hp.logText())
-			}
-		}
+		waitUntil(60*time.Second, func() bool { return served.Load() >= want }, func() {
+			t.Fatalf("%s: %d requests served, %d failed, the first: %v\n%s", what, served.Load(), failed.Load(), firstErr.Load(), hp.logText())
+		})
 	}
 	more(100, "load before")
 	ps[0].cmd.Process.Signal(syscall.SIGTERM) // a graceful stop

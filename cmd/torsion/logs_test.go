@@ -29,11 +29,8 @@ func TestLogDestinations(t *testing.T) {
 	// waitFor waits until file name holds want.
 	waitFor := func(name, want string) {
 		t.Helper()
-		for deadline := time.Now().Add(20 * time.Second); !strings.Contains(read(name), want); time.Sleep(20 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s never held %q:\n%s", name, want, read(name))
-			}
-		}
+		waitUntil(20*time.Second, func() bool { return strings.Contains(read(name), want) },
+			func() { t.Fatalf("%s never held %q:\n%s", name, want, read(name)) })
 	}
 	cases := []struct {
 		name   string
@@ -62,15 +59,8 @@ func TestLogDestinations(t *testing.T) {
 		}
 		args = append(args, "web", "--port", "tcp:"+port+":interface=127.0.0.1", "--path", dir)
 		p := start(t, nil, args...)
-		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			if c, err := net.DialTimeout("tcp", "127.0.0.1:"+port, time.Second); err == nil {
-				c.Close()
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: never served; log:\n%s", c.name, read(c.main))
-			}
-		}
+		waitUntil(20*time.Second, func() bool { return listening("127.0.0.1:" + port) },
+			func() { t.Fatalf("%s: never served; log:\n%s", c.name, read(c.main)) })
 		if got := curl(t, "-A", "probe/1", "http://127.0.0.1:"+port+"/index.html"); got != "hi" {
 			t.Fatalf("%s: %q", c.name, got)
 		}
@@ -153,14 +143,8 @@ def application(environ, start_response):
 	base := "http://127.0.0.1:" + p.port()
 	started := func(name string) {
 		t.Helper()
-		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-			if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s never reached the application; log:\n%s", name, p.logText())
-			}
-		}
+		waitUntil(20*time.Second, func() bool { return exists(filepath.Join(dir, name)) },
+			func() { t.Fatalf("%s never reached the application; log:\n%s", name, p.logText()) })
 	}
 	// A client that gives up.
 	c, err := net.Dial("tcp", "127.0.0.1:"+p.port())

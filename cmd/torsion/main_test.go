@@ -139,6 +139,38 @@ func (p *proc) stop(sig syscall.Signal) int {
 	return p.wait()
 }
 
+// waitUntil polls cond every 10 ms until it holds; if it does not within
+// d, fail is called (to fail the test, saying what never happened).
+func waitUntil(d time.Duration, cond func() bool, fail func()) {
+	for deadline := time.Now().Add(d); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			fail()
+			return
+		}
+	}
+}
+
+// exists reports whether path exists.
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// listening reports whether something accepts connections at addr.
+func listening(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err == nil {
+		c.Close()
+	}
+	return err == nil
+}
+
+// nonEmpty reports whether the file at path holds something.
+func nonEmpty(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Size() > 0
+}
+
 func (p *proc) wait() int {
 	p.t.Helper()
 	select {
@@ -302,28 +334,13 @@ func TestWebServesAndShutsDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	// SIGTERM once the download has begun.
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if fi, err := os.Stat(out); err == nil && fi.Size() > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the download did not begin")
-		}
-	}
+	waitUntil(20*time.Second, func() bool { return nonEmpty(out) }, func() { t.Fatal("the download did not begin") })
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	p.waitLog(`Received SIGTERM, shutting down\.`)
 	// The listener closes as the stop begins: new connections are refused
 	// while the download goes on.
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		c, err := net.DialTimeout("tcp", "127.0.0.1:"+port, time.Second)
-		if err != nil {
-			break
-		}
-		c.Close()
-		if time.Now().After(deadline) {
-			t.Fatal("new connections accepted during graceful shutdown")
-		}
-	}
+	waitUntil(5*time.Second, func() bool { return !listening("127.0.0.1:" + port) },
+		func() { t.Fatal("new connections accepted during graceful shutdown") })
 	if dl.ProcessState != nil {
 		t.Error("the download ended before the listener closed")
 	}

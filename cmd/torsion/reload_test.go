@@ -137,15 +137,13 @@ func TestSignals(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGUSR1} {
 		p.cmd.Process.Signal(sig)
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if b, _ := os.ReadFile(logfile); strings.Contains(string(b), "log reopened") {
-			break
-		}
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(logfile + ".1")
-			t.Fatalf("no new log file after SIGUSR1; the old one says:\n%s", b)
-		}
-	}
+	waitUntil(10*time.Second, func() bool {
+		b, _ := os.ReadFile(logfile)
+		return strings.Contains(string(b), "log reopened")
+	}, func() {
+		b, _ := os.ReadFile(logfile + ".1")
+		t.Fatalf("no new log file after SIGUSR1; the old one says:\n%s", b)
+	})
 	if got := curl(t, "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:"+port+"/"); got != "200" {
 		t.Errorf("after SIGTTIN, SIGTTOU and SIGUSR1: %s", got)
 	}
@@ -178,25 +176,14 @@ def application(environ, start_response):
 	status := func() string { return curl(t, "-o", "/dev/null", "-w", "%{http_code}", health) }
 	waitFile := func(path string) {
 		t.Helper()
-		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			if _, err := os.Stat(path); err == nil {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no %s", filepath.Base(path))
-			}
-		}
+		waitUntil(30*time.Second, func() bool { return exists(path) }, func() { t.Fatalf("no %s", filepath.Base(path)) })
 	}
 	waitFile(importing)
 	if got := status(); got != "503" {
 		t.Errorf("while the application imports: %s, want 503", got)
 	}
 	site := "http://127.0.0.1:" + p.waitLog(`Site starting on (\d+)`)[1] + "/"
-	for deadline := time.Now().Add(30 * time.Second); status() != "200"; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("never ready")
-		}
-	}
+	waitUntil(30*time.Second, func() bool { return status() == "200" }, func() { t.Fatal("never ready") })
 	// A request of 10s is in flight when SIGTERM comes: while it
 	// finishes, the health check already says 503.
 	slow := make(chan string, 1)

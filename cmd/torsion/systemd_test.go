@@ -36,15 +36,8 @@ func TestSocketActivation(t *testing.T) {
 	}
 	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
 	// The port is there before torsion runs: wait for it, not for a log.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("systemd-socket-activate did not listen:\n%s", out)
-		}
-	}
+	waitUntil(10*time.Second, func() bool { return listening(addr) },
+		func() { t.Fatalf("systemd-socket-activate did not listen:\n%s", out) })
 	for i := 0; i < 2; i++ {
 		if got := curl(t, "--max-time", "30", "http://"+addr+"/"); got != "activated\n" {
 			t.Fatalf("request %d: %q\n%s", i, got, out)

@@ -77,15 +77,13 @@ func TestUpgrade(t *testing.T) {
 	waitLogs := func(re string, n int) []string {
 		t.Helper()
 		rx := regexp.MustCompile(re)
-		for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var m [][]string
+		waitUntil(90*time.Second, func() bool {
 			b, _ := os.ReadFile(logfile)
-			if m := rx.FindAllStringSubmatch(string(b), -1); len(m) >= n {
-				return m[n-1]
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no %d lines matching %q; log:\n%s", n, re, logText())
-			}
-		}
+			m = rx.FindAllStringSubmatch(string(b), -1)
+			return len(m) >= n
+		}, func() { t.Fatalf("no %d lines matching %q; log:\n%s", n, re, logText()) })
+		return m[n-1]
 	}
 	gone := func(pid int) bool { // exited, whoever reaps it
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
@@ -97,11 +95,7 @@ func TestUpgrade(t *testing.T) {
 	}
 	waitGone := func(pid int) {
 		t.Helper()
-		for deadline := time.Now().Add(60 * time.Second); !gone(pid); time.Sleep(20 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("pid %d did not exit; log:\n%s", pid, logText())
-			}
-		}
+		waitUntil(60*time.Second, func() bool { return gone(pid) }, func() { t.Fatalf("pid %d did not exit; log:\n%s", pid, logText()) })
 	}
 	readPid := func() int {
 		b, _ := os.ReadFile(pidfile)

@@ -167,13 +167,11 @@ func TestSlowClients(t *testing.T) {
 		})
 	}
 	// Measure once the slow clients are connected and trickling.
-	for deadline := time.Now().Add(30 * time.Second); opened.Load() < 950; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			close(stop)
-			wg.Wait()
-			t.Fatalf("only %d slow connections opened", opened.Load())
-		}
-	}
+	waitUntil(30*time.Second, func() bool { return opened.Load() >= 950 }, func() {
+		close(stop)
+		wg.Wait()
+		t.Fatalf("only %d slow connections opened", opened.Load())
+	})
 	during := median()
 	close(stop)
 	wg.Wait()
@@ -259,11 +257,7 @@ func TestSlowUploads(t *testing.T) {
 	}
 	// Wait until every trickling upload is past the body buffer, so each
 	// would be on the worker were its body not spooled.
-	for deadline := time.Now().Add(60 * time.Second); sent.Load() < 5*15; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the slow uploads did not get going")
-		}
-	}
+	waitUntil(60*time.Second, func() bool { return sent.Load() >= 5*15 }, func() { t.Fatal("the slow uploads did not get going") })
 	client := &http.Client{Timeout: 20 * time.Second}
 	for i := 0; i < 20; i++ {
 		resp, err := client.Post("http://"+addr+"/", "text/plain", strings.NewReader(body))
@@ -415,14 +409,8 @@ def application(environ, start_response):
 `, marker)), 0o644)
 	p := start(t, nil, "web", "--port", "tcp:0:interface=127.0.0.1", "--wsgi", "slowimport:application",
 		"--chdir", dir, "--python", debianPython, "--workers", "1")
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if _, err := os.Stat(marker); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the import did not begin; log:\n%s", p.logText())
-		}
-	}
+	waitUntil(30*time.Second, func() bool { return exists(marker) },
+		func() { t.Fatalf("the import did not begin; log:\n%s", p.logText()) })
 	begin := time.Now()
 	if code := p.stop(syscall.SIGINT); code != 0 {
 		t.Errorf("exit %d after SIGINT during start-up; log:\n%s", code, p.logText())
