@@ -131,12 +131,33 @@ func inheritedListener(key string) (net.Listener, error) {
 	if f == nil {
 		return nil, nil
 	}
-	defer f.Close()
-	ln, err := net.FileListener(f) // a close-on-exec copy, which workers do not inherit
+	ln, err := fileListener(f)
 	if err != nil {
 		return nil, fmt.Errorf("the socket handed over for %s: %w", key, err)
 	}
 	return ln, nil
+}
+
+// fileListener makes a listener of a socket a process was given, and
+// closes f: the listener has a close-on-exec copy, which workers do not
+// inherit.
+func fileListener(f *os.File) (net.Listener, error) {
+	defer f.Close()
+	return net.FileListener(f)
+}
+
+// listenTracked takes the socket the predecessor handed over under key, or
+// else makes one with listen; either way it is tracked, to be handed over
+// in turn.
+func listenTracked(key string, listen func() (net.Listener, error)) (net.Listener, error) {
+	ln, err := inheritedListener(key)
+	if err == nil && ln == nil {
+		ln, err = listen()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return track(key, ln), nil
 }
 
 // CloseUnclaimed closes what the predecessor handed over and nothing took
@@ -160,6 +181,9 @@ func CloseUnclaimed() {
 // ExtraFiles and its environment. It returns the files added, which the
 // caller closes once cmd has started.
 func HandOver(cmd *exec.Cmd) ([]*os.File, error) {
+	if len(cmd.ExtraFiles) != 0 {
+		return nil, errors.New("handing over: the sockets must be the first of ExtraFiles")
+	}
 	socketsMu.Lock()
 	defer socketsMu.Unlock()
 	var files []*os.File
@@ -176,12 +200,6 @@ func HandOver(cmd *exec.Cmd) ([]*os.File, error) {
 			files = append(files, f)
 			keys = append(keys, key)
 		}
-	}
-	if len(cmd.ExtraFiles) != 0 {
-		for _, f := range files {
-			f.Close()
-		}
-		return nil, errors.New("handing over: the sockets must be the first of ExtraFiles")
 	}
 	if cmd.Env == nil {
 		cmd.Env = os.Environ()

@@ -66,13 +66,10 @@ func (s Systemd) String() string {
 // process, if the index or name matches none, or if the socket is not of
 // the domain described.
 func (s Systemd) Listen(ctx context.Context) (net.Listener, error) {
-	key := s.String()
-	if ln, err := inheritedListener(key); ln != nil || err != nil {
-		if err != nil {
-			return nil, err
-		}
-		return track(key, ln), nil
-	}
+	return listenTracked(s.String(), s.take)
+}
+
+func (s Systemd) take() (net.Listener, error) {
 	fds, names, err := inheritedSockets()
 	if err != nil {
 		return nil, err
@@ -93,9 +90,7 @@ func (s Systemd) Listen(ctx context.Context) (net.Listener, error) {
 	if i >= len(fds) {
 		return nil, fmt.Errorf("%s: systemd passed %d sockets", s, len(fds))
 	}
-	f := os.NewFile(uintptr(fds[i]), s.String())
-	ln, err := net.FileListener(f) // a close-on-exec copy, which workers do not inherit
-	f.Close()
+	ln, err := fileListener(os.NewFile(uintptr(fds[i]), s.String()))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s, err)
 	}
@@ -111,7 +106,7 @@ func (s Systemd) Listen(ctx context.Context) (net.Listener, error) {
 			return nil, fmt.Errorf("%s: the socket is a Unix socket, not of domain %s", s, s.Domain)
 		}
 	}
-	return track(key, ln), nil
+	return ln, nil
 }
 
 var (

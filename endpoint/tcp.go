@@ -108,13 +108,10 @@ func (t TCP) String() string {
 
 // Listen binds the port.
 func (t TCP) Listen(ctx context.Context) (net.Listener, error) {
-	key := t.String()
-	if ln, err := inheritedListener(key); ln != nil || err != nil {
-		if err != nil {
-			return nil, err
-		}
-		return track(key, ln), nil
-	}
+	return listenTracked(t.String(), func() (net.Listener, error) { return t.bind(ctx) })
+}
+
+func (t TCP) bind(ctx context.Context) (net.Listener, error) {
 	network := "tcp"
 	if t.IPv6 {
 		network = "tcp6"
@@ -135,7 +132,7 @@ func (t TCP) Listen(ctx context.Context) (net.Listener, error) {
 			return nil, err
 		}
 	}
-	return track(key, ln), nil
+	return ln, nil
 }
 
 func setsockopt(c syscall.RawConn, level, opt, val int) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -89,9 +90,7 @@ func (u Unix) Listen(ctx context.Context) (net.Listener, error) {
 		ln.(*net.UnixListener).SetUnlinkOnClose(true)
 		l := &unixListener{Listener: track(key, ln), key: key}
 		if lock := takeInherited(key + " lock"); lock != nil {
-			lock.Truncate(0)
-			lock.Seek(0, 0)
-			fmt.Fprintf(lock, "%d\n", os.Getpid())
+			writePid(lock)
 			l.setLock(lock)
 		}
 		return l, nil
@@ -170,9 +169,15 @@ func acquireLock(path string) (*os.File, error) {
 		f.Close()
 		return nil, fmt.Errorf("socket is in use by another process (pid %s holds %s)", strings.TrimSpace(string(pid)), path)
 	}
-	f.Truncate(0)
-	fmt.Fprintf(f, "%d\n", os.Getpid())
+	writePid(f)
 	return f, nil
+}
+
+// writePid makes a lock file name this process.
+func writePid(f *os.File) {
+	f.Truncate(0)
+	f.Seek(0, io.SeekStart)
+	fmt.Fprintf(f, "%d\n", os.Getpid())
 }
 
 // UnixClient dials a Unix domain socket:
