@@ -898,6 +898,21 @@ class StartupFailed(Exception):
     """The application's lifespan startup failed."""
 
 
+def asgi_headers(message):
+    """The headers of an ASGI message, as the str pairs encode_head takes."""
+    return [(bytes(k).decode("latin-1"), bytes(v).decode("latin-1")) for k, v in message.get("headers", ())]
+
+
+def asgi_head(message):
+    """The status line and headers of an ASGI response start."""
+    status = message["status"]
+    try:
+        phrase = http.HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Unknown"
+    return "%d %s" % (status, phrase), asgi_headers(message)
+
+
 def asgi_scope(environ, state):
     """The ASGI HTTP scope of a request, made from the environ torsion
     sends (PROTOCOL.md); header names come back lower-cased with dashes,
@@ -1075,13 +1090,7 @@ class Asgi:
             if kind == "http.response.start":
                 if head:
                     raise RuntimeError("http.response.start sent twice")
-                status = message["status"]
-                try:
-                    phrase = http.HTTPStatus(status).phrase
-                except ValueError:
-                    phrase = "Unknown"
-                head[:] = ["%d %s" % (status, phrase),
-                           [(bytes(k).decode("latin-1"), bytes(v).decode("latin-1")) for k, v in message.get("headers", ())]]
+                head[:] = asgi_head(message)
             elif kind == "http.response.body":
                 if not head:
                     raise RuntimeError("http.response.body before http.response.start")
@@ -1133,6 +1142,11 @@ class Asgi:
             st.ended = True
             conn.send(frame(END, rid, payload))
 
+        def deny():
+            """Refuses the handshake with 403."""
+            conn.send(frame(START, rid, encode_head("403 Forbidden", [("Content-Length", "0")])))
+            end()
+
         async def receive():
             if st.connect:
                 st.connect = False
@@ -1161,7 +1175,7 @@ class Asgi:
             if kind == "websocket.accept":
                 if st.accepted or st.denial is not None:
                     raise RuntimeError("websocket.accept sent twice, or after a denial")
-                headers = [(bytes(k).decode("latin-1"), bytes(v).decode("latin-1")) for k, v in message.get("headers", ())]
+                headers = asgi_headers(message)
                 if message.get("subprotocol"):
                     headers.append(("Sec-WebSocket-Protocol", message["subprotocol"]))
                 conn.send(frame(START, rid, encode_head("101 Switching Protocols", headers)))
@@ -1185,16 +1199,13 @@ class Asgi:
                 if st.accepted:
                     reason = (message.get("reason") or "").encode("utf-8")[:123]
                     end(int(message.get("code", 1000)).to_bytes(2, "big") + reason)
-                else:  # a close before accept denies the handshake: 403
-                    conn.send(frame(START, rid, encode_head("403 Forbidden", [("Content-Length", "0")])))
-                    end()
+                else:  # a close before accept denies the handshake
+                    deny()
             elif kind == "websocket.http.response.start":
                 if st.accepted or st.denial is not None:
                     raise RuntimeError("websocket.http.response.start after accept or twice")
                 st.denial = message
-                status = message["status"]
-                headers = [(bytes(k).decode("latin-1"), bytes(v).decode("latin-1")) for k, v in message.get("headers", ())]
-                conn.send(frame(START, rid, encode_head("%d %s" % (status, http.HTTPStatus(status).phrase), headers)))
+                conn.send(frame(START, rid, encode_head(*asgi_head(message))))
             elif kind == "websocket.http.response.body":
                 if st.denial is None:
                     raise RuntimeError("websocket.http.response.body before websocket.http.response.start")
@@ -1211,8 +1222,8 @@ class Asgi:
             if not st.ended:
                 if st.accepted:
                     end((1000).to_bytes(2, "big"))
-                elif st.denial is None:  # it returned without accepting: 403
-                    conn.send(frame(START, rid, encode_head("403 Forbidden", [("Content-Length", "0")])))
+                elif st.denial is None:  # it returned without accepting
+                    deny()
         except Exception:
             conn.send(text_frame(ERROR, rid, traceback.format_exc()))
         finally:
