@@ -60,6 +60,7 @@ type globals struct {
 	allowRoot       bool
 	logLevel        string
 	config          string
+	loaded          *config // the --config file, once read
 	printConfig     bool
 	checkConfig     bool
 }
@@ -131,6 +132,7 @@ func Run(ctx context.Context, prog string, args []string, stdout, stderr io.Writ
 		if err != nil {
 			return usageError{err}
 		}
+		g.loaded = c // the plugin's command uses it too
 		name, ok := c.plugin()
 		if !ok {
 			return usageError{fmt.Errorf("--config %s configures %d plugins: name the one to run (%s -c %s PLUGIN)", g.config, len(c.plugins), prog, g.config)}
@@ -238,8 +240,8 @@ func command(ctx context.Context, prog string, p plugin.Plugin, g *globals, stdo
 	}
 	maker := p.Flags(cmd.Flags())
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		var c *config
-		if g.config != "" {
+		c := g.loaded
+		if c == nil && g.config != "" {
 			var err error
 			if c, err = loadConfig(g.config, pluginNames()); err != nil {
 				return usageError{err}
