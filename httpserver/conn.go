@@ -116,10 +116,23 @@ type h1conn struct {
 	// writeDeadline, readDeadline: the handler set a deadline of its own,
 	// which replaces the client timeout until its response is complete.
 	writeDeadline, readDeadline bool
+	// idleUntil and sendUntil are the idle read deadline and the send
+	// deadline last set, while no other deadline replaced them (else
+	// zero): one is moved only when it would move by more than an eighth
+	// of its timeout (renew), not on every request and write.
+	idleUntil, sendUntil time.Time
 
-	// The client-gone watch of the request in progress.
+	// The client-gone watch of the request in progress. A request arms
+	// the timer when it is not armed already; when it fires, a request
+	// it found running before (from its arming or its last firing) gets
+	// the watch, and a newer one is looked at again watchAfter later. So
+	// a request gets the watch after running watchAfter to twice that,
+	// and most requests cost no timer operation.
 	timer    *time.Timer
 	wmu      sync.Mutex
+	armed    bool          // the timer is set
+	seq      uint64        // counts requests
+	timedSeq uint64        // the request the timer last found running
 	inReq    bool          // a handler is running
 	bodyDone bool          // its body was read to the end
 	wantSee  bool          // the timer fired before the body was read
@@ -203,7 +216,7 @@ func (c *h1conn) serve() (hijacked bool) {
 			return false
 		}
 		if c.br.Buffered() == 0 {
-			c.rwc.SetReadDeadline(time.Now().Add(c.srv.opts.IdleTimeout))
+			renew(c.rwc.SetReadDeadline, &c.idleUntil, c.srv.opts.IdleTimeout)
 		}
 		if _, err := c.br.Peek(1); err != nil {
 			if c.srv.shuttingDown() && isTimeout(err) {
@@ -213,7 +226,9 @@ func (c *h1conn) serve() (hijacked bool) {
 		}
 		c.idle.Store(false)
 		c.asked.Store(true)
-		c.rwc.SetReadDeadline(time.Now().Add(c.srv.opts.ReadHeaderTimeout))
+		if !headBuffered(c.br) {
+			c.setReadDeadline(time.Now().Add(c.srv.opts.ReadHeaderTimeout))
+		}
 		if first && c.srv.opts.H2C && c.tls == nil && startsH2(c.br) {
 			c.rwc.SetReadDeadline(time.Time{})
 			c.srv.handOff(&prefixConn{Conn: c.rwc, r: c.br})
@@ -226,7 +241,8 @@ func (c *h1conn) serve() (hijacked bool) {
 			}
 			return false // the client left, or took too long: nothing to answer
 		}
-		c.rwc.SetReadDeadline(time.Time{})
+		// The head's deadline stays: whatever reads the connection next
+		// (a body, the watch, the next head) sets its own.
 		if code != 0 {
 			c.rejectRequest(req, code, msg)
 			return false
@@ -263,12 +279,16 @@ func (c *h1conn) serveRequest(req *http.Request) (keep, hijacked bool) {
 	}
 	c.wmu.Lock()
 	c.inReq, c.bodyDone, c.wantSee, c.gone, c.cancel = true, req.Body == http.NoBody, false, false, cancel
-	c.wmu.Unlock()
-	if c.timer == nil {
-		c.timer = time.AfterFunc(watchAfter, c.watch)
-	} else {
-		c.timer.Reset(watchAfter)
+	c.seq++
+	if !c.armed {
+		c.armed, c.timedSeq = true, c.seq // found running from the start
+		if c.timer == nil {
+			c.timer = time.AfterFunc(watchAfter, c.watch)
+		} else {
+			c.timer.Reset(watchAfter)
+		}
 	}
+	c.wmu.Unlock()
 	defer cancel()
 	defer func() {
 		if v := recover(); v != nil {
@@ -292,12 +312,23 @@ func (c *h1conn) serveRequest(req *http.Request) (keep, hijacked bool) {
 	return !w.closeAfter && w.err == nil && !c.gone, false
 }
 
-// watch starts the watch read once the body has been read: a request that
-// runs this long gets its client-gone detection.
+// watch is the timer's: it starts the watch read of a request it finds
+// running a second time, once the body has been read, so a request that
+// runs watchAfter or longer gets its client-gone detection.
 func (c *h1conn) watch() {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if !c.inReq || c.watching {
+	if !c.inReq {
+		c.armed = false
+		return
+	}
+	if c.timedSeq != c.seq {
+		c.timedSeq = c.seq // started since the last firing: look again later
+		c.timer.Reset(watchAfter)
+		return
+	}
+	c.armed = false
+	if c.watching {
 		return
 	}
 	if !c.bodyDone {
@@ -313,6 +344,9 @@ func (c *h1conn) startWatchLocked() {
 	}
 	c.watching = true
 	c.seen = make(chan struct{})
+	// The watch read must not time out (endWatch forgets the idle
+	// deadline: this runs on the timer's goroutine).
+	c.rwc.SetReadDeadline(time.Time{})
 	go func() {
 		n, err := c.rwc.Read(c.cr.byteBuf[:])
 		c.wmu.Lock()
@@ -332,9 +366,6 @@ func (c *h1conn) startWatchLocked() {
 
 // bodyEOF is told by the body reader that the body was read to the end.
 func (c *h1conn) bodyEOF() {
-	if !c.readDeadline {
-		c.rwc.SetReadDeadline(time.Time{}) // the watch read must not time out
-	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.bodyDone = true
@@ -345,7 +376,6 @@ func (c *h1conn) bodyEOF() {
 
 // endWatch stops the watch of the request that ends.
 func (c *h1conn) endWatch() {
-	c.timer.Stop()
 	c.wmu.Lock()
 	c.inReq = false
 	watching, seen := c.watching, c.seen
@@ -354,8 +384,36 @@ func (c *h1conn) endWatch() {
 	if watching {
 		c.rwc.SetReadDeadline(aLongTimeAgo)
 		<-seen
-		c.rwc.SetReadDeadline(time.Time{})
+		c.setReadDeadline(time.Time{})
 	}
+}
+
+// setReadDeadline sets the connection's read deadline, other than the
+// idle one.
+func (c *h1conn) setReadDeadline(t time.Time) {
+	c.idleUntil = time.Time{}
+	c.rwc.SetReadDeadline(t)
+}
+
+// renew sets a deadline timeout from now with set, unless the one last
+// set (*until, zero when another replaced it) is at most an eighth of the
+// timeout short of that: an operation then gets between seven eighths of
+// the timeout and all of it, and a connection's deadline moves a few
+// times per timeout, not on every request or write.
+func renew(set func(time.Time) error, until *time.Time, timeout time.Duration) {
+	now := time.Now()
+	if !until.IsZero() && until.Sub(now) > timeout-timeout/8 {
+		return
+	}
+	*until = now.Add(timeout)
+	set(*until)
+}
+
+// headBuffered reports whether a whole request head is in br's buffer
+// already, so reading it cannot wait on the client.
+func headBuffered(br *bufio.Reader) bool {
+	b, _ := br.Peek(br.Buffered())
+	return bytes.Contains(b, []byte("\r\n\r\n"))
 }
 
 // readRequest reads and checks one request head. A refused head comes back
@@ -543,7 +601,7 @@ func (b *body) Read(p []byte) (int, error) {
 // more of a request body, unless the handler set a read deadline itself.
 func (c *h1conn) recvDeadline() {
 	if !c.readDeadline {
-		c.rwc.SetReadDeadline(time.Now().Add(c.srv.opts.ClientTimeout))
+		c.setReadDeadline(time.Now().Add(c.srv.opts.ClientTimeout))
 	}
 }
 
@@ -655,8 +713,7 @@ func (b *body) discard() bool {
 	if b.err != nil || b.expect {
 		return false // broken, or the client still waits for 100 Continue
 	}
-	b.c.rwc.SetReadDeadline(time.Now().Add(b.c.srv.opts.ClientTimeout))
-	defer b.c.rwc.SetReadDeadline(time.Time{})
+	b.c.setReadDeadline(time.Now().Add(b.c.srv.opts.ClientTimeout))
 	buf := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(buf)
 	for n := 0; n < maxDiscard; {
@@ -1022,7 +1079,7 @@ func (s sendWriter) Write(p []byte) (int, error) {
 
 func (c *h1conn) sendDeadline() {
 	if !c.writeDeadline {
-		c.rwc.SetWriteDeadline(time.Now().Add(c.srv.opts.ClientTimeout))
+		renew(c.rwc.SetWriteDeadline, &c.sendUntil, c.srv.opts.ClientTimeout)
 	}
 }
 
@@ -1081,6 +1138,7 @@ func (w *h1resp) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // complete; the zero time gives the client timeout back.
 func (w *h1resp) SetReadDeadline(t time.Time) error {
 	w.c.readDeadline = !t.IsZero()
+	w.c.idleUntil = time.Time{}
 	return w.c.rwc.SetReadDeadline(t)
 }
 
@@ -1093,6 +1151,7 @@ func (w *h1resp) EnableFullDuplex() error { return nil }
 // response is complete.
 func (w *h1resp) SetWriteDeadline(t time.Time) error {
 	w.c.writeDeadline = !t.IsZero()
+	w.c.sendUntil = time.Time{}
 	return w.c.rwc.SetWriteDeadline(t)
 }
 
@@ -1110,7 +1169,7 @@ func (w *h1resp) finish() {
 		w.closeAfter = true // the rest of the body cannot be read: say so
 	}
 	if w.c.readDeadline {
-		w.c.rwc.SetReadDeadline(time.Time{})
+		w.c.setReadDeadline(time.Time{})
 		w.c.readDeadline = false
 	}
 	if !w.sentHeader {

@@ -344,29 +344,99 @@ func TestH1Panic(t *testing.T) {
 }
 
 // TestH1ClientGone: a client that goes away cancels the context of its
-// request, though the server does not read the connection for fast ones.
+// request, though the server does not read the connection for fast ones:
+// on its first request, and on one that follows quick ones (which left
+// the watch's timer armed).
 func TestH1ClientGone(t *testing.T) {
-	canceled, started := make(chan struct{}), make(chan struct{})
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		close(started)
-		select {
-		case <-r.Context().Done():
-			close(canceled)
-		case <-time.After(5 * time.Second):
-		}
-	})
-	_, addr := h1Server(t, h, logging.Discard())
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
+	for _, quick := range []int{0, 1, 50} {
+		t.Run(fmt.Sprintf("after %d quick", quick), func(t *testing.T) {
+			canceled, started := make(chan struct{}), make(chan struct{})
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/quick" {
+					io.WriteString(w, "quick")
+					return
+				}
+				close(started)
+				select {
+				case <-r.Context().Done():
+					close(canceled)
+				case <-time.After(10 * time.Second):
+				}
+			})
+			_, addr := h1Server(t, h, logging.Discard())
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			br := bufio.NewReader(c)
+			for range quick {
+				io.WriteString(c, "GET /quick HTTP/1.1\r\nHost: x\r\n\r\n")
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+			}
+			io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+			<-started
+			c.Close()
+			select {
+			case <-canceled:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the request's context was not canceled")
+			}
+		})
 	}
-	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-	<-started
-	c.Close()
-	select {
-	case <-canceled:
-	case <-time.After(3 * time.Second):
-		t.Fatal("the request's context was not canceled")
+}
+
+// TestRenew: a deadline moves only when the one set is an eighth of its
+// timeout or more short of a full timeout from now, or was forgotten.
+func TestRenew(t *testing.T) {
+	const timeout = 80 * time.Second
+	now := time.Now()
+	for _, tc := range []struct {
+		name  string
+		until time.Time
+		set   bool
+	}{
+		{"forgotten", time.Time{}, true},
+		{"just set", now.Add(timeout), false},
+		{"a little used", now.Add(timeout - 5*time.Second), false},
+		{"an eighth used", now.Add(timeout - 11*time.Second), true},
+		{"past", now.Add(-time.Second), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			until, calls := tc.until, 0
+			var got time.Time
+			renew(func(d time.Time) error { calls++; got = d; return nil }, &until, timeout)
+			if (calls == 1) != tc.set {
+				t.Fatalf("set %d times, want set: %v", calls, tc.set)
+			}
+			if tc.set && (!until.Equal(got) || got.Sub(now) < timeout || got.Sub(now) > timeout+time.Minute) {
+				t.Fatalf("set %v, remembered %v; want about a timeout from now", got, until)
+			}
+		})
+	}
+}
+
+// TestHeadBuffered: only a whole head in the buffer lets a request skip
+// the head's deadline.
+func TestHeadBuffered(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want bool
+	}{
+		{"GET / HTTP/1.1\r\nHost: x\r\n\r\n", true},
+		{"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HT", true},
+		{"GET / HTTP/1.1\r\nHost: x\r\n", false},
+		{"GET / HTTP/1.1\r\nHost: x\r\n\r", false},
+		{"G", false},
+	} {
+		br := bufio.NewReader(strings.NewReader(tc.in))
+		br.Peek(1)
+		if got := headBuffered(br); got != tc.want {
+			t.Errorf("%q: %v, want %v", tc.in, got, tc.want)
+		}
 	}
 }
 
