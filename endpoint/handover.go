@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -248,6 +249,9 @@ func track(key string, ln net.Listener) net.Listener {
 	remember(key, raw)
 	return &tracked{Listener: ln, key: key, raw: raw}
 }
+
+// SetDeadline sets the accept deadline.
+func (t *tracked) SetDeadline(d time.Time) error { return setDeadline(t.Listener, d) }
 
 func (t *tracked) Close() error {
 	forget(t.key, t.raw)

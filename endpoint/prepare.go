@@ -1,6 +1,7 @@
 package endpoint
 
 import (
+	"errors"
 	"net"
 	"sync"
 	"time"
@@ -29,6 +30,21 @@ func newPrepared(ln net.Listener, timeout time.Duration, prepare func(net.Conn) 
 	}
 	return &preparedListener{Listener: ln, prepare: prepare, timeout: timeout, onError: onError,
 		conns: make(chan net.Conn), errs: make(chan error), done: make(chan struct{})}
+}
+
+// SetDeadline sets the underlying listener's accept deadline: Accept
+// returns its timeout once it passes (a connection accepted before is
+// still prepared and handed out).
+func (l *preparedListener) SetDeadline(t time.Time) error { return setDeadline(l.Listener, t) }
+
+// setDeadline sets ln's accept deadline, if it has one, as the
+// *net.TCPListener and *net.UnixListener do (a stopping server drains
+// its accept queue with it).
+func setDeadline(ln net.Listener, t time.Time) error {
+	if d, ok := ln.(interface{ SetDeadline(time.Time) error }); ok {
+		return d.SetDeadline(t)
+	}
+	return errors.ErrUnsupported
 }
 
 func (l *preparedListener) Accept() (net.Conn, error) {

@@ -58,6 +58,12 @@ func (l *TLSListener) Accept() (net.Conn, error) {
 	return l.p.Accept()
 }
 
+// SetDeadline sets the plain listener's accept deadline.
+func (l *TLSListener) SetDeadline(t time.Time) error {
+	l.init()
+	return l.p.SetDeadline(t)
+}
+
 // Close closes the listener; connections still in their handshake are
 // closed too.
 func (l *TLSListener) Close() error {

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"io"
 	"log/slog"
 	"math/big"
@@ -311,5 +312,63 @@ func TestTxSNI(t *testing.T) {
 		if n := strings.Count(logged.String(), want); n != 1 {
 			t.Errorf("log has %q %d times, want once:\n%s", want, n, logged.String())
 		}
+	}
+}
+
+// TestListenerDeadline: every kind of listener takes an accept deadline
+// through its wrappers (a stopping server drains its accept queue with
+// it): a connection waiting is accepted before the deadline, and Accept
+// then returns a timeout.
+func TestListenerDeadline(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := selfSigned(t, "localhost")
+	pem := Escape(write(t, dir+"/both.pem", cert, key))
+	for _, tc := range []struct {
+		desc string
+		tls  bool
+	}{
+		{"tcp:0:interface=127.0.0.1", false},
+		{"unix:" + Escape(dir+"/s.sock") + ":lockfile=1", false},
+		{"ssl:0:" + pem + ":interface=127.0.0.1", true},
+		{"haproxy:tcp:0:interface=127.0.0.1", false},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			ep, err := Parse(tc.desc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ln, err := ep.Listen(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			d, ok := ln.(interface{ SetDeadline(time.Time) error })
+			if !ok {
+				t.Fatalf("%T has no SetDeadline", ln)
+			}
+			c, err := net.Dial(ln.Addr().Network(), ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if strings.HasPrefix(tc.desc, "haproxy:") {
+				io.WriteString(c, "PROXY TCP4 192.0.2.9 198.51.100.7 5555 80\r\n")
+			}
+			if tc.tls {
+				go tls.Client(c, &tls.Config{InsecureSkipVerify: true}).Handshake()
+			}
+			if err := d.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			a, err := ln.Accept()
+			if err != nil {
+				t.Fatalf("the waiting connection: %v", err)
+			}
+			a.Close()
+			d.SetDeadline(time.Now().Add(50 * time.Millisecond))
+			if _, err := ln.Accept(); !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("Accept after the deadline: %v, want a timeout", err)
+			}
+		})
 	}
 }

@@ -146,6 +146,9 @@ func (l *unixListener) setLock(f *os.File) {
 	remember(l.key+" lock", lockFile{f})
 }
 
+// SetDeadline sets the accept deadline.
+func (l *unixListener) SetDeadline(t time.Time) error { return setDeadline(l.Listener, t) }
+
 func (l *unixListener) Close() error {
 	err := l.Listener.Close()
 	if l.lock != nil {

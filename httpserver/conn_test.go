@@ -440,6 +440,66 @@ func TestHeadBuffered(t *testing.T) {
 	}
 }
 
+// gatedListener accepts only once its gate is open.
+type gatedListener struct {
+	net.Listener
+	gate chan struct{}
+}
+
+func (l gatedListener) Accept() (net.Conn, error) {
+	<-l.gate
+	return l.Listener.Accept()
+}
+
+func (l gatedListener) SetDeadline(t time.Time) error {
+	return l.Listener.(*net.TCPListener).SetDeadline(t)
+}
+
+// TestH1ShutdownDrainsQueue: the connections waiting in the accept queue
+// when Shutdown begins are served, not reset by the listener's close.
+func TestH1ShutdownDrainsQueue(t *testing.T) {
+	defer func(w time.Duration) { drainWindow = w }(drainWindow)
+	drainWindow = 3 * time.Second // generous: the loop may be slow to run under load
+	srv := New(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "done") }),
+		Options{ErrorLog: logging.Discard()})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	const n = 40
+	var conns []net.Conn
+	for range n { // queued: nothing accepts yet
+		c := dial(t, ln.Addr().String())
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		conns = append(conns, c)
+	}
+	gate := make(chan struct{})
+	go srv.Serve(gatedListener{ln, gate})
+	testutil.WaitUntil(5*time.Second, func() bool {
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		return len(srv.listeners) == 1
+	}, func() { t.Fatal("Serve did not take the listener") })
+	stopped := make(chan error, 1)
+	go func() { stopped <- srv.Shutdown(context.Background()) }()
+	testutil.WaitUntil(5*time.Second, srv.shuttingDown, func() { t.Fatal("Shutdown did not begin") })
+	close(gate)
+	for i, c := range conns {
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("connection %d of %d: %v", i+1, n, err)
+		}
+		if b, _ := io.ReadAll(resp.Body); string(b) != "done" || !resp.Close {
+			t.Fatalf("connection %d: %q, close %v; want done, closed", i+1, b, resp.Close)
+		}
+	}
+	if err := <-stopped; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+}
+
 // TestH1ShutdownGraceful: Shutdown closes idle connections at once, lets
 // a request in progress finish and then returns.
 func TestH1ShutdownGraceful(t *testing.T) {

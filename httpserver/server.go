@@ -118,9 +118,11 @@ type Server struct {
 	log     *slog.Logger
 	h2      *http.Server // serves the connections that speak HTTP/2
 
-	mu        sync.Mutex
-	listeners map[net.Listener]struct{}
+	mu sync.Mutex
+	// listeners: true once a listener drains (see drainWindow).
+	listeners map[net.Listener]bool
 	conns     map[*h1conn]struct{}
+	starting  int      // connections accepted, not yet in conns
 	handoff   *handoff // connections for h2
 	shutting  atomic.Bool
 	stopped   time.Time // when shutting began
@@ -171,9 +173,9 @@ func (s *Server) Serve(l net.Listener) error {
 		return http.ErrServerClosed
 	}
 	if s.listeners == nil {
-		s.listeners, s.conns = map[net.Listener]struct{}{}, map[*h1conn]struct{}{}
+		s.listeners, s.conns = map[net.Listener]bool{}, map[*h1conn]struct{}{}
 	}
-	s.listeners[l] = struct{}{}
+	s.listeners[l] = false
 	if s.handoff == nil {
 		s.handoff = &handoff{addr: l.Addr(), conns: make(chan net.Conn), done: make(chan struct{})}
 		go s.h2.Serve(s.handoff)
@@ -189,6 +191,7 @@ func (s *Server) Serve(l net.Listener) error {
 		rwc, err := l.Accept()
 		if err != nil {
 			if s.shuttingDown() {
+				l.Close() // drained: the window has passed
 				return http.ErrServerClosed
 			}
 			if te, ok := err.(interface{ Temporary() bool }); ok && te.Temporary() {
@@ -201,12 +204,18 @@ func (s *Server) Serve(l net.Listener) error {
 			return err
 		}
 		delay = 0
+		s.mu.Lock()
+		s.starting++ // Shutdown waits for it from now on
+		s.mu.Unlock()
 		go s.serveConn(rwc)
 	}
 }
 
 func (s *Server) serveConn(rwc net.Conn) {
 	if tc, ok := rwc.(*tls.Conn); ok && tc.ConnectionState().NegotiatedProtocol == "h2" {
+		s.mu.Lock()
+		s.starting--
+		s.mu.Unlock()
 		s.handOff(rwc)
 		return
 	}
@@ -215,6 +224,7 @@ func (s *Server) serveConn(rwc net.Conn) {
 	// Accepted as Shutdown began, it is served all the same (its
 	// request is answered with Connection: close), and waited for.
 	s.conns[c] = struct{}{}
+	s.starting--
 	s.mu.Unlock()
 	c.serve()
 	s.mu.Lock()
@@ -292,16 +302,32 @@ func (s *Server) Close() error {
 	return s.h2.Close()
 }
 
-// stop stops accepting and closes the idle HTTP/1 connections, or all of
-// them; it returns how many are left open.
+// drainWindow is how long a listener goes on accepting once Shutdown
+// begins: the connections waiting in its accept queue are served, where
+// closing it at once would reset them (clients see "connection reset" for
+// a request they sent to a server that was up).
+var drainWindow = 100 * time.Millisecond // a variable for tests
+
+// stop stops accepting (a listener with SetDeadline drains for
+// drainWindow, then its Serve closes it; Close closes all at once) and
+// closes the idle HTTP/1 connections, or all of them; it returns how many
+// connections and listeners are left open.
 func (s *Server) stop(all bool) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.shutting.Swap(true) {
 		s.stopped = time.Now()
 	}
-	for l := range s.listeners {
-		l.Close()
+	for l, draining := range s.listeners {
+		if all {
+			l.Close()
+		} else if !draining {
+			s.listeners[l] = true
+			d, ok := l.(interface{ SetDeadline(time.Time) error })
+			if !ok || d.SetDeadline(time.Now().Add(drainWindow)) != nil {
+				l.Close()
+			}
+		}
 	}
 	for c := range s.conns {
 		switch {
@@ -315,7 +341,7 @@ func (s *Server) stop(all bool) int {
 			c.interruptIdle()
 		}
 	}
-	return len(s.conns)
+	return len(s.conns) + s.starting + len(s.listeners)
 }
 
 // handoff is the listener through which net/http's server receives the

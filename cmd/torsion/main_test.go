@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/torsion-server/torsion/internal/testutil"
 )
 
 var binary string
@@ -141,14 +143,7 @@ func (p *proc) stop(sig syscall.Signal) int {
 
 // waitUntil polls cond every 10 ms until it holds; if it does not within
 // d, fail is called (to fail the test, saying what never happened).
-func waitUntil(d time.Duration, cond func() bool, fail func()) {
-	for deadline := time.Now().Add(d); !cond(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			fail()
-			return
-		}
-	}
-}
+func waitUntil(d time.Duration, cond func() bool, fail func()) { testutil.WaitUntil(d, cond, fail) }
 
 // exists reports whether path exists.
 func exists(path string) bool {

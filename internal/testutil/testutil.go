@@ -4,7 +4,20 @@ package testutil
 import (
 	"bytes"
 	"sync"
+	"time"
 )
+
+// WaitUntil polls cond until it holds, or calls fail once d has passed:
+// a test waits for the event itself, with a generous deadline, never
+// for a fixed sleep.
+func WaitUntil(d time.Duration, cond func() bool, fail func()) {
+	for deadline := time.Now().Add(d); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			fail()
+			return
+		}
+	}
+}
 
 // SyncBuffer is a bytes.Buffer that goroutines may write concurrently,
 // such as a server's log read by a test.
