@@ -949,6 +949,7 @@ def asgi_scope(environ, state):
         "client": client,
         "server": (environ.get("SERVER_NAME", ""), int(environ.get("SERVER_PORT") or 0)),
         "state": dict(state),
+        "extensions": {"http.response.pathsend": {}},
     }
 
 
@@ -1112,6 +1113,20 @@ class Asgi:
                     got = await r.acks.get()
                     if got is not None:
                         st.unacked -= got
+            elif kind == "http.response.pathsend":
+                # The zero-copy extension: torsion sends the file itself.
+                if not head:
+                    raise RuntimeError("http.response.pathsend before http.response.start")
+                if st.sent:
+                    raise RuntimeError("http.response.pathsend after the body began")
+                path = message["path"]
+                if not os.path.isabs(path):
+                    raise ValueError("http.response.pathsend wants an absolute path, not %r" % (path,))
+                with open(path, "rb") as f:
+                    if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                        raise ValueError("http.response.pathsend: %s is not a regular file" % path)
+                    st.sent = st.ended = True
+                    conn.send_fd(frame(START, rid, encode_head(*head)) + frame(FILE, rid, OFFSET.pack(0)) + frame(END, rid), f.fileno())
             else:
                 raise RuntimeError("unknown ASGI message type %r" % (kind,))
 
@@ -1138,8 +1153,11 @@ class Asgi:
         scope["extensions"] = {"websocket.http.response": {}}
         st = types.SimpleNamespace(connect=True, accepted=False, ended=False, closed=None, denial=None, unacked=0)
 
+        answered = asyncio.Event()  # the application accepted, or ended the connection
+
         def end(payload=b""):
             st.ended = True
+            answered.set()
             conn.send(frame(END, rid, payload))
 
         def deny():
@@ -1151,6 +1169,16 @@ class Asgi:
             if st.connect:
                 st.connect = False
                 return {"type": "websocket.connect"}
+            if not answered.is_set() and not r.gone.is_set():
+                # Asked before the application answered the connect (Quart
+                # pumps receive in a task of its own): the next message
+                # comes once it has accepted.
+                waits = [asyncio.ensure_future(answered.wait()), asyncio.ensure_future(r.gone.wait())]
+                try:
+                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for w in waits:
+                        w.cancel()
             if st.closed is None and st.accepted and not r.gone.is_set():
                 conn.send(frame(READ, rid, U32.pack(0)))
                 item = await r.body.get()
@@ -1180,6 +1208,7 @@ class Asgi:
                     headers.append(("Sec-WebSocket-Protocol", message["subprotocol"]))
                 conn.send(frame(START, rid, encode_head("101 Switching Protocols", headers)))
                 st.accepted = True
+                answered.set()
             elif kind == "websocket.send":
                 if not st.accepted:
                     raise RuntimeError("websocket.send before websocket.accept")

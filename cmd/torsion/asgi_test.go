@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -84,20 +85,36 @@ func TestASGI(t *testing.T) {
 // and FastAPI's own 404.
 func TestFastAPI(t *testing.T) {
 	t.Parallel()
-	needPython(t, "fastapi")
+	needPython(t, "fastapi", "websockets")
 	p := start(t, nil, "web", "--port", "tcp:0:interface=127.0.0.1", "--asgi", "fastapi_hello:app",
 		"--chdir", "../../examples/asgi", "--python", debianPython, "--workers", "2")
 	base := "http://127.0.0.1:" + p.port()
-	cases := []struct {
-		args []string
-		want string
-	}{
+	curlCases(t, []curlCase{
 		{[]string{base + "/"}, `200 {"message":"Hello from FastAPI"}`},
 		{[]string{base + "/items/5?q=hi"}, `200 {"item_id":5,"q":"hi"}`},
 		{[]string{"-H", "Content-Type: application/json", "-d", `{"name":"pen","price":1.25}`, base + "/items"}, `200 {"name":"pen","double":2.5}`},
 		{[]string{"-H", "Content-Type: application/json", "-d", `{"name":"pen"}`, base + "/items"}, `422 {"detail":[{"loc":["body","price"]`},
 		{[]string{base + "/nope"}, `404 {"detail":"Not Found"}`},
+		{[]string{base + "/stream?n=2"}, "200 line 0\nline 1\n"},
+	})
+	if got := wsExchange(t, "ws://127.0.0.1:"+p.port()+"/ws", `{"a": 1}`, `[2, "three"]`); got != `{"got": {"a": 1}}`+"\n"+`{"got": [2, "three"]}`+"\n" {
+		t.Errorf("FastAPI WebSocket: %q", got)
 	}
+	if code := p.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit %d; log:\n%s", code, p.logText())
+	}
+}
+
+// curlCase is a curl command line and the start of what it should get:
+// the status, a space and the body.
+type curlCase struct {
+	args []string
+	want string
+}
+
+// curlCases runs each case's curl and checks the status and body.
+func curlCases(t *testing.T, cases []curlCase) {
+	t.Helper()
 	for _, c := range cases {
 		got := curl(t, append([]string{"-w", "\n%{http_code}"}, c.args...)...)
 		i := strings.LastIndexByte(got, '\n')
@@ -106,8 +123,82 @@ func TestFastAPI(t *testing.T) {
 			t.Errorf("curl %v: %q, want %q...", c.args, got, c.want)
 		}
 	}
-	if code := p.stop(syscall.SIGTERM); code != 0 {
-		t.Errorf("exit %d; log:\n%s", code, p.logText())
+}
+
+// wsExchange sends each message over a WebSocket to url with Python's
+// websockets client, and returns the answers, a line each.
+func wsExchange(t *testing.T, url string, messages ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client := `import asyncio, sys, websockets
+async def main():
+    async with websockets.connect(sys.argv[1]) as ws:
+        for m in sys.argv[2:]:
+            await ws.send(m)
+            print(await ws.recv())
+asyncio.run(main())
+`
+	out, err := exec.CommandContext(ctx, debianPython, append([]string{"-c", client, url}, messages...)...).CombinedOutput()
+	if err != nil {
+		t.Errorf("websockets client on %s: %v\n%s", url, err, out)
+	}
+	return string(out)
+}
+
+// TestASGIFrameworks: the bundled Quart, Starlette and Django examples run
+// unchanged from Debian's packages: pages, path parameters, JSON bodies,
+// streamed responses and WebSockets; Starlette beside static files that
+// never reach Python, Django's ASGI handler under a mount.
+func TestASGIFrameworks(t *testing.T) {
+	t.Parallel()
+	static, _ := filepath.Abs("../../examples/asgi/static")
+	for _, fw := range []struct {
+		name, module string
+		serve        []string
+		cases        []curlCase // URLs relative to the server
+		ws           string     // a WebSocket path, or ""
+		send, want   string
+	}{
+		{"quart", "quart", []string{"--asgi", "quart_hello:app"}, []curlCase{
+			{[]string{"/"}, "200 Hello from Quart"},
+			{[]string{"/greet/ann"}, `200 {"greeting":"Hello, ann"}`},
+			{[]string{"-H", "Content-Type: application/json", "-d", `{"numbers":[1,2,3.5]}`, "/sum"}, `200 {"sum":6.5}`},
+			{[]string{"/count"}, "200 0\n1\n2\n"},
+			{[]string{"/nope"}, "404 "},
+		}, "/ws", "hi", "quart: hi\n"},
+		{"starlette", "starlette", []string{"--asgi", "starlette_hello:app", "--static", "/static=" + static}, []curlCase{
+			{[]string{"/"}, `200 <!doctype html><link rel="stylesheet" href="/static/style.css"><h1>Hello from Starlette`},
+			{[]string{"/static/style.css"}, "200 h1 { font-family"},
+			{[]string{"/users/bob"}, `200 {"user":"bob","root_path":""}`},
+			{[]string{"/ticks"}, "200 tick 0\ntick 1\ntick 2\n"},
+		}, "/shout", "hey", "HEY\n"},
+		{"django", "django", []string{"--mount", "/dj=asgi:django_asgi:application"}, []curlCase{
+			{[]string{"/dj/"}, "200 Hello from Django's ASGI side"},
+			{[]string{"-d", "x=1", "/dj/where/"}, `200 {"path": "/dj/where/", "script_name": "/dj", "method": "POST", "body": "x=1"}`},
+			{[]string{"/dj/nope"}, "404 "},
+		}, "", "", ""},
+	} {
+		t.Run(fw.name, func(t *testing.T) {
+			t.Parallel()
+			needPython(t, fw.module, "websockets")
+			p := start(t, nil, append([]string{"web", "--port", "tcp:0:interface=127.0.0.1", "--chdir", "../../examples/asgi",
+				"--python", debianPython, "--workers", "1"}, fw.serve...)...)
+			base := "http://127.0.0.1:" + p.port()
+			for i, c := range fw.cases {
+				last := len(c.args) - 1
+				fw.cases[i].args = append(c.args[:last:last], base+c.args[last])
+			}
+			curlCases(t, fw.cases)
+			if fw.ws != "" {
+				if got := wsExchange(t, "ws://127.0.0.1:"+p.port()+fw.ws, fw.send); got != fw.want {
+					t.Errorf("WebSocket %s: %q, want %q", fw.ws, got, fw.want)
+				}
+			}
+			if code := p.stop(syscall.SIGTERM); code != 0 {
+				t.Errorf("exit %d; log:\n%s", code, p.logText())
+			}
+		})
 	}
 }
 
@@ -256,6 +347,18 @@ func TestASGISpec(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	// http.response.pathsend: torsion sends the file the application
+	// names; a relative path is the application's error, a 500.
+	want, _ := os.ReadFile("testdata/asgi_spec.py")
+	for _, proto := range []string{"--http1.1", "--http2-prior-knowledge"} {
+		if got := curl(t, proto, base+"/pathsend"); got != string(want) {
+			t.Errorf("pathsend over %s: %d bytes, want the %d of asgi_spec.py", proto, len(got), len(want))
+		}
+	}
+	if got := curl(t, "-w", "%{http_code}", "-o", "/dev/null", base+"/pathsend-relative"); got != "500" {
+		t.Errorf("pathsend of a relative path: %s, want 500", got)
+	}
+	p.waitLog(`http.response.pathsend wants an absolute path`)
 	if got := curl(t, base+"/block"); !strings.HasPrefix(got, "ok ") {
 		t.Errorf("/block: %q", got)
 	}
@@ -464,5 +567,104 @@ async def app(scope, receive, send):
 	t.Logf("the application pushed %d messages of 64 KiB before the client was dropped: %s", sent, b)
 	if sent > 200 { // the window (1 MiB) and the kernel's buffers, not without end
 		t.Errorf("%d messages of 64 KiB went to a client that reads nothing", sent)
+	}
+}
+
+// TestASGIWebSocketHostile: hostile WebSocket clients are each bounded: a
+// message over the 16 MiB limit is refused with 1009; a client that floods
+// without reading what comes back is slowed by the application's pace,
+// then dropped by --client-timeout; one that never answers the server's
+// close frame is cut off. The server serves on after each.
+func TestASGIWebSocketHostile(t *testing.T) {
+	t.Parallel()
+	needPython(t)
+	p := start(t, nil, "web", "--port", "tcp:0:interface=127.0.0.1", "--asgi", "ws_echo:app", "--client-timeout", "2",
+		"--chdir", "../../examples/asgi", "--python", debianPython, "--workers", "1")
+	url := "ws://127.0.0.1:" + p.port() + "/"
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	stillServes := func(what string) {
+		t.Helper()
+		c, _, err := websocket.Dial(ctx, url, nil)
+		if err != nil {
+			t.Fatalf("after %s: %v", what, err)
+		}
+		defer c.CloseNow()
+		c.Write(ctx, websocket.MessageText, []byte("still"))
+		if _, got, err := c.Read(ctx); err != nil || string(got) != "echo: still" {
+			t.Fatalf("after %s: %q %v", what, got, err)
+		}
+	}
+
+	t.Run("oversized message", func(t *testing.T) {
+		c, _, err := websocket.Dial(ctx, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.CloseNow()
+		c.Write(ctx, websocket.MessageBinary, make([]byte, 17<<20)) // may fail as the server closes
+		if _, _, err := c.Read(ctx); websocket.CloseStatus(err) != websocket.StatusMessageTooBig {
+			t.Errorf("a 17 MiB message: %v, want close 1009", err)
+		}
+		stillServes("an oversized message")
+	})
+
+	t.Run("flood without reading", func(t *testing.T) {
+		c, _, err := websocket.Dial(ctx, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.CloseNow()
+		msg := make([]byte, 64<<10)
+		var sent int
+		began := time.Now()
+		for time.Since(began) < 20*time.Second {
+			wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
+			err := c.Write(wctx, websocket.MessageBinary, msg)
+			wcancel()
+			if err != nil {
+				break // dropped, or held up
+			}
+			sent += len(msg)
+		}
+		t.Logf("the client wrote %d MiB in %v before it was held up or dropped", sent>>20, time.Since(began).Round(time.Millisecond))
+		if sent > 256<<20 {
+			t.Errorf("the server took %d MiB from a client that reads nothing back", sent>>20)
+		}
+		stillServes("a flood")
+	})
+
+	t.Run("close never answered", func(t *testing.T) {
+		conn, err := net.Dial("tcp", "127.0.0.1:"+p.port())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+		br := bufio.NewReader(conn)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("handshake: %v %v", resp, err)
+		}
+		// A masked text frame "close": the application closes with 4001,
+		// and this client never sends its close frame back.
+		mask := []byte{1, 2, 3, 4}
+		frame := []byte{0x81, 0x80 | 5, mask[0], mask[1], mask[2], mask[3]}
+		for i, b := range []byte("close") {
+			frame = append(frame, b^mask[i%4])
+		}
+		conn.Write(frame)
+		began := time.Now()
+		conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		n, err := io.Copy(io.Discard, br) // the server's close frame, then its end
+		if err != nil {
+			t.Fatalf("after %d bytes: %v; want the connection closed by the server", n, err)
+		}
+		t.Logf("closed %v after the close frame", time.Since(began).Round(time.Millisecond))
+		stillServes("an unanswered close")
+	})
+	if code := p.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit %d; log:\n%s", code, p.logText())
 	}
 }

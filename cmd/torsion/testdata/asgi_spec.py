@@ -5,6 +5,7 @@ was as the specification says, else 500 with what was not. /block holds the
 event loop with synchronous code; /sleep awaits."""
 import asyncio
 import hashlib
+import os
 import time
 
 lifespan_seen = []
@@ -70,6 +71,14 @@ async def app(scope, receive, send):
             events += 1
             if not message.get("more_body", False):
                 break
+        if scope["path"].startswith("/pathsend"):
+            # The zero-copy extension: this file, sent by torsion.
+            check(scope["extensions"]["http.response.pathsend"] == {}, "extensions %r" % scope["extensions"])
+            path = os.path.abspath(__file__) if scope["path"] == "/pathsend" else "asgi_spec.py"
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-length", str(os.path.getsize(path)).encode())]})
+            await send({"type": "http.response.pathsend", "path": path})
+            return
         if scope["path"] == "/block":
             time.sleep(3)  # synchronous: holds the loop
         elif scope["path"] == "/sleep":
