@@ -7,13 +7,15 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"sync"
 	"sync/atomic"
 
 	"github.com/miekg/dns"
 )
 
 // Server serves an Authority over UDP and TCP on one address; it is a
-// service (Start, Stop) and reloads its files on Reload (SIGHUP).
+// service (Start, Stop) and reads its files again on Reload (SIGHUP) and
+// when they change on disk.
 type Server struct {
 	// Addr is the host and port to listen on, both protocols.
 	Addr string
@@ -27,6 +29,8 @@ type Server struct {
 
 	auth     atomic.Pointer[Authority]
 	udp, tcp *dns.Server
+	unwatch  context.CancelFunc
+	watching sync.WaitGroup
 }
 
 // maxUDP is the largest UDP answer sent, whatever EDNS0 offers: larger
@@ -62,6 +66,11 @@ func (s *Server) Start(ctx context.Context) error {
 	go s.udp.ActivateAndServe()
 	<-started
 	<-started
+	var wctx context.Context
+	wctx, s.unwatch = context.WithCancel(context.Background())
+	if err := s.watch(wctx); err != nil {
+		s.log().Warn("the DNS files are not watched for changes; SIGHUP reads them again", "err", err)
+	}
 	s.log().Info(fmt.Sprintf("DNS server starting on %d", port), "addr", ln.Addr().String(), "zones", len(auth.zones), "hosts", len(auth.hosts))
 	return nil
 }
@@ -77,6 +86,8 @@ func (s *Server) Port() int {
 // Stop stops both listeners, letting answers in progress finish until ctx
 // ends.
 func (s *Server) Stop(ctx context.Context) error {
+	s.unwatch()
+	s.watching.Wait()
 	err := errors.Join(s.udp.ShutdownContext(ctx), s.tcp.ShutdownContext(ctx))
 	s.log().Info("(DNS server closed)")
 	return err

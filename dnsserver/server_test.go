@@ -3,6 +3,7 @@ package dnsserver
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/torsion-server/torsion/internal/testutil"
 )
 
 func serve(t *testing.T, hosts, zones []string) string {
@@ -225,4 +228,54 @@ func TestResolvConf(t *testing.T) {
 	if err != nil || strings.Join(ups, " ") != "127.0.0.53:53 [::1]:53" {
 		t.Errorf("ResolvConf = %v, %v", ups, err)
 	}
+}
+
+// TestWatch: a hosts file changed on disk is answered from without a
+// signal, whether written in place or replaced by a rename; a change that
+// does not load leaves the old answers.
+func TestWatch(t *testing.T) {
+	dir := t.TempDir()
+	hosts := filepath.Join(dir, "hosts")
+	os.WriteFile(hosts, []byte("10.0.0.1 box.test\n"), 0o644)
+	var log testutil.SyncBuffer
+	s := &Server{Addr: "127.0.0.1:0", HostsFiles: []string{hosts}, Log: slog.New(slog.NewTextHandler(&log, nil))}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop(context.Background())
+	addr := fmt.Sprintf("127.0.0.1:%d", s.Port())
+	answer := func() string {
+		m := new(dns.Msg)
+		m.SetQuestion("box.test.", dns.TypeA)
+		r, err := dns.Exchange(m, addr)
+		if err != nil || len(r.Answer) != 1 {
+			return fmt.Sprint(r, err)
+		}
+		return r.Answer[0].(*dns.A).A.String()
+	}
+	waitFor := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for answer() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("box.test is %s, want %s", answer(), want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitFor("10.0.0.1")
+	os.WriteFile(hosts, []byte("10.0.0.2 box.test\n"), 0o644) // in place
+	waitFor("10.0.0.2")
+	tmp := filepath.Join(dir, ".hosts.new")
+	os.WriteFile(tmp, []byte("10.0.0.3 box.test\n"), 0o644)
+	os.Rename(tmp, hosts) // replaced, as editors save
+	waitFor("10.0.0.3")
+	os.WriteFile(hosts, []byte("not-an-address box.test\n"), 0o644)
+	testutil.WaitUntil(20*time.Second, func() bool { return strings.Contains(log.String(), "the DNS files do not load") },
+		func() { t.Fatalf("a bad change was not reported; log:\n%s", log.String()) })
+	if got := answer(); got != "10.0.0.3" {
+		t.Errorf("after a bad change: %s, want the old 10.0.0.3", got)
+	}
+	os.WriteFile(hosts, []byte("10.0.0.4 box.test\n"), 0o644)
+	waitFor("10.0.0.4")
 }

@@ -26,8 +26,9 @@ func init() {
 
 Answers are authoritative for the names the files hold; NXDOMAIN and NODATA
 carry the zone's SOA; names outside them are REFUSED, or with --recursive
-asked of upstream resolvers (and with --cache kept for their TTLs). SIGHUP
-reads the files again (if they do not load, the old ones go on answering).`,
+asked of upstream resolvers (and with --cache kept for their TTLs). A file
+changed on disk is read again, as all are on SIGHUP (if they do not load,
+the old answers go on).`,
 		Flags: flags,
 	})
 }
