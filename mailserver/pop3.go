@@ -3,6 +3,7 @@ package mailserver
 import (
 	"bufio"
 	"bytes"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,8 +16,8 @@ import (
 	"github.com/torsion-server/torsion/protocol"
 )
 
-// POP3 serves the store's mailboxes over POP3 (RFC 1939: USER, PASS, STAT,
-// LIST, UIDL, RETR, TOP, DELE, RSET, NOOP, QUIT; RFC 2449's CAPA). A
+// POP3 serves the store's mailboxes over POP3 (RFC 1939: USER, PASS, APOP,
+// STAT, LIST, UIDL, RETR, TOP, DELE, RSET, NOOP, QUIT; RFC 2449's CAPA). A
 // mailbox is held by one session at a time; messages marked deleted are
 // removed when the session QUITs, not if it breaks off.
 func POP3(store *Store, log *slog.Logger) *protocol.Server {
@@ -37,9 +38,10 @@ type pop3 struct {
 	c     net.Conn
 	w     *bufio.Writer
 
-	user string
-	box  string // once authenticated
-	msgs []*message
+	user  string
+	stamp string // the greeting's <...>, for APOP
+	box   string // once authenticated
+	msgs  []*message
 }
 
 func (p *pop3) serve() {
@@ -51,7 +53,8 @@ func (p *pop3) serve() {
 			p.store.unlock(p.box)
 		}
 	}()
-	p.reply(true, "torsion POP3 server ready")
+	p.stamp = fmt.Sprintf("<%d.%d@%s>", os.Getpid(), time.Now().UnixNano(), p.store.hostname())
+	p.reply(true, "torsion POP3 server ready "+p.stamp)
 	for {
 		p.c.SetReadDeadline(time.Now().Add(pop3Timeout))
 		line, err := r.ReadSlice('\n')
@@ -79,12 +82,18 @@ func (p *pop3) command(cmd, arg string) (quit bool) {
 			p.user = arg
 			p.reply(true, "send your password")
 		case "PASS":
-			p.pass(arg)
+			p.enter(p.store.login(p.user, is(arg)))
+		case "APOP":
+			name, digest, _ := strings.Cut(arg, " ")
+			p.user = name
+			p.enter(p.store.login(name, func(password string) bool {
+				return subtle.ConstantTimeCompare([]byte(apopDigest(p.stamp, password)), []byte(strings.ToLower(digest))) == 1
+			}))
 		case "QUIT":
 			p.reply(true, "bye")
 			return true
 		default:
-			p.reply(false, "authenticate first (USER and PASS)")
+			p.reply(false, "authenticate first (USER and PASS, or APOP)")
 		}
 		return false
 	}
@@ -146,8 +155,8 @@ func (p *pop3) command(cmd, arg string) (quit bool) {
 	return false
 }
 
-func (p *pop3) pass(password string) {
-	box, ok := p.store.login(p.user, password)
+// enter opens the mailbox box of a login that succeeded (ok).
+func (p *pop3) enter(box string, ok bool) {
 	if !ok {
 		time.Sleep(time.Second) // a guesser's pace
 		p.log.Warn("POP3 login refused", "user", p.user, "remote", p.c.RemoteAddr().String())

@@ -2,33 +2,54 @@ package mailserver
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"time"
 
+	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 )
 
+// SMTPOptions configure NewSMTP.
+type SMTPOptions struct {
+	// Hostname is the name the server greets with.
+	Hostname string
+	// MaxMessage is the largest message accepted, in bytes; a larger one
+	// gets 552 and is not stored.
+	MaxMessage int64
+	// TLS, if set, offers STARTTLS, and AUTH PLAIN once it is on.
+	TLS *tls.Config
+	// RelayVia, if set (HOST:PORT), is a smarthost: mail that a user who
+	// authenticated sends to other domains is passed to it within the DATA
+	// transaction, so the client hears whether it was taken. Unset, no
+	// mail leaves.
+	RelayVia string
+}
+
 // NewSMTP returns an ESMTP server (emersion/go-smtp) that delivers to the
 // store's mailboxes: a recipient in a domain the store does not take mail
-// for is refused (550, no relaying), as is an unknown user of one of its
-// domains. hostname is the name it greets with.
-func NewSMTP(store *Store, hostname string, maxMessage int64, log *slog.Logger) *smtp.Server {
-	s := smtp.NewServer(&backend{store: store, log: log})
-	s.Domain = hostname
-	s.MaxMessageBytes = maxMessage
+// for is refused (550, no relaying) unless the session authenticated and
+// opts.RelayVia is set, as is an unknown user of one of its domains.
+func NewSMTP(store *Store, opts SMTPOptions, log *slog.Logger) *smtp.Server {
+	s := smtp.NewServer(&backend{store: store, opts: opts, log: log})
+	s.Domain = opts.Hostname
+	s.MaxMessageBytes = opts.MaxMessage
 	s.MaxRecipients = 100
 	s.ReadTimeout = 60 * time.Second
 	s.WriteTimeout = 60 * time.Second
+	s.TLSConfig = opts.TLS // AUTH is offered only over TLS
 	s.ErrorLog = slogLogger{log}
 	return s
 }
 
 type backend struct {
 	store *Store
+	opts  SMTPOptions
 	log   *slog.Logger
 }
 
@@ -39,13 +60,41 @@ func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 type session struct {
 	b      *backend
 	remote string
+	user   string // authenticated, or ""
 	from   string
-	boxes  []string
+	boxes  []string // local mailboxes
+	relay  []string // recipients for the smarthost
 	to     []string
 }
 
-func (s *session) Reset()        { s.from, s.boxes, s.to = "", nil, nil }
+func (s *session) Reset()        { s.from, s.boxes, s.relay, s.to = "", nil, nil, nil }
 func (s *session) Logout() error { return nil }
+
+// AuthMechanisms offers AUTH PLAIN where a smarthost can take what an
+// authenticated user sends (go-smtp offers it only over TLS).
+func (s *session) AuthMechanisms() []string {
+	if s.b.opts.RelayVia == "" {
+		return nil
+	}
+	return []string{sasl.Plain}
+}
+
+// Auth checks AUTH PLAIN against the store's users; a refusal costs a
+// second, a guesser's pace.
+func (s *session) Auth(mech string) (sasl.Server, error) {
+	if mech != sasl.Plain || s.b.opts.RelayVia == "" {
+		return nil, smtp.ErrAuthUnknownMechanism
+	}
+	return sasl.NewPlainServer(func(identity, user, password string) error {
+		if _, ok := s.b.store.login(user, is(password)); !ok || identity != "" && identity != user {
+			time.Sleep(time.Second)
+			s.b.log.Warn("SMTP login refused", "user", user, "remote", s.remote)
+			return &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "Invalid user or password"}
+		}
+		s.user = user
+		return nil
+	}), nil
+}
 
 func (s *session) Mail(from string, _ *smtp.MailOptions) error {
 	s.Reset()
@@ -58,6 +107,11 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if box == "" {
 		_, dom, _ := strings.Cut(to, "@")
 		if !s.b.store.hasDomain(dom) {
+			if s.user != "" && s.b.opts.RelayVia != "" {
+				s.relay = append(s.relay, to)
+				s.to = append(s.to, to)
+				return nil
+			}
 			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Relaying denied: this server takes mail for its own domains only"}
 		}
 		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "No such user here"}
@@ -68,7 +122,7 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 }
 
 func (s *session) Data(r io.Reader) error {
-	if len(s.boxes) == 0 {
+	if len(s.boxes) == 0 && len(s.relay) == 0 {
 		return errors.New("no valid recipient")
 	}
 	var msg bytes.Buffer
@@ -76,14 +130,47 @@ func (s *session) Data(r io.Reader) error {
 	if _, err := io.Copy(&msg, r); err != nil {
 		return err // go-smtp answers 552 for a message over the limit
 	}
+	if len(s.relay) > 0 {
+		// First, so that a refusal leaves nothing delivered here twice
+		// when the client tries again.
+		if err := s.b.relay(s.from, s.relay, msg.Bytes()); err != nil {
+			s.b.log.Error("relaying a message failed", "via", s.b.opts.RelayVia, "to", strings.Join(s.relay, ","), "err", err)
+			var se *smtp.SMTPError
+			if errors.As(err, &se) {
+				return se // the smarthost's own answer
+			}
+			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 1}, Message: "The relay did not take the message; try again later"}
+		}
+	}
 	for _, box := range s.boxes {
 		if err := deliver(box, msg.Bytes()); err != nil {
 			s.b.log.Error("delivering a message failed", "to", box, "err", err)
 			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Could not store the message; try again later"}
 		}
 	}
-	s.b.log.Info("message delivered", "from", s.from, "to", strings.Join(s.to, ","), "bytes", msg.Len(), "remote", s.remote)
+	s.b.log.Info("message delivered", "from", s.from, "to", strings.Join(s.to, ","), "bytes", msg.Len(), "remote", s.remote, "user", s.user)
 	return nil
+}
+
+// relayTimeout bounds a whole hand-over to the smarthost.
+const relayTimeout = 60 * time.Second
+
+// relay passes a message to the smarthost.
+func (b *backend) relay(from string, to []string, msg []byte) error {
+	conn, err := net.DialTimeout("tcp", b.opts.RelayVia, 10*time.Second)
+	if err != nil {
+		return err
+	}
+	conn.SetDeadline(time.Now().Add(relayTimeout))
+	c := smtp.NewClient(conn)
+	defer c.Close()
+	if err := c.Hello(b.store.hostname()); err != nil {
+		return err
+	}
+	if err := c.SendMail(from, to, bytes.NewReader(msg)); err != nil {
+		return err
+	}
+	return c.Quit()
 }
 
 // slogLogger is go-smtp's error log as slog.

@@ -4,6 +4,7 @@
 package mailserver
 
 import (
+	"crypto/md5"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
@@ -114,9 +115,10 @@ func (s *Store) hasDomain(dom string) bool {
 	return s.domains[strings.ToLower(dom)] != nil
 }
 
-// login checks a POP3 user's password; name is user@domain, or a bare
-// user when the store has one domain. It returns the user's Maildir.
-func (s *Store) login(name, password string) (string, bool) {
+// login checks a user's password with check, which is given the password
+// the user has; name is user@domain, or a bare user when the store has one
+// domain. It returns the user's Maildir.
+func (s *Store) login(name string, check func(password string) bool) (string, bool) {
 	name = strings.ToLower(name)
 	if !strings.Contains(name, "@") {
 		s.mu.Lock()
@@ -136,10 +138,22 @@ func (s *Store) login(name, password string) (string, bool) {
 		want, ok = d.users[user]
 	}
 	s.mu.Unlock()
-	if !ok || subtle.ConstantTimeCompare([]byte(want), []byte(password)) != 1 {
+	if !ok || !check(want) {
 		return "", false
 	}
 	return filepath.Join(d.dir, user), true
+}
+
+// is returns a check for login that the password is given.
+func is(given string) func(string) bool {
+	return func(password string) bool { return subtle.ConstantTimeCompare([]byte(password), []byte(given)) == 1 }
+}
+
+// apopDigest is APOP's proof of a password (RFC 1939 section 7): the MD5
+// of the server's greeting stamp and the password, in lower-case hex.
+func apopDigest(stamp, password string) string {
+	sum := md5.Sum([]byte(stamp + password))
+	return hex.EncodeToString(sum[:])
 }
 
 // lock takes a mailbox for one POP3 session (RFC 1939 wants it exclusive).

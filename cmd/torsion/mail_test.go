@@ -105,3 +105,83 @@ p.quit()
 		t.Errorf("-u before -d: exit %d: %s", code, out)
 	}
 }
+
+// TestMailTLSRelayAPOP: with --certificate the SMTP server offers
+// STARTTLS, and with --relay-via AUTH PLAIN over it; a user who logs in
+// sends to another domain through the smarthost (a second torsion mail),
+// where its user reads it over POP3 with APOP. Without a login, or with a
+// wrong password, relaying stays refused; AUTH is not offered before TLS.
+func TestMailTLSRelayAPOP(t *testing.T) {
+	t.Parallel()
+	needPython(t)
+	dir := t.TempDir()
+	cert, key := openssl(t, dir, "localhost")
+	bSMTP, bPOP := freePort(t), freePort(t)
+	b := exec.Command(binary, "mail", "-H", "remote.test", "-d", "remote.test=remote", "-u", "carol=pw",
+		"--smtp", "tcp:"+bSMTP+":interface=127.0.0.1", "--pop3", "tcp:"+bPOP+":interface=127.0.0.1")
+	b.Dir = dir
+	pb := startCmd(t, b)
+	pb.waitLog(`ESMTP starting on`)
+	aSMTP := freePort(t)
+	a := exec.Command(binary, "mail", "-H", "localhost", "-d", "localhost=local", "-u", "alice=secret",
+		"--certificate", cert, "--private-key", key, "--relay-via", "127.0.0.1:"+bSMTP,
+		"--smtp", "tcp:"+aSMTP+":interface=127.0.0.1", "--pop3", "none")
+	a.Dir = dir
+	pa := startCmd(t, a)
+	pa.waitLog(`ESMTP starting on`)
+	client := `import poplib, smtplib, ssl, sys
+a, bpop = int(sys.argv[1]), int(sys.argv[2])
+s = smtplib.SMTP("127.0.0.1", a)
+s.ehlo()
+print("before tls auth", s.has_extn("auth"), "starttls", s.has_extn("starttls"))
+try:
+    s.sendmail("alice@localhost", ["carol@remote.test"], "Subject: x\r\n\r\nx\r\n")
+except smtplib.SMTPRecipientsRefused as e:
+    print("anonymous relay", e.recipients["carol@remote.test"][0])
+s.starttls(context=ssl._create_unverified_context())
+s.ehlo()
+print("after tls auth", s.esmtp_features.get("auth", "").strip())
+try:
+    s.login("alice", "wrong")
+except smtplib.SMTPAuthenticationError as e:
+    print("wrong password", e.smtp_code)
+s.login("alice", "secret")
+s.sendmail("alice@localhost", ["carol@remote.test", "alice@localhost"], "Subject: relayed\r\n\r\nthrough the smarthost\r\n")
+s.quit()
+p = poplib.POP3("127.0.0.1", bpop)
+p.apop("carol", "pw")
+print("carol has", p.stat()[0])
+print("\n".join(l.decode() for l in p.retr(1)[1] if l.startswith((b"Subject", b"through"))))
+p.quit()
+try:
+    poplib.POP3("127.0.0.1", bpop).apop("carol", "not-pw")
+except poplib.error_proto as e:
+    print("apop refused", e)
+`
+	out, err := exec.Command(debianPython, "-c", client, aSMTP, bPOP).CombinedOutput()
+	if err != nil {
+		t.Fatalf("the client: %v\n%s\nA's log:\n%s\nB's log:\n%s", err, out, pa.logText(), pb.logText())
+	}
+	got := string(out)
+	for _, want := range []string{
+		"before tls auth False starttls True", "anonymous relay 550", "after tls auth PLAIN", "wrong password 535",
+		"carol has 1", "Subject: relayed", "through the smarthost", "apop refused b'-ERR invalid user or password'",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the client's output lacks %q:\n%s", want, got)
+		}
+	}
+	// The local copy too, delivered once.
+	if ents, err := os.ReadDir(filepath.Join(dir, "local", "alice", "new")); err != nil || len(ents) != 1 {
+		t.Errorf("local/alice/new: %v %v", ents, err)
+	}
+	pa.waitLog(`message delivered from=alice@localhost to=carol@remote.test,alice@localhost .* user=alice`)
+	for _, p := range []*proc{pa, pb} {
+		if code := p.stop(syscall.SIGTERM); code != 0 {
+			t.Errorf("exit %d; log:\n%s", code, p.logText())
+		}
+	}
+	if out, code := run(t, "mail", "-d", "x=y", "--relay-via", "127.0.0.1:25"); code != 2 || !strings.Contains(out, "--relay-via needs --certificate") {
+		t.Errorf("--relay-via without TLS: exit %d: %s", code, out)
+	}
+}

@@ -3,7 +3,9 @@
 package mailplugin
 
 import (
+	"crypto/tls"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 
@@ -26,7 +28,10 @@ func init() {
 
 Each -d DOMAIN=DIR is a domain whose users' Maildirs are DIR/USER; each
 -u USER=PASSWORD adds a user to the domain given last before it. Mail for
-other domains is refused (no relaying), as is mail for unknown users.`,
+other domains is refused (no relaying), as is mail for unknown users.
+--certificate offers STARTTLS; with --relay-via HOST:PORT too, a user who
+logs in (AUTH PLAIN, over TLS only) may send to other domains through that
+smarthost. POP3 takes USER and PASS, or APOP.`,
 		Flags: flags,
 	})
 }
@@ -76,7 +81,7 @@ func (f userFlag) Set(v string) error {
 }
 
 func flags(fs *pflag.FlagSet) plugin.Maker {
-	var smtpEP, pop3EP, hostname string
+	var smtpEP, pop3EP, hostname, certFile, keyFile, relayVia string
 	var maxMessage int64
 	var list domainList
 	fs.StringVarP(&smtpEP, "smtp", "s", "", "endpoint `DESC` of the ESMTP server (none: no SMTP; default tcp:25 as root, else tcp:8025)")
@@ -86,6 +91,9 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 	fs.VarP(userFlag{&list}, "user", "u", "a user (USER=PASSWORD or USER:PASSWORD) of the domain given last before it (repeatable)")
 	fs.BoolP("esmtp", "E", true, "speak ESMTP (always; accepted for twistd's command line)")
 	fs.Int64Var(&maxMessage, "max-message-size", 10<<20, "largest message accepted, in `BYTES`; more gets 552")
+	fs.StringVar(&certFile, "certificate", "", "offer STARTTLS with this PEM certificate `FILE` (its key too, unless --private-key)")
+	fs.StringVar(&keyFile, "private-key", "", "the PEM private key `FILE` of --certificate (default: the certificate file)")
+	fs.StringVar(&relayVia, "relay-via", "", "let users who log in (AUTH PLAIN, over TLS) send to other domains through this smarthost `HOST:PORT`")
 	return func(env plugin.Env) (service.Service, error) {
 		if len(list.domains) == 0 {
 			return nil, fmt.Errorf("give at least one -d DOMAIN=DIR")
@@ -95,6 +103,27 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 		}
 		if pop3EP == "" {
 			pop3EP = map[bool]string{true: "tcp:110", false: "tcp:8110"}[os.Geteuid() == 0]
+		}
+		opts := mailserver.SMTPOptions{Hostname: hostname, MaxMessage: maxMessage, RelayVia: relayVia}
+		if certFile != "" {
+			if keyFile == "" {
+				keyFile = certFile
+			}
+			cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+			if err != nil {
+				return nil, fmt.Errorf("--certificate: %w", err)
+			}
+			opts.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		} else if keyFile != "" {
+			return nil, fmt.Errorf("--private-key needs --certificate")
+		}
+		if relayVia != "" {
+			if opts.TLS == nil {
+				return nil, fmt.Errorf("--relay-via needs --certificate: users log in to relay, and only over TLS")
+			}
+			if _, _, err := net.SplitHostPort(relayVia); err != nil {
+				return nil, fmt.Errorf("--relay-via %q: want HOST:PORT", relayVia)
+			}
 		}
 		store := mailserver.NewStore()
 		store.Hostname = hostname
@@ -115,7 +144,7 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 			if err != nil {
 				return nil, fmt.Errorf("--smtp: %w", err)
 			}
-			m.Add(&service.Listener{Endpoint: ep, Server: mailserver.NewSMTP(store, hostname, maxMessage, log), Name: "ESMTP", Log: log})
+			m.Add(&service.Listener{Endpoint: ep, Server: mailserver.NewSMTP(store, opts, log), Name: "ESMTP", Log: log})
 		}
 		if pop3EP != "none" {
 			ep, err := endpoint.Parse(pop3EP)
