@@ -49,9 +49,10 @@ func Observe(h http.Handler, observers ...Observer) http.Handler {
 }
 
 // AccessLog wraps h so that every request is logged to log as one line in
-// the combined log format (Apache's and Twisted's):
+// the combined log format (Apache's and Twisted's), followed by the
+// request's id (RequestID) when it has one:
 //
-//	127.0.0.1 - - [22/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 1024 "-" "curl/8.0"
+//	127.0.0.1 - - [22/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 1024 "-" "curl/8.0" "3f9a1c2b7d4e5f60-1a"
 //
 // Quotes, backslashes and control characters from the client are escaped
 // as Apache does, so a line can always be parsed back.
@@ -72,7 +73,7 @@ func AccessLines(log *slog.Logger) Observer {
 
 // AccessRecords is the observer of StructuredAccessLog: message "request",
 // and method, uri, proto, status, bytes, duration (seconds), remote,
-// referer and user_agent.
+// referer, user_agent and, when the request has one, request_id.
 func AccessRecords(log *slog.Logger) Observer {
 	return accessObserver(log, func(r *http.Request, a Answer) slog.Record {
 		now := time.Now()
@@ -92,6 +93,9 @@ func AccessRecords(log *slog.Logger) Observer {
 			slog.String("referer", r.Header.Get("Referer")),
 			slog.String("user_agent", r.Header.Get("User-Agent")),
 		)
+		if id := RequestIDOf(r); id != "" {
+			rec.AddAttrs(slog.String("request_id", id))
+		}
 		return rec
 	})
 }
@@ -220,6 +224,11 @@ func combinedLine(r *http.Request, a Answer) string {
 	b = append(b, `" "`...)
 	b = appendEscaped(b, headerOrDash(r, "User-Agent"))
 	b = append(b, '"')
+	if id := RequestIDOf(r); id != "" {
+		b = append(b, ` "`...)
+		b = appendEscaped(b, id)
+		b = append(b, '"')
+	}
 	return string(b)
 }
 

@@ -360,9 +360,12 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 		mlog := env.Log.With(logging.SystemKey, "metrics")
 		b.m.Add(&service.Listener{Endpoint: ep, Server: httpserver.New(reg.Handler(), httpserver.Options{ErrorLog: mlog}), Name: "Metrics", Log: mlog})
 	}
+	var fromProxy func(*http.Request) bool // whose X-Request-ID to take
 	if trusted != nil {
 		h = web.ProxyHeaders(h, trusted, fwdFields) // outside the access log, which shows the real client
+		fromProxy = web.TrustedPeers(trusted)
 	}
+	h = web.RequestID(h, fromProxy) // outside ProxyHeaders, which replaces the peer's address
 	if len(b.pools) > 0 && env.RunAs == nil && os.Geteuid() == 0 {
 		// Application code as root: only for this machine's clients,
 		// unless the user says otherwise.
