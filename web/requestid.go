@@ -22,12 +22,12 @@ const RequestIDHeader = "X-Request-Id"
 // processes. The access log shows it (RequestIDOf).
 func RequestID(h http.Handler, trusted func(*http.Request) bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get(RequestIDHeader)
-		if id == "" || trusted == nil || !trusted(r) || !validID(id) {
-			id = newID()
-			r.Header.Set(RequestIDHeader, id)
+		v := r.Header[RequestIDHeader]
+		if len(v) != 1 || trusted == nil || !trusted(r) || !validID(v[0]) {
+			v = []string{newID()}
+			r.Header[RequestIDHeader] = v
 		}
-		w.Header().Set(RequestIDHeader, id)
+		w.Header()[RequestIDHeader] = v // shared: Add would append to a copy, cap being 1
 		h.ServeHTTP(w, r)
 	})
 }
@@ -65,8 +65,8 @@ var (
 )
 
 func newID() string {
-	b := make([]byte, 0, 32)
-	b = append(b, idPrefix...)
+	var buf [40]byte
+	b := append(buf[:0], idPrefix...)
 	return string(strconv.AppendUint(b, idCount.Add(1), 16))
 }
 
