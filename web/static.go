@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -56,6 +57,40 @@ type Static struct {
 	files fileSystem // root, or linkFollower(dir) with FollowSymlinks
 	opts  StaticOptions
 	cache *fileCache
+	plain plainFiles
+}
+
+// plainFiles remembers, for a second each, the files found to have no
+// precompressed variant, so that serving one costs a stat of the file,
+// not also one for each variant it lacks (they were most of the system
+// time of a small file). A variant made beside a file is served within a
+// second of appearing.
+type plainFiles struct {
+	mu    sync.RWMutex
+	until map[string]int64 // rel -> UnixNano
+}
+
+// plainFor is how long a file found to have no variant is taken to have
+// none; plainMax bounds how many files are remembered.
+const (
+	plainFor = int64(time.Second)
+	plainMax = 4096
+)
+
+func (p *plainFiles) known(rel string, now int64) bool {
+	p.mu.RLock()
+	until, ok := p.until[rel]
+	p.mu.RUnlock()
+	return ok && now < until
+}
+
+func (p *plainFiles) remember(rel string, now int64) {
+	p.mu.Lock()
+	if p.until == nil || len(p.until) >= plainMax {
+		p.until = make(map[string]int64)
+	}
+	p.until[rel] = now + plainFor
+	p.mu.Unlock()
 }
 
 // NewStatic returns a handler serving dir. It fails if dir is not a
@@ -217,6 +252,10 @@ func (s *Static) variant(h http.Header, r *http.Request, rel string, fi fs.FileI
 	if ctype == "" {
 		return rel, fi // its type could only be sniffed from the original
 	}
+	now := time.Now().UnixNano()
+	if s.plain.known(rel, now) {
+		return rel, fi
+	}
 	ae := r.Header.Values("Accept-Encoding")
 	chosen, varies := "", false
 	outRel, outFI := rel, fi
@@ -234,6 +273,8 @@ func (s *Static) variant(h http.Header, r *http.Request, rel string, fi fs.FileI
 	}
 	if varies {
 		h.Add("Vary", "Accept-Encoding")
+	} else {
+		s.plain.remember(rel, now)
 	}
 	if chosen != "" {
 		h.Set("Content-Encoding", chosen)

@@ -469,3 +469,39 @@ func TestPages(t *testing.T) {
 		t.Errorf("the root's listing links to a parent:\n%s", body)
 	}
 }
+
+// TestStaticVariantAppears: a file found to have no precompressed variant
+// is taken to have none for a second (no stat per variant per request),
+// and a variant made beside it is served once that second has passed.
+func TestStaticVariantAppears(t *testing.T) {
+	root := t.TempDir()
+	os.WriteFile(filepath.Join(root, "late.css"), []byte("body{}"), 0o644)
+	s, err := NewStatic(root, StaticOptions{Precompressed: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func() string {
+		r := httptest.NewRequest("GET", "/late.css", nil)
+		r.Header.Set("Accept-Encoding", "gzip")
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, r)
+		return w.Body.String()
+	}
+	if got := get(); got != "body{}" {
+		t.Fatalf("before: %q", got)
+	}
+	if !s.plain.known("late.css", time.Now().UnixNano()) {
+		t.Error("the file without variants is not remembered")
+	}
+	os.WriteFile(filepath.Join(root, "late.css.gz"), []byte("GZ"), 0o644)
+	began := time.Now()
+	for get() != "GZ" {
+		if time.Since(began) > 10*time.Second {
+			t.Fatal("the new variant was never served")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if waited := time.Since(began); waited > 5*time.Second {
+		t.Errorf("the variant was served %v after it appeared, want about a second at most", waited)
+	}
+}
