@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -23,6 +22,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/torsion-server/torsion/internal/buildinfo"
 	"github.com/torsion-server/torsion/internal/sched"
 	"github.com/torsion-server/torsion/logging"
 	"github.com/torsion-server/torsion/plugin"
@@ -159,36 +159,7 @@ func Run(ctx context.Context, prog string, args []string, stdout, stderr io.Writ
 // Version describes this build: the module's version ("(devel)" for a
 // build from a checkout), the Go version, and the commit it was built from
 // when the build recorded one, with "+changes" if the tree had some.
-func Version(prog string) string {
-	v := prog
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return v + " " + runtime.Version()
-	}
-	v += " " + info.Main.Version + " " + runtime.Version()
-	var rev, when string
-	modified := false
-	for _, s := range info.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.time":
-			when = s.Value
-		case "vcs.modified":
-			modified = s.Value == "true"
-		}
-	}
-	if rev != "" {
-		v += " commit " + rev[:min(12, len(rev))]
-		if modified {
-			v += "+changes"
-		}
-		if when != "" {
-			v += " (" + when + ")"
-		}
-	}
-	return v
-}
+func Version(prog string) string { return buildinfo.Version(prog) }
 
 // endpointsHelp is the endpoint grammar, for --help.
 const endpointsHelp = `Endpoints (--port, --control, --health and the like; Twisted's syntax):
