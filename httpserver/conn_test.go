@@ -945,3 +945,34 @@ func TestH1FullDuplex(t *testing.T) {
 		t.Errorf("end of the response: %q %v", rest, err)
 	}
 }
+
+// TestRegisterOnShutdown: a handler that streams without end ends when
+// told that Shutdown began, so Shutdown returns.
+func TestRegisterOnShutdown(t *testing.T) {
+	ending := make(chan struct{})
+	started := make(chan struct{})
+	srv, addr := h1Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		for {
+			io.WriteString(w, "data: tick\n\n")
+			w.(http.Flusher).Flush()
+			select {
+			case <-ending:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}), logging.Discard())
+	srv.RegisterOnShutdown(func() { close(ending) })
+	resp, err := http.Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	<-started
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown with a stream open: %v", err)
+	}
+}

@@ -122,10 +122,13 @@ type Server struct {
 	// listeners: true once a listener drains (see drainWindow).
 	listeners map[net.Listener]bool
 	conns     map[*h1conn]struct{}
-	starting  int      // connections accepted, not yet in conns
-	handoff   *handoff // connections for h2
-	shutting  atomic.Bool
-	stopped   time.Time // when shutting began
+	starting  int // connections accepted, not yet in conns
+	// onShutdown are called, each in a goroutine of its own, when
+	// Shutdown begins.
+	onShutdown []func()
+	handoff    *handoff // connections for h2
+	shutting   atomic.Bool
+	stopped    time.Time // when shutting began
 }
 
 // New returns a Server that serves h as opts says.
@@ -280,6 +283,13 @@ const freshGrace = 250 * time.Millisecond
 // others to finish their requests, or for ctx to end (then it returns
 // ctx's error and Close ends the rest).
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.shutting.Load() {
+		for _, f := range s.onShutdown {
+			go f()
+		}
+	}
+	s.mu.Unlock()
 	left := s.stop(false)
 	h2 := make(chan error, 1)
 	go func() { h2 <- s.h2.Shutdown(ctx) }()
@@ -294,6 +304,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		left = s.stop(false)
 	}
 	return <-h2
+}
+
+// RegisterOnShutdown registers f to be called, in a goroutine of its own,
+// when Shutdown begins (over HTTP/1 and HTTP/2 alike), as net/http's
+// does: a handler that streams without end (server-sent events) learns
+// that it should end.
+func (s *Server) RegisterOnShutdown(f func()) {
+	s.mu.Lock()
+	s.onShutdown = append(s.onShutdown, f)
+	s.mu.Unlock()
 }
 
 // Close closes the listeners and every connection at once.

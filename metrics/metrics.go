@@ -1,5 +1,6 @@
 // Package metrics holds torsion's Prometheus metrics
-// (prometheus/client_golang) and serves them: HTTP requests by method and
+// (prometheus/client_golang) and its live status page, and serves them:
+// HTTP requests by method and
 // status class with their latency and bytes, requests in flight, each
 // WSGI or ASGI pool's workers, queue and restarts, and Go's runtime and
 // the process. Labels are bounded: methods outside the standard ones are
@@ -8,6 +9,8 @@ package metrics
 
 import (
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,10 +18,22 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/torsion-server/torsion/web"
+	"github.com/torsion-server/torsion/wsgi"
 )
 
-// Registry is one process's metrics.
+// Registry is one process's metrics, and its status page.
 type Registry struct {
+	// Listeners are the addresses the status page says the server
+	// listens on; set them before serving Handler.
+	Listeners []string
+
+	started   time.Time
+	pools     []namedPool
+	ending    chan struct{} // closed by EndStreams
+	endOnce   sync.Once
+	inFlightN atomic.Int64
+	answered  atomic.Uint64
+
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
@@ -40,7 +55,9 @@ var (
 // New returns a Registry with the HTTP metrics and Go's and the process's.
 func New() *Registry {
 	m := &Registry{
-		reg: prometheus.NewRegistry(),
+		started: time.Now(),
+		ending:  make(chan struct{}),
+		reg:     prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "torsion_http_requests_total",
 			Help: "HTTP requests answered, by method and status class (499: the connection ended before any answer).",
@@ -71,16 +88,29 @@ func New() *Registry {
 	return m
 }
 
-// Handler serves the metrics in Prometheus's text format.
+// Handler serves the metrics in Prometheus's text format at /metrics,
+// and the status page for people at /: each pool's workers with their
+// pid, state, requests served, memory and the requests they hold,
+// updated every second by server-sent events from /events (each the
+// JSON of Status, also at /status.json).
 func (m *Registry) Handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /{$}", m.page)
+	mux.HandleFunc("GET /status.json", m.statusJSON)
+	mux.HandleFunc("GET /events", m.events)
+	return mux
 }
 
 // InFlight wraps h so that the requests it is answering are counted.
 func (m *Registry) InFlight(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		m.inFlight.Inc()
-		defer m.inFlight.Dec()
+		m.inFlightN.Add(1)
+		defer func() {
+			m.inFlight.Dec()
+			m.inFlightN.Add(-1)
+		}()
 		h.ServeHTTP(w, r)
 	})
 }
@@ -93,18 +123,27 @@ func (m *Registry) Observer() web.Observer {
 		m.counted[i][classIndex(a.Status)].Inc()
 		m.observed[i].Observe(time.Since(a.Start).Seconds())
 		m.bytes.Add(float64(a.Bytes))
+		m.answered.Add(1)
 	}
 }
 
 // PoolStats is what a worker pool tells of itself (wsgi.Pool).
 type PoolStats interface {
 	Stats() (workers, busy, queued int, restarts map[string]uint64)
+	Workers() []wsgi.WorkerStatus
+}
+
+type namedPool struct {
+	app string
+	p   PoolStats
 }
 
 // AddPool exports a pool's workers (by state), queue and restarts (by
-// cause) under the label app.
+// cause) under the label app, and shows its workers on the status page.
+// Add the pools before serving Handler.
 func (m *Registry) AddPool(app string, p PoolStats) {
 	m.reg.MustRegister(&poolCollector{app: app, p: p})
+	m.pools = append(m.pools, namedPool{app, p})
 }
 
 var (

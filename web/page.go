@@ -28,6 +28,10 @@ td.size{text-align:right;font-variant-numeric:tabular-nums}
 td.date{color:var(--mute);font-variant-numeric:tabular-nums}
 footer{color:var(--mute);font-size:.85rem;margin-top:2.5rem;border-top:1px solid var(--line);padding-top:.75rem}`
 
+// Page returns a whole HTML page in the style of the pages torsion makes
+// itself: title is plain text (escaped here), body is HTML.
+func Page(title, body string) string { return page(title, body) }
+
 // page returns a whole HTML page: title (plain text, escaped here) and
 // body (HTML).
 func page(title, body string) string {

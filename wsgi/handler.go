@@ -59,7 +59,7 @@ func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() { *bp = req[:0]; reqBufs.Put(bp) }()
 
 	for attempt := 0; ; attempt++ {
-		wk, c, err := p.dispatch(r.Context(), req)
+		wk, c, err := p.dispatch(r.Context(), req, r)
 		if err != nil {
 			switch {
 			case errors.Is(err, errStopping):

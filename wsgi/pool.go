@@ -18,6 +18,7 @@ import (
 	"maps"
 	"math"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -245,6 +246,68 @@ func (p *Pool) Stats() (workers, busy, queued int, restarts map[string]uint64) {
 		}
 	}
 	return workers, busy, queued, restarts
+}
+
+// WorkerStatus is one worker slot of a pool, as Workers reports it.
+type WorkerStatus struct {
+	Slot int `json:"slot"`
+	// PID is the worker's process id; 0 while none runs in the slot.
+	PID int `json:"pid"`
+	// State is "starting" (no worker ready in the slot), "idle", "busy"
+	// or "draining" (finishing its requests before it goes).
+	State  string `json:"state"`
+	Served int    `json:"served"` // requests it has answered
+	RSS    int64  `json:"rss_bytes"`
+	// Running are the requests it holds, oldest first.
+	Running []RunningRequest `json:"running"`
+}
+
+// RunningRequest is a request a worker holds.
+type RunningRequest struct {
+	Method string `json:"method"`
+	URI    string `json:"uri"`
+	// Seconds it has been running; 0 while it waits in the worker for
+	// a free thread.
+	Seconds float64 `json:"seconds"`
+}
+
+// Workers reports each worker slot of the pool, in slot order.
+func (p *Pool) Workers() []WorkerStatus {
+	p.mu.Lock()
+	ws := append([]*worker(nil), p.workers...)
+	p.mu.Unlock()
+	out := make([]WorkerStatus, len(ws))
+	now := time.Now()
+	for i, w := range ws {
+		out[i] = WorkerStatus{Slot: i + 1, State: "starting", Running: []RunningRequest{}}
+		if w == nil {
+			continue
+		}
+		w.mu.Lock()
+		st := &out[i]
+		st.PID, st.Served = w.pid, w.served
+		switch {
+		case w.dead:
+		case w.draining:
+			st.State = "draining"
+		case len(w.calls) > 0:
+			st.State = "busy"
+		default:
+			st.State = "idle"
+		}
+		for _, c := range w.order {
+			run := RunningRequest{Method: c.req.Method, URI: c.req.RequestURI}
+			if !c.begun.IsZero() {
+				run.Seconds = now.Sub(c.begun).Seconds()
+			}
+			st.Running = append(st.Running, run)
+		}
+		w.mu.Unlock()
+		if st.PID != 0 {
+			st.RSS, _ = residentBytes(st.PID)
+		}
+	}
+	return out
 }
 
 func (p *Pool) countRestart(cause string) {
@@ -694,7 +757,7 @@ func (p *Pool) wakeLocked() {
 // dispatch sends a request to the least busy worker. When every worker is
 // full, requests wait in arrival order, so none waits much longer than
 // the others.
-func (p *Pool) dispatch(ctx context.Context, req []byte) (*worker, *call, error) {
+func (p *Pool) dispatch(ctx context.Context, req []byte, r *http.Request) (*worker, *call, error) {
 	front := false // a woken waiter that finds no room goes back to the front
 	for {
 		p.mu.Lock()
@@ -719,7 +782,7 @@ func (p *Pool) dispatch(ctx context.Context, req []byte) (*worker, *call, error)
 				p.wakeLocked() // there may be room for the next one too
 			}
 			p.mu.Unlock()
-			if c, ok := best.submit(req); ok {
+			if c, ok := best.submit(req, r); ok {
 				return best, c, nil
 			}
 			front = true

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -39,9 +40,10 @@ type call struct {
 	// cancelled is when torsion asked an ASGI worker to cancel the call's
 	// task for running past --timeout; zero before.
 	cancelled time.Time
-	long      atomic.Bool // a WebSocket: --timeout does not apply
-	begun     time.Time   // when the request may have started running
-	got       bool        // a frame arrived: the request certainly started
+	long      atomic.Bool   // a WebSocket: --timeout does not apply
+	req       *http.Request // what it answers, for the status page
+	begun     time.Time     // when the request may have started running
+	got       bool          // a frame arrived: the request certainly started
 }
 
 // push queues a frame without waking the handler; signal wakes it.
@@ -498,14 +500,14 @@ func (w *worker) drain() {
 
 // submit sends a request frame and registers its call. It fails if the
 // worker is dead or draining.
-func (w *worker) submit(req []byte) (*call, bool) {
+func (w *worker) submit(req []byte, r *http.Request) (*call, bool) {
 	w.mu.Lock()
 	if w.dead || w.draining {
 		w.mu.Unlock()
 		return nil, false
 	}
 	w.nextID++
-	c := &call{id: w.nextID, wake: make(chan struct{}, 1)}
+	c := &call{id: w.nextID, wake: make(chan struct{}, 1), req: r}
 	if len(w.order) < w.pool.cfg.Threads {
 		c.begun = time.Now()
 	}

@@ -1,12 +1,18 @@
 package main
 
 import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -125,4 +131,128 @@ func matches(m *dto.Metric, labels map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// TestStatusPage checks what a person sees on the --metrics port's status
+// page: the workers with their real pids, state, requests served and
+// memory, the request one of them is running and for how long, the
+// listeners and the version; the page comes with the status rendered from
+// it at once (a request line a client chose cannot end its script), and
+// /events streams a new status every second.
+func TestStatusPage(t *testing.T) {
+	t.Parallel()
+	needPython(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "s.py"), []byte(`import time
+def application(environ, start_response):
+    if environ["PATH_INFO"] == "/slow":
+        time.sleep(8)  # long enough to be seen; the stop waits for it
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"hello"]
+`), 0o644)
+	mport := freePort(t)
+	p := start(t, nil, "web", "--port", "tcp:0:interface=127.0.0.1", "--wsgi", "s", "--chdir", dir,
+		"--python", debianPython, "--workers", "2", "--metrics", "tcp:"+mport+":interface=127.0.0.1")
+	wport := p.waitLog(`Site starting on (\d+)`)[1]
+	p.waitLog(`Metrics starting on ` + mport)
+	mbase := "http://127.0.0.1:" + mport
+	for range 3 {
+		curl(t, "-o", "/dev/null", "http://127.0.0.1:"+wport+"/")
+	}
+	slow, err := net.Dial("tcp", "127.0.0.1:"+wport) // a request line no browser would send
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	io.WriteString(slow, "GET /slow?</script><b>x HTTP/1.1\r\nHost: x\r\n\r\n")
+
+	var st struct {
+		Version   string   `json:"version"`
+		Listeners []string `json:"listeners"`
+		Uptime    float64  `json:"uptime_seconds"`
+		Pools     []struct {
+			App     string `json:"app"`
+			Workers []struct {
+				PID     int    `json:"pid"`
+				State   string `json:"state"`
+				Served  int    `json:"served"`
+				RSS     int64  `json:"rss_bytes"`
+				Running []struct {
+					Method, URI string
+					Seconds     float64
+				} `json:"running"`
+			} `json:"workers"`
+		} `json:"pools"`
+	}
+	busy := func() bool {
+		resp, err := http.Get(mbase + "/status.json")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		json.NewDecoder(resp.Body).Decode(&st)
+		for _, w := range st.Pools[0].Workers {
+			if w.State == "busy" && len(w.Running) == 1 && w.Running[0].Seconds > 0 {
+				return true
+			}
+		}
+		return false
+	}
+	waitUntil(20*time.Second, busy, func() { t.Fatalf("no worker shows the slow request: %+v", st) })
+	if !strings.HasPrefix(st.Version, "torsion ") || len(st.Listeners) != 1 || !strings.Contains(st.Listeners[0], "interface=127.0.0.1") {
+		t.Errorf("version %q, listeners %q", st.Version, st.Listeners)
+	}
+	pool := st.Pools[0]
+	served := 0
+	for _, w := range pool.Workers {
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", w.PID))
+		if err != nil || !strings.Contains(string(cmdline), "torsion_worker.py") {
+			t.Errorf("worker pid %d is not a worker process: %q %v", w.PID, cmdline, err)
+		}
+		if w.RSS < 1<<20 {
+			t.Errorf("worker %d: RSS %d", w.PID, w.RSS)
+		}
+		served += w.Served
+		if w.State == "busy" && (w.Running[0].Method != "GET" || w.Running[0].URI != "/slow?</script><b>x") {
+			t.Errorf("running %+v", w.Running)
+		}
+	}
+	if pool.App != "s:application" || len(pool.Workers) != 2 || served < 3 {
+		t.Errorf("pool %q, %d workers, %d served", pool.App, len(pool.Workers), served)
+	}
+
+	page := curl(t, mbase+"/")
+	if !strings.Contains(page, "<title>torsion status</title>") || !strings.Contains(page, `new EventSource("events")`) ||
+		!strings.Contains(page, `/slow?\u003c/script\u003e\u003cb\u003ex`) || strings.Count(page, "</script>") != 1 {
+		t.Errorf("the page:\n%s", page)
+	}
+
+	resp, err := http.Get(mbase + "/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Errorf("/events: Content-Type %q", ct)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	var uptimes []float64
+	for len(uptimes) < 2 && sc.Scan() {
+		if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+			var ev struct {
+				Uptime float64 `json:"uptime_seconds"`
+			}
+			if err := json.Unmarshal([]byte(data), &ev); err != nil {
+				t.Fatalf("event %q: %v", data, err)
+			}
+			uptimes = append(uptimes, ev.Uptime)
+		}
+	}
+	if len(uptimes) != 2 || uptimes[1]-uptimes[0] < 0.5 {
+		t.Errorf("two events' uptimes: %v, want about a second apart", uptimes)
+	}
+	if code := p.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit %d; log:\n%s", code, p.logText())
+	}
 }

@@ -349,6 +349,9 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--metrics: %w", err)
 		}
+		for _, ep := range eps {
+			reg.Listeners = append(reg.Listeners, ep.String())
+		}
 		seen := map[string]int{}
 		for _, p := range b.pools {
 			name := p.App()
@@ -358,7 +361,9 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 			reg.AddPool(name, p)
 		}
 		mlog := env.Log.With(logging.SystemKey, "metrics")
-		b.m.Add(&service.Listener{Endpoint: ep, Server: httpserver.New(reg.Handler(), httpserver.Options{ErrorLog: mlog}), Name: "Metrics", Log: mlog})
+		msrv := httpserver.New(reg.Handler(), httpserver.Options{ErrorLog: mlog})
+		msrv.RegisterOnShutdown(reg.EndStreams)
+		b.m.Add(&service.Listener{Endpoint: ep, Server: msrv, Name: "Metrics", Log: mlog})
 	}
 	var fromProxy func(*http.Request) bool // whose X-Request-ID to take
 	if trusted != nil {
