@@ -65,6 +65,9 @@ type Options struct {
 	// caller that logs requests sets it to answer, and log, as it does
 	// for the requests its handler serves.
 	Refuse func(w http.ResponseWriter, r *http.Request, code int, msg string)
+	// TLSHandshake, if set, is told of each TLS handshake on a TLS
+	// endpoint: err is nil for one that completed (for metrics).
+	TLSHandshake func(err error)
 }
 
 func (o Options) withDefaults() Options {
@@ -166,6 +169,9 @@ func (s *Server) Serve(l net.Listener) error {
 		}
 		l = &endpoint.TLSListener{Listener: tl.Listener, Config: cfg, HandshakeTimeout: s.opts.ReadHeaderTimeout,
 			HandshakeError: func(c net.Conn, err error) {
+				if s.opts.TLSHandshake != nil {
+					s.opts.TLSHandshake(err)
+				}
 				s.log.Debug("TLS handshake failed", "remote", c.RemoteAddr().String(), "err", err)
 			}}
 	}
@@ -215,6 +221,9 @@ func (s *Server) Serve(l net.Listener) error {
 }
 
 func (s *Server) serveConn(rwc net.Conn) {
+	if _, ok := rwc.(*tls.Conn); ok && s.opts.TLSHandshake != nil {
+		s.opts.TLSHandshake(nil) // the TLSListener hands out completed handshakes only
+	}
 	if tc, ok := rwc.(*tls.Conn); ok && tc.ConnectionState().NegotiatedProtocol == "h2" {
 		s.mu.Lock()
 		s.starting--

@@ -38,11 +38,17 @@ type Registry struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	bytes    prometheus.Counter
+	reqBytes prometheus.Counter
 	inFlight prometheus.Gauge
+	tls      *prometheus.CounterVec
+	tlsOK    prometheus.Counter
+	tlsErr   prometheus.Counter
 	// The children of every label set, made once: a request costs no
-	// label hashing.
-	counted  [len(methods)][len(classes)]prometheus.Counter
+	// label hashing. counted is by mount (AddMount; "" for answers from
+	// no mount, shown as "-").
+	counted  map[string]*[len(methods)][len(classes)]prometheus.Counter
 	observed [len(methods)]prometheus.Observer
+	statics  *staticCollector
 }
 
 // methods and classes are the label values; each last one is "other".
@@ -61,7 +67,7 @@ func New() *Registry {
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "torsion_http_requests_total",
 			Help: "HTTP requests answered, by method and status class (499: the connection ended before any answer).",
-		}, []string{"method", "code"}),
+		}, []string{"method", "code", "mount"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "torsion_http_request_duration_seconds",
 			Help: "Time from a request's head to the end of its answer, by method.",
@@ -72,20 +78,58 @@ func New() *Registry {
 			Name: "torsion_http_response_bytes_total",
 			Help: "Bytes of response bodies sent.",
 		}),
+		reqBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "torsion_http_request_bytes_total",
+			Help: "Bytes of request bodies read.",
+		}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "torsion_http_requests_in_flight",
 			Help: "Requests being answered now.",
 		}),
+		tls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "torsion_tls_handshakes_total",
+			Help: "TLS handshakes on the web ports, by result: ok or error.",
+		}, []string{"result"}),
+		counted: map[string]*[len(methods)][len(classes)]prometheus.Counter{},
 	}
-	m.reg.MustRegister(m.requests, m.duration, m.bytes, m.inFlight,
+	m.tlsOK, m.tlsErr = m.tls.WithLabelValues("ok"), m.tls.WithLabelValues("error")
+	m.reg.MustRegister(m.requests, m.duration, m.bytes, m.reqBytes, m.inFlight, m.tls,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for i, method := range methods {
 		m.observed[i] = m.duration.WithLabelValues(method)
+	}
+	m.AddMount("")
+	return m
+}
+
+// AddMount counts the answers labelled mount (web.Labeled) apart, as
+// torsion_http_requests_total's mount label: a mount's prefix or a
+// virtual host, a bounded set. Add every mount before serving.
+func (m *Registry) AddMount(mount string) {
+	if m.counted[mount] != nil {
+		return
+	}
+	name := mount
+	if name == "" {
+		name = "-"
+	}
+	var t [len(methods)][len(classes)]prometheus.Counter
+	for i, method := range methods {
 		for j, class := range classes {
-			m.counted[i][j] = m.requests.WithLabelValues(method, class)
+			t[i][j] = m.requests.WithLabelValues(method, class, name)
 		}
 	}
-	return m
+	m.counted[mount] = &t
+}
+
+// TLSHandshake counts a TLS handshake, failed if err is not nil (for
+// httpserver.Options.TLSHandshake).
+func (m *Registry) TLSHandshake(err error) {
+	if err != nil {
+		m.tlsErr.Inc()
+	} else {
+		m.tlsOK.Inc()
+	}
 }
 
 // Handler serves the metrics in Prometheus's text format at /metrics,
@@ -120,9 +164,16 @@ func (m *Registry) InFlight(h http.Handler) http.Handler {
 func (m *Registry) Observer() web.Observer {
 	return func(r *http.Request, a web.Answer) {
 		i := methodIndex(r.Method)
-		m.counted[i][classIndex(a.Status)].Inc()
+		t := m.counted[a.Label]
+		if t == nil {
+			t = m.counted[""]
+		}
+		t[i][classIndex(a.Status)].Inc()
 		m.observed[i].Observe(time.Since(a.Start).Seconds())
 		m.bytes.Add(float64(a.Bytes))
+		if a.ReqBytes > 0 {
+			m.reqBytes.Add(float64(a.ReqBytes))
+		}
 		m.answered.Add(1)
 	}
 }
@@ -131,6 +182,8 @@ func (m *Registry) Observer() web.Observer {
 type PoolStats interface {
 	Stats() (workers, busy, queued int, restarts map[string]uint64)
 	Workers() []wsgi.WorkerStatus
+	Timeouts() uint64
+	QueueWaits() (buckets []uint64, count uint64, seconds float64)
 }
 
 type namedPool struct {
@@ -147,10 +200,15 @@ func (m *Registry) AddPool(app string, p PoolStats) {
 }
 
 var (
-	workersDesc  = prometheus.NewDesc("torsion_wsgi_workers", "Worker processes of a pool, by state: idle or busy (with a request).", []string{"app", "state"}, nil)
+	workersDesc  = prometheus.NewDesc("torsion_wsgi_workers", "Worker slots of a pool, by state: starting (no worker ready), idle, busy (with a request) or draining (finishing before it goes).", []string{"app", "state"}, nil)
 	queuedDesc   = prometheus.NewDesc("torsion_wsgi_queued_requests", "Requests waiting for a worker.", []string{"app"}, nil)
+	waitDesc     = prometheus.NewDesc("torsion_wsgi_queue_wait_seconds", "How long requests waited for room in a worker.", []string{"app"}, nil)
+	timeoutsDesc = prometheus.NewDesc("torsion_wsgi_timeouts_total", "Requests that ran past --timeout (answered 504, or their worker killed).", []string{"app"}, nil)
 	restartsDesc = prometheus.NewDesc("torsion_wsgi_worker_restarts_total", "Workers replaced, by cause: crash, timeout, max-requests, memory, reload.", []string{"app", "cause"}, nil)
 )
+
+// workerStates are the states torsion_wsgi_workers counts.
+var workerStates = []string{"starting", "idle", "busy", "draining"}
 
 type poolCollector struct {
 	app string
@@ -160,14 +218,30 @@ type poolCollector struct {
 func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- workersDesc
 	ch <- queuedDesc
+	ch <- waitDesc
+	ch <- timeoutsDesc
 	ch <- restartsDesc
 }
 
 func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
-	workers, busy, queued, restarts := c.p.Stats()
-	ch <- prometheus.MustNewConstMetric(workersDesc, prometheus.GaugeValue, float64(busy), c.app, "busy")
-	ch <- prometheus.MustNewConstMetric(workersDesc, prometheus.GaugeValue, float64(workers-busy), c.app, "idle")
+	_, _, queued, restarts := c.p.Stats()
+	states := map[string]int{}
+	for _, w := range c.p.Workers() {
+		states[w.State]++
+	}
+	for _, s := range workerStates {
+		ch <- prometheus.MustNewConstMetric(workersDesc, prometheus.GaugeValue, float64(states[s]), c.app, s)
+	}
 	ch <- prometheus.MustNewConstMetric(queuedDesc, prometheus.GaugeValue, float64(queued), c.app)
+	buckets, count, sum := c.p.QueueWaits()
+	cumulative := map[float64]uint64{}
+	var n uint64
+	for i, bound := range wsgi.WaitBuckets {
+		n += buckets[i]
+		cumulative[bound] = n
+	}
+	ch <- prometheus.MustNewConstHistogram(waitDesc, count, sum, cumulative, c.app)
+	ch <- prometheus.MustNewConstMetric(timeoutsDesc, prometheus.CounterValue, float64(c.p.Timeouts()), c.app)
 	for _, cause := range []string{"crash", "timeout", "max-requests", "memory", "reload"} {
 		ch <- prometheus.MustNewConstMetric(restartsDesc, prometheus.CounterValue, float64(restarts[cause]), c.app, cause)
 	}
@@ -190,4 +264,36 @@ func classIndex(status int) int {
 		return len(classes) - 1
 	}
 	return status/100 - 1
+}
+
+// CacheCounts is what a static directory tells of its file cache
+// (web.Static).
+type CacheCounts interface {
+	CacheCounts() (hits, misses uint64)
+}
+
+var staticDesc = prometheus.NewDesc("torsion_static_files_total", "Static files served, by source: cache (memory) or disk.", []string{"source"}, nil)
+
+// AddStatic counts the files a static directory serves, from its cache or
+// from disk, with those of the other directories.
+func (m *Registry) AddStatic(s CacheCounts) {
+	if m.statics == nil {
+		m.statics = &staticCollector{}
+		m.reg.MustRegister(m.statics)
+	}
+	m.statics.dirs = append(m.statics.dirs, s)
+}
+
+type staticCollector struct{ dirs []CacheCounts }
+
+func (c *staticCollector) Describe(ch chan<- *prometheus.Desc) { ch <- staticDesc }
+
+func (c *staticCollector) Collect(ch chan<- prometheus.Metric) {
+	var hits, misses uint64
+	for _, d := range c.dirs {
+		h, m := d.CacheCounts()
+		hits, misses = hits+h, misses+m
+	}
+	ch <- prometheus.MustNewConstMetric(staticDesc, prometheus.CounterValue, float64(hits), "cache")
+	ch <- prometheus.MustNewConstMetric(staticDesc, prometheus.CounterValue, float64(misses), "disk")
 }

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -58,7 +59,14 @@ type Static struct {
 	opts  StaticOptions
 	cache *fileCache
 	plain plainFiles
+	// hits and misses count the files served from the cache and read
+	// from disk (CacheCounts).
+	hits, misses atomic.Uint64
 }
+
+// CacheCounts reports how many files were served from memory and how many
+// were read from disk.
+func (s *Static) CacheCounts() (hits, misses uint64) { return s.hits.Load(), s.misses.Load() }
 
 // plainFiles remembers, for a second each, the files found to have no
 // precompressed variant, so that serving one costs a stat of the file,
@@ -214,9 +222,11 @@ func (s *Static) serveFile(w http.ResponseWriter, r *http.Request, rel string, f
 		rel, fi = s.variant(h, r, rel, fi)
 	}
 	if e := s.cache.get(rel, fi); e != nil {
+		s.hits.Add(1)
 		serveCached(w, r, e)
 		return
 	}
+	s.misses.Add(1)
 	f, err := s.open(rel)
 	if err != nil {
 		s.fail(w, r, err)

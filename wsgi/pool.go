@@ -26,6 +26,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -132,6 +133,8 @@ type Pool struct {
 	stopAll  context.CancelFunc
 	waiting  []chan struct{}   // requests waiting for a worker, first come first served
 	restarts map[string]uint64 // workers replaced, by cause (metrics)
+	timeouts atomic.Uint64     // requests past the timeout (metrics)
+	waits    waitHist          // how long requests waited for a worker (metrics)
 	slots    sync.WaitGroup
 	rng      *rand.Rand
 }
@@ -246,6 +249,45 @@ func (p *Pool) Stats() (workers, busy, queued int, restarts map[string]uint64) {
 		}
 	}
 	return workers, busy, queued, restarts
+}
+
+// Timeouts counts the requests that ran past the timeout (answered 504, or
+// their worker killed).
+func (p *Pool) Timeouts() uint64 { return p.timeouts.Load() }
+
+// WaitBuckets are the upper bounds, in seconds, of QueueWaits' buckets.
+var WaitBuckets = []float64{0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10}
+
+// QueueWaits reports how long requests waited for room in a worker: how
+// many waited at most each of WaitBuckets (not cumulative; the last
+// count is for longer waits), and in all how many and how long.
+func (p *Pool) QueueWaits() (buckets []uint64, count uint64, seconds float64) {
+	return p.waits.snapshot()
+}
+
+// waitHist counts queue waits by bucket, without a lock.
+type waitHist struct {
+	counts [8]atomic.Uint64 // len(WaitBuckets)+1
+	nanos  atomic.Uint64
+}
+
+func (h *waitHist) observe(d time.Duration) {
+	s := d.Seconds()
+	i := 0
+	for i < len(WaitBuckets) && s > WaitBuckets[i] {
+		i++
+	}
+	h.counts[i].Add(1)
+	h.nanos.Add(uint64(d))
+}
+
+func (h *waitHist) snapshot() (buckets []uint64, count uint64, seconds float64) {
+	buckets = make([]uint64, len(h.counts))
+	for i := range h.counts {
+		buckets[i] = h.counts[i].Load()
+		count += buckets[i]
+	}
+	return buckets, count, time.Duration(h.nanos.Load()).Seconds()
 }
 
 // WorkerStatus is one worker slot of a pool, as Workers reports it.
@@ -683,6 +725,9 @@ const cancelGrace = 5 * time.Second
 func (p *Pool) timedOut(w *worker, stuck []*call, now time.Time) bool {
 	for _, c := range stuck {
 		c.mu.Lock()
+		if !c.timeout {
+			p.timeouts.Add(1)
+		}
 		c.timeout = true
 		first, since := c.cancelled.IsZero(), now.Sub(c.cancelled)
 		if first && p.cfg.ASGI {
@@ -758,7 +803,8 @@ func (p *Pool) wakeLocked() {
 // full, requests wait in arrival order, so none waits much longer than
 // the others.
 func (p *Pool) dispatch(ctx context.Context, req []byte, r *http.Request) (*worker, *call, error) {
-	front := false // a woken waiter that finds no room goes back to the front
+	var arrived time.Time // set once the request has to wait
+	front := false        // a woken waiter that finds no room goes back to the front
 	for {
 		p.mu.Lock()
 		if p.stopping {
@@ -783,6 +829,11 @@ func (p *Pool) dispatch(ctx context.Context, req []byte, r *http.Request) (*work
 			}
 			p.mu.Unlock()
 			if c, ok := best.submit(req, r); ok {
+				var waited time.Duration
+				if !arrived.IsZero() {
+					waited = time.Since(arrived)
+				}
+				p.waits.observe(waited)
 				return best, c, nil
 			}
 			front = true
@@ -791,6 +842,9 @@ func (p *Pool) dispatch(ctx context.Context, req []byte, r *http.Request) (*work
 		if !front && len(p.waiting) >= p.cfg.MaxQueue {
 			p.mu.Unlock()
 			return nil, nil, errQueueFull
+		}
+		if arrived.IsZero() {
+			arrived = time.Now()
 		}
 		ch := make(chan struct{}, 1)
 		if front {

@@ -20,8 +20,10 @@ import (
 )
 
 // TestMetrics drives known traffic through a WSGI application (answers,
-// a 404, a crash, a timeout) and scrapes --metrics with Prometheus's own
-// text parser: the counts are exact.
+// a 404, a crash, a timeout, a request body), a static mount (a file read
+// from disk, then from memory) and a TLS port (a handshake, and one that
+// fails), and scrapes --metrics with Prometheus's own text parser: the
+// counts are exact, by mount too.
 func TestMetrics(t *testing.T) {
 	t.Parallel()
 	needPython(t)
@@ -33,29 +35,47 @@ def application(environ, start_response):
         os._exit(1)
     if path == "/hang":
         time.sleep(60)
+    environ["wsgi.input"].read()
     status = "404 Not Found" if path == "/missing" else "200 OK"
     start_response(status, [("Content-Type", "text/plain")])
     return [b"hello"]
 `), 0o644)
-	mport := freePort(t)
-	p := start(t, nil, "web", "--port", "tcp:0:interface=127.0.0.1", "--wsgi", "m", "--chdir", dir,
+	os.Mkdir(filepath.Join(dir, "files"), 0o755)
+	os.WriteFile(filepath.Join(dir, "files", "a.txt"), []byte("static"), 0o644)
+	cert, key := openssl(t, dir, "localhost")
+	mport, sport := freePort(t), freePort(t)
+	p := start(t, nil, "web", "--port", "tcp:0:interface=127.0.0.1",
+		"--port", "ssl:"+sport+":privateKey="+key+":certKey="+cert+":interface=127.0.0.1",
+		"--wsgi", "m", "--chdir", dir, "--static", "/files="+filepath.Join(dir, "files"),
 		"--python", debianPython, "--workers", "1", "--timeout", "1", "--metrics", "tcp:"+mport+":interface=127.0.0.1")
 	base := "http://127.0.0.1:" + p.waitLog(`Site starting on (\d+)`)[1]
 	p.waitLog(`Metrics starting on ` + mport)
-	for _, path := range []string{"/", "/", "/", "/missing", "/crash", "/hang"} {
+	p.waitLog(`Site starting on ` + sport)
+	curl(t, "-k", "-o", "/dev/null", "https://127.0.0.1:"+sport+"/")
+	if c, err := net.Dial("tcp", "127.0.0.1:"+sport); err == nil { // not TLS: the handshake fails
+		io.WriteString(c, "GET / HTTP/1.0\r\n\r\n")
+		io.Copy(io.Discard, c)
+		c.Close()
+	}
+	for _, path := range []string{"/", "/", "/", "/missing", "/crash", "/hang", "/files/a.txt", "/files/a.txt"} {
 		curl(t, "-o", "/dev/null", base+path)
 	}
+	curl(t, "-o", "/dev/null", "--data-binary", strings.Repeat("x", 1234), base+"/")
 	p.waitLogs(`worker started`, 3) // the first, and after the crash and the timeout: both restarts counted
-	resp, err := http.Get("http://127.0.0.1:" + mport + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	var families map[string]*dto.MetricFamily
+	scrape := func() bool {
+		resp, err := http.Get("http://127.0.0.1:" + mport + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		parser := expfmt.NewTextParser(model.LegacyValidation)
+		if families, err = parser.TextToMetricFamilies(resp.Body); err != nil {
+			t.Fatalf("the metrics do not parse: %v", err)
+		}
+		return families["torsion_tls_handshakes_total"] != nil
 	}
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.LegacyValidation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("the metrics do not parse: %v", err)
-	}
+	// The sum of the series of name that have labels.
 	value := func(name string, labels map[string]string) float64 {
 		t.Helper()
 		f := families[name]
@@ -66,38 +86,58 @@ def application(environ, start_response):
 			}
 			t.Fatalf("no %s among %v", name, names)
 		}
+		var sum float64
 		for _, m := range f.Metric {
 			if matches(m, labels) {
 				switch {
 				case m.Counter != nil:
-					return m.Counter.GetValue()
+					sum += m.Counter.GetValue()
 				case m.Gauge != nil:
-					return m.Gauge.GetValue()
+					sum += m.Gauge.GetValue()
 				case m.Histogram != nil:
-					return float64(m.Histogram.GetSampleCount())
+					sum += float64(m.Histogram.GetSampleCount())
 				}
 			}
 		}
-		return 0
+		return sum
 	}
+	// Each answer is counted as it ends, after the client has it: wait for
+	// the last ones.
+	waitUntil(10*time.Second, func() bool {
+		return scrape() && value("torsion_http_request_duration_seconds", nil) == 10 && value("torsion_tls_handshakes_total", nil) == 2
+	}, func() {
+		t.Errorf("not all answers were counted: %v, handshakes %v", value("torsion_http_request_duration_seconds", nil), value("torsion_tls_handshakes_total", nil))
+	})
+	app := map[string]string{"app": "m:application"}
 	for _, c := range []struct {
 		name   string
 		labels map[string]string
 		want   float64
 	}{
-		{"torsion_http_requests_total", map[string]string{"method": "GET", "code": "2xx"}, 3},
-		{"torsion_http_requests_total", map[string]string{"method": "GET", "code": "4xx"}, 1},
-		{"torsion_http_requests_total", map[string]string{"method": "GET", "code": "5xx"}, 2}, // 502 and 504
-		{"torsion_http_request_duration_seconds", map[string]string{"method": "GET"}, 6},
-		{"torsion_http_response_bytes_total", nil, 0}, // checked below: more than none
+		{"torsion_http_requests_total", map[string]string{"method": "GET", "code": "2xx", "mount": "/"}, 4},
+		{"torsion_http_requests_total", map[string]string{"method": "GET", "code": "2xx", "mount": "/files"}, 2},
+		{"torsion_http_requests_total", map[string]string{"method": "GET", "code": "4xx", "mount": "/"}, 1},
+		{"torsion_http_requests_total", map[string]string{"method": "GET", "code": "5xx", "mount": "/"}, 2}, // 502 and 504
+		{"torsion_http_requests_total", map[string]string{"method": "POST", "code": "2xx", "mount": "/"}, 1},
+		{"torsion_http_requests_total", map[string]string{"mount": "-"}, 0},
+		{"torsion_http_request_duration_seconds", map[string]string{"method": "GET"}, 9},
+		{"torsion_http_request_bytes_total", nil, 1234},
+		{"torsion_http_response_bytes_total", nil, 5*5 + 2*6}, // five 5-byte answers, two 6-byte files; the errors' pages below
+		{"torsion_static_files_total", map[string]string{"source": "disk"}, 1},
+		{"torsion_static_files_total", map[string]string{"source": "cache"}, 1},
+		{"torsion_tls_handshakes_total", map[string]string{"result": "ok"}, 1},
+		{"torsion_tls_handshakes_total", map[string]string{"result": "error"}, 1},
+		{"torsion_wsgi_timeouts_total", app, 1},
+		{"torsion_wsgi_queue_wait_seconds", app, 8}, // every request that reached the pool
 		{"torsion_wsgi_worker_restarts_total", map[string]string{"app": "m:application", "cause": "crash"}, 1},
 		{"torsion_wsgi_worker_restarts_total", map[string]string{"app": "m:application", "cause": "timeout"}, 1},
 		{"torsion_wsgi_worker_restarts_total", map[string]string{"app": "m:application", "cause": "max-requests"}, 0},
+		{"torsion_wsgi_workers", app, 1}, // one slot, in one state or another
 	} {
 		got := value(c.name, c.labels)
 		if c.name == "torsion_http_response_bytes_total" {
-			if got < 15 {
-				t.Errorf("%s = %v, want at least the three 5-byte bodies", c.name, got)
+			if got < c.want {
+				t.Errorf("%s = %v, want at least %v", c.name, got, c.want)
 			}
 			continue
 		}
@@ -105,7 +145,18 @@ def application(environ, start_response):
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
 	}
-	for _, name := range []string{"torsion_http_requests_in_flight", "torsion_wsgi_workers", "torsion_wsgi_queued_requests", "go_goroutines", "process_resident_memory_bytes"} {
+	states := map[string]bool{}
+	for _, m := range families["torsion_wsgi_workers"].Metric {
+		for _, l := range m.Label {
+			if l.GetName() == "state" {
+				states[l.GetValue()] = true
+			}
+		}
+	}
+	if len(states) != 4 || !states["starting"] || !states["idle"] || !states["busy"] || !states["draining"] {
+		t.Errorf("worker states %v", states)
+	}
+	for _, name := range []string{"torsion_http_requests_in_flight", "torsion_wsgi_queued_requests", "go_goroutines", "process_resident_memory_bytes"} {
 		if families[name] == nil {
 			t.Errorf("no %s", name)
 		}

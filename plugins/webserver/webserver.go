@@ -222,6 +222,9 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 		return nil, fmt.Errorf("--forwarded-allow-ips and --forwarded-fields need --proxy-headers")
 	}
 	b := &builder{o: o, env: env, m: service.NewMulti()}
+	if o.metrics != "" {
+		b.reg = metrics.New()
+	}
 	var health *web.Health
 	if o.health != "" {
 		// First in the tree, so it answers 503 while the rest starts and
@@ -255,6 +258,9 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 			return nil, fmt.Errorf("--path: %w", err)
 		}
 	}
+	if root.Handler != nil {
+		root.Handler = b.label("/", root.Handler)
+	}
 	mounted := map[string]string{}
 	mount := func(flag, arg, spec string) error {
 		prefix, rest, ok := strings.Cut(arg, "=")
@@ -279,7 +285,7 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 		if err != nil {
 			return fmt.Errorf("%s %q: %w", flag, arg, err)
 		}
-		root.Mount(prefix, h)
+		root.Mount(prefix, b.label(prefix, h))
 		return nil
 	}
 	for _, arg := range o.statics {
@@ -316,7 +322,7 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 			if err != nil {
 				return nil, fmt.Errorf("--vhost %q: %w", arg, err)
 			}
-			if err := v.Add(host, vh); err != nil {
+			if err := v.Add(host, b.label(host, vh)); err != nil {
 				return nil, fmt.Errorf("--vhost: %w", err)
 			}
 		}
@@ -335,9 +341,8 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 	default:
 		observers = append(observers, web.AccessLines(access))
 	}
-	var reg *metrics.Registry
-	if o.metrics != "" {
-		reg = metrics.New()
+	reg := b.reg
+	if reg != nil {
 		observers = append(observers, reg.Observer())
 	}
 	if len(observers) > 0 {
@@ -382,6 +387,10 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 		}
 		log.Warn("The application runs as root; give --uid USER to run it as another user.")
 	}
+	var tlsHandshake func(error)
+	if reg != nil {
+		tlsHandshake = reg.TLSHandshake
+	}
 	for _, ep := range eps {
 		srv := httpserver.New(h, httpserver.Options{
 			ReadHeaderTimeout: o.headerTimeout,
@@ -394,6 +403,7 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 			LegacyCiphers:     o.legacyCiphers,
 			ErrorLog:          log,
 			Refuse:            web.Refusals(access),
+			TLSHandshake:      tlsHandshake,
 		})
 		b.m.Add(&service.Listener{Endpoint: ep, Server: srv, Name: "Site", Log: log})
 	}
@@ -435,6 +445,17 @@ type builder struct {
 	env        plugin.Env
 	m          *service.Multi
 	staticDirs int
+	reg        *metrics.Registry // with --metrics
+}
+
+// label marks the answers of h, a mount or virtual host named name, for
+// the metrics (web.Labeled); without --metrics, h is left as it is.
+func (b *builder) label(name string, h http.Handler) http.Handler {
+	if b.reg == nil {
+		return h
+	}
+	b.reg.AddMount(name)
+	return web.Labeled(name, h)
 }
 
 // spec builds the handler for wsgi:MODULE.ATTR, path:DIR or proxy:URL;
@@ -496,13 +517,20 @@ func (b *builder) static(dir string) (http.Handler, error) {
 		return nil, fmt.Errorf("%s: not a directory", dir)
 	}
 	b.staticDirs++
-	return web.NewStatic(dir, web.StaticOptions{
+	s, err := web.NewStatic(dir, web.StaticOptions{
 		Index:          b.o.index,
 		NoListing:      b.o.noListing,
 		FollowSymlinks: b.o.allowSymlinks,
 		CacheControl:   b.o.cacheControl,
 		Precompressed:  true,
 	})
+	if err != nil {
+		return nil, err
+	}
+	if b.reg != nil {
+		b.reg.AddStatic(s)
+	}
+	return s, nil
 }
 
 func btoi(b bool) int {
