@@ -1,8 +1,9 @@
 // Package sshserver is Twisted's twistd conch in Go: an SSH server
 // (golang.org/x/crypto/ssh) that authenticates users by public key against
-// an authorized_keys file and serves them a shell with a terminal, exec
-// commands and SFTP (github.com/pkg/sftp). Commands run as the user torsion
-// runs as.
+// an authorized_keys file (and, if asked, by password against a file of
+// bcrypt hashes) and serves them a shell with a terminal, exec commands,
+// SFTP (github.com/pkg/sftp) and, if asked, local port forwarding.
+// Commands run as the user torsion runs as.
 package sshserver
 
 import (
@@ -18,11 +19,13 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/pkg/sftp"
+	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/torsion-server/torsion/protocol"
@@ -35,6 +38,13 @@ type Config struct {
 	// AuthorizedKeys is the authorized_keys(5) file whose keys may log in;
 	// it is read at each login, so edits take effect at once.
 	AuthorizedKeys string
+	// PasswordFile, if set, also lets users log in with a password: it
+	// holds "user:hash" lines, the hash bcrypt's (htpasswd -B); it is
+	// read at each login. Unset, passwords are not accepted.
+	PasswordFile string
+	// Forwarding lets clients open direct-tcpip channels (ssh -L): torsion
+	// connects where they ask, from this machine. Off, they are refused.
+	Forwarding bool
 	// Shell runs shell sessions and exec commands (default /bin/sh).
 	Shell string
 	// Log receives logins and their refusals.
@@ -93,6 +103,16 @@ func New(cfg Config) (*protocol.Server, error) {
 		},
 		MaxAuthTries: 6,
 	}
+	if cfg.PasswordFile != "" {
+		sc.PasswordCallback = func(meta ssh.ConnMetadata, password []byte) (*ssh.Permissions, error) {
+			if passwordMatches(cfg.PasswordFile, meta.User(), password) {
+				return &ssh.Permissions{Extensions: map[string]string{"key": "password"}}, nil
+			}
+			cfg.Log.Warn("SSH login refused", "user", meta.User(), "remote", meta.RemoteAddr().String(), "method", "password")
+			time.Sleep(refusalDelay)
+			return nil, errors.New("wrong password")
+		}
+	}
 	for _, k := range cfg.HostKeys {
 		sc.AddHostKey(k)
 	}
@@ -121,7 +141,24 @@ func authorized(path string, key ssh.PublicKey) bool {
 	return false
 }
 
-// refusalDelay slows each refused key, so that guessing is slow.
+// passwordMatches reports whether password is user's in the file of
+// "user:bcrypt-hash" lines.
+func passwordMatches(path, user string, password []byte) bool {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	for line := range strings.Lines(string(b)) {
+		name, hash, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && name == user {
+			return bcrypt.CompareHashAndPassword([]byte(hash), password) == nil
+		}
+	}
+	return false
+}
+
+// refusalDelay slows each refused key or password, so that guessing is
+// slow.
 const refusalDelay = 500 * time.Millisecond
 
 // handshakeTimeout bounds a client's handshake and login.
@@ -140,6 +177,14 @@ func serveConn(c net.Conn, sc *ssh.ServerConfig, cfg Config) {
 	go ssh.DiscardRequests(reqs)
 	var wg sync.WaitGroup
 	for nc := range chans {
+		if nc.ChannelType() == "direct-tcpip" {
+			if !cfg.Forwarding {
+				nc.Reject(ssh.Prohibited, "port forwarding is off")
+				continue
+			}
+			wg.Go(func() { forward(nc, conn.User(), cfg.Log) })
+			continue
+		}
 		if nc.ChannelType() != "session" {
 			nc.Reject(ssh.UnknownChannelType, "only sessions are served")
 			continue
@@ -151,6 +196,50 @@ func serveConn(c net.Conn, sc *ssh.ServerConfig, cfg Config) {
 		wg.Go(func() { (&session{ch: ch, cfg: cfg, user: conn.User()}).serve(requests) })
 	}
 	wg.Wait()
+}
+
+// forwardDialTimeout bounds the connection a direct-tcpip channel asks for.
+const forwardDialTimeout = 10 * time.Second
+
+// forward serves a direct-tcpip channel (RFC 4254 7.2): it connects to the
+// host and port the client names and copies both ways until both ends
+// are done.
+func forward(nc ssh.NewChannel, user string, log *slog.Logger) {
+	var req struct {
+		Host       string
+		Port       uint32
+		OriginHost string
+		OriginPort uint32
+	}
+	if err := ssh.Unmarshal(nc.ExtraData(), &req); err != nil || req.Port > 65535 {
+		nc.Reject(ssh.ConnectionFailed, "bad direct-tcpip request")
+		return
+	}
+	target := net.JoinHostPort(req.Host, fmt.Sprint(req.Port))
+	c, err := net.DialTimeout("tcp", target, forwardDialTimeout)
+	if err != nil {
+		nc.Reject(ssh.ConnectionFailed, err.Error())
+		return
+	}
+	defer c.Close()
+	ch, reqs, err := nc.Accept()
+	if err != nil {
+		return
+	}
+	defer ch.Close()
+	go ssh.DiscardRequests(reqs)
+	log.Info("SSH forwarding", "user", user, "to", target)
+	done := make(chan struct{})
+	go func() {
+		io.Copy(ch, c)
+		ch.CloseWrite()
+		close(done)
+	}()
+	io.Copy(c, ch)
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.CloseWrite()
+	}
+	<-done
 }
 
 // session is one session channel: an exec, a shell or a subsystem.

@@ -3,10 +3,15 @@ package sshserver
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
+	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -51,6 +56,78 @@ func TestAuthorized(t *testing.T) {
 	} {
 		if got := authorized(c.file, c.key); got != c.want {
 			t.Errorf("authorized(%s, %s) = %v, want %v", c.file, ssh.FingerprintSHA256(c.key), got, c.want)
+		}
+	}
+}
+
+// TestPasswordsAndForwarding: with a password file, a password logs in
+// and a wrong one is refused; a direct-tcpip channel reaches its target
+// only when forwarding is on, and is refused as prohibited when it is off.
+func TestPasswordsAndForwarding(t *testing.T) {
+	dir := t.TempDir()
+	hash, _ := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
+	pw := filepath.Join(dir, "passwords")
+	os.WriteFile(pw, []byte("bob:$2y$04$notarealhashnotarealhashnotarealhashnotareal\nalice:"+string(hash)+"\n"), 0o600)
+	_, hostKey, _ := ed25519.GenerateKey(rand.Reader)
+	signer, _ := ssh.NewSignerFromKey(hostKey)
+	target, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close()
+	go func() {
+		for {
+			c, err := target.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	for _, forwarding := range []bool{true, false} {
+		srv, err := New(Config{HostKeys: []ssh.Signer{signer}, AuthorizedKeys: filepath.Join(dir, "none"), PasswordFile: pw, Forwarding: forwarding})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, _ := net.Listen("tcp", "127.0.0.1:0")
+		go srv.Serve(ln)
+		defer srv.Close()
+		dial := func(password string) (*ssh.Client, error) {
+			return ssh.Dial("tcp", ln.Addr().String(), &ssh.ClientConfig{User: "alice", Auth: []ssh.AuthMethod{ssh.Password(password)},
+				HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second})
+		}
+		if _, err := dial("wrong"); err == nil {
+			t.Fatal("a wrong password logged in")
+		}
+		c, err := dial("s3cret")
+		if err != nil {
+			t.Fatalf("the password: %v", err)
+		}
+		fc, err := c.Dial("tcp", target.Addr().String())
+		if !forwarding {
+			var oc *ssh.OpenChannelError
+			if !errors.As(err, &oc) || oc.Reason != ssh.Prohibited {
+				t.Errorf("forwarding off: %v, want prohibited", err)
+			}
+			c.Close()
+			continue
+		}
+		if err != nil {
+			t.Fatalf("forwarding: %v", err)
+		}
+		io.WriteString(fc, "through the tunnel")
+		fc.(interface{ CloseWrite() error }).CloseWrite()
+		if b, _ := io.ReadAll(fc); string(b) != "through the tunnel" {
+			t.Errorf("forwarded echo: %q", b)
+		}
+		c.Close()
+	}
+	for _, c := range []struct {
+		user, password string
+		want           bool
+	}{{"alice", "s3cret", true}, {"alice", "S3cret", false}, {"bob", "anything", false}, {"carol", "s3cret", false}} {
+		if got := passwordMatches(pw, c.user, []byte(c.password)); got != c.want {
+			t.Errorf("passwordMatches(%s, %s) = %v", c.user, c.password, got)
 		}
 	}
 }

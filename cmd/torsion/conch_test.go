@@ -2,13 +2,18 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // TestConch runs torsion conch and talks to it with Debian's OpenSSH
@@ -114,5 +119,88 @@ func TestConch(t *testing.T) {
 	}
 	if out, code := run(t, "conch", "-p", "tcp:0:interface=127.0.0.1"); code != 2 || !strings.Contains(out, "--authorized-keys is required") {
 		t.Errorf("without --authorized-keys: exit %d: %s", code, out)
+	}
+}
+
+// TestConchPasswordForward: with --password-file, Debian's OpenSSH client
+// logs in with a password (given by SSH_ASKPASS) and a wrong one is
+// refused; with --allow-tcp-forwarding, ssh -L carries a connection to a
+// service on this machine.
+func TestConchPasswordForward(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	hash, _ := bcrypt.GenerateFromPassword([]byte("open sesame"), bcrypt.MinCost)
+	os.WriteFile(filepath.Join(dir, "passwords"), []byte("alice:"+string(hash)+"\n"), 0o600)
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(dir, "key")).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v\n%s", err, out)
+	}
+	pub, _ := os.ReadFile(filepath.Join(dir, "key.pub"))
+	os.WriteFile(filepath.Join(dir, "authorized_keys"), pub, 0o600)
+	port := freePort(t)
+	cmd := exec.Command(binary, "conch", "-p", "tcp:"+port+":interface=127.0.0.1", "--authorized-keys", "authorized_keys",
+		"--password-file", "passwords", "--allow-tcp-forwarding")
+	cmd.Dir = dir
+	p := startCmd(t, cmd)
+	p.waitLog(`SSH starting on`)
+	opts := []string{"-p", port, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"}
+	withPassword := func(password string) (string, int) {
+		t.Helper()
+		askpass := filepath.Join(dir, "askpass")
+		os.WriteFile(askpass, []byte("#!/bin/sh\necho '"+password+"'\n"), 0o700)
+		cmd := exec.Command("ssh", append(opts, "-o", "PreferredAuthentications=password", "-o", "PubkeyAuthentication=no",
+			"-o", "NumberOfPasswordPrompts=1", "alice@127.0.0.1", "echo logged in as $USER")...)
+		cmd.Env = append(os.Environ(), "SSH_ASKPASS="+askpass, "SSH_ASKPASS_REQUIRE=force", "DISPLAY=:0")
+		out, _ := cmd.CombinedOutput()
+		return string(out), cmd.ProcessState.ExitCode()
+	}
+	if out, code := withPassword("open sesame"); code != 0 || !strings.Contains(out, "logged in as") {
+		t.Errorf("the password: exit %d: %s", code, out)
+	}
+	if out, code := withPassword("open barley"); code != 255 || !strings.Contains(out, "Permission denied") {
+		t.Errorf("a wrong password: exit %d: %s", code, out)
+	}
+	p.waitLog(`SSH login refused.*method=password`)
+
+	// ssh -L to an echo service.
+	target, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close()
+	go func() {
+		for {
+			c, err := target.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	local := freePort(t)
+	tunnel := exec.Command("ssh", append(opts, "-i", filepath.Join(dir, "key"), "-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes",
+		"-N", "-L", local+":"+target.Addr().String(), "127.0.0.1")...)
+	var tunnelOut strings.Builder
+	tunnel.Stderr = &tunnelOut
+	if err := tunnel.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { tunnel.Process.Kill(); tunnel.Wait() }()
+	waitUntil(20*time.Second, func() bool { return listening("127.0.0.1:" + local) },
+		func() { t.Fatalf("ssh -L did not listen: %s", tunnelOut.String()) })
+	c, err := net.Dial("tcp", "127.0.0.1:"+local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "through the tunnel")
+	c.(*net.TCPConn).CloseWrite()
+	if b, _ := io.ReadAll(c); string(b) != "through the tunnel" {
+		t.Errorf("ssh -L: %q; ssh: %s", b, tunnelOut.String())
+	}
+	p.waitLog(`SSH forwarding user=\S+ to=` + regexp.QuoteMeta(target.Addr().String()))
+	tunnel.Process.Kill()
+	if code := p.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit %d; log:\n%s", code, p.logText())
 	}
 }

@@ -25,23 +25,33 @@ func init() {
   torsion conch -p tcp:2222:interface=127.0.0.1 --authorized-keys ~/.ssh/authorized_keys
   ssh -p 2222 127.0.0.1
 
-Logins are by public key only, against --authorized-keys; sessions run as
-the user torsion runs as. Without --host-key, a host key is made on first
-start (ssh_host_ed25519_key in the current directory) and kept.`,
+Logins are by public key against --authorized-keys, and by password only
+with --password-file (user:bcrypt-hash lines, as htpasswd -B writes);
+sessions run as the user torsion runs as. --allow-tcp-forwarding serves
+ssh -L. Without --host-key, a host key is made on first start
+(ssh_host_ed25519_key in the current directory) and kept.`,
 		Flags: flags,
 	})
 }
 
 func flags(fs *pflag.FlagSet) plugin.Maker {
-	var port, authKeys, shell string
+	var port, authKeys, shell, passwords string
 	var hostKeys []string
+	var forwarding bool
 	fs.StringVarP(&port, "port", "p", "tcp:22", "endpoint `DESC` to listen on")
 	fs.StringArrayVar(&hostKeys, "host-key", nil, "the server's private key `FILE`, in OpenSSH format (repeatable; default ssh_host_ed25519_key, made if missing)")
 	fs.StringVar(&authKeys, "authorized-keys", "", "the authorized_keys `FILE` whose keys may log in (required)")
 	fs.StringVar(&shell, "shell", "/bin/sh", "the `PATH` of the shell that runs sessions and commands")
+	fs.StringVar(&passwords, "password-file", "", "also accept passwords, checked against this `FILE` of user:bcrypt-hash lines (htpasswd -B); off by default")
+	fs.BoolVar(&forwarding, "allow-tcp-forwarding", false, "serve local port forwarding (ssh -L): torsion connects where clients ask")
 	return func(env plugin.Env) (service.Service, error) {
 		if authKeys == "" {
-			return nil, fmt.Errorf("--authorized-keys is required: logins are by public key only")
+			return nil, fmt.Errorf("--authorized-keys is required: logins are by public key (and by password with --password-file)")
+		}
+		if passwords != "" {
+			if _, err := os.Stat(passwords); err != nil {
+				return nil, fmt.Errorf("--password-file: %w", err)
+			}
 		}
 		if _, err := os.Stat(authKeys); err != nil {
 			return nil, fmt.Errorf("--authorized-keys: %w", err)
@@ -66,7 +76,8 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 			}
 			signers = append(signers, signer)
 		}
-		srv, err := sshserver.New(sshserver.Config{HostKeys: signers, AuthorizedKeys: authKeys, Shell: shell, Log: log})
+		srv, err := sshserver.New(sshserver.Config{HostKeys: signers, AuthorizedKeys: authKeys, PasswordFile: passwords,
+			Forwarding: forwarding, Shell: shell, Log: log})
 		if err != nil {
 			return nil, err
 		}
