@@ -42,3 +42,6 @@ func (p *pty) openTTY() (*os.File, error) {
 func (p *pty) resize(cols, rows uint32) {
 	unix.IoctlSetWinsize(int(p.master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: uint16(rows), Col: uint16(cols)})
 }
+
+// chown gives the terminal to a user, as login(1) does.
+func (p *pty) chown(uid, gid int) { os.Chown(p.name, uid, gid) }

@@ -45,6 +45,16 @@ type Config struct {
 	// Forwarding lets clients open direct-tcpip channels (ssh -L): torsion
 	// connects where they ask, from this machine. Off, they are refused.
 	Forwarding bool
+	// Users makes logins per system user, as sshd's are, for a server run
+	// as root: a key is looked up in the user's own
+	// ~/.ssh/authorized_keys (AuthorizedKeys is not used), and each
+	// session runs as the user (uid, gid and groups), in the user's home
+	// directory, with the user's environment; SFTP too, in SFTPCommand.
+	Users bool
+	// SFTPCommand, with Users, serves SFTP on its standard input and
+	// output; it is started as the user with SFTPServerEnv set (torsion's
+	// own executable: ServeSFTPStdio).
+	SFTPCommand []string
 	// Shell runs shell sessions and exec commands (default /bin/sh).
 	Shell string
 	// Log receives logins and their refusals.
@@ -94,7 +104,14 @@ func New(cfg Config) (*protocol.Server, error) {
 	}
 	sc := &ssh.ServerConfig{
 		PublicKeyCallback: func(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
-			if authorized(cfg.AuthorizedKeys, key) {
+			keys := cfg.AuthorizedKeys
+			if cfg.Users {
+				keys = ""
+				if a, err := lookupAccount(meta.User()); err == nil {
+					keys = a.authorizedKeys()
+				}
+			}
+			if keys != "" && authorized(keys, key) {
 				return &ssh.Permissions{Extensions: map[string]string{"key": ssh.FingerprintSHA256(key)}}, nil
 			}
 			cfg.Log.Warn("SSH login refused", "user", meta.User(), "remote", meta.RemoteAddr().String(), "key", ssh.FingerprintSHA256(key))
@@ -193,7 +210,14 @@ func serveConn(c net.Conn, sc *ssh.ServerConfig, cfg Config) {
 		if err != nil {
 			continue
 		}
-		wg.Go(func() { (&session{ch: ch, cfg: cfg, user: conn.User()}).serve(requests) })
+		s := &session{ch: ch, cfg: cfg, user: conn.User()}
+		if cfg.Users {
+			if s.acct, err = lookupAccount(conn.User()); err != nil { // gone since the login
+				ch.Close()
+				continue
+			}
+		}
+		wg.Go(func() { s.serve(requests) })
 	}
 	wg.Wait()
 }
@@ -248,7 +272,8 @@ type session struct {
 	cfg  Config
 	user string
 	env  []string
-	pty  *pty // set by pty-req
+	pty  *pty     // set by pty-req
+	acct *account // with Config.Users, whom it runs as
 	cmd  *exec.Cmd
 	mu   sync.Mutex
 }
@@ -306,8 +331,11 @@ func (s *session) serve(requests <-chan *ssh.Request) {
 				go s.sftp()
 			case req.Type == "subsystem":
 			default:
-				ok = s.start(arg.Value) == nil
-				started = ok
+				err := s.start(arg.Value)
+				if err != nil {
+					s.cfg.Log.Warn("SSH session could not start", "user", s.user, "err", err)
+				}
+				ok, started = err == nil, err == nil
 			}
 		}
 		if req.WantReply {
@@ -333,6 +361,9 @@ func (s *session) start(command string) error {
 	if home, err := os.UserHomeDir(); err == nil {
 		cmd.Dir = home
 	}
+	if s.acct != nil {
+		cmd.Env, cmd.Dir = append(s.acct.env(s.cfg.Shell), s.env...), s.acct.home
+	}
 	var closeAfter []io.Closer
 	if s.pty != nil {
 		tty, err := s.pty.openTTY()
@@ -341,12 +372,18 @@ func (s *session) start(command string) error {
 		}
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+		if s.acct != nil { // the user's terminal, as login(1) makes it
+			s.pty.chown(int(s.acct.cred.Uid), int(s.acct.cred.Gid))
+		}
 		closeAfter = append(closeAfter, tty)
 	} else {
 		cmd.Stdin = s.ch
 		cmd.Stdout = s.ch
 		cmd.Stderr = s.ch.Stderr()
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	}
+	if s.acct != nil {
+		cmd.SysProcAttr.Credential = s.acct.cred
 	}
 	s.mu.Lock()
 	s.cmd = cmd
@@ -404,8 +441,14 @@ func (s *session) signal(name string) bool {
 	return syscall.Kill(-s.cmd.Process.Pid, sig) == nil
 }
 
-// sftp serves the SFTP subsystem on the channel.
+// sftp serves the SFTP subsystem on the channel: in this process, or, for
+// a session of a system user (Config.Users), in SFTPCommand run as the
+// user, so that files are read and written with the user's rights.
 func (s *session) sftp() {
+	if s.acct != nil {
+		s.sftpAs()
+		return
+	}
 	var opts []sftp.ServerOption
 	if home, err := os.UserHomeDir(); err == nil {
 		opts = append(opts, sftp.WithServerWorkingDirectory(home)) // where the shell starts too
@@ -422,4 +465,30 @@ func (s *session) sftp() {
 	}
 	s.ch.SendRequest("exit-status", false, binary.BigEndian.AppendUint32(nil, status))
 	s.ch.Close()
+}
+
+// sftpAs serves SFTP in Config.SFTPCommand, started as the session's user
+// in the user's home directory.
+func (s *session) sftpAs() {
+	status := uint32(1)
+	defer func() {
+		s.ch.SendRequest("exit-status", false, binary.BigEndian.AppendUint32(nil, status))
+		s.ch.Close()
+	}()
+	if len(s.cfg.SFTPCommand) == 0 {
+		return
+	}
+	cmd := exec.Command(s.cfg.SFTPCommand[0], s.cfg.SFTPCommand[1:]...)
+	cmd.Env = append(s.acct.env(s.cfg.Shell), SFTPServerEnv+"=1")
+	cmd.Dir = s.acct.home
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.acct.cred, Setpgid: true}
+	cmd.Stdin, cmd.Stdout = s.ch, s.ch
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		status = 0
+	case !errors.As(err, &ee):
+		s.cfg.Log.Warn("SSH session could not start SFTP", "user", s.user, "err", err)
+	}
 }

@@ -117,8 +117,10 @@ func TestConch(t *testing.T) {
 	if strings.Contains(p.logText(), "made a new SSH host key") {
 		t.Errorf("a second start made another host key:\n%s", p.logText())
 	}
-	if out, code := run(t, "conch", "-p", "tcp:0:interface=127.0.0.1"); code != 2 || !strings.Contains(out, "--authorized-keys is required") {
-		t.Errorf("without --authorized-keys: exit %d: %s", code, out)
+	if os.Geteuid() != 0 { // as root, logins are per system user (TestConchUsers)
+		if out, code := run(t, "conch", "-p", "tcp:0:interface=127.0.0.1"); code != 2 || !strings.Contains(out, "--authorized-keys is required") {
+			t.Errorf("without --authorized-keys: exit %d: %s", code, out)
+		}
 	}
 }
 
@@ -200,6 +202,83 @@ func TestConchPasswordForward(t *testing.T) {
 	}
 	p.waitLog(`SSH forwarding user=\S+ to=` + regexp.QuoteMeta(target.Addr().String()))
 	tunnel.Process.Kill()
+	if code := p.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit %d; log:\n%s", code, p.logText())
+	}
+}
+
+// TestConchUsers: run as root without --authorized-keys, torsion conch
+// takes logins per system user, against each one's ~/.ssh/authorized_keys,
+// and runs each session as its user, in its home directory: a command, a
+// terminal and SFTP (a file uploaded is the user's). A key in one user's
+// file does not open another account. It makes a user for the test
+// (useradd) and removes it after.
+func TestConchUsers(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("per-user logins are for a server run as root")
+	}
+	if _, err := exec.LookPath("useradd"); err != nil {
+		t.Skip("no useradd")
+	}
+	name := fmt.Sprintf("tconch%d", os.Getpid()%100000)
+	base, err := os.MkdirTemp("", "tconch") // the user must reach its home: not under t.TempDir's 0700 directory
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	os.Chmod(base, 0o755)
+	home := filepath.Join(base, name)
+	if out, err := exec.Command("useradd", "-m", "-d", home, "-s", "/bin/sh", name).CombinedOutput(); err != nil {
+		t.Fatalf("useradd: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("userdel", "-r", name).Run() })
+	dir := t.TempDir()
+	key := filepath.Join(dir, "key")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v\n%s", err, out)
+	}
+	pub, _ := os.ReadFile(key + ".pub")
+	os.MkdirAll(filepath.Join(home, ".ssh"), 0o700)
+	os.WriteFile(filepath.Join(home, ".ssh", "authorized_keys"), pub, 0o600)
+	if out, err := exec.Command("chown", "-R", name+":", home).CombinedOutput(); err != nil {
+		t.Fatalf("chown: %v\n%s", err, out)
+	}
+	port := freePort(t)
+	cmd := exec.Command(binary, "conch", "-p", "tcp:"+port+":interface=127.0.0.1")
+	cmd.Dir = dir
+	p := startCmd(t, cmd)
+	p.waitLog(`logins are per system user`)
+	p.waitLog(`SSH starting on`)
+	opts := []string{"-p", port, "-i", key, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR"}
+	ssh := func(user string, args ...string) (string, int) {
+		t.Helper()
+		c := exec.Command("ssh", append(append(opts, user+"@127.0.0.1"), args...)...)
+		out, _ := c.CombinedOutput()
+		return string(out), c.ProcessState.ExitCode()
+	}
+	if out, code := ssh(name, "id -un; pwd; echo $HOME; id -u"); code != 0 || !strings.HasPrefix(out, name+"\n"+home+"\n"+home+"\n") || strings.HasSuffix(out, "\n0\n") {
+		t.Errorf("a command as %s: exit %d: %q", name, code, out)
+	}
+	if out, code := ssh(name, "-tt", "tty; id -un"); code != 0 || !strings.Contains(out, "/dev/pts/") || !strings.Contains(out, name) {
+		t.Errorf("a terminal as %s: exit %d: %q", name, code, out)
+	}
+	if out, code := ssh("root", "id -un"); code != 255 || !strings.Contains(out, "Permission denied") {
+		t.Errorf("the key of %s for root: exit %d: %q", name, code, out)
+	}
+	os.WriteFile(filepath.Join(dir, "up.txt"), []byte("mine\n"), 0o644)
+	sftp := exec.Command("sftp", append(append([]string{"-P", port}, opts[2:]...), name+"@127.0.0.1")...)
+	sftp.Dir, sftp.Stdin = dir, strings.NewReader("put up.txt\n")
+	if out, err := sftp.CombinedOutput(); err != nil {
+		t.Fatalf("sftp: %v\n%s", err, out)
+	}
+	fi, err := os.Stat(filepath.Join(home, "up.txt"))
+	if err != nil {
+		t.Fatalf("the upload: %v", err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); st.Uid == 0 {
+		t.Errorf("the uploaded file belongs to root, not %s", name)
+	}
 	if code := p.stop(syscall.SIGTERM); code != 0 {
 		t.Errorf("exit %d; log:\n%s", code, p.logText())
 	}

@@ -35,6 +35,7 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
+	os.Chmod(dir, 0o755) // other users run it too (TestConchUsers' SFTP, TestRunAs)
 	binary = filepath.Join(dir, "torsion")
 	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building torsion: %v\n%s", err, out)

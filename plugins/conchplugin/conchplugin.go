@@ -27,7 +27,10 @@ func init() {
 
 Logins are by public key against --authorized-keys, and by password only
 with --password-file (user:bcrypt-hash lines, as htpasswd -B writes);
-sessions run as the user torsion runs as. --allow-tcp-forwarding serves
+sessions run as the user torsion runs as. Run as root without
+--authorized-keys, logins are per system user, against each one's
+~/.ssh/authorized_keys, and each session runs as its user (SFTP too).
+--allow-tcp-forwarding serves
 ssh -L. Without --host-key, a host key is made on first start
 (ssh_host_ed25519_key in the current directory) and kept.`,
 		Flags: flags,
@@ -40,12 +43,13 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 	var forwarding bool
 	fs.StringVarP(&port, "port", "p", "tcp:22", "endpoint `DESC` to listen on")
 	fs.StringArrayVar(&hostKeys, "host-key", nil, "the server's private key `FILE`, in OpenSSH format (repeatable; default ssh_host_ed25519_key, made if missing)")
-	fs.StringVar(&authKeys, "authorized-keys", "", "the authorized_keys `FILE` whose keys may log in (required)")
+	fs.StringVar(&authKeys, "authorized-keys", "", "the authorized_keys `FILE` whose keys may log in (required, unless run as root: then each system user's ~/.ssh/authorized_keys)")
 	fs.StringVar(&shell, "shell", "/bin/sh", "the `PATH` of the shell that runs sessions and commands")
 	fs.StringVar(&passwords, "password-file", "", "also accept passwords, checked against this `FILE` of user:bcrypt-hash lines (htpasswd -B); off by default")
 	fs.BoolVar(&forwarding, "allow-tcp-forwarding", false, "serve local port forwarding (ssh -L): torsion connects where clients ask")
 	return func(env plugin.Env) (service.Service, error) {
-		if authKeys == "" {
+		perUser := authKeys == "" && os.Geteuid() == 0
+		if authKeys == "" && !perUser {
 			return nil, fmt.Errorf("--authorized-keys is required: logins are by public key (and by password with --password-file)")
 		}
 		if passwords != "" {
@@ -53,8 +57,18 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 				return nil, fmt.Errorf("--password-file: %w", err)
 			}
 		}
-		if _, err := os.Stat(authKeys); err != nil {
-			return nil, fmt.Errorf("--authorized-keys: %w", err)
+		if !perUser {
+			if _, err := os.Stat(authKeys); err != nil {
+				return nil, fmt.Errorf("--authorized-keys: %w", err)
+			}
+		}
+		var sftpCommand []string
+		if perUser {
+			exe, err := os.Executable()
+			if err != nil {
+				return nil, fmt.Errorf("finding torsion's own executable, to serve SFTP as each user: %w", err)
+			}
+			sftpCommand = []string{exe}
 		}
 		ep, err := endpoint.Parse(port)
 		if err != nil {
@@ -77,9 +91,12 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 			signers = append(signers, signer)
 		}
 		srv, err := sshserver.New(sshserver.Config{HostKeys: signers, AuthorizedKeys: authKeys, PasswordFile: passwords,
-			Forwarding: forwarding, Shell: shell, Log: log})
+			Forwarding: forwarding, Users: perUser, SFTPCommand: sftpCommand, Shell: shell, Log: log})
 		if err != nil {
 			return nil, err
+		}
+		if perUser {
+			log.Info("logins are per system user: each one's ~/.ssh/authorized_keys, and sessions run as the user")
 		}
 		return &service.Listener{Endpoint: ep, Server: srv, Name: "SSH", Log: log}, nil
 	}
