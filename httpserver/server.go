@@ -292,13 +292,6 @@ const freshGrace = 250 * time.Millisecond
 // others to finish their requests, or for ctx to end (then it returns
 // ctx's error and Close ends the rest).
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	if !s.shutting.Load() {
-		for _, f := range s.onShutdown {
-			go f()
-		}
-	}
-	s.mu.Unlock()
 	left := s.stop(false)
 	h2 := make(chan error, 1)
 	go func() { h2 <- s.h2.Shutdown(ctx) }()
@@ -316,9 +309,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 // RegisterOnShutdown registers f to be called, in a goroutine of its own,
-// when Shutdown begins (over HTTP/1 and HTTP/2 alike), as net/http's
-// does: a handler that streams without end (server-sent events) learns
-// that it should end.
+// when Shutdown (or Close) begins, over HTTP/1 and HTTP/2 alike, as
+// net/http's does: a handler that streams without end (server-sent
+// events) learns that it should end.
 func (s *Server) RegisterOnShutdown(f func()) {
 	s.mu.Lock()
 	s.onShutdown = append(s.onShutdown, f)
@@ -346,6 +339,9 @@ func (s *Server) stop(all bool) int {
 	defer s.mu.Unlock()
 	if !s.shutting.Swap(true) {
 		s.stopped = time.Now()
+		for _, f := range s.onShutdown {
+			go f()
+		}
 	}
 	for l, draining := range s.listeners {
 		if all {

@@ -1,10 +1,11 @@
 // Package metrics holds torsion's Prometheus metrics
 // (prometheus/client_golang) and its live status page, and serves them:
-// HTTP requests by method and
-// status class with their latency and bytes, requests in flight, each
-// WSGI or ASGI pool's workers, queue and restarts, and Go's runtime and
-// the process. Labels are bounded: methods outside the standard ones are
-// "other", statuses are classes, paths never appear.
+// HTTP requests by method, status class and mount with their latency and
+// bytes, requests in flight, TLS handshakes, static files from cache or
+// disk, each WSGI or ASGI pool's workers by state, queue, queue wait,
+// timeouts and restarts, and Go's runtime and the process. Labels are
+// bounded: methods outside the standard ones are "other", statuses are
+// classes, mounts are the configured ones, paths never appear.
 package metrics
 
 import (

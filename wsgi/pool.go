@@ -256,7 +256,7 @@ func (p *Pool) Stats() (workers, busy, queued int, restarts map[string]uint64) {
 func (p *Pool) Timeouts() uint64 { return p.timeouts.Load() }
 
 // WaitBuckets are the upper bounds, in seconds, of QueueWaits' buckets.
-var WaitBuckets = []float64{0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10}
+var WaitBuckets = [...]float64{0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10}
 
 // QueueWaits reports how long requests waited for room in a worker: how
 // many waited at most each of WaitBuckets (not cumulative; the last
@@ -267,7 +267,7 @@ func (p *Pool) QueueWaits() (buckets []uint64, count uint64, seconds float64) {
 
 // waitHist counts queue waits by bucket, without a lock.
 type waitHist struct {
-	counts [8]atomic.Uint64 // len(WaitBuckets)+1
+	counts [len(WaitBuckets) + 1]atomic.Uint64 // the last: longer waits
 	nanos  atomic.Uint64
 }
 
