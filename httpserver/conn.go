@@ -887,7 +887,13 @@ func (w *h1resp) sendHeader(final bool) {
 	w.sentHeader = true
 	h := w.sent
 	hold := w.c.hold
+	// Trailers declared, or set with http.TrailerPrefix by now (as
+	// net/http does, a response that has some is chunked, not given a
+	// Content-Length, so that they can follow it).
 	_, declared := h["Trailer"]
+	for k := range w.header {
+		declared = declared || strings.HasPrefix(k, http.TrailerPrefix)
+	}
 	switch {
 	case w.cl >= 0 || w.noBody:
 	case final && !declared && (w.written > 0 || w.req.Method != http.MethodHead):

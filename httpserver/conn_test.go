@@ -976,3 +976,23 @@ func TestRegisterOnShutdown(t *testing.T) {
 		t.Fatalf("Shutdown with a stream open: %v", err)
 	}
 }
+
+// TestH1TrailerPrefix: trailers set with http.TrailerPrefix after the
+// header was written make the response chunked, as net/http's, so that
+// they follow the body, short as it is.
+func TestH1TrailerPrefix(t *testing.T) {
+	_, addr := h1Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		io.WriteString(w, "short")
+		w.Header().Set(http.TrailerPrefix+"X-Sum", "abc")
+	}), logging.Discard())
+	resp, err := http.Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "short" || resp.Trailer.Get("X-Sum") != "abc" || resp.ContentLength != -1 {
+		t.Errorf("%q, trailer %v, length %d; want the trailer after a chunked body", body, resp.Trailer, resp.ContentLength)
+	}
+}

@@ -192,26 +192,49 @@ var errProtocol = errors.New("worker protocol error")
 // parseHead reads an S payload: the status line, then header names and
 // values.
 func parseHead(p []byte) (status string, fields []string, err error) {
+	fields, err = parseFields(p, 'S')
+	if err == nil && len(fields)%2 != 1 {
+		err = fmt.Errorf("%w: S frame with %d fields", errProtocol, len(fields))
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	return fields[0], fields[1:], nil
+}
+
+// parseTrailers reads the payload of an HTTP response's E frame: trailer
+// names and values, as S encodes its headers.
+func parseTrailers(p []byte) ([]string, error) {
+	fields, err := parseFields(p, 'E')
+	if err == nil && len(fields)%2 != 0 {
+		err = fmt.Errorf("%w: E frame with %d fields", errProtocol, len(fields))
+	}
+	return fields, err
+}
+
+// parseFields reads a payload of fields (S's, E's): their count, their
+// lengths, then the fields.
+func parseFields(p []byte, kind byte) ([]string, error) {
 	if len(p) < 4 {
-		return "", nil, fmt.Errorf("%w: S frame of %d bytes", errProtocol, len(p))
+		return nil, fmt.Errorf("%w: %c frame of %d bytes", errProtocol, kind, len(p))
 	}
 	n := int(binary.LittleEndian.Uint32(p))
-	if n < 1 || n%2 != 1 || 4+4*n > len(p) {
-		return "", nil, fmt.Errorf("%w: S frame with %d fields in %d bytes", errProtocol, n, len(p))
+	if n < 0 || 4+4*n > len(p) {
+		return nil, fmt.Errorf("%w: %c frame with %d fields in %d bytes", errProtocol, kind, n, len(p))
 	}
 	data := p[4+4*n:]
-	fields = make([]string, n)
+	fields := make([]string, n)
 	for i := range n {
 		l := int(binary.LittleEndian.Uint32(p[4+4*i:]))
 		if l > len(data) {
-			return "", nil, fmt.Errorf("%w: S frame field %d is longer than the frame", errProtocol, i)
+			return nil, fmt.Errorf("%w: %c frame field %d is longer than the frame", errProtocol, kind, i)
 		}
 		fields[i], data = string(data[:l]), data[l:]
 	}
 	if len(data) != 0 {
-		return "", nil, fmt.Errorf("%w: S frame has %d bytes after its fields", errProtocol, len(data))
+		return nil, fmt.Errorf("%w: %c frame has %d bytes after its fields", errProtocol, kind, len(data))
 	}
-	return fields[0], fields[1:], nil
+	return fields, nil
 }
 
 // parseReady reads a K payload, "VERSION PID PYTHON_VERSION", and checks

@@ -143,3 +143,21 @@ func TestWorkerPy(t *testing.T) {
 		})
 	}
 }
+
+// TestParseTrailers: an E payload holds names and values, an even count;
+// an odd one, or lengths that do not add up, is a protocol error.
+func TestParseTrailers(t *testing.T) {
+	p := []byte{2, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 'X', 'o', 'k'}
+	if got, err := parseTrailers(p); err != nil || !slices.Equal(got, []string{"X", "ok"}) {
+		t.Errorf("parseTrailers(%x) = %q, %v", p, got, err)
+	}
+	for _, p := range [][]byte{
+		{1, 0, 0, 0, 1, 0, 0, 0, 'X'}, // a name without its value
+		{2, 0, 0, 0, 1, 0, 0, 0, 5, 0, 0, 0, 'X', 'o', 'k'},
+		{0, 0},
+	} {
+		if _, err := parseTrailers(p); !errors.Is(err, errProtocol) {
+			t.Errorf("parseTrailers(%x) = %v, want a protocol error", p, err)
+		}
+	}
+}

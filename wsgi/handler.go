@@ -180,6 +180,16 @@ func (rs *response) run() error {
 		case kError:
 			rs.appErr = string(f.payload)
 		case kEnd:
+			if len(f.payload) > 0 { // an ASGI response's trailers
+				fields, err := parseTrailers(f.payload)
+				if err != nil {
+					return err
+				}
+				h := rs.w.Header()
+				for i := 0; i+1 < len(fields); i += 2 {
+					h.Add(http.TrailerPrefix+http.CanonicalHeaderKey(fields[i]), fields[i+1])
+				}
+			}
 			return rs.end()
 		}
 	}

@@ -386,7 +386,13 @@ def encode_head(status, headers):
     regular expression: an application sends the same few every time."""
     if type(status) is not str or (status not in STATUSES and not _check_status(status)):
         raise ValueError("invalid status %r: want a str like '200 OK'" % (status,))
-    parts = [status]
+    return encode_fields([status], headers)
+
+
+def encode_fields(parts, headers):
+    """Checks headers and returns a payload of fields, as encode_head's:
+    the count of fields, their lengths, then the fields, parts (the status
+    line, or nothing for trailers) first."""
     length = False
     for h in headers:
         if type(h) is not tuple or len(h) != 2:
@@ -949,7 +955,7 @@ def asgi_scope(environ, state):
         "client": client,
         "server": (environ.get("SERVER_NAME", ""), int(environ.get("SERVER_PORT") or 0)),
         "state": dict(state),
-        "extensions": {"http.response.pathsend": {}},
+        "extensions": {"http.response.pathsend": {}, "http.response.trailers": {}},
     }
 
 
@@ -1067,7 +1073,10 @@ class Asgi:
         if scope["method"] == "GET" and "websocket" in environ.get("HTTP_UPGRADE", "").lower():
             return await self.websocket(rid, scope, r)
         head = []  # [status line, headers] once http.response.start came
-        st = types.SimpleNamespace(first=True, more=bool(more), sent=False, ended=False, unacked=0)
+        # trailers: announced by http.response.start; body_done: the body
+        # ended, its E waiting for the trailers; fields: the trailers so far.
+        st = types.SimpleNamespace(first=True, more=bool(more), sent=False, ended=False, unacked=0,
+                                   trailers=False, body_done=False, fields=[])
 
         async def receive():
             if st.first:
@@ -1092,10 +1101,11 @@ class Asgi:
                 if head:
                     raise RuntimeError("http.response.start sent twice")
                 head[:] = asgi_head(message)
+                st.trailers = bool(message.get("trailers", False))
             elif kind == "http.response.body":
                 if not head:
                     raise RuntimeError("http.response.body before http.response.start")
-                if st.ended:
+                if st.ended or st.body_done:
                     raise RuntimeError("http.response.body after the response ended")
                 body = message.get("body", b"")
                 out = b""
@@ -1105,14 +1115,27 @@ class Asgi:
                 if body:
                     out += data_frames(rid, bytes(body))
                 if not message.get("more_body", False):
-                    st.ended = True
-                    out += frame(END, rid)
+                    if st.trailers:
+                        st.body_done = True  # E goes with the trailers
+                    else:
+                        st.ended = True
+                        out += frame(END, rid)
                 conn.send(out)
                 st.unacked += len(body)
                 while st.unacked > WINDOW and not r.gone.is_set():
                     got = await r.acks.get()
                     if got is not None:
                         st.unacked -= got
+            elif kind == "http.response.trailers":
+                # The trailers extension: they travel as E's payload.
+                if not st.trailers:
+                    raise RuntimeError("http.response.trailers without trailers=True in http.response.start")
+                if not st.body_done or st.ended:
+                    raise RuntimeError("http.response.trailers before the body ended, or after the trailers")
+                st.fields += asgi_headers(message)
+                if not message.get("more_trailers", False):
+                    st.ended = True
+                    conn.send(frame(END, rid, encode_fields([], st.fields)))
             elif kind == "http.response.pathsend":
                 # The zero-copy extension: torsion sends the file itself.
                 if not head:
@@ -1135,7 +1158,11 @@ class Asgi:
             if not st.ended and not r.gone.is_set():
                 if not head:
                     raise RuntimeError("the application returned without sending a response")
-                await send({"type": "http.response.body", "body": b""})
+                if st.body_done:  # announced trailers, sent none
+                    st.ended = True
+                    conn.send(frame(END, rid))
+                else:
+                    await send({"type": "http.response.body", "body": b""})
         except Exception:
             conn.send(text_frame(ERROR, rid, traceback.format_exc()))
         finally:

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"golang.org/x/net/http2"
 )
 
 // TestASGI serves the bundled plain ASGI application: the lifespan
@@ -353,6 +355,23 @@ func TestASGISpec(t *testing.T) {
 	for _, proto := range []string{"--http1.1", "--http2-prior-knowledge"} {
 		if got := curl(t, proto, base+"/pathsend"); got != string(want) {
 			t.Errorf("pathsend over %s: %d bytes, want the %d of asgi_spec.py", proto, len(got), len(want))
+		}
+	}
+	// http.response.trailers: after the body, over HTTP/1.1 (chunked) and
+	// HTTP/2.
+	h2c := &http.Client{Transport: &http2.Transport{AllowHTTP: true,
+		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		}}}
+	for _, client := range []*http.Client{http.DefaultClient, h2c} {
+		resp, err := client.Get(base + "/trailers")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(body) != "body then trailers" || resp.Trailer.Get("X-Checksum") != "abc123" || resp.Trailer.Get("X-Count") != "2" {
+			t.Errorf("trailers over %s: %q, trailer %v", resp.Proto, body, resp.Trailer)
 		}
 	}
 	if got := curl(t, "-w", "%{http_code}", "-o", "/dev/null", base+"/pathsend-relative"); got != "500" {

@@ -71,6 +71,15 @@ async def app(scope, receive, send):
             events += 1
             if not message.get("more_body", False):
                 break
+        if scope["path"] == "/trailers":
+            # The trailers extension: two messages of them after the body.
+            check(scope["extensions"]["http.response.trailers"] == {}, "extensions %r" % scope["extensions"])
+            await send({"type": "http.response.start", "status": 200, "trailers": True,
+                        "headers": [(b"content-type", b"text/plain")]})
+            await send({"type": "http.response.body", "body": b"body then trailers"})
+            await send({"type": "http.response.trailers", "headers": [(b"x-checksum", b"abc123")], "more_trailers": True})
+            await send({"type": "http.response.trailers", "headers": [(b"x-count", b"2")]})
+            return
         if scope["path"].startswith("/pathsend"):
             # The zero-copy extension: this file, sent by torsion.
             check(scope["extensions"]["http.response.pathsend"] == {}, "extensions %r" % scope["extensions"])
