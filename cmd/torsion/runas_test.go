@@ -79,6 +79,13 @@ func TestRunAs(t *testing.T) {
 	if code := cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(string(out), "refusing to run the application as root") {
 		t.Errorf("as root on all interfaces: exit %d: %s", code, out)
 	}
+	// A control port reaches the application as well.
+	cmd = command("tcp:" + freePort(t) + ":interface=127.0.0.1")
+	cmd.Args = append(cmd.Args, "--control", "tcp:"+freePort(t))
+	out, _ = cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(string(out), "refusing to run the application as root on tcp:") {
+		t.Errorf("as root with a control port on all interfaces: exit %d: %s", code, out)
+	}
 	cmd = command("tcp:"+freePort(t), "--allow-root", "--check-config")
 	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "valid") {
 		t.Errorf("as root on all interfaces with --allow-root: %v: %s", err, out)
