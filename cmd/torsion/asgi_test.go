@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -683,6 +684,78 @@ func TestASGIWebSocketHostile(t *testing.T) {
 		t.Logf("closed %v after the close frame", time.Since(began).Round(time.Millisecond))
 		stillServes("an unanswered close")
 	})
+	if code := p.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit %d; log:\n%s", code, p.logText())
+	}
+}
+
+// TestASGIWebSocketSpec drives the WebSocket side of the to-the-letter
+// application (testdata/asgi_spec.py) with eight connections at once: the
+// scope and every event are as the ASGI specification says (the
+// application closes with 4000 and what was not, else it answers "ok"),
+// the first offered subprotocol and the accept's headers reach the
+// client, a close before accept is a 403, the application's close code
+// and reason reach the client, and the client's reach the application,
+// whose send after the disconnect raises OSError.
+func TestASGIWebSocketSpec(t *testing.T) {
+	t.Parallel()
+	needPython(t)
+	p := start(t, nil, "web", "--port", "tcp:0:interface=127.0.0.1", "--asgi", "asgi_spec:app",
+		"--chdir", "testdata", "--python", debianPython, "--workers", "2")
+	base := "ws://127.0.0.1:" + p.port()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			c, resp, err := websocket.Dial(ctx, fmt.Sprintf("%s/ws/echo?i=%d", base, i), &websocket.DialOptions{Subprotocols: []string{"p1", "p2"}})
+			if err != nil {
+				t.Errorf("dial: %v", err)
+				return
+			}
+			defer c.CloseNow()
+			if c.Subprotocol() != "p1" || resp.Header.Get("X-Spec") != "ok" {
+				t.Errorf("subprotocol %q, X-Spec %q", c.Subprotocol(), resp.Header.Get("X-Spec"))
+			}
+			for j, m := range []struct {
+				typ  websocket.MessageType
+				data []byte
+			}{{websocket.MessageText, []byte("héllo")}, {websocket.MessageBinary, []byte{0, 1, 2}}, {websocket.MessageText, nil}} {
+				if err := c.Write(ctx, m.typ, m.data); err != nil {
+					t.Errorf("write: %v", err)
+					return
+				}
+				kind := map[websocket.MessageType]string{websocket.MessageText: "text", websocket.MessageBinary: "bytes"}[m.typ]
+				want := fmt.Sprintf("ok %d %s %d", j+1, kind, len(string(m.data)))
+				if m.typ == websocket.MessageText {
+					want = fmt.Sprintf("ok %d text %d", j+1, len([]rune(string(m.data))))
+				}
+				if _, got, err := c.Read(ctx); err != nil || string(got) != want {
+					t.Errorf("connection %d message %d: %q %v, want %q", i, j+1, got, err, want)
+					return
+				}
+			}
+			if i == 0 {
+				c.Write(ctx, websocket.MessageText, []byte("close-me"))
+				_, _, err := c.Read(ctx)
+				var ce websocket.CloseError
+				if !errors.As(err, &ce) || ce.Code != 4321 || ce.Reason != "as asked" {
+					t.Errorf("the application's close: %v", err)
+				}
+				return
+			}
+			c.Close(4100+websocket.StatusCode(i), "bye")
+		})
+	}
+	wg.Wait()
+	if _, resp, err := websocket.Dial(ctx, base+"/ws/refuse", nil); err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Errorf("close before accept: %v %v, want a 403", err, resp)
+	}
+	p.waitLogs(`disconnect 410[1-7] 'bye'`, 7)
+	p.waitLogs(`send after disconnect raised OSError`, 7)
+	if strings.Contains(p.logText(), "did not raise") || strings.Contains(p.logText(), "without an int code") {
+		t.Errorf("log:\n%s", p.logText())
+	}
 	if code := p.stop(syscall.SIGTERM); code != 0 {
 		t.Errorf("exit %d; log:\n%s", code, p.logText())
 	}

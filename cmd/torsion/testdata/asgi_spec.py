@@ -1,11 +1,14 @@
-"""An ASGI application held to the letter of the ASGI 3 specification (HTTP
-and lifespan): it checks the type of every scope key and event, and the
+"""An ASGI application held to the letter of the ASGI 3 specification (HTTP,
+WebSocket and lifespan): it checks the type of every scope key and event, and the
 order of events, and answers 200 "ok <sha256 of the body> <events>" if all
 was as the specification says, else 500 with what was not. /block holds the
-event loop with synchronous code; /sleep awaits."""
+event loop with synchronous code; /sleep awaits. Over WebSocket it answers
+each message with "ok <n> <text|bytes> <length>", or closes with 4000 and
+what was not as the specification says."""
 import asyncio
 import hashlib
 import os
+import sys
 import time
 
 lifespan_seen = []
@@ -55,9 +58,71 @@ async def lifespan(scope, receive, send):
     await send({"type": "lifespan.shutdown.complete"})
 
 
+def check_ws_scope(scope):
+    check(scope["type"] == "websocket", "type %r" % scope["type"])
+    check(scope["asgi"].get("version") == "3.0", "asgi %r" % scope["asgi"])
+    check(scope["http_version"] in ("1.1", "2"), "http_version %r" % scope["http_version"])
+    check(scope["scheme"] in ("ws", "wss"), "scheme %r" % scope["scheme"])
+    check("method" not in scope, "a WebSocket scope has no method")
+    check(isinstance(scope["path"], str) and scope["path"].startswith("/"), "path %r" % scope["path"])
+    check(isinstance(scope["raw_path"], bytes), "raw_path %r" % scope["raw_path"])
+    check(isinstance(scope["query_string"], bytes), "query_string %r" % scope["query_string"])
+    check(isinstance(scope["root_path"], str), "root_path %r" % scope["root_path"])
+    for h in scope["headers"]:
+        check(len(h) == 2 and isinstance(h[0], bytes) and isinstance(h[1], bytes) and h[0] == h[0].lower(), "header %r" % (h,))
+    check(isinstance(scope["subprotocols"], list) and all(isinstance(p, str) for p in scope["subprotocols"]),
+          "subprotocols %r" % scope["subprotocols"])
+    check(isinstance(scope.get("extensions", {}), dict), "extensions %r" % scope.get("extensions"))
+    check(scope.get("state", {}).get("started") is True, "state %r" % scope.get("state"))
+
+
+async def websocket(scope, receive, send):
+    try:
+        check_ws_scope(scope)
+        message = await receive()
+        check(message == {"type": "websocket.connect"}, "first event %r" % message)
+    except Violation as e:
+        await send({"type": "websocket.close", "code": 4000, "reason": str(e)[:120]})  # before accept: a 403
+        return
+    if scope["path"] == "/ws/refuse":
+        await send({"type": "websocket.close"})  # close before accept: a 403
+        return
+    offered = scope["subprotocols"]
+    await send({"type": "websocket.accept", "subprotocol": offered[0] if offered else None, "headers": [(b"x-spec", b"ok")]})
+    n = 0
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            ok = isinstance(message.get("code"), int)
+            print("disconnect %s %r" % (message.get("code"), message.get("reason", "")), file=sys.stderr, flush=True)
+            try:
+                await send({"type": "websocket.send", "text": "after the end"})
+                print("send after disconnect did not raise", file=sys.stderr, flush=True)
+            except OSError:
+                print("send after disconnect raised OSError" if ok else "disconnect without an int code", file=sys.stderr, flush=True)
+            return
+        try:
+            check(message["type"] == "websocket.receive", "event %r" % message["type"])
+            text, data = message.get("text"), message.get("bytes")
+            check((text is None) != (data is None), "exactly one of text and bytes: %r" % message)
+            check(text is None or isinstance(text, str), "text %r" % type(text))
+            check(data is None or isinstance(data, bytes), "bytes %r" % type(data))
+        except Violation as e:
+            await send({"type": "websocket.close", "code": 4000, "reason": str(e)[:120]})
+            return
+        n += 1
+        if text == "close-me":
+            await send({"type": "websocket.close", "code": 4321, "reason": "as asked"})
+            return
+        await send({"type": "websocket.send", "text": "ok %d %s %d" % (n, "text" if text is not None else "bytes",
+                                                                      len(text if text is not None else data))})
+
+
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
         return await lifespan(scope, receive, send)
+    if scope["type"] == "websocket":
+        return await websocket(scope, receive, send)
     status, text = 200, ""
     try:
         check_scope(scope)
