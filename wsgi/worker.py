@@ -968,8 +968,8 @@ BLOCKED = 2.0  # a loop that misses its heartbeat this long is reported
 class Asgi:
     """Runs an ASGI 3 application on one asyncio event loop: each request
     is a task, at most limit at a time, started in the order torsion sent
-    them (torsion counts on that order, as with threads). A thread reads
-    torsion's frames and hands them to the loop."""
+    them (torsion counts on that order, as with threads). The loop itself
+    watches the socket and reads torsion's frames when they come."""
 
     def __init__(self, app, conn, limit):
         self.app, self.conn, self.limit = app, conn, limit
@@ -993,7 +993,7 @@ class Asgi:
         self.closing = self.loop.create_future()
         lifespan = await self.startup()
         ready()
-        threading.Thread(target=self.read, daemon=True).start()
+        self.loop.add_reader(self.conn.sock.fileno(), self.readable)
         self.beat = time.monotonic()
         self.loop.call_soon(self.heartbeat)
         threading.Thread(target=self.watch_loop, args=(threading.get_ident(),), daemon=True).start()
@@ -1021,13 +1021,17 @@ class Asgi:
                 self.conn.send(text_frame(LOG, 0, "the event loop has been blocked for %.1fs by synchronous code; "
                                                   "every request of this worker waits:\n%s" % (stalled, stack)))
 
-    def read(self):
+    def readable(self):
+        """Reads what torsion sent, without waiting, and routes it: no
+        thread hands frames over, so no wake-up crosses threads."""
         try:
-            while True:
-                frames = self.conn.read()
-                self.loop.call_soon_threadsafe(self.route, frames)
+            frames = self.conn.read(block=False)
         except (EOFError, ConnectionError, OSError):
-            self.loop.call_soon_threadsafe(self.close)
+            self.loop.remove_reader(self.conn.sock.fileno())
+            self.close()
+            return
+        if frames:
+            self.route(frames)
 
     def close(self):
         if not self.closing.done():
