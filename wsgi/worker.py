@@ -965,6 +965,32 @@ BEAT = 0.25  # the ASGI event loop's heartbeat
 BLOCKED = 2.0  # a loop that misses its heartbeat this long is reported
 
 
+class Batched:
+    """The ASGI loop's writes to torsion: the frames written during one turn
+    of the event loop leave together, in one send(2), at its end (a
+    WebSocket's message and its next read request, the responses of
+    several tasks)."""
+
+    def __init__(self, conn, loop):
+        self.conn, self.loop = conn, loop
+        self.out = []
+
+    def send(self, data):
+        if not self.out:
+            self.loop.call_soon(self.flush)
+        self.out.append(data)
+
+    def send_fd(self, data, fd):
+        self.flush()
+        self.conn.send_fd(data, fd)
+
+    def flush(self):
+        if self.out:
+            data = b"".join(self.out)
+            self.out.clear()
+            self.conn.send(data)
+
+
 class Asgi:
     """Runs an ASGI 3 application on one asyncio event loop: each request
     is a task, at most limit at a time, started in the order torsion sent
@@ -990,6 +1016,7 @@ class Asgi:
 
     async def main(self, ready):
         self.loop = asyncio.get_running_loop()
+        self.out = Batched(self.conn, self.loop)
         self.closing = self.loop.create_future()
         lifespan = await self.startup()
         ready()
@@ -1068,7 +1095,7 @@ class Asgi:
             r.task = self.loop.create_task(self.handle(rid, payload, r))
 
     async def handle(self, rid, payload, r):
-        conn = self.conn
+        conn = self.out
         more = payload[0]
         n = U32.unpack_from(payload, 1)[0]
         first = payload[5:5 + n]
@@ -1175,7 +1202,7 @@ class Asgi:
     async def websocket(self, rid, scope, r):
         """Runs a WebSocket connection (PROTOCOL.md): torsion holds the
         client's socket and passes messages as frames."""
-        conn = self.conn
+        conn = self.out
         del scope["method"]
         scope["type"] = "websocket"
         scope["scheme"] = "wss" if scope["scheme"] == "https" else "ws"
@@ -1292,7 +1319,7 @@ class Asgi:
     def finish(self, rid, ended):
         """Ends a request (with E, unless it was sent) and starts the next."""
         if not ended:
-            self.conn.send(frame(END, rid))
+            self.out.send(frame(END, rid))
         self.requests.pop(rid, None)
         self.running -= 1
         self.admit()
