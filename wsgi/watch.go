@@ -7,9 +7,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/torsion-server/torsion/internal/filewatch"
 )
 
 // CodeWatcher is a service for development (torsion web --reload): when a
@@ -24,10 +25,6 @@ type CodeWatcher struct {
 	cancel context.CancelFunc
 	done   sync.WaitGroup
 }
-
-// settle is how long the files must stay unchanged before a reload: an
-// editor's save is several events.
-const settle = 300 * time.Millisecond
 
 // Start watches the directories.
 func (c *CodeWatcher) Start(ctx context.Context) error {
@@ -64,40 +61,24 @@ func (c *CodeWatcher) addTree(dir string) {
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 func (c *CodeWatcher) loop(ctx context.Context) {
-	var timer <-chan time.Time
-	changed := ""
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case err, ok := <-c.w.Errors:
-			if !ok {
-				return
-			}
-			c.Pool.log.Warn("watching the code", "err", err)
-		case ev, ok := <-c.w.Events:
-			if !ok {
-				return
-			}
+	filewatch.Settled(ctx, c.w,
+		func(ev fsnotify.Event) bool {
 			if ev.Has(fsnotify.Create) {
 				if fi, err := os.Stat(ev.Name); err == nil && fi.IsDir() {
-					c.addTree(ev.Name)
+					c.addTree(ev.Name) // a new directory is watched too
 				}
 			}
-			if strings.HasSuffix(ev.Name, ".py") && !ev.Has(fsnotify.Chmod) {
-				changed = ev.Name
-				timer = time.After(settle)
-			}
-		case <-timer:
-			timer = nil
+			return strings.HasSuffix(ev.Name, ".py") && !ev.Has(fsnotify.Chmod)
+		},
+		func(changed string) {
 			c.Pool.log.Info("code changed; reloading the workers", "file", changed)
 			if err := c.Pool.Reload(ctx); err != nil {
 				c.Pool.log.Error("the reload failed; the old workers go on serving", "err", err)
 			} else {
 				c.Pool.log.Info("workers reloaded")
 			}
-		}
-	}
+		},
+		func(err error) { c.Pool.log.Warn("watching the code", "err", err) })
 }
 
 // Stop stops watching.
