@@ -78,9 +78,7 @@ func TestASGI(t *testing.T) {
 		t.Errorf("a failing application: %d, want 500", code)
 	}
 	p.waitLog(`ValueError: the application failed on purpose`)
-	if code := p.stop(syscall.SIGTERM); code != 0 {
-		t.Errorf("exit %d; log:\n%s", code, p.logText())
-	}
+	p.stopOK()
 }
 
 // TestFastAPI serves the bundled FastAPI application: path and query
@@ -103,9 +101,7 @@ func TestFastAPI(t *testing.T) {
 	if got := wsExchange(t, "ws://127.0.0.1:"+p.port()+"/ws", `{"a": 1}`, `[2, "three"]`); got != `{"got": {"a": 1}}`+"\n"+`{"got": [2, "three"]}`+"\n" {
 		t.Errorf("FastAPI WebSocket: %q", got)
 	}
-	if code := p.stop(syscall.SIGTERM); code != 0 {
-		t.Errorf("exit %d; log:\n%s", code, p.logText())
-	}
+	p.stopOK()
 }
 
 // curlCase is a curl command line and the start of what it should get:
@@ -198,9 +194,7 @@ func TestASGIFrameworks(t *testing.T) {
 					t.Errorf("WebSocket %s: %q, want %q", fw.ws, got, fw.want)
 				}
 			}
-			if code := p.stop(syscall.SIGTERM); code != 0 {
-				t.Errorf("exit %d; log:\n%s", code, p.logText())
-			}
+			p.stopOK()
 		})
 	}
 }
@@ -384,9 +378,7 @@ func TestASGISpec(t *testing.T) {
 	}
 	p.waitLog(`the event loop has been blocked for \d+\.\ds by synchronous code`)
 	p.waitLog(`time\.sleep\(3\)`)
-	if code := p.stop(syscall.SIGTERM); code != 0 {
-		t.Errorf("exit %d; log:\n%s", code, p.logText())
-	}
+	p.stopOK()
 }
 
 // TestASGITimeout: a request that runs past --timeout has its task
@@ -540,9 +532,7 @@ asyncio.run(main())
 		t.Errorf("python websockets client: %v\n%s", err, out)
 	}
 	p.waitLog(`"GET /push HTTP/1.1" 101 `)
-	if code := p.stop(syscall.SIGTERM); code != 0 {
-		t.Errorf("exit %d; log:\n%s", code, p.logText())
-	}
+	p.stopOK()
 }
 
 // TestASGIWebSocketNeverReads: a client that never reads what the
@@ -684,9 +674,7 @@ func TestASGIWebSocketHostile(t *testing.T) {
 		t.Logf("closed %v after the close frame", time.Since(began).Round(time.Millisecond))
 		stillServes("an unanswered close")
 	})
-	if code := p.stop(syscall.SIGTERM); code != 0 {
-		t.Errorf("exit %d; log:\n%s", code, p.logText())
-	}
+	p.stopOK()
 }
 
 // TestASGIWebSocketSpec drives the WebSocket side of the to-the-letter
@@ -756,7 +744,5 @@ func TestASGIWebSocketSpec(t *testing.T) {
 	if strings.Contains(p.logText(), "did not raise") || strings.Contains(p.logText(), "without an int code") {
 		t.Errorf("log:\n%s", p.logText())
 	}
-	if code := p.stop(syscall.SIGTERM); code != 0 {
-		t.Errorf("exit %d; log:\n%s", code, p.logText())
-	}
+	p.stopOK()
 }

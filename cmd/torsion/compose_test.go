@@ -4,7 +4,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 )
 
@@ -48,9 +47,7 @@ func TestCompose(t *testing.T) {
 			t.Errorf("curl %v:\n got %q\nwant %q", tt.args, got, tt.want)
 		}
 	}
-	if code := p.stop(syscall.SIGTERM); code != 0 {
-		t.Errorf("exit %d; log:\n%s", code, p.logText())
-	}
+	p.stopOK()
 }
 
 func TestComposeOptionErrors(t *testing.T) {

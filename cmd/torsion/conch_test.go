@@ -108,9 +108,7 @@ func TestConch(t *testing.T) {
 	if d := time.Since(start); d < 2*time.Second {
 		t.Errorf("6 refused keys took only %v", d)
 	}
-	if code := p.stop(syscall.SIGTERM); code != 0 {
-		t.Errorf("exit %d; log:\n%s", code, p.logText())
-	}
+	p.stopOK()
 	// The host key is kept: a second start makes none.
 	p = serve()
 	p.stop(syscall.SIGTERM)
@@ -202,9 +200,7 @@ func TestConchPasswordForward(t *testing.T) {
 	}
 	p.waitLog(`SSH forwarding user=\S+ to=` + regexp.QuoteMeta(target.Addr().String()))
 	tunnel.Process.Kill()
-	if code := p.stop(syscall.SIGTERM); code != 0 {
-		t.Errorf("exit %d; log:\n%s", code, p.logText())
-	}
+	p.stopOK()
 }
 
 // TestConchUsers: run as root without --authorized-keys, torsion conch
@@ -279,7 +275,5 @@ func TestConchUsers(t *testing.T) {
 	if st := fi.Sys().(*syscall.Stat_t); st.Uid == 0 {
 		t.Errorf("the uploaded file belongs to root, not %s", name)
 	}
-	if code := p.stop(syscall.SIGTERM); code != 0 {
-		t.Errorf("exit %d; log:\n%s", code, p.logText())
-	}
+	p.stopOK()
 }

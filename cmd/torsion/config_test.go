@@ -4,7 +4,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 )
 
@@ -92,7 +91,5 @@ no-listing = true
 	if got := curl(t, "http://127.0.0.1:"+p.port()+"/"); got != "from the config" {
 		t.Errorf("served %q", got)
 	}
-	if code := p.stop(syscall.SIGTERM); code != 0 {
-		t.Errorf("exit %d; log:\n%s", code, p.logText())
-	}
+	p.stopOK()
 }

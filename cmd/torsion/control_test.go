@@ -76,9 +76,7 @@ func TestSeedControl(t *testing.T) {
 	if got := controlLine(t, ctl, "again"); got != "greeting is now: again\r\n" {
 		t.Errorf("after a long line: %q", got)
 	}
-	if code := p.stop(syscall.SIGTERM); code != 0 {
-		t.Errorf("exit %d; log:\n%s", code, p.logText())
-	}
+	p.stopOK()
 }
 
 // TestControlWithoutHandler: an application that registered no handler
@@ -251,7 +249,5 @@ func TestSeedConfigure(t *testing.T) {
 	if r, err := c.Call(ctx, "GetCapitalize", nil); err != nil || string(r["value"]) != "0.5" {
 		t.Errorf("GetCapitalize after the failures: %v %v", r, err)
 	}
-	if code := p.stop(syscall.SIGTERM); code != 0 {
-		t.Errorf("exit %d; log:\n%s", code, p.logText())
-	}
+	p.stopOK()
 }

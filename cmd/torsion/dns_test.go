@@ -83,9 +83,7 @@ func TestDNS(t *testing.T) {
 	if got := ask("web.test", "A", "+short"); got != "10.0.0.6" {
 		t.Errorf("after a failed reload: %q, want the old 10.0.0.6", got)
 	}
-	if code := p.stop(syscall.SIGTERM); code != 0 {
-		t.Errorf("exit %d; log:\n%s", code, p.logText())
-	}
+	p.stopOK()
 	if out, code := run(t, "dns", "-p", port, "--interface", "127.0.0.1"); code != 2 || !strings.Contains(out, "give --hosts-file, --bindzone or --recursive") {
 		t.Errorf("torsion dns without files: exit %d: %s", code, out)
 	}

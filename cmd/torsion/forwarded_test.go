@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -57,9 +56,7 @@ func TestProxyHeaders(t *testing.T) {
 		t.Errorf("X-Forwarded-Host: <script>x: %s", got)
 	}
 	for _, p := range []*proc{trusting, distrusting, partial} {
-		if code := p.stop(syscall.SIGTERM); code != 0 {
-			t.Errorf("exit %d; log:\n%s", code, p.logText())
-		}
+		p.stopOK()
 	}
 	for args, msg := range map[string]string{
 		"--proxy-headers --forwarded-allow-ips 10.0.0.0/99": `--forwarded-allow-ips: "10.0.0.0/99" is not an address prefix`,
@@ -106,7 +103,5 @@ func TestHAProxyEndpoint(t *testing.T) {
 	if out, err := exec.Command("curl", "-sS", "--max-time", "5", "http://"+addr+"/").CombinedOutput(); err == nil {
 		t.Errorf("a request without a PROXY header was answered: %s", out)
 	}
-	if code := p.stop(syscall.SIGTERM); code != 0 {
-		t.Errorf("exit %d; log:\n%s", code, p.logText())
-	}
+	p.stopOK()
 }

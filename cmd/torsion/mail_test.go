@@ -5,7 +5,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 )
 
@@ -98,9 +97,7 @@ p.quit()
 		}
 	}
 	p.waitLog(`message delivered from=bob@example.com to=alice@localhost`)
-	if code := p.stop(syscall.SIGTERM); code != 0 {
-		t.Errorf("exit %d; log:\n%s", code, p.logText())
-	}
+	p.stopOK()
 	if out, code := run(t, "mail", "-u", "bob=x"); code != 2 || !strings.Contains(out, "give -d DOMAIN=DIR before the users of DOMAIN") {
 		t.Errorf("-u before -d: exit %d: %s", code, out)
 	}
@@ -177,9 +174,7 @@ except poplib.error_proto as e:
 	}
 	pa.waitLog(`message delivered from=alice@localhost to=carol@remote.test,alice@localhost .* user=alice`)
 	for _, p := range []*proc{pa, pb} {
-		if code := p.stop(syscall.SIGTERM); code != 0 {
-			t.Errorf("exit %d; log:\n%s", code, p.logText())
-		}
+		p.stopOK()
 	}
 	if out, code := run(t, "mail", "-d", "x=y", "--relay-via", "127.0.0.1:25"); code != 2 || !strings.Contains(out, "--relay-via needs --certificate") {
 		t.Errorf("--relay-via without TLS: exit %d: %s", code, out)

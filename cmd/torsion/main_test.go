@@ -142,6 +142,15 @@ func (p *proc) stop(sig syscall.Signal) int {
 	return p.wait()
 }
 
+// stopOK stops the server with SIGTERM, as its user would, and fails the
+// test, with the server's log, unless it exits 0.
+func (p *proc) stopOK() {
+	p.t.Helper()
+	if code := p.stop(syscall.SIGTERM); code != 0 {
+		p.t.Errorf("exit %d; log:\n%s", code, p.logText())
+	}
+}
+
 // waitUntil polls cond every 10 ms until it holds; if it does not within
 // d, fail is called (to fail the test, saying what never happened).
 func waitUntil(d time.Duration, cond func() bool, fail func()) { testutil.WaitUntil(d, cond, fail) }
@@ -472,9 +481,7 @@ func TestEcho(t *testing.T) {
 	if err != nil || got != "hello, echo\n" {
 		t.Errorf("echo = %q, %v", got, err)
 	}
-	if code := p.stop(syscall.SIGTERM); code != 0 {
-		t.Errorf("exit %d; log:\n%s", code, p.logText())
-	}
+	p.stopOK()
 	// Shutting down closed our connection.
 	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
 		t.Errorf("read after shutdown: %v, want EOF", err)

@@ -303,7 +303,5 @@ def application(environ, start_response):
 	if len(uptimes) != 2 || uptimes[1]-uptimes[0] < 0.5 {
 		t.Errorf("two events' uptimes: %v, want about a second apart", uptimes)
 	}
-	if code := p.stop(syscall.SIGTERM); code != 0 {
-		t.Errorf("exit %d; log:\n%s", code, p.logText())
-	}
+	p.stopOK()
 }

@@ -28,9 +28,7 @@ func TestProcmon(t *testing.T) {
 	if got := curl(t, "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:"+port+"/"); got != "200" {
 		t.Errorf("web1 after a SIGKILL: %s", got)
 	}
-	if code := p.stop(syscall.SIGTERM); code != 0 {
-		t.Errorf("exit %d; log:\n%s", code, p.logText())
-	}
+	p.stopOK()
 	restarted, _ := strconv.Atoi(p.waitLogs(`\[web1\] process started pid=(\d+)`, 2)[1][1])
 	if err := syscall.Kill(restarted, 0); err == nil {
 		t.Errorf("web1 (pid %d) outlived procmon", restarted)

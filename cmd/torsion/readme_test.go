@@ -7,7 +7,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 )
 
@@ -148,9 +147,7 @@ func runReadmeCommand(t *testing.T, dir string, args []string) {
 			t.Errorf("GET / answered %s; log:\n%s", code, p.logText())
 		}
 	}
-	if code := p.stop(syscall.SIGTERM); code != 0 {
-		t.Errorf("exit %d; log:\n%s", code, p.logText())
-	}
+	p.stopOK()
 }
 
 func orString(a, b string) string {

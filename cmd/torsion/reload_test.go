@@ -58,9 +58,7 @@ func TestReload(t *testing.T) {
 	if !strings.Contains(p.logText(), "SyntaxError") {
 		t.Errorf("the failed reload's traceback is not in the log:\n%s", p.logText())
 	}
-	if code := p.stop(syscall.SIGTERM); code != 0 {
-		t.Errorf("exit %d; log:\n%s", code, p.logText())
-	}
+	p.stopOK()
 }
 
 // load is clients that keep requesting a URL, counting what was served

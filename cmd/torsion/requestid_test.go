@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 )
 
@@ -55,9 +54,7 @@ func TestRequestID(t *testing.T) {
 				t.Errorf("the application saw %q, the client got %q", body, id)
 			}
 			p.waitLog(`"GET / HTTP/1.1" 200 \d+ "-" "curl/[^"]*" "` + regexp.QuoteMeta(id) + `"`)
-			if code := p.stop(syscall.SIGTERM); code != 0 {
-				t.Errorf("exit %d; log:\n%s", code, p.logText())
-			}
+			p.stopOK()
 		})
 	}
 }

@@ -102,9 +102,7 @@ func TestRunAs(t *testing.T) {
 	if !strings.Contains(string(status), "\nUid:\t"+nobody.Uid+"\t"+nobody.Uid+"\t"+nobody.Uid) {
 		t.Errorf("torsion's own ids after --uid nobody:\n%s", status)
 	}
-	if code := p.stop(syscall.SIGTERM); code != 0 {
-		t.Errorf("exit %d; log:\n%s", code, p.logText())
-	}
+	p.stopOK()
 
 	for _, args := range [][]string{{"--uid", "no-such-user-here"}, {"--gid", "0"}, {"--uid", "0"}, {"--umask", "999"}} {
 		cmd := exec.Command(binary, append(args, "web")...)

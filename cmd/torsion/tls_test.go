@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 )
 
@@ -94,9 +93,7 @@ print(r.status, r.read().decode())
 	if got := curl(t, append(tls, base+"/")...); !strings.Contains(got, `"wsgi.url_scheme": "https"`) {
 		t.Errorf("after a bad client: %q", got)
 	}
-	if code := p.stop(syscall.SIGTERM); code != 0 {
-		t.Errorf("exit %d; log:\n%s", code, p.logText())
-	}
+	p.stopOK()
 }
 
 // TestTxSNI chooses certificates by SNI from a directory, checked with
@@ -150,9 +147,7 @@ func TestTxSNI(t *testing.T) {
 	if got := subject("b.localhost"); got != "CN=b.localhost" {
 		t.Errorf("added b.localhost.pem: subject %q", got)
 	}
-	if code := p.stop(syscall.SIGTERM); code != 0 {
-		t.Errorf("exit %d; log:\n%s", code, p.logText())
-	}
+	p.stopOK()
 }
 
 func TestTLSOptionErrors(t *testing.T) {
@@ -204,9 +199,7 @@ func TestTLSCipherSuites(t *testing.T) {
 				t.Errorf("legacy %v: handshake with %s only: %v, want %v", legacy, cipher, got, want)
 			}
 		}
-		if code := p.stop(syscall.SIGTERM); code != 0 {
-			t.Errorf("exit %d; log:\n%s", code, p.logText())
-		}
+		p.stopOK()
 	}
 }
 

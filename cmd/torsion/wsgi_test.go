@@ -65,9 +65,7 @@ func TestSeedApplications(t *testing.T) {
 				t.Errorf("GET / = %q, want %q; log:\n%s", got, tt.want, p.logText())
 			}
 			p.waitLog(`"GET / HTTP/1.1" 200 `)
-			if code := p.stop(syscall.SIGTERM); code != 0 {
-				t.Errorf("exit %d; log:\n%s", code, p.logText())
-			}
+			p.stopOK()
 		})
 	}
 }
