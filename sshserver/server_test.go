@@ -13,6 +13,9 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/torsion-server/torsion/echo"
+	"github.com/torsion-server/torsion/protocol"
 )
 
 func TestHostKey(t *testing.T) {
@@ -74,16 +77,9 @@ func TestPasswordsAndForwarding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer target.Close()
-	go func() {
-		for {
-			c, err := target.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
+	echoes := &protocol.Server{Factory: echo.Factory} // torsion's own echo protocol
+	go echoes.Serve(target)
+	defer echoes.Close()
 	for _, forwarding := range []bool{true, false} {
 		srv, err := New(Config{HostKeys: []ssh.Signer{signer}, AuthorizedKeys: filepath.Join(dir, "none"), PasswordFile: pw, Forwarding: forwarding})
 		if err != nil {

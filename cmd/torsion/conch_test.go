@@ -14,6 +14,9 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/torsion-server/torsion/echo"
+	"github.com/torsion-server/torsion/protocol"
 )
 
 // TestConch runs torsion conch and talks to it with Debian's OpenSSH
@@ -166,16 +169,9 @@ func TestConchPasswordForward(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer target.Close()
-	go func() {
-		for {
-			c, err := target.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
+	echoes := &protocol.Server{Factory: echo.Factory} // torsion's own echo protocol
+	go echoes.Serve(target)
+	defer echoes.Close()
 	local := freePort(t)
 	tunnel := exec.Command("ssh", append(opts, "-i", filepath.Join(dir, "key"), "-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes",
 		"-N", "-L", local+":"+target.Addr().String(), "127.0.0.1")...)
