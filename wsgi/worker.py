@@ -965,6 +965,17 @@ BEAT = 0.25  # the ASGI event loop's heartbeat
 BLOCKED = 2.0  # a loop that misses its heartbeat this long is reported
 
 
+async def sent(st, r, n):
+    """Counts n bytes sent for request r (st.unacked) and, while more than
+    WINDOW are unacknowledged, waits for torsion's W frames: the ASGI side
+    of the flow control, for bodies and WebSocket messages alike."""
+    st.unacked += n
+    while st.unacked > WINDOW and not r.gone.is_set():
+        got = await r.acks.get()
+        if got is not None:
+            st.unacked -= got
+
+
 class Batched:
     """The ASGI loop's writes to torsion: the frames written during one turn
     of the event loop leave together, in one send(2), at its end (a
@@ -1152,11 +1163,7 @@ class Asgi:
                         st.ended = True
                         out += frame(END, rid)
                 conn.send(out)
-                st.unacked += len(body)
-                while st.unacked > WINDOW and not r.gone.is_set():
-                    got = await r.acks.get()
-                    if got is not None:
-                        st.unacked -= got
+                await sent(st, r, len(body))
             elif kind == "http.response.trailers":
                 # The trailers extension: they travel as E's payload.
                 if not st.trailers:
@@ -1277,11 +1284,7 @@ class Asgi:
                 if len(data) > MAX_PAYLOAD:
                     raise ValueError("a WebSocket message is limited to %d bytes" % (MAX_PAYLOAD - 1))
                 conn.send(frame(DATA, rid, data))
-                st.unacked += len(data)
-                while st.unacked > WINDOW and not r.gone.is_set():
-                    got = await r.acks.get()
-                    if got is not None:
-                        st.unacked -= got
+                await sent(st, r, len(data))
             elif kind == "websocket.close":
                 if st.accepted:
                     reason = (message.get("reason") or "").encode("utf-8")[:123]
