@@ -255,13 +255,8 @@ func TestWatch(t *testing.T) {
 	}
 	waitFor := func(want string) {
 		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for answer() != want {
-			if time.Now().After(deadline) {
-				t.Fatalf("box.test is %s, want %s", answer(), want)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		testutil.WaitUntil(20*time.Second, func() bool { return answer() == want },
+			func() { t.Fatalf("box.test is %s, want %s", answer(), want) })
 	}
 	waitFor("10.0.0.1")
 	os.WriteFile(hosts, []byte("10.0.0.2 box.test\n"), 0o644) // in place

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/torsion-server/torsion/internal/testutil"
 )
 
 func TestTextHandler(t *testing.T) {
@@ -93,8 +95,7 @@ func TestBufferedWriter(t *testing.T) {
 	if n := len(writes()); n != 0 {
 		t.Errorf("%d writes before the interval", n)
 	}
-	for deadline := time.Now().Add(10 * time.Second); len(writes()) == 0 && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-	}
+	testutil.WaitUntil(10*time.Second, func() bool { return len(writes()) > 0 }, func() {}) // the check below says what came
 	if g := writes(); len(g) != 1 || g[0] != "one\ntwo\n" {
 		t.Errorf("after the interval: %q, want one write of both lines", g)
 	}

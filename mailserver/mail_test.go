@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/torsion-server/torsion/internal/testutil"
 	"github.com/torsion-server/torsion/logging"
 )
 
@@ -148,20 +149,17 @@ func TestPOP3Lock(t *testing.T) {
 		t.Errorf("a second session: %q", s)
 	}
 	a.c.Close() // no QUIT
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	var s string
+	testutil.WaitUntil(10*time.Second, func() bool {
 		c := dialPOP3(t, store)
 		c.do("USER alice", false)
-		s, _ := c.do("PASS secret", false)
+		s, _ = c.do("PASS secret", false)
 		if strings.HasPrefix(s, "+OK 1 messages") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after the first session broke off: %q", s)
+			return true
 		}
 		c.c.Close()
-		time.Sleep(20 * time.Millisecond)
-	}
+		return false
+	}, func() { t.Fatalf("after the first session broke off: %q", s) })
 }
 
 func TestStoreErrors(t *testing.T) {

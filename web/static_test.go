@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/torsion-server/torsion/internal/testutil"
 )
 
 // tree makes a directory to serve, a secret file beside it and links.
@@ -495,12 +497,7 @@ func TestStaticVariantAppears(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(root, "late.css.gz"), []byte("GZ"), 0o644)
 	began := time.Now()
-	for get() != "GZ" {
-		if time.Since(began) > 10*time.Second {
-			t.Fatal("the new variant was never served")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testutil.WaitUntil(10*time.Second, func() bool { return get() == "GZ" }, func() { t.Fatal("the new variant was never served") })
 	if waited := time.Since(began); waited > 5*time.Second {
 		t.Errorf("the variant was served %v after it appeared, want about a second at most", waited)
 	}

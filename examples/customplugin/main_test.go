@@ -30,16 +30,15 @@ func TestScheduledPlugin(t *testing.T) {
 		done <- cli.Run(ctx, "customplugin", []string{"scheduled", "--port", "tcp:0:interface=127.0.0.1", "--interval", "20ms"}, io.Discard, &log)
 	}()
 	var port string
-	for deadline := time.Now().Add(5 * time.Second); port == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+	testutil.WaitUntil(5*time.Second, func() bool {
 		if m := regexp.MustCompile(`starting on (\d+)`).FindStringSubmatch(log.String()); m != nil {
 			port = m[1]
 		}
-	}
-	if port == "" {
-		t.Fatalf("server did not start:\n%s", log.String())
-	}
+		return port != ""
+	}, func() { t.Fatalf("server did not start:\n%s", log.String()) })
 	// The page counts the timer's calls: it must keep firing.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	fired := ""
+	testutil.WaitUntil(10*time.Second, func() bool {
 		resp, err := http.Get("http://127.0.0.1:" + port + "/")
 		if err != nil {
 			t.Fatal(err)
@@ -50,13 +49,10 @@ func TestScheduledPlugin(t *testing.T) {
 		if m == nil {
 			t.Fatalf("page = %q", body)
 		}
-		if n, _ := strconv.Atoi(string(m[1])); n >= 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the timer fired %s times in 10s at 20ms", m[1])
-		}
-	}
+		fired = string(m[1])
+		n, _ := strconv.Atoi(fired)
+		return n >= 3
+	}, func() { t.Fatalf("the timer fired %s times in 10s at 20ms", fired) })
 	cancel()
 	if code := <-done; code != 0 {
 		t.Errorf("exit %d; log:\n%s", code, log.String())
