@@ -9,6 +9,7 @@
 package metrics
 
 import (
+	"io"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -147,7 +148,8 @@ func (m *Registry) Handler() http.Handler {
 	return mux
 }
 
-// InFlight wraps h so that the requests it is answering are counted.
+// InFlight wraps h so that the requests it is answering are counted, and
+// the bytes of request body they read.
 func (m *Registry) InFlight(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		m.inFlight.Inc()
@@ -156,8 +158,30 @@ func (m *Registry) InFlight(h http.Handler) http.Handler {
 			m.inFlight.Dec()
 			m.inFlightN.Add(-1)
 		}()
-		h.ServeHTTP(w, r)
+		if r.Body == nil || r.Body == http.NoBody {
+			h.ServeHTTP(w, r)
+			return
+		}
+		// A copy: the server still finds its own body in r, to read what
+		// the handler left of it.
+		r2 := *r
+		r2.Body = &countedBody{ReadCloser: r.Body, n: m.reqBytes}
+		h.ServeHTTP(w, &r2)
 	})
+}
+
+// countedBody counts the request body read, as it is read.
+type countedBody struct {
+	io.ReadCloser
+	n prometheus.Counter
+}
+
+func (b *countedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.n.Add(float64(n))
+	}
+	return n, err
 }
 
 // Observer counts each answered request (for web.Observe, beside the
@@ -172,9 +196,6 @@ func (m *Registry) Observer() web.Observer {
 		t[i][classIndex(a.Status)].Inc()
 		m.observed[i].Observe(time.Since(a.Start).Seconds())
 		m.bytes.Add(float64(a.Bytes))
-		if a.ReqBytes > 0 {
-			m.reqBytes.Add(float64(a.ReqBytes))
-		}
 		m.answered.Add(1)
 	}
 }

@@ -14,14 +14,12 @@ import (
 
 // Answer is what a request got: its status (499 when its connection
 // ended before any answer), the bytes of body sent, and when it began;
-// the bytes of request body read; and the label of the part of the site
-// that answered (Labeled), or "".
+// and the label of the part of the site that answered (Labeled), or "".
 type Answer struct {
-	Status   int
-	Bytes    int64
-	Start    time.Time
-	ReqBytes int64
-	Label    string
+	Status int
+	Bytes  int64
+	Start  time.Time
+	Label  string
 }
 
 // Observer is told of each request once it has been answered.
@@ -34,21 +32,13 @@ func Observe(h http.Handler, observers ...Observer) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		lw := &logWriter{ResponseWriter: w}
-		inner := r
-		if r.Body != nil && r.Body != http.NoBody {
-			// A copy: the server still finds its own body in r, to read
-			// what the handler left of it.
-			r2 := *r
-			r2.Body = &countedBody{ReadCloser: r.Body, n: &lw.reqBytes}
-			inner = &r2
-		}
 		defer func() {
 			lw.gone = r.Context().Err() != nil
 			p := recover()
 			if p != nil && lw.status == 0 {
 				lw.status = http.StatusInternalServerError
 			}
-			a := Answer{Status: lw.code(), Bytes: lw.bytes, Start: start, ReqBytes: lw.reqBytes, Label: lw.label}
+			a := Answer{Status: lw.code(), Bytes: lw.bytes, Start: start, Label: lw.label}
 			for _, o := range observers {
 				o(r, a)
 			}
@@ -56,7 +46,7 @@ func Observe(h http.Handler, observers ...Observer) http.Handler {
 				panic(p)
 			}
 		}()
-		h.ServeHTTP(lw, inner)
+		h.ServeHTTP(lw, r)
 	})
 }
 
@@ -132,23 +122,10 @@ var _ io.ReaderFrom = (*logWriter)(nil)
 // ReadFrom through so that files still go out with sendfile.
 type logWriter struct {
 	http.ResponseWriter
-	status   int
-	bytes    int64
-	gone     bool // the request's connection ended before the handler returned
-	reqBytes int64
-	label    string // set by Labeled
-}
-
-// countedBody counts the request body read.
-type countedBody struct {
-	io.ReadCloser
-	n *int64
-}
-
-func (b *countedBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	*b.n += int64(n)
-	return n, err
+	status int
+	bytes  int64
+	gone   bool   // the request's connection ended before the handler returned
+	label  string // set by Labeled
 }
 
 // Labeled wraps h so that the answers it gives carry label (Answer.Label)
