@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/torsion-server/torsion/internal/buildinfo"
 	"github.com/torsion-server/torsion/web"
 	"github.com/torsion-server/torsion/wsgi"
 )
@@ -30,6 +31,7 @@ type Registry struct {
 	Listeners []string
 
 	started   time.Time
+	version   string // the build, read once
 	pools     []namedPool
 	ending    chan struct{} // closed by EndStreams
 	endOnce   sync.Once
@@ -64,6 +66,7 @@ var (
 func New() *Registry {
 	m := &Registry{
 		started: time.Now(),
+		version: buildinfo.Version("torsion"),
 		ending:  make(chan struct{}),
 		reg:     prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{

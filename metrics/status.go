@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/torsion-server/torsion/internal/buildinfo"
 	"github.com/torsion-server/torsion/web"
 	"github.com/torsion-server/torsion/wsgi"
 )
@@ -36,7 +35,7 @@ type PoolStatus struct {
 // Status returns the server's status now.
 func (m *Registry) Status() Status {
 	s := Status{
-		Version:   buildinfo.Version("torsion"),
+		Version:   m.version,
 		PID:       os.Getpid(),
 		Started:   m.started,
 		Uptime:    time.Since(m.started).Seconds(),
