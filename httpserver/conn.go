@@ -47,10 +47,12 @@ const (
 // lingerTimeout bounds how long closeGently waits for the client's end.
 const lingerTimeout = 2 * time.Second
 
-// closeGently prepares an idle connection's end at shutdown so that the
-// client sees it closed, not reset: it sends FIN, then reads and discards
-// what the client may have sent meanwhile (a request racing the close)
-// until the client closes its end too or lingerTimeout passes. Closing a
+// closeGently prepares a connection's end so that the client sees it
+// closed, not reset: after an answer that ends the connection, or for an
+// idle connection at shutdown. It sends FIN, then reads and discards what
+// the client may still send (a body the handler did not read, a request
+// racing the close), at most 1 MiB, until the client closes its end too
+// or lingerTimeout passes. Closing a
 // socket with unread data sends RST, which clients report as an error,
 // where a connection closed while idle is one they retry on another.
 func (c *h1conn) closeGently() {
@@ -245,11 +247,19 @@ func (c *h1conn) serve() (hijacked bool) {
 		// (a body, the watch, the next head) sets its own.
 		if code != 0 {
 			c.rejectRequest(req, code, msg)
+			c.closeGently() // what the client still sends must not reset the answer
 			return false
 		}
 		keep, hijacked := c.serveRequest(req)
-		if hijacked || !keep {
-			return hijacked
+		if hijacked {
+			return true
+		}
+		if !keep {
+			// A body left unread (refused as too large, say) would make
+			// the close a reset, which can destroy the answer in the
+			// client's buffer before it is read.
+			c.closeGently()
+			return false
 		}
 	}
 }

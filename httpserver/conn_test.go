@@ -996,3 +996,27 @@ func TestH1TrailerPrefix(t *testing.T) {
 		t.Errorf("%q, trailer %v, length %d; want the trailer after a chunked body", body, resp.Trailer, resp.ContentLength)
 	}
 }
+
+// TestH1CloseAfterUnreadBody: a handler that refuses a body without
+// reading it ends the connection; a client still sending it (Go's, which
+// gives up on a reset write) must get the answer: the close lingers,
+// reading what comes, instead of resetting the connection.
+func TestH1CloseAfterUnreadBody(t *testing.T) {
+	_, addr := h1Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		w.WriteHeader(http.StatusRequestEntityTooLarge)
+		io.WriteString(w, "too large")
+	}), logging.Discard())
+	body := strings.Repeat("x", 512<<10) // more than the sockets hold, less than the linger reads
+	for range 5 {
+		resp, err := http.Post("http://"+addr+"/", "text/plain", strings.NewReader(body))
+		if err != nil {
+			t.Fatalf("the answer was lost: %v", err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || string(b) != "too large" {
+			t.Fatalf("%d %q", resp.StatusCode, b)
+		}
+	}
+}
