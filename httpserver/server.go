@@ -281,6 +281,14 @@ func (s *Server) serveH2(w http.ResponseWriter, r *http.Request) {
 		s.opts.Refuse(w, r, http.StatusBadRequest, "Invalid :authority.")
 		return
 	}
+	if p, ok := isExtendedConnect(r); ok {
+		if p != "websocket" {
+			s.opts.Refuse(w, r, http.StatusNotImplemented, "Extended CONNECT is served for WebSockets only.")
+			return
+		}
+		s.serveH2WebSocket(w, r)
+		return
+	}
 	s.handler.ServeHTTP(w, r)
 }
 

@@ -72,6 +72,9 @@ func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		rs := &response{w: w, r: r, wk: wk, c: c, body: body.rest, length: -1}
 		err = rs.run()
+		if rs.ws != nil {
+			p.dropSocket(rs.ws)
+		}
 		if err == nil {
 			return
 		}

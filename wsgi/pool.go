@@ -29,6 +29,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 //go:embed worker.py
@@ -137,6 +139,12 @@ type Pool struct {
 	waits    waitHist          // how long requests waited for a worker (metrics)
 	slots    sync.WaitGroup
 	rng      *rand.Rand
+
+	// sockets are the WebSockets open to the pool's applications;
+	// goingAway is set once CloseWebSockets has run.
+	wsMu      sync.Mutex
+	sockets   map[*websocket.Conn]struct{}
+	goingAway bool
 }
 
 // New checks the configuration and returns a Pool; Start starts it.
@@ -870,6 +878,41 @@ func (p *Pool) dispatch(ctx context.Context, req []byte, r *http.Request) (*work
 }
 
 var errStopping = errors.New("server is shutting down")
+
+// CloseWebSockets closes the WebSockets open to the pool's applications,
+// and any opened later, with 1001 (going away), as the server stops
+// (httpserver.Server.RegisterOnShutdown): each application hears its
+// websocket.disconnect, and the stop does not wait for clients to leave.
+func (p *Pool) CloseWebSockets() {
+	p.wsMu.Lock()
+	p.goingAway = true
+	open := slices.Collect(maps.Keys(p.sockets))
+	p.wsMu.Unlock()
+	for _, c := range open {
+		go c.Close(websocket.StatusGoingAway, "the server is shutting down")
+	}
+}
+
+// addSocket notes an open WebSocket until dropSocket; after
+// CloseWebSockets, it closes it instead.
+func (p *Pool) addSocket(c *websocket.Conn) {
+	p.wsMu.Lock()
+	defer p.wsMu.Unlock()
+	if p.goingAway {
+		go c.Close(websocket.StatusGoingAway, "the server is shutting down")
+		return
+	}
+	if p.sockets == nil {
+		p.sockets = map[*websocket.Conn]struct{}{}
+	}
+	p.sockets[c] = struct{}{}
+}
+
+func (p *Pool) dropSocket(c *websocket.Conn) {
+	p.wsMu.Lock()
+	delete(p.sockets, c)
+	p.wsMu.Unlock()
+}
 
 // errQueueFull is a request that found every worker busy and MaxQueue
 // requests waiting already.

@@ -60,6 +60,7 @@ func (rs *response) wsAccept() {
 	}
 	c.SetReadLimit(wsMaxMessage)
 	rs.ws = c
+	rs.wk.pool.addSocket(c)
 	// Open for as long as both ends like: --timeout is for requests.
 	rs.c.long.Store(true)
 }

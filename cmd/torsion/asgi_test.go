@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	be "encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -23,6 +24,8 @@ import (
 
 	"github.com/coder/websocket"
 	"golang.org/x/net/http2"
+
+	"github.com/torsion-server/torsion/internal/testutil"
 )
 
 // TestASGI serves the bundled plain ASGI application: the lifespan
@@ -689,7 +692,7 @@ func TestASGIWebSocketSpec(t *testing.T) {
 	t.Parallel()
 	needPython(t)
 	p := start(t, nil, "web", "--port", "tcp:0:interface=127.0.0.1", "--asgi", "asgi_spec:app",
-		"--chdir", "testdata", "--python", debianPython, "--workers", "2")
+		"--chdir", "testdata", "--python", debianPython, "--workers", "2", "--h2c")
 	base := "ws://127.0.0.1:" + p.port()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -702,8 +705,8 @@ func TestASGIWebSocketSpec(t *testing.T) {
 				return
 			}
 			defer c.CloseNow()
-			if c.Subprotocol() != "p1" || resp.Header.Get("X-Spec") != "ok" {
-				t.Errorf("subprotocol %q, X-Spec %q", c.Subprotocol(), resp.Header.Get("X-Spec"))
+			if c.Subprotocol() != "p1" || resp.Header.Get("X-Spec") != "ok" || resp.Header.Get("X-Http-Version") != "1.1" {
+				t.Errorf("subprotocol %q, X-Spec %q, X-Http-Version %q", c.Subprotocol(), resp.Header.Get("X-Spec"), resp.Header.Get("X-Http-Version"))
 			}
 			for j, m := range []struct {
 				typ  websocket.MessageType
@@ -735,14 +738,92 @@ func TestASGIWebSocketSpec(t *testing.T) {
 			c.Close(4100+websocket.StatusCode(i), "bye")
 		})
 	}
+	// Over HTTP/2 (RFC 8441's extended CONNECT, as a browser opens one on
+	// an HTTP/2 connection), with the same events.
+	h2base := "http://127.0.0.1:" + p.port()
+	ws, err := testutil.DialH2WebSocket(ctx, h2base+"/ws/echo?h2", nil, http.Header{"Sec-Websocket-Protocol": {"p1, p2"}})
+	if err != nil {
+		t.Fatalf("WebSocket over HTTP/2: %v", err)
+	}
+	if h := ws.Response.Header; h.Get("Sec-Websocket-Protocol") != "p1" || h.Get("X-Spec") != "ok" || h.Get("X-Http-Version") != "2" {
+		t.Errorf("over HTTP/2: answer's header %v", h)
+	}
+	for j, m := range []string{"héllo", "two"} {
+		ws.Send(testutil.OpText, []byte(m))
+		want := fmt.Sprintf("ok %d text %d", j+1, len([]rune(m)))
+		if op, got, err := ws.Recv(); err != nil || op != testutil.OpText || string(got) != want {
+			t.Errorf("over HTTP/2, message %d: %d %q %v, want %q", j+1, op, got, err, want)
+		}
+	}
+	ws.Close(4200, "h2 bye")
+	if ws, err := testutil.DialH2WebSocket(ctx, h2base+"/ws/refuse", nil, nil); err == nil || ws == nil || ws.Response.StatusCode != http.StatusForbidden {
+		t.Errorf("over HTTP/2, close before accept: %v, want a 403", err)
+	}
 	wg.Wait()
 	if _, resp, err := websocket.Dial(ctx, base+"/ws/refuse", nil); err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
 		t.Errorf("close before accept: %v %v, want a 403", err, resp)
 	}
 	p.waitLogs(`disconnect 410[1-7] 'bye'`, 7)
-	p.waitLogs(`send after disconnect raised OSError`, 7)
+	p.waitLogs(`disconnect 4200 'h2 bye'`, 1)
+	p.waitLogs(`send after disconnect raised OSError`, 8)
 	if strings.Contains(p.logText(), "did not raise") || strings.Contains(p.logText(), "without an int code") {
 		t.Errorf("log:\n%s", p.logText())
 	}
-	p.stopOK()
+
+	// A stop closes open WebSockets with 1001 (going away), over HTTP/1.1
+	// and HTTP/2, and the applications hear it; before, the stop waited
+	// its 30 s for the clients to leave, then cut them off.
+	h1, _, err := websocket.Dial(ctx, base+"/ws/echo?stop", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2, err := testutil.DialH2WebSocket(ctx, h2base+"/ws/echo?stop", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One message each: both applications are in their receive loop.
+	h1.Write(ctx, websocket.MessageText, []byte("x"))
+	h2.Send(testutil.OpText, []byte("x"))
+	h1.Read(ctx)
+	h2.Recv()
+	stopped := make(chan time.Duration)
+	go func() {
+		t0 := time.Now()
+		p.stopOK()
+		stopped <- time.Since(t0)
+	}()
+	if _, _, err := h1.Read(ctx); websocket.CloseStatus(err) != websocket.StatusGoingAway {
+		t.Errorf("HTTP/1.1 WebSocket at the stop: %v, want 1001", err)
+	}
+	if op, msg, err := h2.Recv(); err != nil || op != testutil.OpClose || len(msg) < 2 || be.BigEndian.Uint16(msg) != 1001 {
+		t.Errorf("HTTP/2 WebSocket at the stop: %d %q %v, want a close with 1001", op, msg, err)
+	}
+	h2.Close(1001, "")
+	if d := <-stopped; d > 15*time.Second {
+		t.Errorf("the stop took %v", d)
+	}
+	if n := strings.Count(p.logText(), "disconnect 1001 "); n != 2 {
+		t.Errorf("%d applications heard the stop, want 2; log:\n%s", n, p.logText())
+	}
+}
+
+// TestChromiumWebSocketH2: Chromium, having loaded the WebSocket echo's
+// page over HTTP/2 (TLS, ALPN), opens the page's WebSocket on the same
+// connection (RFC 8441), as browsers do when the server offers extended
+// CONNECT; the application says it came over HTTP/2 and echoes.
+func TestChromiumWebSocketH2(t *testing.T) {
+	t.Parallel()
+	needPython(t)
+	cert, key := openssl(t, t.TempDir(), "localhost")
+	p := start(t, nil, "web", "--port", "ssl:0:privateKey="+key+":certKey="+cert+":interface=127.0.0.1",
+		"--asgi", "ws_echo:app", "--chdir", "../../examples/asgi", "--python", debianPython, "--workers", "1")
+	eval := chromium(t, "https://127.0.0.1:"+p.port()+"/", "--ignore-certificate-errors")
+	var shown string
+	waitUntil(60*time.Second, func() bool {
+		shown = eval(`document.getElementById("log").textContent`)
+		return strings.Contains(shown, "http_version: ")
+	}, func() { t.Fatalf("the page shows %q; log:\n%s", shown, p.logText()) })
+	if shown != "echo: hellohttp_version: 2" {
+		t.Errorf("the page shows %q, want the echo over HTTP/2", shown)
+	}
 }

@@ -413,6 +413,9 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 			Refuse:            web.Refusals(access),
 			TLSHandshake:      tlsHandshake,
 		})
+		for _, p := range b.pools {
+			srv.RegisterOnShutdown(p.CloseWebSockets)
+		}
 		b.m.Add(&service.Listener{Endpoint: ep, Server: srv, Name: "Site", Log: log})
 	}
 	if (len(o.controls) > 0 || len(o.ampControls) > 0) && b.root == nil {

@@ -88,7 +88,7 @@ async def websocket(scope, receive, send):
         await send({"type": "websocket.close"})  # close before accept: a 403
         return
     offered = scope["subprotocols"]
-    await send({"type": "websocket.accept", "subprotocol": offered[0] if offered else None, "headers": [(b"x-spec", b"ok")]})
+    await send({"type": "websocket.accept", "subprotocol": offered[0] if offered else None, "headers": [(b"x-spec", b"ok"), (b"x-http-version", scope["http_version"].encode())]})
     n = 0
     while True:
         message = await receive()
