@@ -81,7 +81,13 @@ func (rs *response) wsFrame(f frame) (end bool) {
 			}
 			cancel()
 		}
-		rs.wk.sendFrame(kWindow, rs.c.id, binary.LittleEndian.AppendUint32(nil, uint32(len(f.payload))))
+		// Acknowledged as bodies are, a quarter window at a time: a W
+		// for each message would wake the worker for nothing.
+		rs.unacked += len(f.payload)
+		if rs.unacked >= ackEvery || rs.gone {
+			rs.wk.sendFrame(kWindow, rs.c.id, binary.LittleEndian.AppendUint32(nil, uint32(rs.unacked)))
+			rs.unacked = 0
+		}
 	case kRead:
 		if !rs.gone && rs.wsReading.CompareAndSwap(false, true) {
 			go rs.wsRead()
