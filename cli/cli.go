@@ -54,6 +54,7 @@ type globals struct {
 	pidfile         string
 	shutdownTimeout time.Duration
 	cpuprofile      string
+	memprofile      string
 	sched           string
 	accessLogfile   string
 	uid, gid, umask string
@@ -114,6 +115,7 @@ func Run(ctx context.Context, prog string, args []string, stdout, stderr io.Writ
 	pf.StringVar(&g.sched, "sched", string(sched.Batch), "CPU scheduling policy of torsion and the processes it starts, `batch|normal`: batch (Linux's SCHED_BATCH: "+
 		"a process woken by another does not preempt it, so work is handed over in batches; more throughput) or normal")
 	pf.StringVar(&g.cpuprofile, "cpuprofile", "", "write a Go CPU profile of the whole run to `PATH` (for go tool pprof)")
+	pf.StringVar(&g.memprofile, "memprofile", "", "write a Go allocation profile of the whole run to `PATH` as torsion exits (for go tool pprof)")
 
 	pf.StringVarP(&g.config, "config", "c", "", "read options from the TOML file `PATH`: global options at the top, a plugin's in a table named after it ([web]); "+
 		"the command line, then $TORSION_<OPTION> variables, take precedence over it")
@@ -319,6 +321,18 @@ func command(ctx context.Context, prog string, p plugin.Plugin, g *globals, stdo
 				return fmt.Errorf("--cpuprofile: %w", err)
 			}
 			defer pprof.StopCPUProfile()
+		}
+		if g.memprofile != "" {
+			f, err := os.Create(g.memprofile)
+			if err != nil {
+				return usageError{fmt.Errorf("--memprofile: %w", err)}
+			}
+			defer func() {
+				if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+					log.Error("--memprofile", "err", err)
+				}
+				f.Close()
+			}()
 		}
 		log.Info(fmt.Sprintf("%s %s starting up (pid %d, %s).", prog, p.Name, os.Getpid(), runtime.Version()))
 		started := func() error {
