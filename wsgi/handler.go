@@ -74,6 +74,7 @@ func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		err = rs.run()
 		if rs.ws != nil {
 			p.dropSocket(rs.ws)
+			close(rs.wsDone)
 		}
 		if err == nil {
 			return
@@ -124,7 +125,9 @@ type response struct {
 	length      int64 // the Content-Length the application gave; -1 if none, or HEAD
 	deadline    bool  // the client has a write deadline
 	ws          *websocket.Conn
-	wsReading   atomic.Bool // a read of the client's next message runs
+	wsReading   atomic.Bool   // a read of the client's next message runs
+	wsLast      atomic.Int64  // when a message or pong last passed (UnixNano)
+	wsDone      chan struct{} // closed when the WebSocket has ended
 }
 
 // keepReading gives the client ClientTimeout, from now, to take what is

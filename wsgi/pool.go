@@ -80,6 +80,11 @@ type Config struct {
 	// response for this long (default 60s), and frees the worker. Small
 	// requests and responses never hold a worker: Go buffers them.
 	ClientTimeout time.Duration
+	// WebSocketIdle closes, with 1001, a WebSocket over which nothing
+	// has passed for this long; at half of it the client is pinged, and
+	// its pong counts while the application reads (default 60s; negative:
+	// never).
+	WebSocketIdle time.Duration
 	// StartTimeout bounds a worker's start-up, the import of the
 	// application included (default 60s).
 	StartTimeout time.Duration
@@ -170,6 +175,7 @@ func New(cfg Config) (*Pool, error) {
 	cfg.BodySpool = cmp.Or(cfg.BodySpool, 64<<20)
 	cfg.StartTimeout = cmp.Or(cfg.StartTimeout, 60*time.Second)
 	cfg.ClientTimeout = cmp.Or(cfg.ClientTimeout, 60*time.Second)
+	cfg.WebSocketIdle = cmp.Or(cfg.WebSocketIdle, 60*time.Second)
 	cfg.MaxQueue = cmp.Or(cfg.MaxQueue, 1024)
 	if cfg.MaxQueue < 0 {
 		cfg.MaxQueue = math.MaxInt

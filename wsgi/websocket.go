@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/coder/websocket"
 )
@@ -50,6 +51,7 @@ func (rs *response) wsAccept() {
 		opts.Subprotocols = []string{p}
 		h.Del("Sec-WebSocket-Protocol") // Accept writes the one it negotiated
 	}
+	opts.OnPongReceived = func(context.Context, []byte) { rs.wsTouch() }
 	rs.wroteHeader = true
 	c, err := websocket.Accept(rs.w, rs.r, &opts)
 	if err != nil {
@@ -63,6 +65,47 @@ func (rs *response) wsAccept() {
 	rs.wk.pool.addSocket(c)
 	// Open for as long as both ends like: --timeout is for requests.
 	rs.c.long.Store(true)
+	rs.wsDone = make(chan struct{})
+	rs.wsTouch()
+	if idle := rs.wk.pool.cfg.WebSocketIdle; idle > 0 {
+		go rs.wsWatch(idle)
+	}
+}
+
+// wsTouch notes that the WebSocket is alive: a message passed, or a pong.
+func (rs *response) wsTouch() { rs.wsLast.Store(time.Now().UnixNano()) }
+
+// wsWatch bounds a WebSocket's quiet: once nothing has passed for half of
+// idle, it pings the client (a pong counts, when the application is
+// reading); once nothing has for idle, it closes the connection with 1001,
+// so that a client gone without a word, or one that only holds its
+// connection open, does not hold a worker's slot for ever.
+func (rs *response) wsWatch(idle time.Duration) {
+	t := time.NewTimer(idle / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-rs.wsDone:
+			return
+		case <-t.C:
+		}
+		quiet := time.Since(time.Unix(0, rs.wsLast.Load()))
+		switch {
+		case quiet >= idle:
+			rs.wk.pool.log.Info("closing an idle WebSocket", "uri", rs.r.URL.RequestURI(), "idle", idle)
+			rs.ws.Close(websocket.StatusGoingAway, "idle for too long")
+			return
+		case quiet >= idle/2:
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), idle-quiet)
+				defer cancel()
+				rs.ws.Ping(ctx)
+			}()
+			t.Reset(idle - quiet)
+		default:
+			t.Reset(idle/2 - quiet)
+		}
+	}
 }
 
 // wsFrame handles a frame from the worker once the WebSocket is open; it
@@ -78,6 +121,8 @@ func (rs *response) wsFrame(f frame) (end bool) {
 			ctx, cancel := context.WithTimeout(context.Background(), rs.wk.pool.cfg.ClientTimeout)
 			if err := rs.ws.Write(ctx, typ, f.payload[1:]); err != nil {
 				rs.clientGone()
+			} else {
+				rs.wsTouch()
 			}
 			cancel()
 		}
@@ -117,6 +162,7 @@ func (rs *response) wsRead() {
 	var b []byte
 	switch {
 	case err == nil:
+		rs.wsTouch()
 		t := byte(wsText)
 		if typ == websocket.MessageBinary {
 			t = wsBinary

@@ -592,7 +592,7 @@ func TestASGIWebSocketHostile(t *testing.T) {
 	t.Parallel()
 	needPython(t)
 	p := start(t, nil, "web", "--port", "tcp:0:interface=127.0.0.1", "--asgi", "ws_echo:app", "--client-timeout", "2",
-		"--chdir", "../../examples/asgi", "--python", debianPython, "--workers", "1")
+		"--ws-idle-timeout", "2", "--chdir", "../../examples/asgi", "--python", debianPython, "--workers", "1")
 	url := "ws://127.0.0.1:" + p.port() + "/"
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -676,6 +676,64 @@ func TestASGIWebSocketHostile(t *testing.T) {
 		}
 		t.Logf("closed %v after the close frame", time.Since(began).Round(time.Millisecond))
 		stillServes("an unanswered close")
+	})
+
+	t.Run("silent client", func(t *testing.T) {
+		// Handshakes, then neither sends nor answers the server's ping:
+		// a client gone without a word. --ws-idle-timeout (2 s) closes it
+		// with 1001, its ping first.
+		conn, err := net.Dial("tcp", "127.0.0.1:"+p.port())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+		br := bufio.NewReader(conn)
+		if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("handshake: %v %v", resp, err)
+		}
+		began := time.Now()
+		conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		var ops []byte
+		var code uint16
+		for {
+			var h [2]byte
+			if _, err := io.ReadFull(br, h[:]); err != nil {
+				break // the server's end
+			}
+			payload := make([]byte, h[1]&0x7f) // control frames are short, and unmasked from a server
+			io.ReadFull(br, payload)
+			ops = append(ops, h[0]&0x0f)
+			if h[0]&0x0f == 8 && len(payload) >= 2 {
+				code = be.BigEndian.Uint16(payload)
+			}
+		}
+		waited := time.Since(began)
+		if !bytes.Equal(ops, []byte{9, 8}) || code != 1001 || waited < 2*time.Second {
+			t.Errorf("frames %v, close code %d, after %v; want a ping, then a close with 1001 after 2 s", ops, code, waited)
+		}
+		p.waitLogs("closing an idle WebSocket", 1)
+	})
+
+	t.Run("quiet live client", func(t *testing.T) {
+		// Sends nothing for 2.5 idle timeouts, but answers the pings (its
+		// reader runs): it stays.
+		c, _, err := websocket.Dial(ctx, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.CloseNow()
+		got := make(chan string, 1)
+		go func() {
+			_, msg, err := c.Read(ctx)
+			got <- fmt.Sprint(string(msg), err)
+		}()
+		time.Sleep(5 * time.Second) // the quiet this test is about
+		c.Write(ctx, websocket.MessageText, []byte("alive"))
+		if m := <-got; m != "echo: alive<nil>" {
+			t.Errorf("after 5 s of quiet: %s", m)
+		}
 	})
 	p.stopOK()
 }

@@ -108,6 +108,7 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 	fs.IntVar(&o.wsgi.MaxQueue, "max-queue", 1024, "`N` requests that may wait when every worker is busy; more get 503 with Retry-After (-1: no bound)")
 	fs.Int64Var(&o.wsgi.MaxBody, "max-body", 0, "answer 413 to request bodies larger than `BYTES` (0: no limit)")
 	plugin.DurationVar(fs, &o.wsgi.ClientTimeout, "client-timeout", "", 60*time.Second, "drop a client that takes nothing of a response, or sends nothing of a body a worker is reading, for this long")
+	plugin.DurationVar(fs, &o.wsgi.WebSocketIdle, "ws-idle-timeout", "", 60*time.Second, "close an ASGI WebSocket over which nothing has passed for this long, pinging the client at half of it (0: never)")
 	fs.StringArrayVar(&o.controls, "control", nil, "endpoint `DESC` of a control port for the --wsgi application: each line sent there goes to its torsion.control handler in every worker (repeatable; restrict access with interface=127.0.0.1 or unix:PATH:mode=0600)")
 	fs.StringArrayVar(&o.ampControls, "amp", nil, "endpoint `DESC` of an AMP control port for the --wsgi application: each command runs in every worker, with the locator it registered with torsion.locator() (repeatable; restrict access as for --control)")
 	fs.StringVar(&o.metrics, "metrics", "", "endpoint `DESC` serving Prometheus metrics (requests, latency, bytes, in flight, each pool's workers, queue and restarts, Go and the process); keep it private, as tcp:9100:interface=127.0.0.1")
@@ -144,6 +145,9 @@ func DefaultPort() string {
 }
 
 func (o *options) make(env plugin.Env) (service.Service, error) {
+	if o.wsgi.WebSocketIdle == 0 {
+		o.wsgi.WebSocketIdle = -1 // --ws-idle-timeout 0: never (wsgi.Config's 0 is its default)
+	}
 	// Each endpoint with the flag that gave it, for error messages.
 	type given struct{ flag, desc string }
 	var ports []given
