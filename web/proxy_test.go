@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -9,6 +10,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/torsion-server/torsion/httpserver"
+	"github.com/torsion-server/torsion/internal/testutil"
+	"github.com/torsion-server/torsion/logging"
 )
 
 func TestProxy(t *testing.T) {
@@ -92,4 +99,58 @@ func TestProxyBehindProxyHeaders(t *testing.T) {
 	if want := "xff=203.0.113.5, 127.0.0.1"; string(body) != want {
 		t.Errorf("got %q, want %q", body, want)
 	}
+}
+
+// TestProxyWebSocket: a WebSocket reaches a proxied backend through the
+// proxy, from a client over HTTP/1.1 and from one over HTTP/2 (RFC 8441),
+// the backend seeing an HTTP/1.1 Upgrade either way.
+func TestProxyWebSocket(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		for {
+			typ, msg, err := c.Read(r.Context())
+			if err != nil {
+				return
+			}
+			c.Write(r.Context(), typ, append([]byte(r.Proto+" echo: "), msg...))
+		}
+	}))
+	defer backend.Close()
+	proxy, err := NewProxy(backend.URL, ProxyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := httpserver.New(proxy, httpserver.Options{H2C: true, ErrorLog: logging.Discard()})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go front.Serve(ln)
+	defer front.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	c, _, err := websocket.Dial(ctx, "ws://"+ln.Addr().String()+"/ws", nil)
+	if err != nil {
+		t.Fatalf("over HTTP/1.1: %v", err)
+	}
+	c.Write(ctx, websocket.MessageText, []byte("one"))
+	if _, got, err := c.Read(ctx); err != nil || string(got) != "HTTP/1.1 echo: one" {
+		t.Errorf("over HTTP/1.1: %q %v", got, err)
+	}
+	c.Close(websocket.StatusNormalClosure, "")
+
+	ws, err := testutil.DialH2WebSocket(ctx, "http://"+ln.Addr().String()+"/ws", nil, nil)
+	if err != nil {
+		t.Fatalf("over HTTP/2: %v", err)
+	}
+	ws.Send(testutil.OpText, []byte("two"))
+	if op, got, err := ws.Recv(); err != nil || op != testutil.OpText || string(got) != "HTTP/1.1 echo: two" {
+		t.Errorf("over HTTP/2: %d %q %v", op, got, err)
+	}
+	ws.Close(1000, "")
 }
