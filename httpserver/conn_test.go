@@ -21,8 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/torsion-server/torsion/internal/testutil"
 	"github.com/torsion-server/torsion/logging"
 )
@@ -818,22 +816,7 @@ func TestH1WebSocket(t *testing.T) {
 	if err := exec.Command(python, "-c", "import websockets").Run(); err != nil {
 		t.Fatalf("python module websockets is missing (scripts/test installs python3-websockets): %v", err)
 	}
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
-		for {
-			typ, msg, err := c.Read(r.Context())
-			if err != nil {
-				return
-			}
-			if err := c.Write(r.Context(), typ, append([]byte("echo: "), msg...)); err != nil {
-				return
-			}
-		}
-	})
+	h := testutil.WebSocketEcho(nil, func(*http.Request) string { return "echo: " })
 	_, addr := h1Server(t, h, logging.Discard())
 	client := `import asyncio, sys, websockets
 async def main():

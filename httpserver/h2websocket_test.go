@@ -26,23 +26,8 @@ import (
 func TestH2WebSocket(t *testing.T) {
 	protos := make(chan string, 8)
 	mux := http.NewServeMux()
-	mux.HandleFunc("/coder", func(w http.ResponseWriter, r *http.Request) {
-		protos <- r.Proto
-		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{"chat"}})
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
-		for {
-			typ, msg, err := c.Read(r.Context())
-			if err != nil {
-				return
-			}
-			if err := c.Write(r.Context(), typ, append([]byte("echo: "), msg...)); err != nil {
-				return
-			}
-		}
-	})
+	mux.Handle("/coder", testutil.WebSocketEcho(&websocket.AcceptOptions{Subprotocols: []string{"chat"}},
+		func(r *http.Request) string { protos <- r.Proto; return "echo: " }))
 	mux.Handle("/xnet", xws.Server{Handler: func(c *xws.Conn) {
 		var msg string
 		for xws.Message.Receive(c, &msg) == nil {

@@ -105,20 +105,8 @@ func TestProxyBehindProxyHeaders(t *testing.T) {
 // proxy, from a client over HTTP/1.1 and from one over HTTP/2 (RFC 8441),
 // the backend seeing an HTTP/1.1 Upgrade either way.
 func TestProxyWebSocket(t *testing.T) {
-	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
-		for {
-			typ, msg, err := c.Read(r.Context())
-			if err != nil {
-				return
-			}
-			c.Write(r.Context(), typ, append([]byte(r.Proto+" echo: "), msg...))
-		}
-	}))
+	backend := httptest.NewServer(testutil.WebSocketEcho(&websocket.AcceptOptions{InsecureSkipVerify: true},
+		func(r *http.Request) string { return r.Proto + " echo: " }))
 	defer backend.Close()
 	proxy, err := NewProxy(backend.URL, ProxyOptions{})
 	if err != nil {

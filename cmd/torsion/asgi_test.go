@@ -609,6 +609,24 @@ func TestASGIWebSocketHostile(t *testing.T) {
 		}
 	}
 
+	// rawHandshake opens a WebSocket by hand, for a client that then
+	// behaves as no library would.
+	rawHandshake := func(t *testing.T) (net.Conn, *bufio.Reader) {
+		t.Helper()
+		conn, err := net.Dial("tcp", "127.0.0.1:"+p.port())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+		br := bufio.NewReader(conn)
+		if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("handshake: %v %v", resp, err)
+		}
+		return conn, br
+	}
+
 	t.Run("oversized message", func(t *testing.T) {
 		c, _, err := websocket.Dial(ctx, url, nil)
 		if err != nil {
@@ -648,18 +666,7 @@ func TestASGIWebSocketHostile(t *testing.T) {
 	})
 
 	t.Run("close never answered", func(t *testing.T) {
-		conn, err := net.Dial("tcp", "127.0.0.1:"+p.port())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
-			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-		br := bufio.NewReader(conn)
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-			t.Fatalf("handshake: %v %v", resp, err)
-		}
+		conn, br := rawHandshake(t)
 		// A masked text frame "close": the application closes with 4001,
 		// and this client never sends its close frame back.
 		mask := []byte{1, 2, 3, 4}
@@ -682,17 +689,7 @@ func TestASGIWebSocketHostile(t *testing.T) {
 		// Handshakes, then neither sends nor answers the server's ping:
 		// a client gone without a word. --ws-idle-timeout (2 s) closes it
 		// with 1001, its ping first.
-		conn, err := net.Dial("tcp", "127.0.0.1:"+p.port())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
-			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-		br := bufio.NewReader(conn)
-		if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-			t.Fatalf("handshake: %v %v", resp, err)
-		}
+		conn, br := rawHandshake(t)
 		began := time.Now()
 		conn.SetReadDeadline(time.Now().Add(30 * time.Second))
 		var ops []byte

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/coder/websocket"
 	"golang.org/x/net/http2"
 
 	_ "github.com/torsion-server/torsion/internal/xconnect" // the client's extended CONNECT
@@ -138,4 +139,26 @@ func (ws *H2WebSocket) Close(code uint16, reason string) error {
 	err := ws.Send(OpClose, append(binary.BigEndian.AppendUint16(nil, code), reason...))
 	ws.w.Close()
 	return err
+}
+
+// WebSocketEcho is a handler that accepts WebSockets with coder/websocket
+// (opts may be nil) and echoes each message back, prefix(r) before it.
+func WebSocketEcho(opts *websocket.AcceptOptions, prefix func(r *http.Request) string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, opts)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		p := []byte(prefix(r))
+		for {
+			typ, msg, err := c.Read(r.Context())
+			if err != nil {
+				return
+			}
+			if err := c.Write(r.Context(), typ, append(p[:len(p):len(p)], msg...)); err != nil {
+				return
+			}
+		}
+	})
 }
