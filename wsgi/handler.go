@@ -22,6 +22,8 @@ var reqBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b 
 
 // ServeHTTP runs the request through the application.
 func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p.serving.Add(1)
+	defer p.serving.Add(-1)
 	if r.Method == http.MethodConnect {
 		// A WSGI application cannot open a tunnel, and a 2xx answer to
 		// CONNECT would tell a proxy in front that the connection is one.

@@ -145,6 +145,9 @@ type Pool struct {
 	slots    sync.WaitGroup
 	rng      *rand.Rand
 
+	// serving counts the calls of ServeHTTP under way, for Stop.
+	serving atomic.Int64
+
 	// sockets are the WebSockets open to the pool's applications;
 	// goingAway is set once CloseWebSockets has run.
 	wsMu      sync.Mutex
@@ -956,6 +959,12 @@ func (p *Pool) Stop(ctx context.Context) error {
 			}
 		}
 		<-done
+	}
+	// The requests the workers held end as the workers do; let their
+	// handlers return (and their access lines be written) before the
+	// process may exit.
+	for waited := time.Duration(0); p.serving.Load() > 0 && waited < 2*time.Second; waited += 5 * time.Millisecond {
+		time.Sleep(5 * time.Millisecond)
 	}
 	return err
 }
