@@ -209,6 +209,7 @@ type PoolStats interface {
 	Workers() []wsgi.WorkerStatus
 	Timeouts() uint64
 	QueueWaits() (buckets []uint64, count uint64, seconds float64)
+	WebSockets() int
 }
 
 type namedPool struct {
@@ -229,6 +230,7 @@ var (
 	queuedDesc   = prometheus.NewDesc("torsion_wsgi_queued_requests", "Requests waiting for a worker.", []string{"app"}, nil)
 	waitDesc     = prometheus.NewDesc("torsion_wsgi_queue_wait_seconds", "How long requests waited for room in a worker.", []string{"app"}, nil)
 	timeoutsDesc = prometheus.NewDesc("torsion_wsgi_timeouts_total", "Requests that ran past --timeout (answered 504, or their worker killed).", []string{"app"}, nil)
+	socketsDesc  = prometheus.NewDesc("torsion_websockets_open", "WebSockets open to an ASGI application, over HTTP/1.1 and HTTP/2.", []string{"app"}, nil)
 	restartsDesc = prometheus.NewDesc("torsion_wsgi_worker_restarts_total", "Workers replaced, by cause: crash, timeout, max-requests, memory, reload.", []string{"app", "cause"}, nil)
 )
 
@@ -246,6 +248,7 @@ func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- waitDesc
 	ch <- timeoutsDesc
 	ch <- restartsDesc
+	ch <- socketsDesc
 }
 
 func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
@@ -267,6 +270,7 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstHistogram(waitDesc, count, sum, cumulative, c.app)
 	ch <- prometheus.MustNewConstMetric(timeoutsDesc, prometheus.CounterValue, float64(c.p.Timeouts()), c.app)
+	ch <- prometheus.MustNewConstMetric(socketsDesc, prometheus.GaugeValue, float64(c.p.WebSockets()), c.app)
 	for _, cause := range []string{"crash", "timeout", "max-requests", "memory", "reload"} {
 		ch <- prometheus.MustNewConstMetric(restartsDesc, prometheus.CounterValue, float64(restarts[cause]), c.app, cause)
 	}

@@ -917,6 +917,14 @@ func (p *Pool) addSocket(c *websocket.Conn) {
 	p.sockets[c] = struct{}{}
 }
 
+// WebSockets returns how many WebSockets are open to the pool's
+// applications.
+func (p *Pool) WebSockets() int {
+	p.wsMu.Lock()
+	defer p.wsMu.Unlock()
+	return len(p.sockets)
+}
+
 func (p *Pool) dropSocket(c *websocket.Conn) {
 	p.wsMu.Lock()
 	delete(p.sockets, c)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -303,5 +305,58 @@ def application(environ, start_response):
 	if len(uptimes) != 2 || uptimes[1]-uptimes[0] < 0.5 {
 		t.Errorf("two events' uptimes: %v, want about a second apart", uptimes)
 	}
+	p.stopOK()
+}
+
+// TestMetricsWebSockets: torsion_websockets_open counts the WebSockets
+// open to an ASGI application, up as they open and down as they close.
+func TestMetricsWebSockets(t *testing.T) {
+	t.Parallel()
+	needPython(t)
+	mport := freePort(t)
+	p := start(t, nil, "web", "--port", "tcp:0:interface=127.0.0.1", "--asgi", "ws_echo:app",
+		"--chdir", "../../examples/asgi", "--python", debianPython, "--workers", "1",
+		"--metrics", "tcp:"+mport+":interface=127.0.0.1")
+	site := p.waitLog(`Site starting on (\d+)`)[1]
+	p.waitLog(`Metrics starting on ` + mport)
+	open := func() float64 {
+		resp, err := http.Get("http://127.0.0.1:" + mport + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		parser := expfmt.NewTextParser(model.LegacyValidation)
+		families, err := parser.TextToMetricFamilies(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n float64
+		if f := families["torsion_websockets_open"]; f != nil {
+			for _, m := range f.Metric {
+				n += m.GetGauge().GetValue()
+			}
+		}
+		return n
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var conns []*websocket.Conn
+	for range 2 {
+		c, _, err := websocket.Dial(ctx, "ws://127.0.0.1:"+site+"/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.CloseNow()
+		conns = append(conns, c)
+	}
+	expect := func(n float64) {
+		t.Helper()
+		waitUntil(20*time.Second, func() bool { return open() == n }, func() { t.Errorf("torsion_websockets_open %v, want %v", open(), n) })
+	}
+	expect(2)
+	conns[0].Close(websocket.StatusNormalClosure, "")
+	expect(1)
+	conns[1].Close(websocket.StatusNormalClosure, "")
+	expect(0)
 	p.stopOK()
 }
