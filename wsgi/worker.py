@@ -960,6 +960,7 @@ def asgi_scope(environ, state):
 
 
 WS_TEXT, WS_BINARY = 1, 2  # the type byte of a WebSocket message (PROTOCOL.md)
+WS_TEXT_BYTE, WS_BINARY_BYTE = bytes([WS_TEXT]), bytes([WS_BINARY])
 MAX_PAYLOAD = 16 << 20  # a frame's payload, at most (torsion's maxPayload)
 BEAT = 0.25  # the ASGI event loop's heartbeat
 BLOCKED = 2.0  # a loop that misses its heartbeat this long is reported
@@ -1219,6 +1220,7 @@ class Asgi:
         st = types.SimpleNamespace(connect=True, accepted=False, ended=False, closed=None, denial=None, unacked=0)
 
         answered = asyncio.Event()  # the application accepted, or ended the connection
+        read_next = frame(READ, rid, U32.pack(0))  # asks torsion for the client's next message
 
         def end(payload=b""):
             st.ended = True
@@ -1245,12 +1247,12 @@ class Asgi:
                     for w in waits:
                         w.cancel()
             if st.closed is None and st.accepted and not r.gone.is_set():
-                conn.send(frame(READ, rid, U32.pack(0)))
+                conn.send(read_next)
                 item = await r.body.get()
                 if item is None or type(item) is BodyError:
                     st.closed = (1006, "")
                 elif item[0] == WS_TEXT:
-                    return {"type": "websocket.receive", "text": bytes(item[1:]).decode("utf-8")}
+                    return {"type": "websocket.receive", "text": str(memoryview(item)[1:], "utf-8")}
                 elif item[0] == WS_BINARY:
                     return {"type": "websocket.receive", "bytes": bytes(item[1:])}
                 else:
@@ -1277,14 +1279,21 @@ class Asgi:
             elif kind == "websocket.send":
                 if not st.accepted:
                     raise RuntimeError("websocket.send before websocket.accept")
-                if message.get("text") is not None:
-                    data = bytes([WS_TEXT]) + message["text"].encode("utf-8")
+                text = message.get("text")
+                if text is not None:
+                    kind, data = WS_TEXT_BYTE, text.encode("utf-8")
                 else:
-                    data = bytes([WS_BINARY]) + bytes(message["bytes"])
-                if len(data) > MAX_PAYLOAD:
+                    kind, data = WS_BINARY_BYTE, bytes(message["bytes"])
+                n = len(data) + 1
+                if n > MAX_PAYLOAD:
                     raise ValueError("a WebSocket message is limited to %d bytes" % (MAX_PAYLOAD - 1))
-                conn.send(frame(DATA, rid, data))
-                await sent(st, r, len(data))
+                # Three parts, joined once as the turn's frames leave.
+                conn.send(HEADER.pack(DATA, rid, n))
+                conn.send(kind)
+                conn.send(data)
+                st.unacked += n
+                if st.unacked > WINDOW:
+                    await sent(st, r, 0)
             elif kind == "websocket.close":
                 if st.accepted:
                     reason = (message.get("reason") or "").encode("utf-8")[:123]
