@@ -919,14 +919,23 @@ def asgi_head(message):
     return "%d %s" % (status, phrase), asgi_headers(message)
 
 
+HEADER_NAMES = {}  # environ key -> ASGI header name, for the names seen
+
+
 def asgi_scope(environ, state):
     """The ASGI HTTP scope of a request, made from the environ torsion
     sends (PROTOCOL.md); header names come back lower-cased with dashes,
     as torsion refuses names with underscores."""
     headers = []
+    names = HEADER_NAMES
     for k, v in environ.items():
         if k.startswith("HTTP_"):
-            headers.append((k[5:].replace("_", "-").lower().encode("latin-1"), v.encode("latin-1")))
+            name = names.get(k)
+            if name is None:
+                name = k[5:].replace("_", "-").lower().encode("latin-1")
+                if len(names) < 1024:  # a client's made-up names do not grow it for ever
+                    names[k] = name
+            headers.append((name, v.encode("latin-1")))
     if "CONTENT_TYPE" in environ:
         headers.append((b"content-type", environ["CONTENT_TYPE"].encode("latin-1")))
     if "CONTENT_LENGTH" in environ:
@@ -1164,7 +1173,9 @@ class Asgi:
                         st.ended = True
                         out += frame(END, rid)
                 conn.send(out)
-                await sent(st, r, len(body))
+                st.unacked += len(body)
+                if st.unacked > WINDOW:
+                    await sent(st, r, 0)
             elif kind == "http.response.trailers":
                 # The trailers extension: they travel as E's payload.
                 if not st.trailers:
