@@ -4,7 +4,10 @@
 // by ALPN and in cleartext with prior knowledge. Any http.Handler mounts
 // unchanged: the loop keeps http.ResponseWriter's contract (Flusher,
 // Hijacker, io.ReaderFrom with sendfile, http.ResponseController's
-// deadlines), checked against net/http by a conformance test.
+// deadlines), checked against net/http by a conformance test. HTTP/2
+// offers extended CONNECT (RFC 8441), and a WebSocket opened that way
+// reaches a handler as an HTTP/1.1 Upgrade whose hijacked connection is
+// the stream, so WebSocket handlers written for HTTP/1.1 serve both.
 package httpserver
 
 import (
