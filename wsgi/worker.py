@@ -1292,15 +1292,15 @@ class Asgi:
                     raise RuntimeError("websocket.send before websocket.accept")
                 text = message.get("text")
                 if text is not None:
-                    kind, data = WS_TEXT_BYTE, text.encode("utf-8")
+                    tag, data = WS_TEXT_BYTE, text.encode("utf-8")
                 else:
-                    kind, data = WS_BINARY_BYTE, bytes(message["bytes"])
+                    tag, data = WS_BINARY_BYTE, bytes(message["bytes"])
                 n = len(data) + 1
                 if n > MAX_PAYLOAD:
                     raise ValueError("a WebSocket message is limited to %d bytes" % (MAX_PAYLOAD - 1))
                 # Three parts, joined once as the turn's frames leave.
                 conn.send(HEADER.pack(DATA, rid, n))
-                conn.send(kind)
+                conn.send(tag)
                 conn.send(data)
                 st.unacked += n
                 if st.unacked > WINDOW:
