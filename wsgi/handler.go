@@ -129,6 +129,7 @@ type response struct {
 	ws          *websocket.Conn
 	wsReading   atomic.Bool   // a read of the client's next message runs
 	wsLast      atomic.Int64  // when a message or pong last passed (UnixNano)
+	wsWriting   atomic.Int64  // when the message being written began (UnixNano), or 0
 	wsDone      chan struct{} // closed when the WebSocket has ended
 }
 

@@ -67,43 +67,60 @@ func (rs *response) wsAccept() {
 	rs.c.long.Store(true)
 	rs.wsDone = make(chan struct{})
 	rs.wsTouch()
-	if idle := rs.wk.pool.cfg.WebSocketIdle; idle > 0 {
-		go rs.wsWatch(idle)
-	}
+	go rs.wsWatch(rs.wk.pool.cfg.WebSocketIdle, rs.wk.pool.cfg.ClientTimeout)
 }
 
 // wsTouch notes that the WebSocket is alive: a message passed, or a pong.
 func (rs *response) wsTouch() { rs.wsLast.Store(time.Now().UnixNano()) }
 
-// wsWatch bounds a WebSocket's quiet: once nothing has passed for half of
-// idle, it pings the client (a pong counts, when the application is
-// reading); once nothing has for idle, it closes the connection with 1001,
-// so that a client gone without a word, or one that only holds its
-// connection open, does not hold a worker's slot for ever.
-func (rs *response) wsWatch(idle time.Duration) {
-	t := time.NewTimer(idle / 2)
+// wsWatch bounds a WebSocket in time, on one goroutine and without a
+// timer per message:
+//   - a message the client has not taken within stall (--client-timeout)
+//     ends the connection, as a stalled response does;
+//   - with idle > 0, once nothing has passed for half of idle, it pings
+//     the client (a pong counts, when the application is reading); once
+//     nothing has for idle, it closes the connection with 1001, so that a
+//     client gone without a word, or one that only holds its connection
+//     open, does not hold a worker's slot for ever.
+//
+// It looks four times per the shorter bound, so each acts up to a quarter
+// of it late.
+func (rs *response) wsWatch(idle, stall time.Duration) {
+	period := stall
+	if idle > 0 {
+		period = min(period, idle/2)
+	}
+	t := time.NewTicker(max(period/4, 10*time.Millisecond))
 	defer t.Stop()
+	var pinged int64 // the last activity a ping followed
 	for {
 		select {
 		case <-rs.wsDone:
 			return
 		case <-t.C:
 		}
-		quiet := time.Since(time.Unix(0, rs.wsLast.Load()))
+		now := time.Now()
+		if began := rs.wsWriting.Load(); began != 0 && now.Sub(time.Unix(0, began)) >= stall {
+			rs.ws.CloseNow() // the write returns, and the application hears the client left
+			return
+		}
+		if idle <= 0 {
+			continue
+		}
+		last := rs.wsLast.Load()
+		quiet := now.Sub(time.Unix(0, last))
 		switch {
 		case quiet >= idle:
 			rs.wk.pool.log.Info("closing an idle WebSocket", "uri", rs.r.URL.RequestURI(), "idle", idle)
 			rs.ws.Close(websocket.StatusGoingAway, "idle for too long")
 			return
-		case quiet >= idle/2:
+		case quiet >= idle/2 && pinged != last:
+			pinged = last
 			go func() {
 				ctx, cancel := context.WithTimeout(context.Background(), idle-quiet)
 				defer cancel()
 				rs.ws.Ping(ctx)
 			}()
-			t.Reset(idle - quiet)
-		default:
-			t.Reset(idle/2 - quiet)
 		}
 	}
 }
@@ -118,13 +135,14 @@ func (rs *response) wsFrame(f frame) (end bool) {
 			if f.payload[0] == wsBinary {
 				typ = websocket.MessageBinary
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), rs.wk.pool.cfg.ClientTimeout)
-			if err := rs.ws.Write(ctx, typ, f.payload[1:]); err != nil {
+			rs.wsWriting.Store(time.Now().UnixNano()) // wsWatch bounds it
+			err := rs.ws.Write(context.Background(), typ, f.payload[1:])
+			rs.wsWriting.Store(0)
+			if err != nil {
 				rs.clientGone()
 			} else {
 				rs.wsTouch()
 			}
-			cancel()
 		}
 		// Acknowledged as bodies are, a quarter window at a time: a W
 		// for each message would wake the worker for nothing.
