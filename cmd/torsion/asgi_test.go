@@ -721,9 +721,14 @@ func TestASGIWebSocketHostile(t *testing.T) {
 	})
 
 	t.Run("quiet live client", func(t *testing.T) {
-		// Sends nothing for 2.5 idle timeouts, but answers the pings (its
-		// reader runs): it stays.
-		c, _, err := websocket.Dial(ctx, url, nil)
+		// Sends nothing while the server pings it five times, each ping
+		// after half an idle timeout of quiet (2.5 timeouts in all), but
+		// answers them (its reader runs): it stays.
+		pings := make(chan struct{}, 16)
+		c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{OnPingReceived: func(context.Context, []byte) bool {
+			pings <- struct{}{}
+			return true
+		}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -733,10 +738,18 @@ func TestASGIWebSocketHostile(t *testing.T) {
 			_, msg, err := c.Read(ctx)
 			got <- fmt.Sprint(string(msg), err)
 		}()
-		time.Sleep(5 * time.Second) // the quiet this test is about
+		for i := range 5 {
+			select {
+			case <-pings:
+			case m := <-got:
+				t.Fatalf("after %d pings: %s, want the connection open", i, m)
+			case <-ctx.Done():
+				t.Fatalf("after %d pings: no more", i)
+			}
+		}
 		c.Write(ctx, websocket.MessageText, []byte("alive"))
 		if m := <-got; m != "echo: alive<nil>" {
-			t.Errorf("after 5 s of quiet: %s", m)
+			t.Errorf("after five pings of quiet: %s", m)
 		}
 	})
 	p.stopOK()
