@@ -66,15 +66,7 @@ def application(environ, start_response):
 	p.waitLogs(`worker started`, 3) // the first, and after the crash and the timeout: both restarts counted
 	var families map[string]*dto.MetricFamily
 	scrape := func() bool {
-		resp, err := http.Get("http://127.0.0.1:" + mport + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		parser := expfmt.NewTextParser(model.LegacyValidation)
-		if families, err = parser.TextToMetricFamilies(resp.Body); err != nil {
-			t.Fatalf("the metrics do not parse: %v", err)
-		}
+		families = scrapeMetrics(t, mport)
 		return families["torsion_tls_handshakes_total"] != nil
 	}
 	// The sum of the series of name that have labels.
@@ -320,18 +312,8 @@ func TestMetricsWebSockets(t *testing.T) {
 	site := p.waitLog(`Site starting on (\d+)`)[1]
 	p.waitLog(`Metrics starting on ` + mport)
 	open := func() float64 {
-		resp, err := http.Get("http://127.0.0.1:" + mport + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		parser := expfmt.NewTextParser(model.LegacyValidation)
-		families, err := parser.TextToMetricFamilies(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
 		var n float64
-		if f := families["torsion_websockets_open"]; f != nil {
+		if f := scrapeMetrics(t, mport)["torsion_websockets_open"]; f != nil {
 			for _, m := range f.Metric {
 				n += m.GetGauge().GetValue()
 			}
@@ -359,4 +341,20 @@ func TestMetricsWebSockets(t *testing.T) {
 	conns[1].Close(websocket.StatusNormalClosure, "")
 	expect(0)
 	p.stopOK()
+}
+
+// scrapeMetrics reads and parses the metrics served on the --metrics port.
+func scrapeMetrics(t *testing.T, port string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get("http://127.0.0.1:" + port + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.LegacyValidation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("the metrics do not parse: %v", err)
+	}
+	return families
 }
