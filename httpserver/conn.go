@@ -890,6 +890,21 @@ func (w *h1resp) writeBody(p []byte) {
 	_, w.err = bw.Write(p)
 }
 
+// hasTrailers reports whether the response has trailers declared, or set
+// with http.TrailerPrefix by now: as net/http does, such a response is
+// chunked, not given a Content-Length, so that they can follow it.
+func (w *h1resp) hasTrailers() bool {
+	if _, ok := w.sent["Trailer"]; ok {
+		return true
+	}
+	for k := range w.header {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			return true
+		}
+	}
+	return false
+}
+
 // sendHeader writes the response head into c.bw, then the body held back.
 // final says the handler has returned: all of the body is held back, so
 // its length is known.
@@ -897,16 +912,9 @@ func (w *h1resp) sendHeader(final bool) {
 	w.sentHeader = true
 	h := w.sent
 	hold := w.c.hold
-	// Trailers declared, or set with http.TrailerPrefix by now (as
-	// net/http does, a response that has some is chunked, not given a
-	// Content-Length, so that they can follow it).
-	_, declared := h["Trailer"]
-	for k := range w.header {
-		declared = declared || strings.HasPrefix(k, http.TrailerPrefix)
-	}
 	switch {
 	case w.cl >= 0 || w.noBody:
-	case final && !declared && (w.written > 0 || w.req.Method != http.MethodHead):
+	case final && !w.hasTrailers() && (w.written > 0 || w.req.Method != http.MethodHead):
 		w.cl = w.written
 		h.Set("Content-Length", strconv.FormatInt(w.written, 10))
 	case w.req.Method == http.MethodHead:
