@@ -96,6 +96,7 @@ type h1conn struct {
 	tcp    io.ReaderFrom // rwc when sendfile(2) can write to it directly
 	tls    *tls.ConnectionState
 	remote string
+	client *client // its client's count, nil once handed on
 	ctx    context.Context
 	cr     connReader
 	br     *bufio.Reader
@@ -217,7 +218,11 @@ func (c *h1conn) serve() (hijacked bool) {
 			c.closeGently()
 			return false
 		}
-		if c.br.Buffered() == 0 {
+		if first {
+			// A new connection owes its first request at once: it has
+			// the head's time, not an idle connection's.
+			c.setReadDeadline(time.Now().Add(c.srv.opts.ReadHeaderTimeout))
+		} else if c.br.Buffered() == 0 {
 			renew(c.rwc.SetReadDeadline, &c.idleUntil, c.srv.opts.IdleTimeout)
 		}
 		if _, err := c.br.Peek(1); err != nil {
@@ -233,7 +238,8 @@ func (c *h1conn) serve() (hijacked bool) {
 		}
 		if first && c.srv.opts.H2C && c.tls == nil && startsH2(c.br) {
 			c.rwc.SetReadDeadline(time.Time{})
-			c.srv.handOff(&prefixConn{Conn: c.rwc, r: c.br})
+			c.srv.handOff(&prefixConn{Conn: c.rwc, r: c.br}, c.client)
+			c.client = nil
 			return true
 		}
 		req, code, msg, err := c.readRequest()

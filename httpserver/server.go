@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,6 +51,19 @@ type Options struct {
 	// 414); MaxHeaders the number of header fields (default 100; more
 	// gets 431).
 	MaxRequestLine, MaxHeaders int
+	// MaxConcurrentStreams bounds the streams one HTTP/2 connection may
+	// have open at once (default 128, as nginx's
+	// http2_max_concurrent_streams; net/http's is 250).
+	MaxConcurrentStreams int
+	// MaxClientConns bounds the connections one client address may hold
+	// open at once (default 256; an IPv6 address counts by its /64); a
+	// connection beyond it is closed as it is accepted. MaxClientStreams
+	// bounds the HTTP/2 requests one address may have in flight, over all
+	// its connections (default 512); one beyond it is answered 429.
+	// Addresses in ClientLimitExempt (a proxy in front, say) are not
+	// counted.
+	MaxClientConns, MaxClientStreams int
+	ClientLimitExempt                []netip.Prefix
 	// H2C serves cleartext HTTP/2 to clients that start a connection with
 	// its preface ("prior knowledge"). Over TLS, HTTP/2 is always offered
 	// by ALPN.
@@ -92,6 +106,15 @@ func (o Options) withDefaults() Options {
 	if o.MaxHeaders <= 0 {
 		o.MaxHeaders = 100
 	}
+	if o.MaxConcurrentStreams <= 0 {
+		o.MaxConcurrentStreams = 128
+	}
+	if o.MaxClientConns <= 0 {
+		o.MaxClientConns = 256
+	}
+	if o.MaxClientStreams <= 0 {
+		o.MaxClientStreams = 512
+	}
 	if o.ErrorLog == nil {
 		o.ErrorLog = slog.New(slog.DiscardHandler)
 	}
@@ -121,6 +144,7 @@ type Server struct {
 	handler http.Handler
 	opts    Options
 	lim     limits // opts' limits on a request head
+	clients clients
 	log     *slog.Logger
 	h2      *http.Server // serves the connections that speak HTTP/2
 
@@ -128,7 +152,8 @@ type Server struct {
 	// listeners: true once a listener drains (see drainWindow).
 	listeners map[net.Listener]bool
 	conns     map[*h1conn]struct{}
-	starting  int // connections accepted, not yet in conns
+	h2conns   map[net.Conn]*client // handed to h2, by the client that holds them
+	starting  int                  // connections accepted, not yet in conns
 	// onShutdown are called, each in a goroutine of its own, when
 	// Shutdown begins.
 	onShutdown []func()
@@ -141,7 +166,9 @@ type Server struct {
 func New(h http.Handler, opts Options) *Server {
 	opts = opts.withDefaults()
 	s := &Server{handler: h, opts: opts, log: opts.ErrorLog,
-		lim: limits{MaxRequestLine: opts.MaxRequestLine, MaxHeaderBytes: opts.MaxHeaderBytes, MaxHeaders: opts.MaxHeaders}}
+		lim:     limits{MaxRequestLine: opts.MaxRequestLine, MaxHeaderBytes: opts.MaxHeaderBytes, MaxHeaders: opts.MaxHeaders},
+		clients: clients{maxConns: opts.MaxClientConns, maxStreams: opts.MaxClientStreams, exempt: opts.ClientLimitExempt, m: map[netip.Addr]*client{}},
+		h2conns: map[net.Conn]*client{}}
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true) // as net/http must, though it is handed only HTTP/2
 	protocols.SetHTTP2(true)
@@ -153,6 +180,28 @@ func New(h http.Handler, opts Options) *Server {
 		IdleTimeout:       opts.IdleTimeout,
 		MaxHeaderBytes:    opts.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(opts.ErrorLog.Handler(), slog.LevelWarn),
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams: opts.MaxConcurrentStreams,
+			// A connection that takes none of what is ready for it.
+			WriteByteTimeout: opts.ClientTimeout,
+		},
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			s.mu.Lock()
+			cl := s.h2conns[c]
+			s.mu.Unlock()
+			return context.WithValue(ctx, clientCtxKey{}, cl)
+		},
+		ConnState: func(c net.Conn, st http.ConnState) {
+			if st == http.StateClosed || st == http.StateHijacked {
+				s.mu.Lock()
+				cl, ok := s.h2conns[c]
+				delete(s.h2conns, c)
+				s.mu.Unlock()
+				if ok {
+					cl.close()
+				}
+			}
+		},
 	}
 	return s
 }
@@ -207,8 +256,10 @@ func (s *Server) Serve(l net.Listener) error {
 				return http.ErrServerClosed
 			}
 			if te, ok := err.(interface{ Temporary() bool }); ok && te.Temporary() {
-				// Out of file descriptors, say: wait, as net/http does.
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				// Out of file descriptors, say: wait, as net/http does,
+				// but at most a tenth of a second, so that the
+				// listener serves again soon after one frees.
+				delay = min(max(2*delay, 5*time.Millisecond), 100*time.Millisecond)
 				s.log.Warn("accept failed; retrying", "err", err, "retry_in", delay)
 				time.Sleep(delay)
 				continue
@@ -227,14 +278,24 @@ func (s *Server) serveConn(rwc net.Conn) {
 	if _, ok := rwc.(*tls.Conn); ok && s.opts.TLSHandshake != nil {
 		s.opts.TLSHandshake(nil) // the TLSListener hands out completed handshakes only
 	}
+	cl, ok := s.clients.open(rwc.RemoteAddr())
+	if !ok {
+		s.mu.Lock()
+		s.starting--
+		s.mu.Unlock()
+		s.log.Debug("connection refused: the client holds its share of connections", "remote", rwc.RemoteAddr().String(), "max", s.opts.MaxClientConns)
+		rwc.Close()
+		return
+	}
 	if tc, ok := rwc.(*tls.Conn); ok && tc.ConnectionState().NegotiatedProtocol == "h2" {
 		s.mu.Lock()
 		s.starting--
 		s.mu.Unlock()
-		s.handOff(rwc)
+		s.handOff(rwc, cl)
 		return
 	}
 	c := s.newConn(rwc)
+	c.client = cl // released here, or by the HTTP/2 server it is handed to
 	s.mu.Lock()
 	// Accepted as Shutdown began, it is served all the same (its
 	// request is answered with Connection: close), and waited for.
@@ -245,13 +306,22 @@ func (s *Server) serveConn(rwc net.Conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
+	c.client.close()
 }
 
-// handOff gives a connection to net/http's server, which speaks HTTP/2.
-func (s *Server) handOff(c net.Conn) {
+// handOff gives a connection to net/http's server, which speaks HTTP/2;
+// cl, its client's count, is released when it closes.
+func (s *Server) handOff(c net.Conn, cl *client) {
+	s.mu.Lock()
+	s.h2conns[c] = cl
+	s.mu.Unlock()
 	select {
 	case s.handoff.conns <- c:
 	case <-s.handoff.done:
+		s.mu.Lock()
+		delete(s.h2conns, c)
+		s.mu.Unlock()
+		cl.close()
 		c.Close()
 	}
 }
@@ -263,6 +333,12 @@ func (s *Server) handOff(c net.Conn) {
 // :authority (RFC 9113 8.3.1). An equal host field is dropped, so r.Host is
 // the one source of the host for routing and applications alike.
 func (s *Server) serveH2(w http.ResponseWriter, r *http.Request) {
+	cl := clientOf(r.Context())
+	if !cl.startStream() {
+		s.opts.Refuse(w, r, http.StatusTooManyRequests, "This client has too many requests in flight.")
+		return
+	}
+	defer cl.endStream()
 	for name, vals := range r.Header {
 		if strings.IndexByte(name, '_') >= 0 {
 			s.opts.Refuse(w, r, http.StatusBadRequest, "Header names with underscores are refused: "+name)
@@ -292,7 +368,10 @@ func (s *Server) serveH2(w http.ResponseWriter, r *http.Request) {
 		s.serveH2WebSocket(w, r)
 		return
 	}
-	s.handler.ServeHTTP(w, r)
+	st := &h2stream{ResponseWriter: w, rc: http.NewResponseController(w), body: r.Body, timeout: s.opts.ClientTimeout}
+	defer st.end()
+	r.Body = st
+	s.handler.ServeHTTP(st, r)
 }
 
 // freshGrace is how long Shutdown lets a connection accepted just before it

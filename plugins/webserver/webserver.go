@@ -67,6 +67,10 @@ type options struct {
 	maxHeaderBytes int
 	maxRequestLine int
 	maxHeaders     int
+	maxStreams     int
+	clientConns    int
+	clientStreams  int
+	clientExempt   string
 	statics        []string
 	mounts         []string
 	vhosts         []string
@@ -132,6 +136,10 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 	fs.IntVar(&o.maxHeaderBytes, "max-header-bytes", 64<<10, "largest request head (request line and headers) accepted, in `BYTES`; more gets 431")
 	fs.IntVar(&o.maxRequestLine, "max-request-line", 8<<10, "longest request line accepted, in `BYTES`; longer gets 414")
 	fs.IntVar(&o.maxHeaders, "max-headers", 100, "most header fields accepted in a request (`N`); more gets 431")
+	fs.IntVar(&o.maxStreams, "max-streams", 128, "most HTTP/2 streams one connection may have open at once (`N`)")
+	fs.IntVar(&o.clientConns, "max-client-conns", 256, "most connections one client address (an IPv6 /64) may hold open (`N`); more are closed as they arrive")
+	fs.IntVar(&o.clientStreams, "max-client-streams", 512, "most HTTP/2 requests one client address may have in flight over all its connections (`N`); more get 429")
+	fs.StringVar(&o.clientExempt, "client-limit-exempt", "127.0.0.1,::1", "comma-separated `LIST` of addresses and CIDR prefixes that --max-client-conns and --max-client-streams do not count, such as a proxy in front (\"\": none)")
 	return o.make
 }
 
@@ -193,8 +201,12 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 			return nil, fmt.Errorf("%s must be %s", c.flag, c.want)
 		}
 	}
-	if o.headerTimeout <= 0 || o.idleTimeout <= 0 || o.maxHeaderBytes <= 0 || o.maxRequestLine <= 0 || o.maxHeaders <= 0 {
-		return nil, fmt.Errorf("--header-timeout, --idle-timeout, --max-header-bytes, --max-request-line and --max-headers must be positive")
+	if o.headerTimeout <= 0 || o.idleTimeout <= 0 || o.maxHeaderBytes <= 0 || o.maxRequestLine <= 0 || o.maxHeaders <= 0 || o.maxStreams <= 0 || o.clientConns <= 0 || o.clientStreams <= 0 {
+		return nil, fmt.Errorf("--header-timeout, --idle-timeout, --max-header-bytes, --max-request-line, --max-headers, --max-streams, --max-client-conns and --max-client-streams must be positive")
+	}
+	exempt, err := web.ParseTrusted(o.clientExempt)
+	if err != nil {
+		return nil, fmt.Errorf("--client-limit-exempt: %w", err)
 	}
 	if o.wsgi.Loop != "asyncio" && o.wsgi.Loop != "uvloop" {
 		return nil, fmt.Errorf("--asgi-loop %q: want asyncio or uvloop", o.wsgi.Loop)
@@ -243,7 +255,6 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 		b.m.Add(&service.Listener{Endpoint: ep, Server: srv, Name: "Health", Log: env.Log.With(logging.SystemKey, "health")})
 	}
 	root := &web.Resource{}
-	var err error
 	switch {
 	case o.wsgi.App != "":
 		root.Handler, err = b.wsgi("/", o.wsgi.App, false)
@@ -405,17 +416,21 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 	}
 	for _, ep := range eps {
 		srv := httpserver.New(h, httpserver.Options{
-			ReadHeaderTimeout: o.headerTimeout,
-			IdleTimeout:       o.idleTimeout,
-			ClientTimeout:     o.wsgi.ClientTimeout,
-			MaxHeaderBytes:    o.maxHeaderBytes,
-			MaxRequestLine:    o.maxRequestLine,
-			MaxHeaders:        o.maxHeaders,
-			H2C:               o.h2c,
-			LegacyCiphers:     o.legacyCiphers,
-			ErrorLog:          log,
-			Refuse:            web.Refusals(access),
-			TLSHandshake:      tlsHandshake,
+			ReadHeaderTimeout:    o.headerTimeout,
+			IdleTimeout:          o.idleTimeout,
+			ClientTimeout:        o.wsgi.ClientTimeout,
+			MaxHeaderBytes:       o.maxHeaderBytes,
+			MaxRequestLine:       o.maxRequestLine,
+			MaxHeaders:           o.maxHeaders,
+			MaxConcurrentStreams: o.maxStreams,
+			MaxClientConns:       o.clientConns,
+			MaxClientStreams:     o.clientStreams,
+			ClientLimitExempt:    exempt,
+			H2C:                  o.h2c,
+			LegacyCiphers:        o.legacyCiphers,
+			ErrorLog:             log,
+			Refuse:               web.Refusals(access),
+			TLSHandshake:         tlsHandshake,
 		})
 		for _, p := range b.pools {
 			srv.RegisterOnShutdown(p.CloseWebSockets)
