@@ -26,6 +26,10 @@ type zone struct {
 	origin string
 	soa    *dns.SOA
 	names  map[string][]dns.RR
+	// above holds every name that has names below it in the zone, so
+	// that telling an empty non-terminal (NODATA) from a name that does
+	// not exist (NXDOMAIN) costs one lookup, whatever the zone's size.
+	above map[string]bool
 }
 
 // hostsTTL is the TTL of answers from a hosts file, Twisted's default.
@@ -73,9 +77,18 @@ func (a *Authority) loadZone(path string) error {
 	if z.soa == nil {
 		return fmt.Errorf("zone file %s: no SOA record", path)
 	}
+	z.above = map[string]bool{}
 	for name := range z.names {
 		if !dns.IsSubDomain(z.origin, name) {
 			return fmt.Errorf("zone file %s: %s is outside the zone %s", path, name, z.origin)
+		}
+		for n := name; n != z.origin; {
+			i, _ := dns.NextLabel(n, 0)
+			n = n[i:]
+			if z.above[n] {
+				break // and so are its parents
+			}
+			z.above[n] = true
 		}
 	}
 	if _, dup := a.zones[z.origin]; dup {
@@ -177,7 +190,7 @@ func (a *Authority) Answer(q dns.Question, reply *dns.Msg) {
 func (a *Authority) answerZone(z *zone, name string, qtype uint16, reply *dns.Msg, depth int) {
 	rrs, exists := z.names[name]
 	if !exists {
-		if z.hasBelow(name) {
+		if z.above[name] {
 			reply.Ns = append(reply.Ns, soaForNegative(z.soa)) // an empty non-terminal: NODATA
 			return
 		}
@@ -211,16 +224,6 @@ func (a *Authority) answerZone(z *zone, name string, qtype uint16, reply *dns.Ms
 		}
 	}
 	reply.Ns = append(reply.Ns, soaForNegative(z.soa)) // NODATA
-}
-
-// hasBelow reports whether the zone holds names below name.
-func (z *zone) hasBelow(name string) bool {
-	for n := range z.names {
-		if n != name && dns.IsSubDomain(name, n) {
-			return true
-		}
-	}
-	return false
 }
 
 // soaForNegative is the SOA of a negative answer, its TTL the minimum of
