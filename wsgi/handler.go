@@ -31,6 +31,15 @@ func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		web.Error(w, r, http.StatusMethodNotAllowed, "CONNECT is not served here.")
 		return
 	}
+	if p.cfg.ASGI && isWebSocket(r) {
+		if p.wsOpen.Add(1) > int64(p.cfg.MaxWebSockets) {
+			p.wsOpen.Add(-1)
+			w.Header().Set("Retry-After", "5")
+			web.Error(w, r, http.StatusServiceUnavailable, "The application has as many WebSockets open as it may.")
+			return
+		}
+		defer p.wsOpen.Add(-1)
+	}
 	if p.cfg.MaxBody > 0 {
 		if r.ContentLength > p.cfg.MaxBody {
 			web.Error(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("The request body is larger than %d bytes.", p.cfg.MaxBody))
@@ -43,7 +52,11 @@ func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer body.close()
 	if err != nil {
 		code, msg := bodyErrorStatus(err)
-		if code == http.StatusServiceUnavailable {
+		switch {
+		case errors.Is(err, errBodiesFull):
+			p.log.Warn("request body refused: the budget for buffered bodies is spent", "method", r.Method, "uri", r.URL.RequestURI(), "content_length", r.ContentLength)
+			w.Header().Set("Retry-After", "5")
+		case code == http.StatusServiceUnavailable:
 			p.log.Error("could not store a request body", "method", r.Method, "uri", r.URL.RequestURI(), "err", err)
 		}
 		w.Header().Set("Connection", "close")

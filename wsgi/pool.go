@@ -72,6 +72,13 @@ type Config struct {
 	// chunked one that grows past it, the rest streams from the client as
 	// the application reads it, holding its worker meanwhile.
 	BodySpool int64
+	// Bodies bounds what the bodies buffered by BodyBuffer and BodySpool
+	// hold together; pools may share one. Nil: a budget of the pool's
+	// own, with NewBodyBudget's defaults.
+	Bodies *BodyBudget
+	// SpoolDir is where spool files are made (unlinked at once); empty
+	// means os.TempDir().
+	SpoolDir string
 	// MaxBody answers 413 to request bodies larger than this; 0 means no
 	// limit.
 	MaxBody int64
@@ -80,11 +87,17 @@ type Config struct {
 	// response for this long (default 60s), and frees the worker. Small
 	// requests and responses never hold a worker: Go buffers them.
 	ClientTimeout time.Duration
-	// WebSocketIdle closes, with 1001, a WebSocket over which nothing
-	// has passed for this long; at half of it the client is pinged, and
-	// its pong counts while the application reads (default 60s; negative:
-	// never).
+	// WebSocketIdle closes, with 1001, a WebSocket over which no message
+	// has passed, either way, for this long; at half of it the client is
+	// pinged, which keeps proxies and NATs on the way from dropping the
+	// connection, but a pong does not count (default 60s; negative:
+	// never). A message arriving in fragments counts as it arrives.
 	WebSocketIdle time.Duration
+	// MaxWebSockets bounds the WebSockets open to an ASGI application at
+	// once (default 4096); more get 503. WebSockets do not take the
+	// places of --threads requests; over each client address's share,
+	// the server's connection and stream limits apply.
+	MaxWebSockets int
 	// StartTimeout bounds a worker's start-up, the import of the
 	// application included (default 60s).
 	StartTimeout time.Duration
@@ -151,6 +164,7 @@ type Pool struct {
 	// sockets are the WebSockets open to the pool's applications;
 	// goingAway is set once CloseWebSockets has run.
 	wsMu      sync.Mutex
+	wsOpen    atomic.Int64 // WebSocket requests being served (MaxWebSockets)
 	sockets   map[*websocket.Conn]struct{}
 	goingAway bool
 }
@@ -176,9 +190,13 @@ func New(cfg Config) (*Pool, error) {
 	cfg.Threads = cmp.Or(cfg.Threads, 1)
 	cfg.BodyBuffer = cmp.Or(cfg.BodyBuffer, 1<<20)
 	cfg.BodySpool = cmp.Or(cfg.BodySpool, 64<<20)
+	if cfg.Bodies == nil {
+		cfg.Bodies = NewBodyBudget(0, 0)
+	}
 	cfg.StartTimeout = cmp.Or(cfg.StartTimeout, 60*time.Second)
 	cfg.ClientTimeout = cmp.Or(cfg.ClientTimeout, 60*time.Second)
 	cfg.WebSocketIdle = cmp.Or(cfg.WebSocketIdle, 60*time.Second)
+	cfg.MaxWebSockets = cmp.Or(cfg.MaxWebSockets, 4096)
 	cfg.MaxQueue = cmp.Or(cfg.MaxQueue, 1024)
 	if cfg.MaxQueue < 0 {
 		cfg.MaxQueue = math.MaxInt

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -51,7 +52,6 @@ func (rs *response) wsAccept() {
 		opts.Subprotocols = []string{p}
 		h.Del("Sec-WebSocket-Protocol") // Accept writes the one it negotiated
 	}
-	opts.OnPongReceived = func(context.Context, []byte) { rs.wsTouch() }
 	rs.wroteHeader = true
 	c, err := websocket.Accept(rs.w, rs.r, &opts)
 	if err != nil {
@@ -77,11 +77,11 @@ func (rs *response) wsTouch() { rs.wsLast.Store(time.Now().UnixNano()) }
 // timer per message:
 //   - a message the client has not taken within stall (--client-timeout)
 //     ends the connection, as a stalled response does;
-//   - with idle > 0, once nothing has passed for half of idle, it pings
-//     the client (a pong counts, when the application is reading); once
-//     nothing has for idle, it closes the connection with 1001, so that a
-//     client gone without a word, or one that only holds its connection
-//     open, does not hold a worker's slot for ever.
+//   - with idle > 0, once no message has passed for half of idle, it
+//     pings the client (for the proxies and NATs on the way; a pong does
+//     not count); once none has for idle, it closes the connection with
+//     1001, so that a client gone without a word, or one that only holds
+//     its connection open and answers pings, does not stay for ever.
 //
 // It looks four times per the shorter bound, so each acts up to a quarter
 // of it late.
@@ -121,6 +121,33 @@ func (rs *response) wsWatch(idle, stall time.Duration) {
 				defer cancel()
 				rs.ws.Ping(ctx)
 			}()
+		}
+	}
+}
+
+// wsMessage reads the client's next message, as websocket.Conn.Read does,
+// noting each part as it arrives: a long message sent in fragments is
+// activity while it comes, not idleness until it ends.
+func (rs *response) wsMessage() (websocket.MessageType, []byte, error) {
+	typ, r, err := rs.ws.Reader(context.Background())
+	if err != nil {
+		return 0, nil, err
+	}
+	msg := make([]byte, 0, 512)
+	for {
+		if len(msg) == cap(msg) {
+			msg = append(msg, 0)[:len(msg)]
+		}
+		n, err := r.Read(msg[len(msg):cap(msg)])
+		msg = msg[:len(msg)+n]
+		if n > 0 {
+			rs.wsTouch()
+		}
+		if err == io.EOF {
+			return typ, msg, nil
+		}
+		if err != nil {
+			return 0, nil, err
 		}
 	}
 }
@@ -176,7 +203,7 @@ func (rs *response) wsFrame(f frame) (end bool) {
 // wsRead reads the client's next message for the worker. It runs beside
 // run, so that the application may send while it waits to receive.
 func (rs *response) wsRead() {
-	typ, msg, err := rs.ws.Read(context.Background())
+	typ, msg, err := rs.wsMessage()
 	var b []byte
 	switch {
 	case err == nil:

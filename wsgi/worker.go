@@ -40,10 +40,14 @@ type call struct {
 	// cancelled is when torsion asked an ASGI worker to cancel the call's
 	// task for running past --timeout; zero before.
 	cancelled time.Time
-	long      atomic.Bool   // a WebSocket: --timeout does not apply
-	req       *http.Request // what it answers, for the status page
-	begun     time.Time     // when the request may have started running
-	got       bool          // a frame arrived: the request certainly started
+	long      atomic.Bool // a WebSocket: --timeout does not apply
+	// socket: the request asks an ASGI application for a WebSocket. It
+	// runs beside the worker's --threads requests, not in their place
+	// (the worker does not count it either), so it is not in order.
+	socket bool
+	req    *http.Request // what it answers, for the status page
+	begun  time.Time     // when the request may have started running
+	got    bool          // a frame arrived: the request certainly started
 }
 
 // push queues a frame without waking the handler; signal wakes it.
@@ -122,7 +126,8 @@ type worker struct {
 
 	mu       sync.Mutex // guards the fields below
 	calls    map[uint32]*call
-	order    []*call // in flight, in the order sent
+	order    []*call // in flight, in the order sent, WebSockets aside
+	sockets  int     // WebSockets in calls
 	nextID   uint32
 	served   int
 	limit    int    // recycle after this many requests; 0 = never
@@ -453,6 +458,9 @@ func frameBuffered(r *bufio.Reader) bool {
 // Threads at a time, so those are the first Threads in order.
 func (w *worker) finishLocked(c *call) {
 	delete(w.calls, c.id)
+	if c.socket {
+		w.sockets--
+	}
 	for i, o := range w.order {
 		if o == c {
 			w.order = append(w.order[:i], w.order[i+1:]...)
@@ -507,26 +515,31 @@ func (w *worker) submit(req []byte, r *http.Request) (*call, bool) {
 		return nil, false
 	}
 	w.nextID++
-	c := &call{id: w.nextID, wake: make(chan struct{}, 1), req: r}
-	if len(w.order) < w.pool.cfg.Threads {
+	c := &call{id: w.nextID, wake: make(chan struct{}, 1), req: r, socket: w.pool.cfg.ASGI && isWebSocket(r)}
+	if len(w.order) < w.pool.cfg.Threads || c.socket {
 		c.begun = time.Now()
 	}
 	w.calls[c.id] = c
-	w.order = append(w.order, c)
+	if c.socket {
+		w.sockets++
+	} else {
+		w.order = append(w.order, c)
+	}
 	binary.LittleEndian.PutUint32(req[1:], c.id)
 	w.mu.Unlock()
 	w.send(req)
 	return c, true
 }
 
-// inflight is the number of calls sent and not finished.
+// inflight is the number of requests sent and not finished, WebSockets
+// aside.
 func (w *worker) inflight() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.dead || w.draining {
 		return -1
 	}
-	return len(w.calls)
+	return len(w.calls) - w.sockets
 }
 
 // send queues b for the worker's writer goroutine, which writes all that
@@ -582,12 +595,17 @@ func (w *worker) die(err error) {
 	}
 	w.dead = true
 	order := w.order
-	w.order, w.calls = nil, map[uint32]*call{}
+	for _, c := range w.calls {
+		if c.socket {
+			order = append(order, c) // started: they fail
+		}
+	}
+	w.order, w.calls, w.sockets = nil, map[uint32]*call{}, 0
 	w.mu.Unlock()
 	w.conn.Close()
 	w.ctl.Close()
 	for i, c := range order {
-		c.fail(err, i >= w.pool.cfg.Threads)
+		c.fail(err, i >= w.pool.cfg.Threads && !c.socket)
 		w.pool.release()
 	}
 }

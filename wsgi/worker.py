@@ -1089,7 +1089,7 @@ class Asgi:
         for kind, rid, payload in frames:
             if kind == REQUEST:
                 self.requests[rid] = r = types.SimpleNamespace(
-                    body=asyncio.Queue(), acks=asyncio.Queue(), gone=asyncio.Event(), task=None)
+                    body=asyncio.Queue(), acks=asyncio.Queue(), gone=asyncio.Event(), task=None, socket=False)
                 self.pending.append((rid, payload, r))
                 continue
             r = self.requests.get(rid)
@@ -1222,6 +1222,12 @@ class Asgi:
         """Runs a WebSocket connection (PROTOCOL.md): torsion holds the
         client's socket and passes messages as frames."""
         conn = self.out
+        # A WebSocket runs beside the limit's requests, not in their place
+        # (torsion does not count it either, PROTOCOL.md): its place goes
+        # to the next request at once.
+        r.socket = True
+        self.running -= 1
+        self.admit()
         del scope["method"]
         scope["type"] = "websocket"
         scope["scheme"] = "wss" if scope["scheme"] == "https" else "ws"
@@ -1343,9 +1349,10 @@ class Asgi:
         """Ends a request (with E, unless it was sent) and starts the next."""
         if not ended:
             self.out.send(frame(END, rid))
-        self.requests.pop(rid, None)
-        self.running -= 1
-        self.admit()
+        r = self.requests.pop(rid, None)
+        if r is None or not r.socket:
+            self.running -= 1
+            self.admit()
 
     async def startup(self):
         """Runs the lifespan protocol's startup; returns the running

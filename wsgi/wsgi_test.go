@@ -1003,10 +1003,59 @@ func TestReadGrowing(t *testing.T) {
 		{"unknown length", strings.Repeat("x", 10000), 1 << 20, -1, strings.Repeat("x", 10000), 24 << 10},
 		{"over the limit", strings.Repeat("x", 100), 10, -1, strings.Repeat("x", 10), 10},
 	} {
-		got, err := readGrowing(iotest.HalfReader(strings.NewReader(tt.data)), tt.limit, tt.announced)
-		if err != nil || string(got) != tt.want || cap(got) > tt.maxCap {
-			t.Errorf("%s: %d bytes (cap %d), %v; want %d bytes, cap at most %d", tt.name, len(got), cap(got), err, len(tt.want), tt.maxCap)
+		var asked int
+		got, spent, err := readGrowing(iotest.HalfReader(strings.NewReader(tt.data)), tt.limit, tt.announced, func(n int64) bool { asked += int(n); return true })
+		if err != nil || spent || string(got) != tt.want || cap(got) > tt.maxCap || asked != cap(got) {
+			t.Errorf("%s: %d bytes (cap %d, %d asked), %v; want %d bytes, cap at most %d", tt.name, len(got), cap(got), asked, err, len(tt.want), tt.maxCap)
 		}
+	}
+}
+
+// TestBodyBudget: the bodies buffered before their requests take a worker
+// hold at most the BodyBudget's memory and disk together. Once, 400
+// clients that each sent 1.1 MB of an announced 60 MB held 700 MiB, and
+// 40 that stalled within 45 MB bodies held 1.9 GB of spool files. A body
+// that finds the memory spent goes to the spool; one that finds the disk
+// spent is answered 503 with Retry-After; what a body held comes back when
+// its request ends, and then bodies are served again.
+func TestBodyBudget(t *testing.T) {
+	const memory, disk = 100 << 10, 1 << 20
+	budget := NewBodyBudget(memory, disk)
+	s := startPool(t, Config{App: "apps:upload", BodyBuffer: 64 << 10, BodySpool: 2 << 20, Bodies: budget, SpoolDir: t.TempDir()})
+	stalled := func(announce, send int) net.Conn {
+		c := s.dial(t)
+		fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", announce, strings.Repeat("a", send))
+		return c
+	}
+	a := stalled(1500<<10, 800<<10)
+	waitFor(t, func() bool { return budget.disk.left.Load() <= disk-(800<<10)+(64<<10) }, "the first body is not on disk: %d bytes of the disk budget left", budget.disk.left.Load())
+	if left := budget.memory.left.Load(); left < 0 || left > memory-(64<<10) {
+		t.Errorf("memory budget left with one body of 64 KiB in memory: %d", left)
+	}
+	b := stalled(1500<<10, 400<<10)
+	b.SetDeadline(time.Now().Add(20 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(b), nil)
+	if err != nil {
+		t.Fatalf("a body past the disk budget: %v", err)
+	}
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("a body past the disk budget got %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if left := budget.disk.left.Load(); left < 0 {
+		t.Errorf("the disk budget went below zero: %d", left)
+	}
+	a.Close()
+	b.Close()
+	waitFor(t, func() bool { return budget.memory.left.Load() == memory && budget.disk.left.Load() == disk },
+		"the stalled bodies did not give back what they held: memory %d of %d, disk %d of %d", budget.memory.left.Load(), memory, budget.disk.left.Load(), disk)
+	resp, err = http.Post(s.url+"/", "application/octet-stream", strings.NewReader(strings.Repeat("b", 500<<10)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(string(body), fmt.Sprint(500<<10)+" ") {
+		t.Errorf("an upload after the stalled ones: %d %q", resp.StatusCode, body)
 	}
 }
 

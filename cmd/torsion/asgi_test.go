@@ -720,36 +720,99 @@ func TestASGIWebSocketHostile(t *testing.T) {
 		p.waitLogs("closing an idle WebSocket", 1)
 	})
 
-	t.Run("quiet live client", func(t *testing.T) {
-		// Sends nothing while the server pings it five times, each ping
-		// after half an idle timeout of quiet (2.5 timeouts in all), but
-		// answers them (its reader runs): it stays.
-		pings := make(chan struct{}, 16)
-		c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{OnPingReceived: func(context.Context, []byte) bool {
-			pings <- struct{}{}
-			return true
-		}})
+	t.Run("client that only answers pings", func(t *testing.T) {
+		// Sends nothing, but answers the server's pings: once, its pongs
+		// counted as activity and it held its place for ever. Only
+		// messages count: it is closed with 1001 after the idle timeout.
+		c, _, err := websocket.Dial(ctx, url, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.CloseNow()
-		got := make(chan string, 1)
-		go func() {
-			_, msg, err := c.Read(ctx)
-			got <- fmt.Sprint(string(msg), err)
-		}()
-		for i := range 5 {
-			select {
-			case <-pings:
-			case m := <-got:
-				t.Fatalf("after %d pings: %s, want the connection open", i, m)
-			case <-ctx.Done():
-				t.Fatalf("after %d pings: no more", i)
+		began := time.Now()
+		_, _, err = c.Read(ctx) // answers pings while it waits
+		if websocket.CloseStatus(err) != websocket.StatusGoingAway {
+			t.Fatalf("read: %v; want the server's close with 1001", err)
+		}
+		// The idle clock started at the handshake, a little before began.
+		if waited := time.Since(began); waited < 1500*time.Millisecond {
+			t.Errorf("closed after %v, before the idle timeout (2 s)", waited)
+		}
+	})
+
+	t.Run("long message in fragments", func(t *testing.T) {
+		// One message whose fragments come for longer than the idle
+		// timeout, each well within it: the client is not idle.
+		conn, br := rawHandshake(t)
+		mask := []byte{1, 2, 3, 4}
+		for i := range 6 {
+			op := byte(0x0) // continuation
+			if i == 0 {
+				op = 0x1 // text
+			}
+			if i == 5 {
+				op |= 0x80 // the last fragment
+			}
+			frame := []byte{op, 0x80 | 5, mask[0], mask[1], mask[2], mask[3]}
+			for j, b := range []byte("part ") {
+				frame = append(frame, b^mask[j%4])
+			}
+			if _, err := conn.Write(frame); err != nil {
+				t.Fatalf("fragment %d: %v", i+1, err)
+			}
+			if i < 5 {
+				time.Sleep(600 * time.Millisecond) // the client's own pace: 3 s in all
 			}
 		}
-		c.Write(ctx, websocket.MessageText, []byte("alive"))
-		if m := <-got; m != "echo: alive<nil>" {
-			t.Errorf("after five pings of quiet: %s", m)
+		conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		var h [2]byte
+		var got []byte
+		for h[0] == 0 || h[0] == 0x89 { // pings aside
+			if _, err := io.ReadFull(br, h[:]); err != nil {
+				t.Fatal(err)
+			}
+			got = make([]byte, h[1]&0x7f)
+			io.ReadFull(br, got)
+		}
+		if h[0] != 0x81 || string(got) != "echo: "+strings.Repeat("part ", 6) {
+			t.Fatalf("the answer to a message sent in fragments over 3 s: frame %#x %q; want the echo", h[0], got)
+		}
+	})
+	p.stopOK()
+
+	// WebSockets beside requests: open WebSockets once took every place of
+	// a worker, and requests waited behind them.
+	p = start(t, nil, "web", "--port", "tcp:0:interface=127.0.0.1", "--asgi", "ws_echo:app", "--threads", "2",
+		"--max-websockets", "12", "--chdir", "../../examples/asgi", "--python", debianPython, "--workers", "1")
+	url = "ws://127.0.0.1:" + p.port() + "/"
+	t.Run("WebSockets take no request's place", func(t *testing.T) {
+		// Twelve: more than the worker's places in Python (2) and in Go
+		// (--threads+8).
+		for i := range 12 {
+			c, _, err := websocket.Dial(ctx, url, nil)
+			if err != nil {
+				t.Fatalf("WebSocket %d: %v", i+1, err)
+			}
+			defer c.CloseNow()
+			c.Write(ctx, websocket.MessageText, []byte("hi"))
+			if _, got, err := c.Read(ctx); err != nil || string(got) != "echo: hi" {
+				t.Fatalf("WebSocket %d: %q %v", i+1, got, err)
+			}
+		}
+		client := &http.Client{Timeout: 10 * time.Second}
+		for i := range 3 {
+			resp, err := client.Get("http://127.0.0.1:" + p.port() + "/")
+			if err != nil {
+				t.Fatalf("request %d beside twelve open WebSockets: %v", i+1, err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("request %d beside twelve open WebSockets: %d", i+1, resp.StatusCode)
+			}
+		}
+		_, resp, err := websocket.Dial(ctx, url, nil)
+		if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("a WebSocket over --max-websockets 12: %v %v; want 503", resp, err)
 		}
 	})
 	p.stopOK()

@@ -68,6 +68,8 @@ type options struct {
 	maxRequestLine int
 	maxHeaders     int
 	maxStreams     int
+	bodyMemory     int64
+	bodyDisk       int64
 	clientConns    int
 	clientStreams  int
 	clientExempt   string
@@ -110,9 +112,13 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 	fs.Int64Var(&o.wsgi.BodySpool, "body-spool", 64<<20, "`BYTES` of request body received after --body-buffer, into a temporary file, before the request takes a worker, so slow uploads hold no worker; the rest of a larger body streams (0: stream all past --body-buffer)")
 	fs.Int64Var(&o.wsgi.MaxMemory, "max-worker-memory", 0, "recycle a worker whose resident memory stays above `BYTES`, after its requests (0: no limit; Linux only)")
 	fs.IntVar(&o.wsgi.MaxQueue, "max-queue", 1024, "`N` requests that may wait when every worker is busy; more get 503 with Retry-After (-1: no bound)")
-	fs.Int64Var(&o.wsgi.MaxBody, "max-body", 0, "answer 413 to request bodies larger than `BYTES` (0: no limit)")
+	fs.Int64Var(&o.wsgi.MaxBody, "max-body", 1<<30, "answer 413 to request bodies larger than `BYTES` (0: no limit)")
+	fs.Int64Var(&o.bodyMemory, "body-memory", wsgi.DefaultBodyMemory, "`BYTES` of memory that the request bodies --body-buffer receives may hold together; past it, bodies go to the spool")
+	fs.Int64Var(&o.bodyDisk, "body-disk", wsgi.DefaultBodyDisk, "`BYTES` of spool files that the request bodies --body-spool receives may hold together; past it, requests with bodies get 503")
+	fs.StringVar(&o.wsgi.SpoolDir, "spool-dir", "", "`DIR` for the spool files of request bodies (default: $TMPDIR or /tmp)")
 	plugin.DurationVar(fs, &o.wsgi.ClientTimeout, "client-timeout", "", 60*time.Second, "drop a client that takes nothing of a response, or sends nothing of a body a worker is reading, for this long")
-	plugin.DurationVar(fs, &o.wsgi.WebSocketIdle, "ws-idle-timeout", "", 60*time.Second, "close an ASGI WebSocket over which nothing has passed for this long, pinging the client at half of it (0: never)")
+	plugin.DurationVar(fs, &o.wsgi.WebSocketIdle, "ws-idle-timeout", "", 60*time.Second, "close an ASGI WebSocket over which no message has passed for this long, pinging the client at half of it (pongs do not count; 0: never)")
+	fs.IntVar(&o.wsgi.MaxWebSockets, "max-websockets", 4096, "most WebSockets open to an ASGI application at once (`N`); more get 503. They do not take the places of --threads requests")
 	fs.StringArrayVar(&o.controls, "control", nil, "endpoint `DESC` of a control port for the --wsgi application: each line sent there goes to its torsion.control handler in every worker (repeatable; restrict access with interface=127.0.0.1 or unix:PATH:mode=0600)")
 	fs.StringArrayVar(&o.ampControls, "amp", nil, "endpoint `DESC` of an AMP control port for the --wsgi application: each command runs in every worker, with the locator it registered with torsion.locator() (repeatable; restrict access as for --control)")
 	fs.StringVar(&o.metrics, "metrics", "", "endpoint `DESC` serving Prometheus metrics (requests, latency, bytes, in flight, each pool's workers, queue and restarts, Go and the process); keep it private, as tcp:9100:interface=127.0.0.1")
@@ -194,6 +200,9 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 		{"--max-requests-jitter", o.wsgi.MaxRequestsJitter < 0, "0 or more"},
 		{"--body-buffer", o.wsgi.BodyBuffer < 1, "at least 1"},
 		{"--max-body", o.wsgi.MaxBody < 0, "0 (no limit) or more"},
+		{"--body-memory", o.bodyMemory <= 0, "positive"},
+		{"--max-websockets", o.wsgi.MaxWebSockets < 1, "at least 1"},
+		{"--body-disk", o.bodyDisk <= 0, "positive"},
 		{"--max-worker-memory", o.wsgi.MaxMemory < 0, "0 (no limit) or more"},
 		{"--timeout", o.wsgi.Timeout < 0, "0 (never) or more"},
 	} {
@@ -238,6 +247,7 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 	} else if o.fs.Changed("forwarded-allow-ips") || o.fs.Changed("forwarded-fields") {
 		return nil, fmt.Errorf("--forwarded-allow-ips and --forwarded-fields need --proxy-headers")
 	}
+	o.wsgi.Bodies = wsgi.NewBodyBudget(o.bodyMemory, o.bodyDisk) // shared by every application
 	b := &builder{o: o, env: env, m: service.NewMulti()}
 	if o.metrics != "" {
 		b.reg = metrics.New()
