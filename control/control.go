@@ -36,9 +36,13 @@ const Timeout = 30 * time.Second
 // Lines returns the factory of the line protocol: a client sends a line
 // (ending in LF or CRLF, at most maxLine bytes), the target handles it,
 // and the client gets back its answer, or "error: " and why, on one line
-// ending in CRLF; then the connection closes, as in Twisted's example. A
-// line over maxLine bytes gets an error and a closed connection, and
-// never reaches the target.
+// ending in CRLF; then the connection closes, as in Twisted's example.
+// One line per connection: lines after the first are neither applied nor
+// answered. A line over maxLine bytes gets an error and a closed
+// connection, and never reaches the target. A line that looks like HTTP
+// (a request line, or a Host field) closes the connection without an
+// answer and reaches nothing, as Redis does: it is a web page in an
+// operator's browser posting to the port (a cross-protocol attack).
 func Lines(t Target, maxLine int, log *slog.Logger) protocol.Factory {
 	return func(remote net.Addr) protocol.Protocol {
 		return &protocol.LineReceiver{
@@ -46,6 +50,11 @@ func Lines(t Target, maxLine int, log *slog.Logger) protocol.Factory {
 			MaxLength: maxLine,
 			OnLine: func(r *protocol.LineReceiver, line []byte) {
 				line = []byte(strings.TrimSuffix(string(line), "\r"))
+				if looksLikeHTTP(line) {
+					log.Warn("refused a control connection that speaks HTTP: a web page posting to the port?", "remote", remote.String())
+					r.Transport().LoseConnection()
+					return
+				}
 				ctx, cancel := context.WithTimeout(context.Background(), Timeout)
 				defer cancel()
 				reply, err := t.Control(ctx, line)
@@ -65,6 +74,21 @@ func Lines(t Target, maxLine int, log *slog.Logger) protocol.Factory {
 			},
 		}
 	}
+}
+
+// looksLikeHTTP reports whether line is an HTTP request line ("POST /
+// HTTP/1.1") or a Host field.
+func looksLikeHTTP(line []byte) bool {
+	s := string(line)
+	if len(s) >= 5 && strings.EqualFold(s[:5], "host:") {
+		return true
+	}
+	method, rest, ok := strings.Cut(s, " ")
+	if !ok || method == "" || strings.ToUpper(method) != method {
+		return false
+	}
+	_, version, ok := strings.Cut(rest, " ")
+	return ok && strings.HasPrefix(version, "HTTP/")
 }
 
 // oneLine keeps an answer on one line: line breaks become "; ".

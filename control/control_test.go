@@ -46,6 +46,11 @@ func TestLines(t *testing.T) {
 		{"fail\n", "error: worker 1: no; worker 2: no\r\n"},
 		{strings.Repeat("x", 17) + "\n", "error: the line is longer than 16 bytes\r\n"},
 		{strings.Repeat("x", 40), "error: the line is longer than 16 bytes\r\n"}, // no end, and too long already
+		// One line a connection: what follows is neither applied nor answered.
+		{"one\ntwo\nthree\n", "ONE\r\n"},
+		// A browser's cross-protocol POST: nothing applied, no answer.
+		{"POST / HTTP/1.1\r\nHost: x\r\n\r\nset\n", ""},
+		{"Host: x\n", ""},
 	} {
 		c, err := net.Dial("tcp", ln.Addr().String())
 		if err != nil {
@@ -61,7 +66,7 @@ func TestLines(t *testing.T) {
 	}
 	target.mu.Lock()
 	defer target.mu.Unlock()
-	if strings.Join(target.got, ",") != "hello,crlf,fail" {
+	if strings.Join(target.got, ",") != "hello,crlf,fail,one" {
 		t.Errorf("the target saw %q; a long line must not reach it", target.got)
 	}
 }

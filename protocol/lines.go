@@ -18,7 +18,9 @@ type LineReceiver struct {
 	// OnConnect is called when the connection is made.
 	OnConnect func(r *LineReceiver)
 	// OnLine is called with each line, without its delimiter. The line is
-	// only valid during the call.
+	// only valid during the call. Once it has called LoseConnection on the
+	// transport, no more lines are delivered, even those already
+	// received, as in Twisted (the transport is "disconnecting").
 	OnLine func(r *LineReceiver, line []byte)
 	// OnTooLong is called when a line exceeds MaxLength; nil means close
 	// the connection, as Twisted's lineLengthExceeded does. Either way the
@@ -84,6 +86,10 @@ func (r *LineReceiver) DataReceived(data []byte) {
 		r.OnLine(r, data[:i])
 		data = data[i+len(d):]
 		if r.tooLong {
+			return
+		}
+		if dt, ok := r.t.(interface{ Disconnecting() bool }); ok && dt.Disconnecting() {
+			r.tooLong, r.buf = true, nil // what follows is ignored
 			return
 		}
 	}

@@ -88,6 +88,15 @@ func (c *conn) LoseConnection() {
 	c.c.Close()
 }
 
+// Disconnecting reports whether LoseConnection has been called, as
+// Twisted's transport.disconnecting: a protocol stops handling what it
+// already received.
+func (c *conn) Disconnecting() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lost
+}
+
 func (c *conn) LocalAddr() net.Addr  { return c.c.LocalAddr() }
 func (c *conn) RemoteAddr() net.Addr { return c.c.RemoteAddr() }
 
