@@ -75,6 +75,50 @@ func TestProxy(t *testing.T) {
 	}
 }
 
+// TestProxyDotSegments: a path's dot-segments, plain or percent-encoded,
+// are resolved before a mount is chosen, so a proxy: mount never forwards
+// a path that leaves its base: /proxy/../admin once reached the backend's
+// /admin. What stays within the mount is forwarded resolved.
+func TestProxyDotSegments(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "backend %s", r.URL.EscapedPath())
+	}))
+	defer backend.Close()
+	p, err := NewProxy(backend.URL+"/base", ProxyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := &Resource{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "root %s", r.URL.EscapedPath())
+	})}
+	root.Mount("/proxy", p)
+	addr := serve(t, root)
+	for _, tt := range []struct{ target, want string }{
+		{"/proxy/../admin", "root /admin"},
+		{"/proxy/%2e%2e/admin", "root /admin"},
+		{"/proxy/.%2E/admin", "root /admin"},
+		{"/proxy/%2E./admin", "root /admin"},
+		{"/proxy/./../../admin", "root /admin"},
+		{"/proxy/a/../b", "backend /base/b"},
+		{"/proxy/a/./b", "backend /base/a/b"},
+		{"/proxy/..a/b", "backend /base/..a/b"}, // not a dot-segment
+		{"/../proxy/x", "backend /base/x"},
+	} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", tt.target)
+		raw, _ := io.ReadAll(c)
+		c.Close()
+		_, body, _ := strings.Cut(string(raw), "\r\n\r\n")
+		if body != tt.want {
+			t.Errorf("%s: %q, want %q", tt.target, body, tt.want)
+		}
+	}
+}
+
 // Behind ProxyHeaders, the chain sent on names the proxy that sent the
 // request, not the client twice.
 func TestProxyBehindProxyHeaders(t *testing.T) {

@@ -93,11 +93,21 @@ func ScriptName(r *http.Request) string {
 	return s
 }
 
-// ServeHTTP implements http.Handler.
+// ServeHTTP implements http.Handler. At the root of a tree, a path with
+// dot-segments ("/a/../b", "/a/%2e%2e/b") is first resolved as RFC 3986
+// 5.2.4 says ("/b"), so that a mount is chosen by the path the request
+// really names and no handler, a proxy: mount above all, is handed a
+// path that leaves it.
 func (n *Resource) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	base := ScriptName(r)
 	rest := r.URL.EscapedPath() // still to take, "/a/b" or ""
-	taken := ""                 // decoded segments taken so far
+	if base == "" {
+		if clean, changed := removeDotSegments(rest); changed {
+			r = withPath(r, "", clean)
+			rest = clean
+		}
+	}
+	taken := "" // decoded segments taken so far
 	// The nearest node with a Handler, and where the path stood there.
 	var fallback http.Handler
 	fbTaken, fbRest := "", rest
@@ -138,6 +148,62 @@ func (n *Resource) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fallback.ServeHTTP(w, withPath(r, base+fbTaken, fbRest))
+}
+
+// removeDotSegments resolves the "." and ".." segments of an escaped path
+// (RFC 3986 5.2.4), percent-encoded dots included, and reports whether
+// there were any. ".." at the root stays at the root.
+func removeDotSegments(p string) (string, bool) {
+	if !strings.Contains(p, ".") && !strings.Contains(p, "%2") {
+		return p, false // the common case, at no cost
+	}
+	segs := strings.Split(p, "/")
+	out := make([]string, 0, len(segs))
+	changed := false
+	for i, seg := range segs {
+		last := i == len(segs)-1
+		switch dotSegment(seg) {
+		case 1:
+			changed = true
+			if last {
+				out = append(out, "") // "/a/." is "/a/"
+			}
+		case 2:
+			changed = true
+			if len(out) > 1 {
+				out = out[:len(out)-1]
+			}
+			if last {
+				out = append(out, "")
+			}
+		default:
+			out = append(out, seg)
+		}
+	}
+	if !changed {
+		return p, false
+	}
+	clean := strings.Join(out, "/")
+	if !strings.HasPrefix(clean, "/") {
+		clean = "/" + clean
+	}
+	return clean, true
+}
+
+// dotSegment is 1 for a "." segment, 2 for "..", percent-encoded or not,
+// and 0 for any other.
+func dotSegment(seg string) int {
+	if len(seg) == 0 || len(seg) > 6 {
+		return 0
+	}
+	s := strings.ReplaceAll(strings.ReplaceAll(seg, "%2e", "."), "%2E", ".")
+	switch s {
+	case ".":
+		return 1
+	case "..":
+		return 2
+	}
+	return 0
 }
 
 // nextSegment splits "/seg/more" into "seg" and "/more". It reports false
