@@ -179,3 +179,61 @@ func TestStoreErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestRelayNewlines: what the smarthost receives has CRLF for every line
+// end: a message with "<CR>.<CR>" in it was passed on unchanged, and a
+// smarthost that takes a bare CR for a line end would end the data there
+// and run what follows as commands (SMTP smuggling).
+func TestRelayNewlines(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan string, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		r := bufio.NewReader(c)
+		fmt.Fprint(c, "220 smarthost\r\n")
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			switch cmd := strings.ToUpper(strings.TrimSpace(line)); {
+			case strings.HasPrefix(cmd, "DATA"):
+				fmt.Fprint(c, "354 go on\r\n")
+				var data strings.Builder
+				for !strings.HasSuffix(data.String(), "\r\n.\r\n") {
+					b, err := r.ReadByte()
+					if err != nil {
+						return
+					}
+					data.WriteByte(b)
+				}
+				got <- data.String()
+				fmt.Fprint(c, "250 taken\r\n")
+			case strings.HasPrefix(cmd, "QUIT"):
+				fmt.Fprint(c, "221 bye\r\n")
+				return
+			default:
+				fmt.Fprint(c, "250 ok\r\n")
+			}
+		}
+	}()
+	store, _ := newStore(t)
+	b := &backend{store: store, opts: SMTPOptions{RelayVia: ln.Addr().String()}, log: logging.Discard()}
+	msg := "Subject: x\r\n\r\nbefore\r.\rMAIL FROM:<evil@example.com>\nafter\r\n"
+	if err := b.relay("a@example.org", []string{"b@example.net"}, []byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	want := "Subject: x\r\n\r\nbefore\r\n..\r\nMAIL FROM:<evil@example.com>\r\nafter\r\n.\r\n"
+	if data := <-got; data != want {
+		t.Errorf("the smarthost received %q, want %q", data, want)
+	}
+}

@@ -98,11 +98,30 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 
 func (s *session) Mail(from string, _ *smtp.MailOptions) error {
 	s.Reset()
+	if !printable(from) {
+		return &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 1, 7}, Message: "The sender address has characters outside printable ASCII"}
+	}
 	s.from = from
 	return nil
 }
 
+// printable reports whether an address is printable ASCII, 32 to 126
+// (RFC 5321 4.1.2; no SMTPUTF8 is offered): a control character (a bare
+// CR in a quoted local part, say) would otherwise reach the Return-Path
+// written into the message, where a mail reader finds injected headers.
+func printable(addr string) bool {
+	for i := 0; i < len(addr); i++ {
+		if addr[i] < 32 || addr[i] > 126 {
+			return false
+		}
+	}
+	return true
+}
+
 func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if !printable(to) {
+		return &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "The recipient address has characters outside printable ASCII"}
+	}
 	box := s.b.store.mailbox(to)
 	if box == "" {
 		_, dom, _ := strings.Cut(to, "@")
@@ -167,10 +186,35 @@ func (b *backend) relay(from string, to []string, msg []byte) error {
 	if err := c.Hello(b.store.hostname()); err != nil {
 		return err
 	}
-	if err := c.SendMail(from, to, bytes.NewReader(msg)); err != nil {
+	if err := c.SendMail(from, to, bytes.NewReader(normalizeNewlines(msg))); err != nil {
 		return err
 	}
 	return c.Quit()
+}
+
+// normalizeNewlines turns every bare CR and bare LF of a message into
+// CRLF, as Postfix's smtpd_forbid_bare_newline=normalize does, so that
+// the smarthost sees the lines this server saw: "<CR>.<CR>" passed on
+// unchanged ends the data early for a smarthost that takes a bare CR as a
+// line end, and what follows becomes commands of its own (SMTP
+// smuggling).
+func normalizeNewlines(msg []byte) []byte {
+	if bytes.IndexByte(msg, '\r') < 0 && bytes.IndexByte(msg, '\n') < 0 {
+		return msg
+	}
+	out := make([]byte, 0, len(msg)+64)
+	for i := 0; i < len(msg); i++ {
+		switch c := msg[i]; {
+		case c == '\r' && i+1 < len(msg) && msg[i+1] == '\n':
+			out = append(out, '\r', '\n')
+			i++
+		case c == '\r' || c == '\n':
+			out = append(out, '\r', '\n')
+		default:
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // slogLogger is go-smtp's error log as slog.

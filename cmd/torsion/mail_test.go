@@ -75,6 +75,24 @@ for i in range(1, p.stat()[0] + 1):
     got.append(msg[msg.index(b"Subject:"):].decode())
 print("concurrent", len(got), sorted(got) == sorted(bodies))
 p.quit()
+# Addresses with control characters: a bare CR in a quoted local part once
+# reached Return-Path, where a mail reader found an injected Bcc:.
+import socket
+c = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+f = c.makefile("rb")
+def reply():
+    while True:
+        line = f.readline().decode()
+        if line[3:4] != "-":
+            return line[:3]
+reply()
+c.sendall(b"EHLO x\r\n"); reply()
+c.sendall(b'MAIL FROM:<"a\rBcc: victim@example.org"@example.com>\r\n')
+print("cr sender", reply())
+c.sendall(b"MAIL FROM:<x@example.com>\r\n"); reply()
+c.sendall(b'RCPT TO:<"b\x1b[31m"@localhost>\r\n')
+print("escape recipient", reply())
+c.close()
 `
 	out, err := exec.Command(debianPython, "-c", client, smtpPort, popPort).CombinedOutput()
 	if err != nil {
@@ -84,7 +102,7 @@ p.quit()
 	for _, want := range []string{
 		"refused nobody@localhost 550", "refused carol@example.net 550", "stat 1",
 		"line Subject: hello", "line first line", "line .a dotted line", "after 0",
-		"big refused 552", "concurrent 20 True",
+		"big refused 552", "concurrent 20 True", "cr sender 553", "escape recipient 553",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("the client's output lacks %q:\n%s", want, got)
