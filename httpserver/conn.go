@@ -577,6 +577,7 @@ type body struct {
 	closed   bool
 	err      error
 	trailers int
+	excess   int64 // chunk overhead beyond its allowance
 }
 
 // errBodyClosed is a read after the handler closed the body.
@@ -644,6 +645,14 @@ func (b *body) read(p []byte) (int, error) {
 		}
 		size, ok := chunkSize(line)
 		if !ok {
+			return 0, errFraming
+		}
+		// Chunk overhead (size lines, extensions) beyond 16 bytes a
+		// chunk plus twice its data counts against the sender, as in
+		// net/http since CVE-2023-39326: megabytes of extensions around
+		// a few data bytes end the request.
+		b.excess = max(b.excess+int64(len(line))+2-16-2*min(size, 1<<40), 0)
+		if b.excess > 16<<10 {
 			return 0, errFraming
 		}
 		if size == 0 {

@@ -120,6 +120,11 @@ func TestH1Framing(t *testing.T) {
 		{"trailer", "GET /trailer HTTP/1.1\r\n" + h + "\r\n", 200, "chunked", "data", false},
 		{"CRLF in a header value", "GET /injection HTTP/1.1\r\n" + h + "\r\n", 200, "Content-Length: 2", "ok", false},
 		{"chunked request with a trailer", "POST /echo HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\nX-T: t\r\n\r\n", 200, "Content-Length: 7", "abcde|t", false},
+		// As net/http since CVE-2023-39326: chunk overhead far beyond the
+		// data it frames ends the request (20 MB of extensions around
+		// 5,000 bytes were once read to the end).
+		{"chunk extensions far beyond the data", "POST /echo HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\n" + strings.Repeat("1;e="+strings.Repeat("x", 3000)+"\r\na\r\n", 10) + "0\r\n\r\n", 400, "", "", true},
+		{"chunk extensions within the allowance", "POST /echo HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\n" + strings.Repeat("400;e="+strings.Repeat("x", 1000)+"\r\n"+strings.Repeat("a", 1024)+"\r\n", 20) + "0\r\n\r\n", 200, "chunked", strings.Repeat("a", 20480) + "|", false},
 		{"missing Host", "GET /small HTTP/1.1\r\n\r\n", 400, "", "", true},
 		{"bad Host", "GET /small HTTP/1.1\r\nHost: a/b\r\n\r\n", 400, "", "", true},
 		{"unknown expectation", "GET /small HTTP/1.1\r\n" + h + "Expect: magic\r\n\r\n", 417, "", "", true},

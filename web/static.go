@@ -13,6 +13,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -356,9 +357,80 @@ func (e *htmlErrors) ReadFrom(src io.Reader) (int64, error) {
 	return io.Copy(e.ResponseWriter, src)
 }
 
-// serveContent is http.ServeContent with torsion's error pages.
+// serveContent is http.ServeContent with torsion's error pages. A Range
+// of many parts, or of parts that overlap, is ignored and the whole file
+// served, as Apache does past its MaxRanges: http.ServeContent would
+// answer 9,000 copies of one range with a 206 of 9,000 parts.
 func serveContent(w http.ResponseWriter, r *http.Request, name string, mod time.Time, content io.ReadSeeker) {
+	if rg := r.Header.Get("Range"); strings.IndexByte(rg, ',') >= 0 && !fairRanges(rg, content) {
+		r2 := *r
+		r2.Header = r.Header.Clone()
+		r2.Header.Del("Range")
+		r = &r2
+	}
 	http.ServeContent(&htmlErrors{ResponseWriter: w, r: r}, r, name, mod, content)
+}
+
+// maxRanges is the most parts a Range may ask for.
+const maxRanges = 16
+
+// fairRanges reports whether a Range header of several parts asks for at
+// most maxRanges parts, none overlapping another, of content. One it
+// cannot parse is left to http.ServeContent (which answers 416).
+func fairRanges(header string, content io.ReadSeeker) bool {
+	specs, ok := strings.CutPrefix(header, "bytes=")
+	if !ok {
+		return true
+	}
+	parts := strings.Split(specs, ",")
+	if len(parts) > maxRanges {
+		return false
+	}
+	size, err := content.Seek(0, io.SeekEnd)
+	if err != nil {
+		return true
+	}
+	if _, err := content.Seek(0, io.SeekStart); err != nil {
+		return true
+	}
+	type span struct{ start, end int64 }
+	var spans []span
+	for _, p := range parts {
+		a, b, ok := strings.Cut(strings.TrimSpace(p), "-")
+		if !ok {
+			return true
+		}
+		var sp span
+		switch {
+		case a == "": // the last b bytes
+			n, err := strconv.ParseInt(b, 10, 64)
+			if err != nil {
+				return true
+			}
+			sp = span{max(size-n, 0), size - 1}
+		default:
+			start, err := strconv.ParseInt(a, 10, 64)
+			if err != nil {
+				return true
+			}
+			sp = span{start, size - 1}
+			if b != "" {
+				end, err := strconv.ParseInt(b, 10, 64)
+				if err != nil {
+					return true
+				}
+				sp.end = min(end, size-1)
+			}
+		}
+		spans = append(spans, sp)
+	}
+	slices.SortFunc(spans, func(x, y span) int { return cmp.Compare(x.start, y.start) })
+	for i := 1; i < len(spans); i++ {
+		if spans[i].start <= spans[i-1].end {
+			return false
+		}
+	}
+	return true
 }
 
 func serveCached(w http.ResponseWriter, r *http.Request, e *cachedFile) {
