@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -44,9 +45,19 @@ func NewProxy(target string, opts ProxyOptions) (http.Handler, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.ResponseHeaderTimeout = opts.Timeout
 	tr.MaxIdleConnsPerHost = 64
-	return &httputil.ReverseProxy{
+	// The client's Accept-Encoding goes to the backend unchanged, as
+	// nginx passes it, and the answer comes back as the backend encoded
+	// it: Go's transport would otherwise ask for gzip on its own and
+	// inflate what came (a 101,941-byte answer left as 100 MiB).
+	tr.DisableCompression = true
+	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(u)
+			// torsion's own header survives a client's Connection
+			// listing it, which would make it hop-by-hop.
+			if id, ok := pr.In.Header[RequestIDHeader]; ok {
+				pr.Out.Header[RequestIDHeader] = id
+			}
 			// Append to the chain the client sent, as nginx's
 			// $proxy_add_x_forwarded_for does; the backend decides whom to
 			// trust. The hop added is the connection's peer, which is the
@@ -76,7 +87,33 @@ func NewProxy(target string, opts ProxyOptions) (http.Handler, error) {
 			log.Warn("proxy request failed", "method", r.Method, "uri", r.URL.RequestURI(), "backend", target, "err", err)
 			Error(w, r, status, "The backend server did not answer properly.")
 		},
-	}, nil
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if up := r.Header.Get("Upgrade"); up != "" && !HeaderHasToken(r.Header, "Upgrade", "websocket") {
+			// Only WebSockets are tunnelled: any other upgrade (h2c,
+			// say) would become a raw tunnel to the backend after its
+			// 101. The request goes on as a plain one.
+			r2 := *r
+			r2.Header = r.Header.Clone()
+			r2.Header.Del("Upgrade")
+			r = &r2
+		}
+		rp.ServeHTTP(w, r)
+	}), nil
+}
+
+// HeaderHasToken reports whether the comma-separated values of header
+// name hold token, compared without regard to case ("Connection:
+// keep-alive, Upgrade" holds "upgrade").
+func HeaderHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 type schemeKey struct{}

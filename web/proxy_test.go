@@ -1,6 +1,8 @@
 package web
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"fmt"
 	"io"
@@ -72,6 +74,65 @@ func TestProxy(t *testing.T) {
 		if _, err := NewProxy(bad, ProxyOptions{}); err == nil {
 			t.Errorf("NewProxy(%q) succeeded", bad)
 		}
+	}
+}
+
+// TestProxyRequestChanges: what the proxy changes of a request and a response.
+// Only WebSocket upgrades are forwarded (an h2c upgrade became a raw
+// tunnel after the backend's 101); torsion's X-Request-Id survives a
+// client's Connection naming it; Accept-Encoding goes through as the
+// client sent it, and the answer comes back as the backend encoded it
+// (Go's transport asked for gzip itself and inflated a 101,941-byte
+// answer to 100 MiB).
+func TestProxyRequestChanges(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "" {
+			w.Header().Set("Connection", "Upgrade")
+			w.Header().Set("Upgrade", r.Header.Get("Upgrade"))
+			w.WriteHeader(http.StatusSwitchingProtocols)
+			return
+		}
+		if r.URL.Path == "/gz" {
+			w.Header().Set("Content-Encoding", "gzip")
+			gz := gzip.NewWriter(w)
+			gz.Write(bytes.Repeat([]byte("a"), 100000))
+			gz.Close()
+			return
+		}
+		fmt.Fprintf(w, "id=%q ae=%q", r.Header.Get(RequestIDHeader), r.Header.Values("Accept-Encoding"))
+	}))
+	defer backend.Close()
+	p, err := NewProxy(backend.URL, ProxyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := serve(t, RequestID(p, nil))
+	exchange := func(req string) string {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, req)
+		raw, _ := io.ReadAll(c)
+		return string(raw)
+	}
+	if got := exchange("GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, close\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n"); !strings.HasPrefix(got, "HTTP/1.1 200 ") {
+		t.Errorf("an h2c upgrade through the proxy: %.80q; want a plain 200", got)
+	}
+	if got := exchange("GET / HTTP/1.1\r\nHost: x\r\nConnection: X-Request-Id, close\r\n\r\n"); !strings.Contains(got, `id="`) || strings.Contains(got, `id=""`) {
+		t.Errorf("Connection: X-Request-Id: %q; want the backend to get torsion's id", got)
+	}
+	if got := exchange("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); !strings.Contains(got, `ae=[]`) {
+		t.Errorf("no Accept-Encoding from the client: %q; want none at the backend", got)
+	}
+	if got := exchange("GET / HTTP/1.1\r\nHost: x\r\nAccept-Encoding: br\r\nConnection: close\r\n\r\n"); !strings.Contains(got, `ae=["br"]`) {
+		t.Errorf("Accept-Encoding: br: %q; want it unchanged at the backend", got)
+	}
+	got := exchange("GET /gz HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n")
+	if !strings.Contains(got, "Content-Encoding: gzip") || len(got) > 10000 {
+		t.Errorf("a gzip answer: %d bytes, %.200q; want it passed on compressed", len(got), got)
 	}
 }
 

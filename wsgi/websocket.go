@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/torsion-server/torsion/web"
 )
 
 // WebSocket messages between torsion and an ASGI worker (PROTOCOL.md):
@@ -29,18 +30,7 @@ const (
 
 // isWebSocket reports whether r asks to become a WebSocket (RFC 6455).
 func isWebSocket(r *http.Request) bool {
-	return r.Method == http.MethodGet && headerHas(r.Header, "Connection", "upgrade") && headerHas(r.Header, "Upgrade", "websocket")
-}
-
-func headerHas(h http.Header, name, token string) bool {
-	for _, v := range h.Values(name) {
-		for t := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), token) {
-				return true
-			}
-		}
-	}
-	return false
+	return r.Method == http.MethodGet && web.HeaderHasToken(r.Header, "Connection", "upgrade") && web.HeaderHasToken(r.Header, "Upgrade", "websocket")
 }
 
 // wsAccept completes the handshake the application accepted (S with 101
