@@ -136,7 +136,9 @@ func (c *proxyConn) readV1(br *bufio.Reader) error {
 	dst, err2 := netip.ParseAddr(f[3])
 	sp, err3 := strconv.ParseUint(f[4], 10, 16)
 	dp, err4 := strconv.ParseUint(f[5], 10, 16)
-	if err := errors.Join(err1, err2, err3, err4); err != nil || src.Is4() != (f[1] == "TCP4") || dst.Is4() != src.Is4() {
+	// A zone ("fe80::1%eth0\x1b[31m") is no address a proxy reports: it
+	// would reach REMOTE_ADDR and the logs as the client sent it.
+	if err := errors.Join(err1, err2, err3, err4); err != nil || src.Is4() != (f[1] == "TCP4") || dst.Is4() != src.Is4() || src.Zone() != "" || dst.Zone() != "" {
 		return fmt.Errorf("malformed PROXY header %q", line)
 	}
 	c.remote = net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, uint16(sp)))

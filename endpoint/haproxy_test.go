@@ -47,6 +47,7 @@ func TestHAProxy(t *testing.T) {
 		{"v1 bad address", "PROXY TCP4 192.0.2.1 2001:db8::2 1 2\r\n", ""},
 		{"v1 too long", "PROXY TCP4 " + strings.Repeat("1", 120) + "\r\n", ""},
 		{"v1 bad port", "PROXY TCP4 192.0.2.1 198.51.100.7 99999 443\r\n", ""},
+		{"v1 zone", "PROXY TCP6 fe80::1%\x1b[31m 2001:db8::2 80 81\r\n", ""},
 		{"v2 short", string(v2Header(1, 0x11, v4[:6])), ""},
 	}
 	for _, tt := range tests {

@@ -114,7 +114,7 @@ func (h *TextHandler) Handle(_ context.Context, r slog.Record) error {
 			blocks = append(blocks, ":\n"...)
 			for line := range strings.SplitSeq(strings.TrimRight(a.Value.String(), "\n"), "\n") {
 				blocks = append(blocks, "\t\t"...)
-				blocks = append(blocks, line...)
+				blocks = appendEscaped(blocks, line)
 				blocks = append(blocks, '\n')
 			}
 		default:
@@ -160,6 +160,24 @@ func appendAttr(buf []byte, prefix string, a slog.Attr) []byte {
 	buf = append(buf, a.Key...)
 	buf = append(buf, '=')
 	return appendValue(buf, a.Value.String())
+}
+
+// appendEscaped appends a line of a block with its control characters but
+// tab escaped (\r, \x1b...), as Apache's ap_escape_logitem does: a value
+// from a client (a user name with a CR or a terminal escape) can neither
+// start a line of its own nor drive the terminal that shows the log.
+func appendEscaped(buf []byte, line string) []byte {
+	for _, r := range line {
+		switch {
+		case r == '\t' || r >= ' ' && r != 0x7f && !(r >= 0x80 && r < 0xa0):
+			buf = utf8.AppendRune(buf, r)
+		case r == '\r':
+			buf = append(buf, `\r`...)
+		default:
+			buf = fmt.Appendf(buf, `\x%02x`, r)
+		}
+	}
+	return buf
 }
 
 // appendValue quotes values that would be ambiguous bare.

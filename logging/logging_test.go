@@ -29,6 +29,12 @@ func TestTextHandler(t *testing.T) {
 		{"multi-line value", func(l *slog.Logger) {
 			l.Error("the application failed", "uri", "/x", "traceback", "Traceback:\n  File \"app.py\"\nValueError\n")
 		}, "[-] ERROR: the application failed uri=/x\n\ttraceback:\n\t\tTraceback:\n\t\t  File \"app.py\"\n\t\tValueError"},
+		// What a client chose (an SSH or SMTP user name) can neither start
+		// a record's line nor drive a terminal.
+		{"control characters", func(l *slog.Logger) { l.Warn("login refused", "user", "a\x1b[31m\rb") }, `[-] WARN: login refused user="a\x1b[31m\rb"`},
+		{"control characters in a block", func(l *slog.Logger) {
+			l.Warn("login refused", "user", "a\x1b[31m\r\n2026-12-07 [-] forged\x07")
+		}, "[-] WARN: login refused\n\tuser:\n\t\ta\\x1b[31m\\r\n\t\t2026-12-07 [-] forged\\x07"},
 	}
 	stamp := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d{4} `)
 	for _, tt := range tests {
