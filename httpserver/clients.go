@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+
+	"github.com/torsion-server/torsion/internal/clientaddr"
 )
 
 // clients counts what each client address holds of the server: its open
@@ -30,30 +32,16 @@ type client struct {
 // clientKey is the key of the client at addr, a RemoteAddr; ok is false
 // for one that is not an IP address (a Unix socket) or that is exempt.
 func (t *clients) clientKey(addr net.Addr) (netip.Addr, bool) {
-	var ip netip.Addr
-	switch a := addr.(type) {
-	case *net.TCPAddr:
-		ip, _ = netip.AddrFromSlice(a.IP)
-	default:
-		ap, err := netip.ParseAddrPort(addr.String())
-		if err != nil {
-			return netip.Addr{}, false
-		}
-		ip = ap.Addr()
-	}
-	ip = ip.Unmap().WithZone("")
-	if !ip.IsValid() {
-		return netip.Addr{}, false
+	ip, ok := clientaddr.IP(addr)
+	if !ok {
+		return ip, false
 	}
 	for _, p := range t.exempt {
 		if p.Contains(ip) {
 			return netip.Addr{}, false
 		}
 	}
-	if ip.Is6() {
-		ip = netip.PrefixFrom(ip, 64).Masked().Addr()
-	}
-	return ip, true
+	return clientaddr.Of(ip), true
 }
 
 // open counts a new connection from addr; it returns nil, false when the

@@ -237,3 +237,55 @@ func TestRelayNewlines(t *testing.T) {
 		t.Errorf("the smarthost received %q, want %q", data, want)
 	}
 }
+
+// TestPOP3Guessing: a guesser gains nothing from more connections. The
+// failures of one address make its next attempt wait, on any of its
+// connections (the penalty doubles with each), and a connection ends after
+// three failures; once, 300 connections gave 300 guesses a second.
+func TestPOP3Guessing(t *testing.T) {
+	store, _ := newStore(t)
+	store.guesses.Base = 500 * time.Millisecond
+	a := dialPOP3(t, store)
+	a.c.SetDeadline(time.Now().Add(30 * time.Second))
+	a.do("USER alice", false)
+	for i := range 2 {
+		if st, _ := a.do("PASS wrong", false); !strings.HasPrefix(st, "-ERR") {
+			t.Fatalf("wrong password %d: %s", i+1, st)
+		}
+	}
+	// Another connection of the same address: its first attempt waits
+	// the address's penalty (two failures: 1 s) before its own refusal (1 s).
+	srvAddr := a.c.RemoteAddr().String()
+	c, err := net.Dial("tcp", srvAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &pop3Client{t: t, c: c, r: bufio.NewReader(c)}
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	b.line()
+	b.do("USER alice", false)
+	began := time.Now()
+	if st, _ := b.do("PASS wrong", false); !strings.HasPrefix(st, "-ERR") {
+		t.Fatalf("wrong password on a second connection: %s", st)
+	}
+	if took := time.Since(began); took < 1800*time.Millisecond {
+		t.Errorf("a second connection's guess took %v; want the address's penalty (1 s) and the refusal (1 s)", took)
+	}
+	// The first connection's third failure ends it.
+	if st, _ := a.do("PASS wrong", false); !strings.HasPrefix(st, "-ERR") {
+		t.Fatalf("third failure: %s", st)
+	}
+	if l, err := a.r.ReadString('\n'); !strings.HasPrefix(l, "-ERR too many") {
+		t.Fatalf("after three failures: %q %v; want -ERR too many failed logins", l, err)
+	}
+	if _, err := a.r.ReadString('\n'); err == nil {
+		t.Error("the connection is still open after three failures")
+	}
+	// The right password still gets in, after the wait, and clears it.
+	if st, _ := b.do("PASS secret", false); !strings.HasPrefix(st, "+OK") {
+		t.Fatalf("the right password: %s", st)
+	}
+	if d := store.guesses.Delay(c.LocalAddr()); d != 0 {
+		t.Errorf("after a login, the address still waits %v", d)
+	}
+}

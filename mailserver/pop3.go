@@ -29,6 +29,9 @@ func POP3(store *Store, log *slog.Logger) *protocol.Server {
 // itself, and to clients that went away).
 const pop3Timeout = 5 * time.Minute
 
+// maxLoginFailures is how many failed logins end a connection.
+const maxLoginFailures = 3
+
 // pop3MaxLine is the longest command accepted (RFC 2449: 255 octets).
 const pop3MaxLine = 512
 
@@ -38,10 +41,11 @@ type pop3 struct {
 	c     net.Conn
 	w     *bufio.Writer
 
-	user  string
-	stamp string // the greeting's <...>, for APOP
-	box   string // once authenticated
-	msgs  []*message
+	user     string
+	stamp    string // the greeting's <...>, for APOP
+	failures int    // failed logins on this connection
+	box      string // once authenticated
+	msgs     []*message
 }
 
 func (p *pop3) serve() {
@@ -82,11 +86,11 @@ func (p *pop3) command(cmd, arg string) (quit bool) {
 			p.user = arg
 			p.reply(true, "send your password")
 		case "PASS":
-			p.enter(p.store.login(p.user, is(arg)))
+			p.enter(p.store.login(p.c.RemoteAddr(), p.user, is(arg)))
 		case "APOP":
 			name, digest, _ := strings.Cut(arg, " ")
 			p.user = name
-			p.enter(p.store.login(name, func(password string) bool {
+			p.enter(p.store.login(p.c.RemoteAddr(), name, func(password string) bool {
 				return subtle.ConstantTimeCompare([]byte(apopDigest(p.stamp, password)), []byte(strings.ToLower(digest))) == 1
 			}))
 		case "QUIT":
@@ -158,9 +162,12 @@ func (p *pop3) command(cmd, arg string) (quit bool) {
 // enter opens the mailbox box of a login that succeeded (ok).
 func (p *pop3) enter(box string, ok bool) {
 	if !ok {
-		time.Sleep(time.Second) // a guesser's pace
 		p.log.Warn("POP3 login refused", "user", p.user, "remote", p.c.RemoteAddr().String())
 		p.reply(false, "invalid user or password")
+		if p.failures++; p.failures >= maxLoginFailures {
+			p.reply(false, "too many failed logins")
+			p.c.Close() // serve's next read ends the session
+		}
 		return
 	}
 	if !p.store.lock(box) {

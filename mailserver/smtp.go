@@ -54,11 +54,12 @@ type backend struct {
 }
 
 func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
-	return &session{b: b, remote: c.Conn().RemoteAddr().String()}, nil
+	return &session{b: b, addr: c.Conn().RemoteAddr(), remote: c.Conn().RemoteAddr().String()}, nil
 }
 
 type session struct {
 	b      *backend
+	addr   net.Addr
 	remote string
 	user   string // authenticated, or ""
 	from   string
@@ -86,8 +87,7 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 		return nil, smtp.ErrAuthUnknownMechanism
 	}
 	return sasl.NewPlainServer(func(identity, user, password string) error {
-		if _, ok := s.b.store.login(user, is(password)); !ok || identity != "" && identity != user {
-			time.Sleep(time.Second)
+		if _, ok := s.b.store.login(s.addr, user, is(password)); !ok || identity != "" && identity != user {
 			s.b.log.Warn("SMTP login refused", "user", user, "remote", s.remote)
 			return &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "Invalid user or password"}
 		}

@@ -4,18 +4,22 @@
 package mailserver
 
 import (
+	"context"
 	"crypto/md5"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/torsion-server/torsion/internal/penalty"
 )
 
 // Store holds the virtual domains: each domain's mail lives in a
@@ -27,6 +31,9 @@ type Store struct {
 	mu      sync.Mutex
 	domains map[string]*domain
 	locked  map[string]bool // mailboxes a POP3 session holds
+	// guesses paces logins by client address, over POP3 and SMTP AUTH
+	// alike, as Dovecot's auth penalty does.
+	guesses penalty.Table
 }
 
 type domain struct {
@@ -115,10 +122,28 @@ func (s *Store) hasDomain(dom string) bool {
 	return s.domains[strings.ToLower(dom)] != nil
 }
 
+// refusalDelay slows each refused login, a guesser's pace on one
+// connection; the address's penalty comes on top, whatever connection its
+// next attempt comes on.
+const refusalDelay = time.Second
+
 // login checks a user's password with check, which is given the password
 // the user has; name is user@domain, or a bare user when the store has one
-// domain. It returns the user's Maildir.
-func (s *Store) login(name string, check func(password string) bool) (string, bool) {
+// domain. It returns the user's Maildir. An attempt from remote first
+// waits the address's penalty, which each failure doubles.
+func (s *Store) login(remote net.Addr, name string, check func(password string) bool) (string, bool) {
+	s.guesses.Wait(context.Background(), remote) // at most penalty.DefaultMax
+	box, ok := s.checkLogin(name, check)
+	if !ok {
+		s.guesses.Fail(remote)
+		time.Sleep(refusalDelay)
+		return "", false
+	}
+	s.guesses.Succeed(remote)
+	return box, true
+}
+
+func (s *Store) checkLogin(name string, check func(password string) bool) (string, bool) {
 	name = strings.ToLower(name)
 	if !strings.Contains(name, "@") {
 		s.mu.Lock()

@@ -8,6 +8,7 @@ package sshserver
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/binary"
@@ -16,11 +17,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -28,6 +31,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/torsion-server/torsion/internal/penalty"
 	"github.com/torsion-server/torsion/protocol"
 )
 
@@ -59,6 +63,41 @@ type Config struct {
 	Shell string
 	// Log receives logins and their refusals.
 	Log *slog.Logger
+	// MaxStartups bounds the connections that have not yet logged in, as
+	// OpenSSH's MaxStartups start:rate:full does (default 10:30:100):
+	// past Start of them, a new connection is dropped with probability
+	// Rate percent, rising linearly to 100 at Full.
+	MaxStartups Startups
+}
+
+// Startups is OpenSSH's MaxStartups start:rate:full; zero fields take
+// 10:30:100.
+type Startups struct{ Start, Rate, Full int }
+
+func (m Startups) withDefaults() Startups {
+	if m.Full <= 0 {
+		m.Full = 100
+	}
+	if m.Start <= 0 {
+		m.Start = min(10, m.Full)
+	}
+	if m.Rate <= 0 {
+		m.Rate = 30
+	}
+	return m
+}
+
+// drop reports whether a new connection is dropped when n others have not
+// logged in; roll is a number in [0, 100).
+func (m Startups) drop(n, roll int) bool {
+	switch {
+	case n < m.Start:
+		return false
+	case n >= m.Full:
+		return true
+	}
+	p := m.Rate + (100-m.Rate)*(n-m.Start)/(m.Full-m.Start)
+	return roll < p
 }
 
 // LoadOrCreateHostKey reads an OpenSSH private key from path, or, if path
@@ -121,10 +160,16 @@ func New(cfg Config) (*protocol.Server, error) {
 		MaxAuthTries: 6,
 	}
 	if cfg.PasswordFile != "" {
+		// A password guesser waits its address's penalty, whichever
+		// connection it guesses on, as well as the refusal's pace.
+		guesses := &penalty.Table{}
 		sc.PasswordCallback = func(meta ssh.ConnMetadata, password []byte) (*ssh.Permissions, error) {
+			guesses.Wait(context.Background(), meta.RemoteAddr()) // bounded by penalty.DefaultMax
 			if passwordMatches(cfg.PasswordFile, meta.User(), password) {
+				guesses.Succeed(meta.RemoteAddr())
 				return &ssh.Permissions{Extensions: map[string]string{"key": "password"}}, nil
 			}
+			guesses.Fail(meta.RemoteAddr())
 			cfg.Log.Warn("SSH login refused", "user", meta.User(), "remote", meta.RemoteAddr().String(), "method", "password")
 			time.Sleep(refusalDelay)
 			return nil, errors.New("wrong password")
@@ -133,7 +178,17 @@ func New(cfg Config) (*protocol.Server, error) {
 	for _, k := range cfg.HostKeys {
 		sc.AddHostKey(k)
 	}
-	return &protocol.Server{ServeConn: func(c net.Conn) { serveConn(c, sc, cfg) }}, nil
+	startups := cfg.MaxStartups.withDefaults()
+	var unauthenticated atomic.Int64
+	return &protocol.Server{ServeConn: func(c net.Conn) {
+		if startups.drop(int(unauthenticated.Load()), mrand.IntN(100)) {
+			cfg.Log.Debug("SSH connection dropped: too many not yet logged in (MaxStartups)", "remote", c.RemoteAddr().String())
+			c.Close()
+			return
+		}
+		unauthenticated.Add(1)
+		serveConn(c, sc, cfg, func() { unauthenticated.Add(-1) })
+	}}, nil
 }
 
 // authorized reports whether key is in the authorized_keys file. A key
@@ -159,19 +214,45 @@ func authorized(path string, key ssh.PublicKey) bool {
 }
 
 // passwordMatches reports whether password is user's in the file of
-// "user:bcrypt-hash" lines.
+// "user:bcrypt-hash" lines. For a user the file lacks, the password is
+// compared with a hash of the cost the file's hashes have, so that a
+// refusal takes as long whether or not the user exists (OpenSSH's answer
+// to CVE-2016-6210): timing does not tell which users there are.
 func passwordMatches(path, user string, password []byte) bool {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return false
 	}
+	cost := bcrypt.DefaultCost
 	for line := range strings.Lines(string(b)) {
 		name, hash, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if ok && name == user {
+		if !ok {
+			continue
+		}
+		if name == user {
 			return bcrypt.CompareHashAndPassword([]byte(hash), password) == nil
 		}
+		if c, err := bcrypt.Cost([]byte(hash)); err == nil {
+			cost = c
+		}
 	}
+	bcrypt.CompareHashAndPassword(dummyHash(cost), password)
 	return false
+}
+
+// dummyHashes holds a hash of a password no one has, by cost, made once.
+var dummyHashes sync.Map
+
+func dummyHash(cost int) []byte {
+	if h, ok := dummyHashes.Load(cost); ok {
+		return h.([]byte)
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte("no user has this password"), cost)
+	if err != nil {
+		return nil
+	}
+	dummyHashes.Store(cost, h)
+	return h
 }
 
 // refusalDelay slows each refused key or password, so that guessing is
@@ -181,10 +262,13 @@ const refusalDelay = 500 * time.Millisecond
 // handshakeTimeout bounds a client's handshake and login.
 const handshakeTimeout = 30 * time.Second
 
-func serveConn(c net.Conn, sc *ssh.ServerConfig, cfg Config) {
+// serveConn serves one connection; loggedIn is called once the handshake
+// and login are over, whether they succeeded or not.
+func serveConn(c net.Conn, sc *ssh.ServerConfig, cfg Config, loggedIn func()) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(handshakeTimeout))
 	conn, chans, reqs, err := ssh.NewServerConn(c, sc)
+	loggedIn()
 	if err != nil {
 		return
 	}

@@ -38,7 +38,7 @@ ssh -L. Without --host-key, a host key is made on first start
 }
 
 func flags(fs *pflag.FlagSet) plugin.Maker {
-	var port, authKeys, shell, passwords string
+	var port, authKeys, shell, passwords, maxStartups string
 	var hostKeys []string
 	var forwarding bool
 	fs.StringVarP(&port, "port", "p", "tcp:22", "endpoint `DESC` to listen on")
@@ -47,7 +47,13 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 	fs.StringVar(&shell, "shell", "/bin/sh", "the `PATH` of the shell that runs sessions and commands")
 	fs.StringVar(&passwords, "password-file", "", "also accept passwords, checked against this `FILE` of user:bcrypt-hash lines (htpasswd -B); off by default")
 	fs.BoolVar(&forwarding, "allow-tcp-forwarding", false, "serve local port forwarding (ssh -L): torsion connects where clients ask")
+	fs.StringVar(&maxStartups, "max-startups", "10:30:100", "`START:RATE:FULL`, as OpenSSH's MaxStartups: past START connections not yet logged in, drop new ones with RATE percent chance, rising to all at FULL")
 	return func(env plugin.Env) (service.Service, error) {
+		var startups sshserver.Startups
+		if n, err := fmt.Sscanf(maxStartups, "%d:%d:%d", &startups.Start, &startups.Rate, &startups.Full); err != nil || n != 3 ||
+			startups.Start < 1 || startups.Rate < 1 || startups.Rate > 100 || startups.Full < startups.Start {
+			return nil, fmt.Errorf("--max-startups %q: want START:RATE:FULL, such as 10:30:100 (1 <= START <= FULL, RATE a percentage)", maxStartups)
+		}
 		perUser := authKeys == "" && os.Geteuid() == 0
 		if authKeys == "" && !perUser {
 			return nil, fmt.Errorf("--authorized-keys is required: logins are by public key (and by password with --password-file)")
@@ -91,7 +97,7 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 			signers = append(signers, signer)
 		}
 		srv, err := sshserver.New(sshserver.Config{HostKeys: signers, AuthorizedKeys: authKeys, PasswordFile: passwords,
-			Forwarding: forwarding, Users: perUser, SFTPCommand: sftpCommand, Shell: shell, Log: log})
+			Forwarding: forwarding, Users: perUser, SFTPCommand: sftpCommand, Shell: shell, Log: log, MaxStartups: startups})
 		if err != nil {
 			return nil, err
 		}
