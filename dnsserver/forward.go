@@ -16,14 +16,19 @@ type Forwarder struct {
 	// Upstreams are resolvers' host:port, asked in turn until one answers.
 	Upstreams []string
 	// Cache keeps answers (and negative ones, for their SOA's minimum);
-	// at most CacheSize of them (default 10,000).
-	Cache     bool
-	CacheSize int
+	// at most CacheSize of them (default 10,000), and at most CacheBytes
+	// of them in wire form, which is how they are kept (default 8 MiB,
+	// Unbound's msg-cache-size and rrset-cache-size together): many large
+	// answers cannot take the memory.
+	Cache      bool
+	CacheSize  int
+	CacheBytes int
 	// Timeout bounds each upstream's answer (default 2s).
 	Timeout time.Duration
 
 	mu      sync.Mutex
 	entries map[cacheKey]cached
+	bytes   int // of the entries' wire forms
 }
 
 type cacheKey struct {
@@ -32,7 +37,7 @@ type cacheKey struct {
 }
 
 type cached struct {
-	msg     *dns.Msg
+	wire    []byte // the answer, packed
 	stored  time.Time
 	expires time.Time
 }
@@ -121,23 +126,39 @@ func (f *Forwarder) store(key cacheKey, m *dns.Msg) {
 	if t == 0 || m.Truncated {
 		return
 	}
+	wire, err := m.Pack()
+	if err != nil {
+		return
+	}
+	limit, maxBytes := f.CacheSize, f.CacheBytes
+	if limit <= 0 {
+		limit = 10000
+	}
+	if maxBytes <= 0 {
+		maxBytes = 8 << 20
+	}
+	if len(wire) > maxBytes/16 {
+		return // one answer may take a sixteenth of the cache at most
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.entries == nil {
 		f.entries = map[cacheKey]cached{}
 	}
-	limit := f.CacheSize
-	if limit <= 0 {
-		limit = 10000
+	if old, ok := f.entries[key]; ok {
+		f.bytes -= len(old.wire)
+		delete(f.entries, key)
 	}
 	now := time.Now()
-	for k := range f.entries { // full: drop entries at random (map order)
-		if len(f.entries) < limit {
+	for k, e := range f.entries { // full: drop entries at random (map order)
+		if len(f.entries) < limit && f.bytes+len(wire) <= maxBytes {
 			break
 		}
+		f.bytes -= len(e.wire)
 		delete(f.entries, k)
 	}
-	f.entries[key] = cached{msg: m.Copy(), stored: now, expires: now.Add(time.Duration(t) * time.Second)}
+	f.entries[key] = cached{wire: wire, stored: now, expires: now.Add(time.Duration(t) * time.Second)}
+	f.bytes += len(wire)
 }
 
 // lookup returns a copy of a cached answer with its TTLs counted down, or
@@ -150,7 +171,10 @@ func (f *Forwarder) lookup(key cacheKey) *dns.Msg {
 	if !ok || !now.Before(e.expires) {
 		return nil
 	}
-	m := e.msg.Copy()
+	m := new(dns.Msg)
+	if m.Unpack(e.wire) != nil {
+		return nil
+	}
 	age := uint32(now.Sub(e.stored) / time.Second)
 	for _, section := range [][]dns.RR{m.Answer, m.Ns, m.Extra} {
 		for _, rr := range section {

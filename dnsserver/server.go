@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
 
 	"github.com/miekg/dns"
+
+	"github.com/torsion-server/torsion/internal/clientaddr"
 )
 
 // Server serves an Authority over UDP and TCP on one address; it is a
@@ -24,6 +27,10 @@ type Server struct {
 	// Forward, if set, answers what the files do not (twistd dns
 	// --recursive); nil means such names are REFUSED.
 	Forward *Forwarder
+	// Recursion lists the clients Forward answers (nil: DefaultRecursion,
+	// loopback and private networks, so that the server is no open
+	// resolver); others are REFUSED what the files do not hold.
+	Recursion []netip.Prefix
 	// Log receives the start, stop and reload lines; nil means none.
 	Log *slog.Logger
 
@@ -112,10 +119,39 @@ func (s *Server) log() *slog.Logger {
 	return s.Log
 }
 
+// DefaultRecursion is who Server.Recursion lets ask names the files do
+// not hold by default: loopback and private networks (RFC 1918, RFC 4193,
+// link-local), as Unbound answers only its own machine by default.
+var DefaultRecursion = []netip.Prefix{
+	netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"),
+	netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("172.16.0.0/12"), netip.MustParsePrefix("192.168.0.0/16"),
+	netip.MustParsePrefix("fc00::/7"), netip.MustParsePrefix("169.254.0.0/16"), netip.MustParsePrefix("fe80::/10"),
+}
+
+// recursionFor reports whether the client at addr may have names
+// forwarded.
+func (s *Server) recursionFor(addr net.Addr) bool {
+	ip, ok := clientaddr.IP(addr)
+	if !ok {
+		return true // a local socket
+	}
+	allowed := s.Recursion
+	if allowed == nil {
+		allowed = DefaultRecursion
+	}
+	for _, p := range allowed {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
 // ServeDNS implements dns.Handler.
 func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	reply := new(dns.Msg)
 	reply.SetReply(r)
+	recursive := s.Forward != nil && s.recursionFor(w.RemoteAddr())
 	reply.RecursionAvailable = false
 	switch {
 	case r.Opcode != dns.OpcodeQuery:
@@ -124,7 +160,7 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		reply.Rcode = dns.RcodeFormatError
 	default:
 		s.auth.Load().Answer(r.Question[0], reply)
-		if reply.Rcode == dns.RcodeRefused && s.Forward != nil {
+		if reply.Rcode == dns.RcodeRefused && recursive {
 			reply = s.Forward.Forward(r)
 			extra := reply.Extra[:0] // the upstream's OPT: ours replaces it
 			for _, rr := range reply.Extra {
@@ -135,7 +171,7 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 			reply.Extra = extra
 		}
 	}
-	if s.Forward != nil {
+	if recursive {
 		reply.RecursionAvailable = true
 	}
 	size := dns.MinMsgSize // 512, without EDNS0

@@ -8,34 +8,13 @@ import (
 	"strings"
 
 	"github.com/torsion-server/torsion/httpserver"
+	"github.com/torsion-server/torsion/internal/clientaddr"
 )
 
 // ParseTrusted parses a comma-separated list of IP addresses and CIDR
 // prefixes, such as "127.0.0.1,10.0.0.0/8,::1"; "*" trusts every address.
 func ParseTrusted(list string) ([]netip.Prefix, error) {
-	var ps []netip.Prefix
-	for item := range strings.SplitSeq(list, ",") {
-		item = strings.TrimSpace(item)
-		switch {
-		case item == "":
-			continue
-		case item == "*":
-			ps = append(ps, netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0"))
-		case strings.Contains(item, "/"):
-			p, err := netip.ParsePrefix(item)
-			if err != nil {
-				return nil, fmt.Errorf("%q is not an address prefix such as 10.0.0.0/8", item)
-			}
-			ps = append(ps, p.Masked())
-		default:
-			a, err := netip.ParseAddr(item)
-			if err != nil {
-				return nil, fmt.Errorf("%q is not an IP address", item)
-			}
-			ps = append(ps, netip.PrefixFrom(a, a.BitLen()))
-		}
-	}
-	return ps, nil
+	return clientaddr.ParsePrefixes(list)
 }
 
 // ForwardedFields says which of what a proxy forwards ProxyHeaders

@@ -5,9 +5,39 @@
 package clientaddr
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 )
+
+// ParsePrefixes parses a comma-separated list of IP addresses and CIDR
+// prefixes, such as "127.0.0.1,10.0.0.0/8,::1"; "*" is every address.
+func ParsePrefixes(list string) ([]netip.Prefix, error) {
+	var ps []netip.Prefix
+	for item := range strings.SplitSeq(list, ",") {
+		item = strings.TrimSpace(item)
+		switch {
+		case item == "":
+			continue
+		case item == "*":
+			ps = append(ps, netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0"))
+		case strings.Contains(item, "/"):
+			p, err := netip.ParsePrefix(item)
+			if err != nil {
+				return nil, fmt.Errorf("%q is not an address prefix such as 10.0.0.0/8", item)
+			}
+			ps = append(ps, p.Masked())
+		default:
+			a, err := netip.ParseAddr(item)
+			if err != nil {
+				return nil, fmt.Errorf("%q is not an IP address", item)
+			}
+			ps = append(ps, netip.PrefixFrom(a, a.BitLen()))
+		}
+	}
+	return ps, nil
+}
 
 // Key returns the client at addr (a connection's RemoteAddr); ok is false
 // for an address that is not an IP address, such as a Unix socket's peer.

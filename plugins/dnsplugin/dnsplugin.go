@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/torsion-server/torsion/dnsserver"
+	"github.com/torsion-server/torsion/internal/clientaddr"
 	"github.com/torsion-server/torsion/logging"
 	"github.com/torsion-server/torsion/plugin"
 	"github.com/torsion-server/torsion/service"
@@ -38,7 +39,8 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 	var iface string
 	var hosts, zones, upstreams []string
 	var recursive, cache bool
-	var resolvConf string
+	var resolvConf, allowRecursion string
+	var cacheBytes int
 	fs.IntVarP(&port, "port", "p", 53, "`PORT` to listen on, UDP and TCP (0: any free port)")
 	fs.StringVarP(&iface, "interface", "i", "", "`ADDR` to listen on (default: every address)")
 	fs.StringArrayVar(&hosts, "hosts-file", nil, "answer from this hosts(5) `FILE`: A and AAAA for its names, PTR for its addresses (repeatable)")
@@ -47,6 +49,8 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 	fs.StringVar(&resolvConf, "resolv-conf", "/etc/resolv.conf", "with --recursive, the upstream resolvers are this `FILE`'s nameservers")
 	fs.StringArrayVar(&upstreams, "upstream", nil, "with --recursive, ask this resolver `HOST:PORT` instead of --resolv-conf's (repeatable)")
 	fs.BoolVar(&cache, "cache", false, "with --recursive, keep upstream answers for as long as their TTLs allow")
+	fs.IntVar(&cacheBytes, "cache-bytes", 8<<20, "with --cache, the most `BYTES` of answers kept (as on the wire)")
+	fs.StringVar(&allowRecursion, "allow-recursion", "", "with --recursive, the comma-separated `LIST` of client addresses and CIDR prefixes whose names are forwarded, * for all (default: loopback and private networks); others are refused")
 	return func(env plugin.Env) (service.Service, error) {
 		if port < 0 || port > 65535 {
 			return nil, fmt.Errorf("--port %d: want 0 to 65535", port)
@@ -62,9 +66,16 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 					return nil, err
 				}
 			}
-			fwd = &dnsserver.Forwarder{Upstreams: upstreams, Cache: cache}
-		} else if cache || len(upstreams) > 0 || fs.Changed("resolv-conf") {
-			return nil, fmt.Errorf("--cache, --upstream and --resolv-conf need --recursive")
+			if cacheBytes <= 0 {
+				return nil, fmt.Errorf("--cache-bytes must be positive")
+			}
+			fwd = &dnsserver.Forwarder{Upstreams: upstreams, Cache: cache, CacheBytes: cacheBytes}
+		} else if cache || len(upstreams) > 0 || fs.Changed("resolv-conf") || fs.Changed("allow-recursion") || fs.Changed("cache-bytes") {
+			return nil, fmt.Errorf("--cache, --cache-bytes, --upstream, --resolv-conf and --allow-recursion need --recursive")
+		}
+		recursion, err := clientaddr.ParsePrefixes(allowRecursion)
+		if err != nil {
+			return nil, fmt.Errorf("--allow-recursion: %w", err)
 		}
 		// Load once now, so that a bad file is a usage error at start.
 		if _, err := dnsserver.Load(hosts, zones); err != nil {
@@ -75,6 +86,7 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 			HostsFiles: hosts,
 			ZoneFiles:  zones,
 			Forward:    fwd,
+			Recursion:  recursion,
 			Log:        env.Log.With(logging.SystemKey, "dns"),
 		}, nil
 	}
