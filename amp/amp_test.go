@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -243,4 +244,85 @@ func TestTwistedServer(t *testing.T) {
 		t.Fatalf("the Twisted server said no port: %v", err)
 	}
 	exercise(t, dialConn(t, "127.0.0.1:"+strings.TrimSpace(port)))
+}
+
+// TestServeBounds: a connection runs at most MaxInFlight commands at once
+// and reads no more boxes meanwhile, and a peer that reads none of its
+// answers is dropped after WriteTimeout. Once 300,000 small boxes not read
+// back took 2.87 GiB: a goroutine each, answers written without end.
+func TestServeBounds(t *testing.T) {
+	var running, most atomic.Int32
+	release := make(chan struct{})
+	big := bytes.Repeat([]byte("x"), 60000)
+	h := HandlerFunc(func(ctx context.Context, cmd string, args Box) (Box, error) {
+		if cmd == "Big" {
+			return Box{"v": big}, nil
+		}
+		n := running.Add(1)
+		defer running.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		<-release
+		return Box{}, nil
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 4)
+	srv := &protocol.Server{ServeConn: func(c net.Conn) {
+		conn := NewConn(c, h, nil)
+		conn.MaxInFlight, conn.WriteTimeout = 4, 300*time.Millisecond
+		served <- conn.Serve()
+	}}
+	go srv.Serve(ln)
+	defer srv.Close()
+
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var boxes []byte
+	for i := range 100 {
+		boxes, _ = AppendBox(boxes, Box{KeyCommand: []byte("Hold"), KeyAsk: []byte(fmt.Sprint(i))})
+	}
+	go c.Write(boxes)
+	deadline := time.Now().Add(20 * time.Second)
+	for running.Load() < 4 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // time for more to start, were they not held back
+	if m := most.Load(); m != 4 {
+		t.Errorf("%d commands ran at once, want MaxInFlight, 4", m)
+	}
+	close(release)
+	d := NewDecoder(c)
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	for i := range 100 {
+		if _, err := d.Decode(); err != nil {
+			t.Fatalf("answer %d: %v", i+1, err)
+		}
+	}
+
+	// A peer that asks and reads nothing back.
+	c2, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	go func() {
+		for i := 0; ; i++ {
+			b, _ := AppendBox(nil, Box{KeyCommand: []byte("Big"), KeyAsk: []byte(fmt.Sprint(i))})
+			if _, err := c2.Write(b); err != nil {
+				return
+			}
+		}
+	}()
+	// The first connection is still open: what ends is the second.
+	select {
+	case <-served:
+	case <-time.After(30 * time.Second):
+		t.Fatal("a peer that reads no answers is still served")
+	}
 }

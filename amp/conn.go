@@ -1,6 +1,7 @@
 package amp
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"time"
 )
 
 // The keys of the command protocol and its error codes, as Twisted names
@@ -60,6 +62,17 @@ var ErrClosed = errors.New("amp: connection closed")
 // (its Handler) or both. Serve must run for either to work. Call may be
 // called from any goroutine, many at once.
 type Conn struct {
+	// MaxInFlight bounds the commands the handler runs at once for this
+	// connection (default 64); past it, Serve reads no further box until
+	// one finishes, so a peer that sends commands faster than they are
+	// answered, or never reads its answers, is held back by TCP instead
+	// of growing memory. Set it before Serve.
+	MaxInFlight int
+	// WriteTimeout bounds each write of a box (default 60s): a peer that
+	// reads nothing for that long has its connection closed. Set it
+	// before Serve.
+	WriteTimeout time.Duration
+
 	c   net.Conn
 	h   Handler
 	log *slog.Logger
@@ -91,6 +104,7 @@ func (c *Conn) Serve() error {
 	d := NewDecoder(c.c)
 	var wg sync.WaitGroup
 	var err error
+	slots := make(chan struct{}, cmp.Or(c.MaxInFlight, 64))
 	for {
 		var b Box
 		if b, err = d.Decode(); err != nil {
@@ -101,7 +115,11 @@ func (c *Conn) Serve() error {
 		} else if tag, ok := b[KeyError]; ok {
 			c.route(string(tag), b)
 		} else if cmd, ok := b[KeyCommand]; ok {
-			wg.Go(func() { c.answer(ctx, string(cmd), b) })
+			slots <- struct{}{} // a place among the commands in flight
+			wg.Go(func() {
+				defer func() { <-slots }()
+				c.answer(ctx, string(cmd), b)
+			})
 		} else {
 			err = fmt.Errorf("%w: a box with no _command, _answer or _error", ErrMalformed)
 			break
@@ -184,7 +202,10 @@ func (c *Conn) send(b Box) error {
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	_, err = c.c.Write(buf)
+	c.c.SetWriteDeadline(time.Now().Add(cmp.Or(c.WriteTimeout, 60*time.Second)))
+	if _, err = c.c.Write(buf); err != nil {
+		c.c.Close() // a box half written leaves the stream unusable
+	}
 	return err
 }
 
