@@ -204,6 +204,42 @@ func TestStaticRanges(t *testing.T) {
 	}
 }
 
+// TestListingCap: a listing shows at most maxListing entries and says
+// when there are more; a directory of 200,000 files took 2.7 GiB to list.
+func TestListingCap(t *testing.T) {
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big")
+	os.Mkdir(big, 0o755)
+	for i := range maxListing + 5 {
+		if err := os.WriteFile(filepath.Join(big, fmt.Sprintf("f%05d", i)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Mkdir(filepath.Join(dir, "small"), 0o755)
+	os.WriteFile(filepath.Join(dir, "small", "a"), nil, 0o644)
+	s, err := NewStatic(dir, StaticOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := serve(t, s)
+	for _, tt := range []struct {
+		path string
+		rows int
+		more bool
+	}{{"/big/", maxListing, true}, {"/small/", 1, false}} {
+		resp, err := http.Get("http://" + addr + tt.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		rows := strings.Count(string(body), `<td class="name"><a href="f`) + strings.Count(string(body), `<td class="name"><a href="a"`)
+		if more := strings.Contains(string(body), "More entries"); rows != tt.rows || more != tt.more {
+			t.Errorf("%s: %d rows, more %v; want %d, %v", tt.path, rows, more, tt.rows, tt.more)
+		}
+	}
+}
+
 func TestStaticOptions(t *testing.T) {
 	root, _ := tree(t)
 	tests := []struct {

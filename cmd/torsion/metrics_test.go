@@ -358,3 +358,21 @@ func scrapeMetrics(t *testing.T, port string) map[string]*dto.MetricFamily {
 	}
 	return families
 }
+
+// TestMetricsPrivate: the metrics port answers only its own names and
+// addresses (a page that rebinds its domain to 127.0.0.1 could read the
+// requests in flight), and a private port that other machines can reach
+// is warned about.
+func TestMetricsPrivate(t *testing.T) {
+	t.Parallel()
+	mport := freePort(t)
+	p := start(t, nil, "web", "--port", "tcp:0:interface=127.0.0.1", "--path", t.TempDir(), "--metrics", "tcp:"+mport)
+	p.waitLog(`Metrics starting on ` + mport)
+	p.waitLog(`WARN: a private port listens where other machines can reach it.*option=--metrics`)
+	for host, want := range map[string]string{"127.0.0.1": "200", "localhost": "200", "rebound.example": "421"} {
+		if got := curl(t, "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: "+host+":"+mport, "http://127.0.0.1:"+mport+"/metrics"); got != want {
+			t.Errorf("Host %s: %s, want %s", host, got, want)
+		}
+	}
+	p.stopOK()
+}

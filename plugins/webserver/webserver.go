@@ -149,6 +149,14 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 	return o.make
 }
 
+// warnReachable warns that a private port (metrics, control) listens where
+// other machines can reach it.
+func warnReachable(log *slog.Logger, flag string, ep endpoint.Server) {
+	if !endpoint.Local(ep) {
+		log.Warn("a private port listens where other machines can reach it; give interface=127.0.0.1, or unix:PATH:mode=0600", "option", flag, "endpoint", ep.String())
+	}
+}
+
 // DefaultPort returns the endpoint used without --port: tcp:$PORT when
 // $PORT is set, else tcp:8080.
 func DefaultPort() string {
@@ -392,7 +400,12 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 			reg.AddPool(name, p)
 		}
 		mlog := env.Log.With(logging.SystemKey, "metrics")
-		msrv := httpserver.New(reg.Handler(), httpserver.Options{ErrorLog: mlog})
+		var bound []string // a name the port was bound to, for KnownHosts
+		if tcp, ok := ep.(endpoint.TCP); ok && tcp.Interface != "" {
+			bound = append(bound, tcp.Interface)
+		}
+		warnReachable(mlog, "--metrics", ep)
+		msrv := httpserver.New(web.KnownHosts(reg.Handler(), bound...), httpserver.Options{ErrorLog: mlog})
 		msrv.RegisterOnShutdown(reg.EndStreams)
 		b.m.Add(&service.Listener{Endpoint: ep, Server: msrv, Name: "Metrics", Log: mlog})
 	}
@@ -456,6 +469,7 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--control: %w", err)
 		}
+		warnReachable(ctlLog, "--control", ep)
 		srv := &protocol.Server{Factory: control.Lines(b.root, protocol.DefaultMaxLineLength, ctlLog)}
 		b.m.Add(&service.Listener{Endpoint: ep, Server: srv, Name: "Control", Log: ctlLog})
 	}
@@ -464,6 +478,7 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--amp: %w", err)
 		}
+		warnReachable(ctlLog, "--amp", ep)
 		srv := &protocol.Server{ServeConn: control.AMP(b.root, ctlLog)}
 		b.m.Add(&service.Listener{Endpoint: ep, Server: srv, Name: "AMP control", Log: ctlLog})
 	}
