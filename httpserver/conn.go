@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/torsion-server/torsion/internal/timefmt"
 )
 
@@ -1252,6 +1254,11 @@ func (w *h1resp) writeTrailers() {
 	for k, vs := range w.header {
 		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
 			t[http.CanonicalHeaderKey(name)] = vs
+		}
+	}
+	for k := range t {
+		if !httpguts.ValidTrailerHeader(k) {
+			delete(t, k) // framing, routing and the like (RFC 9110 6.5.1)
 		}
 	}
 	writeFields(w.c.bw, t)

@@ -79,6 +79,9 @@ func framingMux() http.Handler {
 		w.Header().Set("Trailer", "X-Sum")
 		io.WriteString(w, "data")
 		w.Header().Set("X-Sum", "42")
+		// Not allowed after the body: dropped.
+		w.Header().Set(http.TrailerPrefix+"Content-Length", "999")
+		w.Header().Set(http.TrailerPrefix+"Transfer-Encoding", "gzip")
 	})
 	mux.HandleFunc("/injection", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Evil", "a\r\nSet-Cookie: b=c")
@@ -174,8 +177,8 @@ func TestH1Framing(t *testing.T) {
 					t.Errorf("head %q lacks %q", head, tt.framing)
 				}
 			}
-			if tt.name == "trailer" && resp.Trailer.Get("X-Sum") != "42" {
-				t.Errorf("trailer %v, want X-Sum: 42", resp.Trailer)
+			if tt.name == "trailer" && (resp.Trailer.Get("X-Sum") != "42" || len(resp.Trailer) != 1) {
+				t.Errorf("trailer %v, want X-Sum: 42 alone (Content-Length and Transfer-Encoding are not allowed)", resp.Trailer)
 			}
 			if !strings.Contains(head, "\r\nDate: ") {
 				t.Errorf("head %q has no Date", head)

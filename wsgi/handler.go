@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/torsion-server/torsion/httpserver"
 	"github.com/torsion-server/torsion/web"
 )
@@ -132,6 +134,7 @@ type response struct {
 	status      int
 	wroteHeader bool
 	gone        bool // the client went away; discard the rest
+	answered    bool // Go answered the client itself (a refused handshake): the rest is the worker's alone
 	appErr      string
 	unacked     int
 	dirty       bool  // body written since the last flush
@@ -202,13 +205,21 @@ func (rs *response) run() error {
 		case kError:
 			rs.appErr = string(f.payload)
 		case kEnd:
-			if len(f.payload) > 0 { // an ASGI response's trailers
+			// An ASGI response's trailers; after a refused handshake,
+			// the WebSocket's close code, which has nowhere to go.
+			if len(f.payload) > 0 && !rs.answered {
 				fields, err := parseTrailers(f.payload)
 				if err != nil {
 					return err
 				}
 				h := rs.w.Header()
 				for i := 0; i+1 < len(fields); i += 2 {
+					if !httpguts.ValidTrailerHeader(fields[i]) {
+						// Framing, routing and the like may not come
+						// after the body (RFC 9110 6.5.1).
+						rs.wk.pool.log.Warn("the application sent a trailer field that is not allowed; dropped", "method", rs.r.Method, "uri", rs.r.URL.RequestURI(), "field", fields[i])
+						continue
+					}
 					h.Add(http.TrailerPrefix+http.CanonicalHeaderKey(fields[i]), fields[i+1])
 				}
 			}
@@ -364,6 +375,14 @@ func (rs *response) read(p []byte) {
 }
 
 func (rs *response) end() error {
+	if rs.answered {
+		// What the application did after is logged, not sent: the
+		// client has its whole answer, which an abort would destroy.
+		if rs.appErr != "" {
+			rs.wk.pool.log.Error("the application failed", "method", rs.r.Method, "uri", rs.r.URL.RequestURI(), "traceback", strings.TrimRight(rs.appErr, "\n"))
+		}
+		return nil
+	}
 	rs.c.mu.Lock()
 	timedOut := rs.c.timeout
 	rs.c.mu.Unlock()

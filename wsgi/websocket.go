@@ -45,8 +45,9 @@ func (rs *response) wsAccept() {
 	rs.wroteHeader = true
 	c, err := websocket.Accept(rs.w, rs.r, &opts)
 	if err != nil {
-		// Accept has answered the client (400 or 426); the application
-		// hears that the client left.
+		// Accept has answered the client (403 for another origin, 400 or
+		// 426); the application hears that the client left.
+		rs.answered = true
 		rs.clientGone()
 		return
 	}

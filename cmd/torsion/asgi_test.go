@@ -368,10 +368,12 @@ func TestASGISpec(t *testing.T) {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if string(body) != "body then trailers" || resp.Trailer.Get("X-Checksum") != "abc123" || resp.Trailer.Get("X-Count") != "2" {
-			t.Errorf("trailers over %s: %q, trailer %v", resp.Proto, body, resp.Trailer)
+		if string(body) != "body then trailers" || resp.Trailer.Get("X-Checksum") != "abc123" || resp.Trailer.Get("X-Count") != "2" ||
+			resp.Trailer.Get("Content-Length") != "" {
+			t.Errorf("trailers over %s: %q, trailer %v (without Content-Length)", resp.Proto, body, resp.Trailer)
 		}
 	}
+	p.waitLog(`the application sent a trailer field that is not allowed; dropped.*field=content-length`)
 	if got := curl(t, "-w", "%{http_code}", "-o", "/dev/null", base+"/pathsend-relative"); got != "500" {
 		t.Errorf("pathsend of a relative path: %s, want 500", got)
 	}
@@ -626,6 +628,33 @@ func TestASGIWebSocketHostile(t *testing.T) {
 		}
 		return conn, br
 	}
+
+	t.Run("cross-origin handshake", func(t *testing.T) {
+		// Go refuses another origin's handshake the application
+		// accepted: the client gets the 403 (it once got an empty
+		// reply, the worker's close code read as trailers killing the
+		// worker), and the worker lives on.
+		conn, err := net.Dial("tcp", "127.0.0.1:"+p.port())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(20 * time.Second))
+		io.WriteString(conn, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nOrigin: http://evil.example\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("a cross-origin handshake: %v", err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "not authorized") {
+			t.Errorf("a cross-origin handshake: %d %q, want 403", resp.StatusCode, body)
+		}
+		stillServes("a cross-origin handshake")
+		if strings.Contains(p.logText(), "protocol") {
+			t.Errorf("the worker broke the protocol:\n%s", p.logText())
+		}
+	})
 
 	t.Run("oversized message", func(t *testing.T) {
 		c, _, err := websocket.Dial(ctx, url, nil)
