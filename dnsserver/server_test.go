@@ -169,16 +169,24 @@ func FuzzServeDNS(f *testing.F) {
 	})
 }
 
-// TestForward: with a Forwarder, names outside the files are asked of an
-// upstream (here a second server), and with the cache an answer outlives
-// the upstream for as long as its TTL; without an upstream, SERVFAIL.
-func TestForward(t *testing.T) {
+// startUpstream serves the zone up.test. (www.up.test. A 192.0.2.80), as
+// an upstream resolver for a Forwarder.
+func startUpstream(t *testing.T) *Server {
+	t.Helper()
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "up.zone"), []byte("$ORIGIN up.test.\n$TTL 300\n@ SOA ns h 1 3600 600 86400 30\nwww A 192.0.2.80\n"), 0o644)
 	upstream := &Server{Addr: "127.0.0.1:0", ZoneFiles: []string{filepath.Join(dir, "up.zone")}}
 	if err := upstream.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	return upstream
+}
+
+// TestForward: with a Forwarder, names outside the files are asked of an
+// upstream (here a second server), and with the cache an answer outlives
+// the upstream for as long as its TTL; without an upstream, SERVFAIL.
+func TestForward(t *testing.T) {
+	upstream := startUpstream(t)
 	front := &Server{Addr: "127.0.0.1:0", HostsFiles: []string{"../examples/dns/hosts"},
 		Forward: &Forwarder{Upstreams: []string{fmt.Sprintf("127.0.0.1:%d", upstream.Port())}, Cache: true, Timeout: time.Second}}
 	if err := front.Start(context.Background()); err != nil {
@@ -226,12 +234,7 @@ func TestForward(t *testing.T) {
 // the clients Recursion lists (by default loopback and private networks,
 // as Unbound's default): once --recursive was an open resolver.
 func TestRecursionACL(t *testing.T) {
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "up.zone"), []byte("$ORIGIN up.test.\n$TTL 300\n@ SOA ns h 1 3600 600 86400 30\nwww A 192.0.2.80\n"), 0o644)
-	upstream := &Server{Addr: "127.0.0.1:0", ZoneFiles: []string{filepath.Join(dir, "up.zone")}}
-	if err := upstream.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	upstream := startUpstream(t)
 	defer upstream.Stop(context.Background())
 	fwd := &Forwarder{Upstreams: []string{fmt.Sprintf("127.0.0.1:%d", upstream.Port())}, Timeout: time.Second}
 	for _, tt := range []struct {
