@@ -221,7 +221,12 @@ type namedPool struct {
 // cause) under the label app, and shows its workers on the status page.
 // Add the pools before serving Handler.
 func (m *Registry) AddPool(app string, p PoolStats) {
-	m.reg.MustRegister(&poolCollector{app: app, p: p})
+	if len(m.pools) == 0 {
+		// One collector for every pool: a second collector of the same
+		// metrics is a duplicate registration to Prometheus, which
+		// panicked with two applications.
+		m.reg.MustRegister(poolCollector{m})
+	}
 	m.pools = append(m.pools, namedPool{app, p})
 }
 
@@ -237,12 +242,10 @@ var (
 // workerStates are the states torsion_wsgi_workers counts.
 var workerStates = []string{"starting", "idle", "busy", "draining"}
 
-type poolCollector struct {
-	app string
-	p   PoolStats
-}
+// poolCollector collects the pools of a Registry, each under its app.
+type poolCollector struct{ m *Registry }
 
-func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
+func (c poolCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- workersDesc
 	ch <- queuedDesc
 	ch <- waitDesc
@@ -251,7 +254,13 @@ func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- socketsDesc
 }
 
-func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
+func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, p := range c.m.pools {
+		collectPool(ch, p)
+	}
+}
+
+func collectPool(ch chan<- prometheus.Metric, c namedPool) {
 	_, _, queued, restarts := c.p.Stats()
 	states := map[string]int{}
 	for _, w := range c.p.Workers() {

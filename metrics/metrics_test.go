@@ -3,6 +3,8 @@ package metrics
 import (
 	"net/http"
 	"testing"
+
+	"github.com/torsion-server/torsion/wsgi"
 )
 
 func TestLabels(t *testing.T) {
@@ -24,5 +26,42 @@ func TestLabels(t *testing.T) {
 		if got != c.want {
 			t.Errorf("%s %d: %v, want %v", c.method, c.status, got, c.want)
 		}
+	}
+}
+
+// fakePool is a PoolStats with fixed numbers.
+type fakePool struct{ queued int }
+
+func (f fakePool) Stats() (int, int, int, map[string]uint64) {
+	return 1, 0, f.queued, map[string]uint64{"crash": 1}
+}
+func (fakePool) Workers() []wsgi.WorkerStatus { return []wsgi.WorkerStatus{{Slot: 1, State: "idle"}} }
+func (fakePool) Timeouts() uint64             { return 0 }
+func (fakePool) QueueWaits() ([]uint64, uint64, float64) {
+	return make([]uint64, len(wsgi.WaitBuckets)+1), 0, 0
+}
+func (fakePool) WebSockets() int { return 0 }
+
+// TestPools: several pools are exported side by side, each under its
+// app; a second pool once panicked as a duplicate registration.
+func TestPools(t *testing.T) {
+	m := New()
+	m.AddPool("site:app", fakePool{queued: 2})
+	m.AddPool("api:app", fakePool{queued: 5})
+	families, err := m.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	queued := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != "torsion_wsgi_queued_requests" {
+			continue
+		}
+		for _, metric := range f.GetMetric() {
+			queued[metric.GetLabel()[0].GetValue()] = metric.GetGauge().GetValue()
+		}
+	}
+	if queued["site:app"] != 2 || queued["api:app"] != 5 || len(queued) != 2 {
+		t.Errorf("queued by app: %v, want site:app 2 and api:app 5", queued)
 	}
 }

@@ -376,3 +376,42 @@ func TestMetricsPrivate(t *testing.T) {
 	}
 	p.stopOK()
 }
+
+// TestMetricsCompose: --metrics with each of the README's ways of
+// composing a site, several Python applications among them (two once
+// panicked at start-up as a duplicate registration); the last is served,
+// and the metrics show each application under its own label.
+func TestMetricsCompose(t *testing.T) {
+	t.Parallel()
+	needPython(t, "flask")
+	compose := "../../examples/compose"
+	metricsEP := "tcp:0:interface=127.0.0.1"
+	for _, tt := range []struct {
+		name string
+		args []string
+	}{
+		{"wsgi and static", []string{"--wsgi", "app:app", "--static", "/static=" + compose + "/static"}},
+		{"wsgi and a wsgi mount", []string{"--wsgi", "app:app", "--mount", "/blog=wsgi:blog.application"}},
+		{"wsgi, a wsgi mount and a proxy", []string{"--wsgi", "app:app", "--mount", "/blog=wsgi:blog.application", "--mount", "/old=proxy:http://127.0.0.1:9"}},
+		{"two wsgi vhosts", []string{"--path", "../../examples/site", "--vhost", "blog.example.org=wsgi:blog:application", "--vhost", "app.example.org=wsgi:app:app"}},
+		{"a vhost of static files", []string{"--path", "../../examples/site", "--vhost", "*.cdn.example.org=path:" + compose + "/static"}},
+		{"the same app mounted twice", []string{"--wsgi", "app:app", "--mount", "/again=wsgi:app:app"}},
+		{"asgi and a wsgi mount", []string{"--asgi", "ws_echo:app", "--pythonpath", "../../examples/asgi", "--mount", "/blog=wsgi:blog.application"}},
+	} {
+		args := append([]string{"--check-config", "web", "--chdir", compose, "--python", debianPython, "--metrics", metricsEP}, tt.args...)
+		if out, code := run(t, args...); code != 0 {
+			t.Errorf("%s: exit %d:\n%s", tt.name, code, out)
+		}
+	}
+	mport := freePort(t)
+	p := start(t, nil, "web", "--port", "tcp:0:interface=127.0.0.1", "--chdir", compose, "--python", debianPython, "--workers", "1",
+		"--wsgi", "app:app", "--mount", "/blog=wsgi:blog.application", "--metrics", "tcp:"+mport+":interface=127.0.0.1")
+	p.waitLog(`Metrics starting on ` + mport)
+	body := curl(t, "-s", "http://127.0.0.1:"+mport+"/metrics")
+	for _, app := range []string{`torsion_wsgi_queued_requests{app="app:app"}`, `torsion_wsgi_queued_requests{app="blog.application"}`} {
+		if !strings.Contains(body, app) {
+			t.Errorf("the metrics lack %s", app)
+		}
+	}
+	p.stopOK()
+}
