@@ -137,11 +137,12 @@ type response struct {
 	answered    bool // Go answered the client itself (a refused handshake): the rest is the worker's alone
 	appErr      string
 	unacked     int
-	dirty       bool  // body written since the last flush
-	bodyErr     error // reading the request body failed
-	sent        int64 // body bytes written
-	length      int64 // the Content-Length the application gave; -1 if none, or HEAD
-	deadline    bool  // the client has a write deadline
+	dirty       bool   // body written since the last flush
+	held        []byte // the body so far, while the head is not yet committed (holdMax)
+	bodyErr     error  // reading the request body failed
+	sent        int64  // body bytes written
+	length      int64  // the Content-Length the application gave; -1 if none, or HEAD
+	deadline    bool   // the client has a write deadline
 	ws          *websocket.Conn
 	wsReading   atomic.Bool   // a read of the client's next message runs
 	wsLast      atomic.Int64  // when a message or pong last passed (UnixNano)
@@ -168,6 +169,7 @@ func (rs *response) run() error {
 		// (Server-Sent Events) goes out chunk by chunk, while a response
 		// that arrived whole leaves in one write.
 		if rs.dirty && rs.c.idle() {
+			rs.commit()
 			http.NewResponseController(rs.w).Flush()
 			rs.dirty = false
 		}
@@ -257,12 +259,33 @@ func (rs *response) writeHeader() {
 	}
 }
 
+// holdMax is how much of a body is held before the head is committed: an
+// application that fails after its first small chunk, before anything
+// could leave, still gets its client a 500 rather than a cut connection
+// (once, an empty reply). A response that arrives whole leaves in one
+// write all the same.
+const holdMax = 64 << 10
+
+// commit writes the head and the body held so far, once.
+func (rs *response) commit() {
+	if rs.wroteHeader {
+		return
+	}
+	rs.writeHeader()
+	if len(rs.held) > 0 {
+		if _, err := rs.w.Write(rs.held); err != nil && !errors.Is(err, http.ErrBodyNotAllowed) {
+			rs.clientGone()
+		}
+		rs.held = nil
+	}
+}
+
 func (rs *response) data(p []byte) {
 	if rs.r.Method == http.MethodHead && !rs.gone && rs.appErr == "" && rs.c.idle() {
 		// A HEAD response has no body, and this one's iterable goes on
 		// (nothing follows this chunk yet, not even its end): the head is
 		// all there is to send, so the application need not go on.
-		rs.writeHeader()
+		rs.commit()
 		rs.clientGone()
 	}
 	n := len(p)
@@ -279,11 +302,17 @@ func (rs *response) data(p []byte) {
 			// keep reading. The deadline moves on with every write.
 			rs.keepReading()
 		}
-		rs.writeHeader()
-		if _, err := rs.w.Write(p); err != nil && !errors.Is(err, http.ErrBodyNotAllowed) || over {
-			rs.clientGone()
-		} else {
+		switch {
+		case !rs.wroteHeader && !over && len(rs.held)+len(p) <= holdMax:
+			rs.held = append(rs.held, p...) // the frame's buffer is not ours to keep
 			rs.dirty = true
+		default:
+			rs.commit()
+			if _, err := rs.w.Write(p); err != nil && !errors.Is(err, http.ErrBodyNotAllowed) || over {
+				rs.clientGone()
+			} else {
+				rs.dirty = true
+			}
 		}
 	}
 	// Acknowledge what left (or was dropped), so the worker may go on.
@@ -317,7 +346,7 @@ func (rs *response) file(f *os.File, p []byte) {
 	// whose response falls short: the application's count is not needed.
 	rs.length = -1
 	h := rs.w.Header()
-	if rs.status == http.StatusOK && offset == 0 && rs.r.Header.Get("Range") != "" {
+	if rs.status == http.StatusOK && offset == 0 && len(rs.held) == 0 && rs.r.Header.Get("Range") != "" {
 		// Let net/http answer the range (and conditional) request.
 		var mod time.Time
 		if t, err := http.ParseTime(h.Get("Last-Modified")); err == nil {
@@ -337,7 +366,7 @@ func (rs *response) file(f *os.File, p []byte) {
 		rs.appErr = fmt.Sprintf("wsgi.file_wrapper: %v", err)
 		return
 	}
-	rs.writeHeader()
+	rs.commit()
 	if rs.r.Method == http.MethodHead {
 		return
 	}
@@ -415,7 +444,7 @@ func (rs *response) end() error {
 		return nil
 	}
 	if !rs.gone {
-		rs.writeHeader()
+		rs.commit()
 		if rs.length >= 0 && rs.sent < rs.length && httpserver.BodyAllowed(rs.status) {
 			// The connection ends after this response, so the client
 			// sees it cut short rather than wait for the rest.
