@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	mrand "math/rand/v2"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
@@ -31,6 +32,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/torsion-server/torsion/internal/clientaddr"
 	"github.com/torsion-server/torsion/internal/penalty"
 	"github.com/torsion-server/torsion/protocol"
 )
@@ -68,6 +70,11 @@ type Config struct {
 	// past Start of them, a new connection is dropped with probability
 	// Rate percent, rising linearly to 100 at Full.
 	MaxStartups Startups
+	// PerSourceMaxStartups bounds the connections one client address (an
+	// IPv6 /64) may have not yet logged in (default half of MaxStartups'
+	// start, 5), as OpenSSH's PerSourceMaxStartups does: one attacker
+	// stays below the start of random drops, so others still log in.
+	PerSourceMaxStartups int
 }
 
 // Startups is OpenSSH's MaxStartups start:rate:full; zero fields take
@@ -179,15 +186,41 @@ func New(cfg Config) (*protocol.Server, error) {
 		sc.AddHostKey(k)
 	}
 	startups := cfg.MaxStartups.withDefaults()
+	perSource := cfg.PerSourceMaxStartups
+	if perSource <= 0 {
+		perSource = max(1, startups.Start/2)
+	}
 	var unauthenticated atomic.Int64
+	var mu sync.Mutex
+	bySource := map[netip.Addr]int{}
 	return &protocol.Server{ServeConn: func(c net.Conn) {
-		if startups.drop(int(unauthenticated.Load()), mrand.IntN(100)) {
+		src, counted := clientaddr.Key(c.RemoteAddr())
+		mu.Lock()
+		full := counted && bySource[src] >= perSource
+		if !full && !startups.drop(int(unauthenticated.Load()), mrand.IntN(100)) {
+			unauthenticated.Add(1)
+			if counted {
+				bySource[src]++
+			}
+		} else {
+			full = true
+		}
+		mu.Unlock()
+		if full {
 			cfg.Log.Debug("SSH connection dropped: too many not yet logged in (MaxStartups)", "remote", c.RemoteAddr().String())
 			c.Close()
 			return
 		}
-		unauthenticated.Add(1)
-		serveConn(c, sc, cfg, func() { unauthenticated.Add(-1) })
+		serveConn(c, sc, cfg, func() {
+			unauthenticated.Add(-1)
+			if counted {
+				mu.Lock()
+				if bySource[src]--; bySource[src] == 0 {
+					delete(bySource, src)
+				}
+				mu.Unlock()
+			}
+		})
 	}}, nil
 }
 

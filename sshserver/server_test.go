@@ -178,7 +178,7 @@ func TestMaxStartups(t *testing.T) {
 	}
 	_, hostKey, _ := ed25519.GenerateKey(rand.Reader)
 	signer, _ := ssh.NewSignerFromKey(hostKey)
-	srv, err := New(Config{HostKeys: []ssh.Signer{signer}, AuthorizedKeys: filepath.Join(t.TempDir(), "none"), MaxStartups: Startups{Start: 2, Full: 2}})
+	srv, err := New(Config{HostKeys: []ssh.Signer{signer}, AuthorizedKeys: filepath.Join(t.TempDir(), "none"), MaxStartups: Startups{Start: 2, Full: 2}, PerSourceMaxStartups: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,6 +221,43 @@ func TestMaxStartups(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	held[1].Close()
+
+	// One address may hold PerSourceMaxStartups of them; another address
+	// still gets in.
+	srv2, err := New(Config{HostKeys: []ssh.Signer{signer}, AuthorizedKeys: filepath.Join(t.TempDir(), "none"), PerSourceMaxStartups: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln2, _ := net.Listen("tcp", "127.0.0.1:0")
+	go srv2.Serve(ln2)
+	defer srv2.Close()
+	from := func(local string) (net.Conn, bool) {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
+		c, err := d.Dial("tcp", ln2.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		b := make([]byte, 4)
+		_, err = io.ReadFull(c, b)
+		return c, err == nil && string(b) == "SSH-"
+	}
+	for i := range 2 {
+		c, ok := from("127.0.0.1")
+		if !ok {
+			t.Fatalf("per source: connection %d had no banner", i+1)
+		}
+		defer c.Close()
+	}
+	if c, ok := from("127.0.0.1"); ok {
+		c.Close()
+		t.Error("a third connection from one address got the banner")
+	}
+	c, ok := from("127.0.0.2")
+	if !ok {
+		t.Error("another address was dropped")
+	}
+	c.Close()
 }
 
 // TestPasswordGuessing: a password guesser's failures make its address's

@@ -41,18 +41,23 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 	var port, authKeys, shell, passwords, maxStartups string
 	var hostKeys []string
 	var forwarding bool
+	var perSource int
 	fs.StringVarP(&port, "port", "p", "tcp:22", "endpoint `DESC` to listen on")
 	fs.StringArrayVar(&hostKeys, "host-key", nil, "the server's private key `FILE`, in OpenSSH format (repeatable; default ssh_host_ed25519_key, made if missing)")
 	fs.StringVar(&authKeys, "authorized-keys", "", "the authorized_keys `FILE` whose keys may log in (required, unless run as root: then each system user's ~/.ssh/authorized_keys)")
 	fs.StringVar(&shell, "shell", "/bin/sh", "the `PATH` of the shell that runs sessions and commands")
 	fs.StringVar(&passwords, "password-file", "", "also accept passwords, checked against this `FILE` of user:bcrypt-hash lines (htpasswd -B); off by default")
 	fs.BoolVar(&forwarding, "allow-tcp-forwarding", false, "serve local port forwarding (ssh -L): torsion connects where clients ask")
+	fs.IntVar(&perSource, "per-source-max-startups", 5, "most connections not yet logged in from one client address (`N`), as OpenSSH's PerSourceMaxStartups: one attacker stays below --max-startups' START, so others still log in")
 	fs.StringVar(&maxStartups, "max-startups", "10:30:100", "`START:RATE:FULL`, as OpenSSH's MaxStartups: past START connections not yet logged in, drop new ones with RATE percent chance, rising to all at FULL")
 	return func(env plugin.Env) (service.Service, error) {
 		var startups sshserver.Startups
 		if n, err := fmt.Sscanf(maxStartups, "%d:%d:%d", &startups.Start, &startups.Rate, &startups.Full); err != nil || n != 3 ||
 			startups.Start < 1 || startups.Rate < 1 || startups.Rate > 100 || startups.Full < startups.Start {
 			return nil, fmt.Errorf("--max-startups %q: want START:RATE:FULL, such as 10:30:100 (1 <= START <= FULL, RATE a percentage)", maxStartups)
+		}
+		if perSource < 1 {
+			return nil, fmt.Errorf("--per-source-max-startups must be at least 1")
 		}
 		perUser := authKeys == "" && os.Geteuid() == 0
 		if authKeys == "" && !perUser {
@@ -97,7 +102,7 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 			signers = append(signers, signer)
 		}
 		srv, err := sshserver.New(sshserver.Config{HostKeys: signers, AuthorizedKeys: authKeys, PasswordFile: passwords,
-			Forwarding: forwarding, Users: perUser, SFTPCommand: sftpCommand, Shell: shell, Log: log, MaxStartups: startups})
+			Forwarding: forwarding, Users: perUser, SFTPCommand: sftpCommand, Shell: shell, Log: log, MaxStartups: startups, PerSourceMaxStartups: perSource})
 		if err != nil {
 			return nil, err
 		}
