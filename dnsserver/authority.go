@@ -19,7 +19,13 @@ import (
 type Authority struct {
 	zones map[string]*zone // by origin, fully qualified and lower-case
 	hosts map[string][]dns.RR
+	// skipped says which lines of the hosts files were skipped, and why.
+	skipped []string
 }
+
+// Skipped returns the lines of the hosts files that were skipped as
+// malformed, each as "FILE:LINE: why", for the log.
+func (a *Authority) Skipped() []string { return a.skipped }
 
 // zone is one zone file's records, by owner name.
 type zone struct {
@@ -36,7 +42,9 @@ type zone struct {
 const hostsTTL = 3600
 
 // Load reads hosts files and zone files into an Authority. An error names
-// the file and line.
+// the file and line. A malformed line of a hosts file is skipped (see
+// Skipped), as glibc and Twisted skip it, so that one bad line of
+// /etc/hosts does not take the server down; zone files stay strict.
 func Load(hostsFiles, zoneFiles []string) (*Authority, error) {
 	a := &Authority{zones: map[string]*zone{}, hosts: map[string][]dns.RR{}}
 	for _, f := range zoneFiles {
@@ -116,14 +124,22 @@ func (a *Authority) loadHosts(path string) error {
 		}
 		addr, err := netip.ParseAddr(fields[0])
 		if err != nil || len(fields) < 2 {
-			return fmt.Errorf("hosts file %s:%d: want an address and names, got %q", path, n, sc.Text())
+			a.skipped = append(a.skipped, fmt.Sprintf("%s:%d: want an address and names, got %q", path, n, sc.Text()))
+			continue
 		}
 		addr = addr.WithZone("")
+		bad := ""
+		for _, name := range fields[1:] {
+			if _, ok := dns.IsDomainName(dns.Fqdn(name)); !ok {
+				bad = name
+			}
+		}
+		if bad != "" {
+			a.skipped = append(a.skipped, fmt.Sprintf("%s:%d: %q is not a domain name", path, n, bad))
+			continue
+		}
 		for _, name := range fields[1:] {
 			fqdn := dns.Fqdn(strings.ToLower(name))
-			if _, ok := dns.IsDomainName(fqdn); !ok {
-				return fmt.Errorf("hosts file %s:%d: %q is not a domain name", path, n, name)
-			}
 			hdr := dns.RR_Header{Name: fqdn, Class: dns.ClassINET, Ttl: hostsTTL}
 			var rr dns.RR
 			if addr.Is4() || addr.Is4In6() {

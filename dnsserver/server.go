@@ -50,6 +50,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.logSkipped(auth)
 	s.auth.Store(auth)
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", s.Addr)
@@ -107,9 +108,17 @@ func (s *Server) Reload(context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.logSkipped(auth)
 	s.auth.Store(auth)
 	s.log().Info("DNS files reloaded", "zones", len(auth.zones), "hosts", len(auth.hosts))
 	return nil
+}
+
+// logSkipped warns of each hosts-file line Load skipped.
+func (s *Server) logSkipped(auth *Authority) {
+	for _, line := range auth.Skipped() {
+		s.log().Warn("skipped a malformed line of a hosts file", "line", line)
+	}
 }
 
 func (s *Server) log() *slog.Logger {

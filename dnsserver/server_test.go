@@ -14,6 +14,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/torsion-server/torsion/internal/testutil"
+	"github.com/torsion-server/torsion/logging"
 )
 
 func serve(t *testing.T, hosts, zones []string) string {
@@ -130,8 +131,6 @@ func TestLoadErrors(t *testing.T) {
 		hosts, zones []string
 		want         string
 	}{
-		{[]string{write("h1", "10.0.0.1\n")}, nil, "h1:1: want an address and names"},
-		{[]string{write("h2", "not-an-ip name\n")}, nil, "h2:1: want an address and names"},
 		{nil, []string{write("z1", "$ORIGIN x.\n$TTL 60\nwww A 10.0.0.1\n")}, "no SOA record"},
 		{nil, []string{write("z2", "$ORIGIN x.\n@ SOA ns h 1 2 3 4 5\nwww A notanip\n")}, "z2"},
 		{nil, []string{write("z3", "$ORIGIN x.\n$TTL 60\n@ SOA ns h 1 2 3 4 5\nwww.y. A 10.0.0.1\n")}, "outside the zone"},
@@ -141,6 +140,41 @@ func TestLoadErrors(t *testing.T) {
 		if _, err := Load(c.hosts, c.zones); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("Load(%v, %v) = %v, want an error with %q", c.hosts, c.zones, err, c.want)
 		}
+	}
+}
+
+// TestHostsBadLines: a malformed line of a hosts file is skipped and
+// named, the rest answered, as glibc and Twisted do: one bad line of
+// /etc/hosts once kept the server from starting or reloading.
+func TestHostsBadLines(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hosts")
+	os.WriteFile(path, []byte("10.0.0.300 bad.test\n10.0.0.1\n10.0.0.2 good.test\n10.0.0.3 ok.test bad_na..me\n"), 0o644)
+	a, err := Load([]string{path}, nil)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	want := []string{path + `:1: want an address and names, got "10.0.0.300 bad.test"`, path + `:2: want an address and names, got "10.0.0.1"`,
+		path + `:4: "bad_na..me" is not a domain name`}
+	if got := a.Skipped(); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("skipped:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	q := new(dns.Msg)
+	q.SetQuestion("good.test.", dns.TypeA)
+	r := new(dns.Msg)
+	r.SetReply(q)
+	a.Answer(q.Question[0], r)
+	if len(r.Answer) != 1 {
+		t.Errorf("the good line: %v", r)
+	}
+	var logs testutil.SyncBuffer
+	log, _ := logging.New(&logs, "text", slog.LevelInfo)
+	s := &Server{Addr: "127.0.0.1:0", HostsFiles: []string{path}, Log: log}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	defer s.Stop(context.Background())
+	if n := strings.Count(logs.String(), "skipped a malformed line of a hosts file"); n != 3 {
+		t.Errorf("%d warnings, want 3:\n%s", n, logs.String())
 	}
 }
 
@@ -341,7 +375,7 @@ func TestWatch(t *testing.T) {
 	os.WriteFile(tmp, []byte("10.0.0.3 box.test\n"), 0o644)
 	os.Rename(tmp, hosts) // replaced, as editors save
 	waitFor("10.0.0.3")
-	os.WriteFile(hosts, []byte("not-an-address box.test\n"), 0o644)
+	os.Remove(hosts) // gone: the files do not load
 	testutil.WaitUntil(20*time.Second, func() bool { return strings.Contains(log.String(), "the DNS files do not load") },
 		func() { t.Fatalf("a bad change was not reported; log:\n%s", log.String()) })
 	if got := answer(); got != "10.0.0.3" {
