@@ -47,22 +47,50 @@ type domainArg struct {
 	users     [][2]string
 }
 
+// domainFlag is -d. As a pflag.SliceValue, its values are "DOMAIN=DIR",
+// so that --print-config writes them as a TOML list that reads back.
 type domainFlag struct{ l *domainList }
 
-func (f domainFlag) String() string { return "" }
+func (f domainFlag) String() string { return "[" + strings.Join(f.GetSlice(), ",") + "]" }
 func (f domainFlag) Type() string   { return "DOMAIN=DIR" }
 func (f domainFlag) Set(v string) error {
 	name, dir, ok := strings.Cut(v, "=")
 	if !ok || name == "" || dir == "" {
 		return fmt.Errorf("want DOMAIN=DIR")
 	}
+	for _, d := range f.l.domains {
+		if strings.EqualFold(d.name, name) {
+			return fmt.Errorf("domain %s is given twice", name)
+		}
+	}
 	f.l.domains = append(f.l.domains, &domainArg{name: name, dir: dir})
 	return nil
 }
+func (f domainFlag) Append(v string) error { return f.Set(v) }
+func (f domainFlag) Replace(vs []string) error {
+	f.l.domains = nil
+	for _, v := range vs {
+		if err := f.Set(v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+func (f domainFlag) GetSlice() []string {
+	var vs []string
+	for _, d := range f.l.domains {
+		vs = append(vs, d.name+"="+d.dir)
+	}
+	return vs
+}
 
+// userFlag is -u: USER=PASSWORD (or USER:PASSWORD) joins the domain given
+// last before it; USER@DOMAIN=PASSWORD names its domain, given with -d
+// anywhere before it. Its values, for --print-config, name the domain, so
+// a configuration file's lists read back whatever their order.
 type userFlag struct{ l *domainList }
 
-func (f userFlag) String() string { return "" }
+func (f userFlag) String() string { return "[" + strings.Join(f.GetSlice(), ",") + "]" }
 func (f userFlag) Type() string   { return "USER=PASSWORD" }
 func (f userFlag) Set(v string) error {
 	user, pass, ok := strings.Cut(v, "=")
@@ -76,8 +104,41 @@ func (f userFlag) Set(v string) error {
 		return fmt.Errorf("give -d DOMAIN=DIR before the users of DOMAIN")
 	}
 	d := f.l.domains[len(f.l.domains)-1]
+	if name, dom, ok := strings.Cut(user, "@"); ok {
+		d = nil
+		for _, x := range f.l.domains {
+			if strings.EqualFold(x.name, dom) {
+				d = x
+			}
+		}
+		if d == nil || name == "" {
+			return fmt.Errorf("%s: give -d %s=DIR before its users", user, dom)
+		}
+		user = name
+	}
 	d.users = append(d.users, [2]string{user, pass})
 	return nil
+}
+func (f userFlag) Append(v string) error { return f.Set(v) }
+func (f userFlag) Replace(vs []string) error {
+	for _, d := range f.l.domains {
+		d.users = nil
+	}
+	for _, v := range vs {
+		if err := f.Set(v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+func (f userFlag) GetSlice() []string {
+	var vs []string
+	for _, d := range f.l.domains {
+		for _, u := range d.users {
+			vs = append(vs, u[0]+"@"+d.name+"="+u[1])
+		}
+	}
+	return vs
 }
 
 func flags(fs *pflag.FlagSet) plugin.Maker {
@@ -88,7 +149,7 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 	fs.StringVarP(&pop3EP, "pop3", "o", "", "endpoint `DESC` of the POP3 server (none: no POP3; default tcp:110 as root, else tcp:8110)")
 	fs.StringVarP(&hostname, "hostname", "H", "localhost", "the `NAME` the server greets with and puts in Received lines")
 	fs.VarP(domainFlag{&list}, "maildirdbmdomain", "d", "a virtual domain: mail for DOMAIN kept in DIR, a Maildir per user (repeatable)")
-	fs.VarP(userFlag{&list}, "user", "u", "a user (USER=PASSWORD or USER:PASSWORD) of the domain given last before it (repeatable)")
+	fs.VarP(userFlag{&list}, "user", "u", "a user (USER=PASSWORD or USER:PASSWORD) of the domain given last before it, or USER@DOMAIN=PASSWORD of the domain it names (repeatable)")
 	fs.BoolP("esmtp", "E", true, "speak ESMTP (always; accepted for twistd's command line)")
 	fs.Int64Var(&maxMessage, "max-message-size", 10<<20, "largest message accepted, in `BYTES`; more gets 552")
 	fs.StringVar(&certFile, "certificate", "", "offer STARTTLS with this PEM certificate `FILE` (its key too, unless --private-key)")

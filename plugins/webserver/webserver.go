@@ -93,7 +93,7 @@ type options struct {
 func flags(fs *pflag.FlagSet) plugin.Maker {
 	o := &options{fs: fs}
 	fs.StringArrayVar(&o.ports, "port", nil, "endpoint `DESC` to listen on, such as tcp:8080:interface=127.0.0.1 or unix:/run/web.sock (repeatable)")
-	fs.StringArrayVar(&o.listens, "listen", nil, "endpoint `DESC` to listen on: the same as --port (twist web's name for it)")
+	fs.StringArrayVar(&o.listens, "listen", nil, "endpoint `DESC` to listen on: the same as --port, twist web's name for it (repeatable)")
 	fs.StringArrayVarP(&o.binds, "bind", "b", nil, "`HOST:PORT` or unix:PATH to listen on, gunicorn's form (repeatable): 127.0.0.1:8000 is tcp:8000:interface=127.0.0.1")
 	fs.StringVar(&o.path, "path", "", "serve the files under `DIR`")
 	fs.StringVar(&o.wsgi.App, "wsgi", "", "serve the WSGI application `MODULE.ATTR` or MODULE:ATTR (the current directory is on the import path)")
