@@ -26,9 +26,99 @@ func New(w io.Writer, format string, level slog.Level) (*slog.Logger, error) {
 	case "text", "":
 		return slog.New(NewTextHandler(w, level)), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})), nil
+		return slog.New(NewJSONHandler(w, level)), nil
 	}
 	return nil, fmt.Errorf("log format %q: want text or json", format)
+}
+
+// JSONHandler writes a JSON object per record, as slog.JSONHandler does,
+// with two differences that strict readers (Elasticsearch) need: the
+// system (SystemKey) appears once, the record's own or else the logger's,
+// where slog would write each one given; and durations are seconds, a
+// number ("timeout": 3), not nanoseconds.
+type JSONHandler struct {
+	inner  slog.Handler
+	system string // from WithAttrs; "" if none
+	group  bool   // a group is open: attributes are no longer top-level
+}
+
+// NewJSONHandler returns a JSONHandler writing records at or above level.
+func NewJSONHandler(w io.Writer, level slog.Leveler) *JSONHandler {
+	return &JSONHandler{inner: slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: durationSeconds})}
+}
+
+// durationSeconds writes durations as seconds.
+func durationSeconds(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.Float64(a.Key, a.Value.Duration().Seconds())
+	}
+	return a
+}
+
+// Enabled implements slog.Handler.
+func (h *JSONHandler) Enabled(ctx context.Context, l slog.Level) bool { return h.inner.Enabled(ctx, l) }
+
+// WithAttrs implements slog.Handler.
+func (h *JSONHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	c := *h
+	var rest []slog.Attr
+	for _, a := range as {
+		if a.Key == SystemKey && !h.group {
+			c.system = a.Value.String()
+			continue
+		}
+		rest = append(rest, a)
+	}
+	if len(rest) > 0 {
+		c.inner = h.inner.WithAttrs(rest)
+	}
+	return &c
+}
+
+// WithGroup implements slog.Handler.
+func (h *JSONHandler) WithGroup(name string) slog.Handler {
+	if name == "" {
+		return h
+	}
+	c := *h
+	if !h.group && h.system != "" {
+		// The system goes before the group, where it belongs.
+		c.inner = h.inner.WithAttrs([]slog.Attr{slog.String(SystemKey, h.system)})
+		c.system = ""
+	}
+	c.inner, c.group = c.inner.WithGroup(name), true
+	return &c
+}
+
+// Handle implements slog.Handler.
+func (h *JSONHandler) Handle(ctx context.Context, r slog.Record) error {
+	if h.group {
+		return h.inner.Handle(ctx, r)
+	}
+	system, own := h.system, false
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == SystemKey {
+			system, own = a.Value.String(), true
+		}
+		return true
+	})
+	if own {
+		// Rebuilt without the record's system, which goes first.
+		out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+		out.AddAttrs(slog.String(SystemKey, system))
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key != SystemKey {
+				out.AddAttrs(a)
+			}
+			return true
+		})
+		return h.inner.Handle(ctx, out)
+	}
+	if system != "" {
+		r = r.Clone()
+		r.AddAttrs(slog.String(SystemKey, system))
+	}
+	return h.inner.Handle(ctx, r)
 }
 
 // Discard returns a logger that drops everything.

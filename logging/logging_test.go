@@ -62,6 +62,41 @@ func TestTextHandler(t *testing.T) {
 	}
 }
 
+// TestJSONKeys: a JSON record names its system once, the record's own
+// over the logger's (17 of 27 records once had it twice), and durations
+// are seconds.
+func TestJSONKeys(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		log    func(l *slog.Logger)
+		system any
+	}{
+		{"the logger's", func(l *slog.Logger) { l.With(SystemKey, "web").Warn("x", "timeout", 3*time.Second) }, "web"},
+		{"the record's over the logger's", func(l *slog.Logger) {
+			l.With(SystemKey, "wsgi").Warn("x", SystemKey, "wsgi.errors", "timeout", 3*time.Second)
+		}, "wsgi.errors"},
+		{"a group after it", func(l *slog.Logger) { l.With(SystemKey, "web").WithGroup("g").Warn("x", "timeout", 3*time.Second) }, "web"},
+		{"none", func(l *slog.Logger) { l.Warn("x", "timeout", 3*time.Second) }, nil},
+	} {
+		var buf bytes.Buffer
+		l, _ := New(&buf, "json", slog.LevelInfo)
+		tt.log(l)
+		dups, err := testutil.DuplicateKeys(buf.Bytes())
+		if err != nil || len(dups) > 0 {
+			t.Errorf("%s: %s: duplicate keys %v, %v", tt.name, buf.String(), dups, err)
+		}
+		var m map[string]any
+		json.Unmarshal(buf.Bytes(), &m)
+		timeout := m["timeout"]
+		if g, ok := m["g"].(map[string]any); ok {
+			timeout = g["timeout"]
+		}
+		if m[SystemKey] != tt.system || timeout != 3.0 {
+			t.Errorf("%s: %s: want system %v and timeout 3 (seconds)", tt.name, buf.String(), tt.system)
+		}
+	}
+}
+
 func TestJSON(t *testing.T) {
 	var buf bytes.Buffer
 	l, err := New(&buf, "json", slog.LevelInfo)

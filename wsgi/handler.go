@@ -323,6 +323,13 @@ func (rs *response) data(p []byte) {
 	}
 }
 
+// logAppErr logs the application's traceback as one record, with the
+// request line and the request's id.
+func (rs *response) logAppErr() {
+	rs.wk.pool.log.Error("the application failed", "method", rs.r.Method, "uri", rs.r.URL.RequestURI(),
+		"request_id", web.RequestIDOf(rs.r), "traceback", strings.TrimRight(rs.appErr, "\n"))
+}
+
 func (rs *response) clientGone() {
 	if !rs.gone {
 		rs.gone = true
@@ -408,7 +415,7 @@ func (rs *response) end() error {
 		// What the application did after is logged, not sent: the
 		// client has its whole answer, which an abort would destroy.
 		if rs.appErr != "" {
-			rs.wk.pool.log.Error("the application failed", "method", rs.r.Method, "uri", rs.r.URL.RequestURI(), "traceback", strings.TrimRight(rs.appErr, "\n"))
+			rs.logAppErr()
 		}
 		return nil
 	}
@@ -435,7 +442,7 @@ func (rs *response) end() error {
 		return nil
 	}
 	if rs.appErr != "" {
-		rs.wk.pool.log.Error("the application failed", "method", rs.r.Method, "uri", rs.r.URL.RequestURI(), "traceback", strings.TrimRight(rs.appErr, "\n"))
+		rs.logAppErr()
 		if rs.wroteHeader {
 			panic(http.ErrAbortHandler) // the client must not take a cut-short body for the whole
 		}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/coder/websocket"
@@ -175,7 +174,7 @@ func (rs *response) wsFrame(f frame) (end bool) {
 		}
 	case kError:
 		rs.appErr = string(f.payload)
-		rs.wk.pool.log.Error("the application failed", "method", rs.r.Method, "uri", rs.r.URL.RequestURI(), "traceback", strings.TrimRight(rs.appErr, "\n"))
+		rs.logAppErr()
 	case kEnd:
 		code, reason := websocket.StatusNormalClosure, ""
 		if len(f.payload) >= 2 {

@@ -2,6 +2,7 @@ package wsgi
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -16,6 +17,9 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/torsion-server/torsion/logging"
+	"github.com/torsion-server/torsion/web"
 )
 
 type frame struct {
@@ -160,6 +164,31 @@ func (w *worker) goLive() {
 		w.log.Info(s)
 	}
 	w.held, w.live = nil, true
+}
+
+// logErrors logs what the application wrote to wsgi.errors as one record
+// (a traceback is one, at ERROR), with the request whose handling wrote
+// it, if any: its method, URI and id.
+func (w *worker) logErrors(id uint32, text string) {
+	text = strings.TrimRight(text, "\n")
+	attrs := []any{logging.SystemKey, "wsgi.errors"}
+	if id != 0 {
+		w.mu.Lock()
+		c := w.calls[id]
+		w.mu.Unlock()
+		if c != nil && c.req != nil {
+			attrs = append(attrs, "method", c.req.Method, "uri", c.req.RequestURI, "request_id", web.RequestIDOf(c.req))
+		}
+	}
+	level := slog.LevelWarn
+	if strings.Contains(text, "Traceback (most recent call last):") {
+		level = slog.LevelError
+	}
+	msg, rest, multi := strings.Cut(text, "\n")
+	if multi {
+		attrs = append(attrs, "text", rest)
+	}
+	w.log.Log(context.Background(), level, msg, attrs...)
 }
 
 // output logs a line of output, or holds it while the worker starts.
@@ -388,9 +417,7 @@ func (w *worker) readLoop() {
 			w.ready <- string(payload)
 			continue
 		case kLog:
-			for line := range strings.SplitSeq(strings.TrimRight(string(payload), "\n"), "\n") {
-				w.log.Warn(line, "system", "wsgi.errors")
-			}
+			w.logErrors(id, string(payload))
 			continue
 		}
 		w.mu.Lock()

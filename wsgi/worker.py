@@ -330,14 +330,14 @@ class Errors:
 
     def __init__(self, conn):
         self.conn = conn
-        self.pending = threading.local()
+        self.pending = threading.local()  # .text: the line so far; .rid: the request being run
 
     def write(self, s):
         s = getattr(self.pending, "text", "") + str(s)
         head, sep, tail = s.rpartition("\n")
         self.pending.text = tail
         if sep:
-            self.conn.send(text_frame(LOG, 0, head + sep))
+            self.conn.send(text_frame(LOG, getattr(self.pending, "rid", 0), head + sep))
 
     def writelines(self, seq):
         for s in seq:
@@ -347,7 +347,7 @@ class Errors:
         text = getattr(self.pending, "text", "")
         if text:
             self.pending.text = ""
-            self.conn.send(text_frame(LOG, 0, text))
+            self.conn.send(text_frame(LOG, getattr(self.pending, "rid", 0), text))
 
 
 class FileWrapper:
@@ -473,6 +473,8 @@ class Worker:
         environ = marshal.loads(memoryview(payload)[5 + n:])
         environ.update(self.base)
         environ["wsgi.input"] = Input(rid, payload[5:5 + n], more, chan)
+        errors = self.base["wsgi.errors"]
+        errors.pending.rid = rid  # what this thread writes is this request's
 
         head = []  # [status, headers] once start_response was called
         sent = []  # non-empty once S was sent
@@ -544,7 +546,8 @@ class Worker:
         except Exception:
             conn.send(text_frame(ERROR, rid, traceback.format_exc()))
         finally:
-            self.base["wsgi.errors"].flush()
+            errors.flush()
+            errors.pending.rid = 0
             if not ended:
                 try:
                     if hasattr(result, "close"):

@@ -8,11 +8,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/torsion-server/torsion/internal/testutil"
 )
 
 // TestLogDestinations: --access-logfile sends the access log to its own
@@ -162,5 +165,78 @@ def application(environ, start_response):
 	p.wait()
 	if log := p.logText(); !strings.Contains(log, `"GET /cut HTTP/1.1" 499 - `) {
 		t.Errorf("the cut request is not logged as 499:\n%s", log)
+	}
+}
+
+// TestJSONLogs: under --log-format json, every record of a run that logs
+// a start, requests, an application's failure, a traceback written to
+// wsgi.errors and a worker killed for --timeout is one JSON object without
+// a repeated key (17 of 27 had "system" twice), durations are seconds
+// ("timeout": 1, not 1000000000), and a traceback is one record at ERROR
+// with the request line and id, not a WARN record per line.
+func TestJSONLogs(t *testing.T) {
+	t.Parallel()
+	needPython(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "jl.py"), []byte(`import logging, sys, time
+log = logging.getLogger("jl")
+
+def application(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path == "/boom":
+        raise RuntimeError("boom")
+    if path == "/logged":
+        handler = logging.StreamHandler(environ["wsgi.errors"])
+        log.addHandler(handler)
+        try:
+            1 / 0
+        except ZeroDivisionError:
+            log.exception("division failed")
+        log.removeHandler(handler)
+    if path == "/slow":
+        time.sleep(5)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
+`), 0o644)
+	logfile := filepath.Join(dir, "log.json")
+	p := start(t, nil, "--log-format", "json", "--logfile", logfile, "web", "--port", "tcp:0:interface=127.0.0.1",
+		"--wsgi", "jl", "--chdir", dir, "--python", debianPython, "--workers", "1", "--timeout", "1")
+	read := func() string { b, _ := os.ReadFile(logfile); return string(b) }
+	var port string
+	waitUntil(20*time.Second, func() bool {
+		m := regexp.MustCompile(`"msg":"Site starting on (\d+)"`).FindStringSubmatch(read())
+		if m != nil {
+			port = m[1]
+		}
+		return m != nil
+	}, func() { t.Fatalf("no start line:\n%s", read()) })
+	base := "http://127.0.0.1:" + port
+	curl(t, base+"/")
+	curl(t, base+"/logged")
+	curl(t, base+"/boom")
+	curl(t, base+"/slow")
+	waitUntil(20*time.Second, func() bool { return strings.Contains(read(), "killing it") }, func() { t.Fatalf("no timeout record:\n%s", read()) })
+	p.stopOK()
+	var tracebacks int
+	for _, line := range strings.Split(strings.TrimSpace(read()), "\n") {
+		dups, err := testutil.DuplicateKeys([]byte(line))
+		if err != nil || len(dups) > 0 {
+			t.Errorf("record %s: duplicate keys %v, %v", line, dups, err)
+		}
+		var rec map[string]any
+		json.Unmarshal([]byte(line), &rec)
+		if v, ok := rec["timeout"]; ok && v != 1.0 {
+			t.Errorf("record %s: timeout %v, want 1 (seconds)", line, v)
+		}
+		if rec["system"] == "wsgi.errors" {
+			if rec["level"] != "ERROR" || rec["msg"] != "division failed" || rec["uri"] != "/logged" || rec["request_id"] == nil ||
+				!strings.Contains(fmt.Sprint(rec["text"]), "ZeroDivisionError") {
+				t.Errorf("the wsgi.errors traceback: %s; want one ERROR record with the request", line)
+			}
+			tracebacks++
+		}
+	}
+	if tracebacks != 1 {
+		t.Errorf("the wsgi.errors traceback came as %d records, want 1:\n%s", tracebacks, read())
 	}
 }
