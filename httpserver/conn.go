@@ -765,10 +765,11 @@ type h1resp struct {
 	header      http.Header // the handler's
 	sent        http.Header // header as it was at WriteHeader: what is sent
 	status      int
-	wroteHeader bool  // the status is decided
-	sentHeader  bool  // the head is in c.bw
-	written     int64 // body bytes written by the handler
-	cl          int64 // Content-Length the handler declared; -1 if none
+	reason      string // the status line's phrase, if not the standard one (SetReason)
+	wroteHeader bool   // the status is decided
+	sentHeader  bool   // the head is in c.bw
+	written     int64  // body bytes written by the handler
+	cl          int64  // Content-Length the handler declared; -1 if none
 	chunked     bool
 	noBody      bool // the status or method has no body
 	closeAfter  bool // the connection ends after this response
@@ -959,7 +960,14 @@ func (w *h1resp) sendHeader(final bool) {
 	}
 	bw := w.c.bw
 	bw.WriteString("HTTP/1.1 ")
-	bw.WriteString(statusLine(w.status))
+	if w.reason != "" {
+		bw.WriteString(strconv.Itoa(w.status))
+		bw.WriteByte(' ')
+		bw.WriteString(w.reason)
+		bw.WriteString("\r\n")
+	} else {
+		bw.WriteString(statusLine(w.status))
+	}
 	writeFields(bw, h)
 	bw.WriteString("\r\n")
 	w.c.hold = hold[:0]
@@ -995,6 +1003,35 @@ func writeFields(bw *bufio.Writer, h http.Header) {
 var statusLines sync.Map // int -> string
 
 // statusLine is "CODE Reason\r\n".
+// SetReason sets the reason phrase of the status line w sends over
+// HTTP/1.x, in place of the standard one ("599 Custom", "200 Fine
+// Thanks"), as a WSGI application's start_response asks; call it before
+// WriteHeader. It reports whether w takes it: HTTP/2 has no reason phrase,
+// and one with a control character (RFC 9112: tab, space and visible
+// characters only) is refused. Wrappers of w are looked through by their
+// Unwrap method, as http.ResponseController does.
+func SetReason(w http.ResponseWriter, phrase string) bool {
+	for i := 0; i < len(phrase); i++ {
+		if c := phrase[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	for {
+		switch x := w.(type) {
+		case *h1resp:
+			if x.wroteHeader {
+				return false
+			}
+			x.reason = phrase
+			return true
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = x.Unwrap()
+		default:
+			return false
+		}
+	}
+}
+
 func statusLine(code int) string {
 	if s, ok := statusLines.Load(code); ok {
 		return s.(string)

@@ -10,10 +10,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -1009,5 +1011,36 @@ func TestH1CloseAfterUnreadBody(t *testing.T) {
 		if resp.StatusCode != http.StatusRequestEntityTooLarge || string(b) != "too large" {
 			t.Fatalf("%d %q", resp.StatusCode, b)
 		}
+	}
+}
+
+// TestSetReason: a handler's reason phrase goes on the HTTP/1.x status
+// line; one with a control character is refused, and so is one asked
+// over HTTP/2, which has none.
+func TestSetReason(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		phrase := r.URL.Query().Get("p")
+		ok := SetReason(w, phrase)
+		w.Header().Set("X-Took", strconv.FormatBool(ok))
+		w.WriteHeader(599)
+	})
+	_, addr := h1Server(t, h, logging.Discard())
+	for _, tt := range []struct {
+		phrase, line string
+		took         bool
+	}{
+		{"Custom Thing", "HTTP/1.1 599 Custom Thing\r\n", true},
+		{"tab\tok", "HTTP/1.1 599 tab\tok\r\n", true},
+		{"bad\rX", "HTTP/1.1 599 status code 599\r\n", false},
+	} {
+		c := dial(t, addr)
+		fmt.Fprintf(c, "GET /?p=%s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", url.QueryEscape(tt.phrase))
+		raw, _ := io.ReadAll(c)
+		if !strings.HasPrefix(string(raw), tt.line) || !strings.Contains(string(raw), "X-Took: "+strconv.FormatBool(tt.took)) {
+			t.Errorf("%q: %.60q; want %q, taken %v", tt.phrase, raw, tt.line, tt.took)
+		}
+	}
+	if status, _ := h2Request(t, h2Server(t, h, Options{}), ":method", "GET", ":scheme", "http", ":authority", "x", ":path", "/?p=Custom"); status != 599 {
+		t.Errorf("over HTTP/2: %d", status)
 	}
 }

@@ -241,6 +241,11 @@ func (rs *response) start(payload []byte) error {
 		code = http.StatusInternalServerError
 	}
 	rs.status = code
+	if phrase := status[min(4, len(status)):]; phrase != "" && phrase != http.StatusText(code) {
+		// The application's own phrase, over HTTP/1.x, as gunicorn and
+		// Twisted send it.
+		httpserver.SetReason(rs.w, phrase)
+	}
 	h := rs.w.Header()
 	for i := 0; i+1 < len(fields); i += 2 {
 		h.Add(fields[i], fields[i+1])

@@ -940,6 +940,34 @@ func TestThreaded(t *testing.T) {
 	}
 }
 
+// TestReasonPhrases: the application's own reason phrase reaches an
+// HTTP/1.x client, as under gunicorn and Twisted; torsion once replaced
+// it ("599 Custom" with "599 status code 599", "200 Fine Thanks" with
+// "200 OK", exc_info's "500 Oops" with "500 Internal Server Error").
+func TestReasonPhrases(t *testing.T) {
+	t.Parallel()
+	s := startPool(t, Config{App: "apps:reason"})
+	for _, status := range []string{"599 Custom", "200 Fine Thanks", "404 Not Found", "201 Created"} {
+		resp, err := http.Get(s.url + "/?" + strings.ReplaceAll(status, " ", "+"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.Status != status {
+			t.Errorf("the application's %q came as %q", status, resp.Status)
+		}
+	}
+	s2 := startPool(t, Config{App: "apps:exc_info"})
+	resp, err := http.Get(s2.url + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Status != "500 Oops" {
+		t.Errorf("exc_info's 500 Oops came as %q", resp.Status)
+	}
+}
+
 // TestFailureAfterFirstChunk: an application that fails just after its
 // first small chunk (an exception in its iterable, or exc_info after the
 // headers) gets its client either a 500, when nothing had left yet, or

@@ -305,3 +305,9 @@ def hog(environ, start_response):
         _hoard.append(bytearray(150 << 20))
     start_response("200 OK", [])
     return [str(os.getpid()).encode()]
+
+
+def reason(environ, start_response):
+    """The status line the query string names, phrase and all."""
+    start_response(environ["QUERY_STRING"].replace("+", " "), [("Content-Type", "text/plain")])
+    return [b"reason"]
