@@ -250,6 +250,11 @@ func (rs *response) start(payload []byte) error {
 	for i := 0; i+1 < len(fields); i += 2 {
 		h.Add(fields[i], fields[i+1])
 	}
+	if _, ok := h["Content-Type"]; !ok {
+		// What the application sent, as WSGI servers send it: no type
+		// sniffed from the body (a nil value keeps the server from it).
+		h["Content-Type"] = nil
+	}
 	// worker.py has checked that Content-Length is given once, in digits.
 	if n, err := strconv.ParseInt(h.Get("Content-Length"), 10, 64); err == nil && rs.r.Method != http.MethodHead {
 		rs.length = n

@@ -968,6 +968,19 @@ func TestReasonPhrases(t *testing.T) {
 	}
 }
 
+// TestNoContentType: an application that sends no Content-Type gets none
+// added, as WSGI servers do; torsion once sniffed text/html from the body.
+func TestNoContentType(t *testing.T) {
+	t.Parallel()
+	s := startPool(t, Config{App: "apps:no_type"})
+	c := s.dial(t)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	raw, _ := io.ReadAll(c)
+	if !strings.HasPrefix(string(raw), "HTTP/1.1 200 ") || strings.Contains(strings.ToLower(string(raw)), "content-type") {
+		t.Errorf("response %q; want a 200 without Content-Type", raw)
+	}
+}
+
 // TestFailureAfterFirstChunk: an application that fails just after its
 // first small chunk (an exception in its iterable, or exc_info after the
 // headers) gets its client either a 500, when nothing had left yet, or

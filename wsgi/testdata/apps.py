@@ -311,3 +311,9 @@ def reason(environ, start_response):
     """The status line the query string names, phrase and all."""
     start_response(environ["QUERY_STRING"].replace("+", " "), [("Content-Type", "text/plain")])
     return [b"reason"]
+
+
+def no_type(environ, start_response):
+    """No Content-Type: the client gets none (a body that looks like HTML)."""
+    start_response("200 OK", [])
+    return [b"<html><body>no type given</body></html>"]
