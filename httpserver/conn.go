@@ -487,6 +487,9 @@ func (c *h1conn) readRequest() (req *http.Request, code int, msg string, err err
 	if code != 0 {
 		return c.refused(head, code, msg)
 	}
+	if h.dropped > 0 {
+		c.srv.log.Debug("dropped header fields with underscores", "remote", c.remote, "count", h.dropped)
+	}
 	req = &http.Request{
 		Method:        h.method,
 		RequestURI:    h.target,

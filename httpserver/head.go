@@ -13,6 +13,7 @@ import (
 // fields of the same names, defaults applied.
 type limits struct {
 	MaxRequestLine, MaxHeaderBytes, MaxHeaders int
+	RefuseUnderscores                          bool // 400 for a header name with an underscore; else it is dropped
 }
 
 // errFraming is what a body read returns after malformed chunked framing.
@@ -28,6 +29,7 @@ type head struct {
 	chunked               bool
 	close                 bool   // the client asked to close after the response
 	expect                string // the Expect field, if any
+	dropped               int    // header fields with underscores, dropped
 }
 
 // parseHead checks a request head ending in CRLFCRLF, per RFC 9112, and
@@ -37,8 +39,10 @@ type head struct {
 //
 //   - control characters in the request line or in header fields, and
 //     obsolete line folding,
-//   - header names that are not tokens or that hold an underscore (WSGI
-//     maps "X_A" and "X-A" to the same variable), a repeated or missing
+//   - header names that are not tokens, a header name with an underscore
+//     when RefuseUnderscores is set (WSGI maps "X_A" and "X-A" to the same
+//     variable: by default such a field is dropped, as nginx and gunicorn
+//     drop it, and counted in head.dropped), a repeated or missing
 //     Host, a Host that is not a host, a repeated Content-Type (which an
 //     application and a proxy could each read differently),
 //   - Content-Length that is not plain digits, or repeated even with one
@@ -101,7 +105,11 @@ func (l limits) parseHead(s string) (h head, code int, msg string) {
 			return h, 400, "Malformed header field."
 		}
 		if strings.IndexByte(name, '_') >= 0 {
-			return h, 400, "Header names with underscores are not accepted."
+			if l.RefuseUnderscores {
+				return h, 400, "Header names with underscores are not accepted."
+			}
+			h.dropped++
+			continue
 		}
 		key := canonicalKey(name)
 		switch key {

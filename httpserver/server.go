@@ -51,6 +51,11 @@ type Options struct {
 	// 414); MaxHeaders the number of header fields (default 100; more
 	// gets 431).
 	MaxRequestLine, MaxHeaders int
+	// RefuseUnderscores answers 400 to a request with a header name that
+	// holds an underscore; by default such a field is dropped (logged at
+	// DEBUG), as nginx and gunicorn drop it: WSGI reads X_A and X-A as one
+	// variable, so one could pass for the other.
+	RefuseUnderscores bool
 	// MaxConcurrentStreams bounds the streams one HTTP/2 connection may
 	// have open at once (default 128, as nginx's
 	// http2_max_concurrent_streams; net/http's is 250).
@@ -166,7 +171,7 @@ type Server struct {
 func New(h http.Handler, opts Options) *Server {
 	opts = opts.withDefaults()
 	s := &Server{handler: h, opts: opts, log: opts.ErrorLog,
-		lim:     limits{MaxRequestLine: opts.MaxRequestLine, MaxHeaderBytes: opts.MaxHeaderBytes, MaxHeaders: opts.MaxHeaders},
+		lim:     limits{MaxRequestLine: opts.MaxRequestLine, MaxHeaderBytes: opts.MaxHeaderBytes, MaxHeaders: opts.MaxHeaders, RefuseUnderscores: opts.RefuseUnderscores},
 		clients: clients{maxConns: opts.MaxClientConns, maxStreams: opts.MaxClientStreams, exempt: opts.ClientLimitExempt, m: map[netip.Addr]*client{}},
 		h2conns: map[net.Conn]*client{}}
 	protocols := new(http.Protocols)
@@ -326,11 +331,11 @@ func (s *Server) handOff(c net.Conn, cl *client) {
 	}
 }
 
-// serveH2 serves an HTTP/2 request, refusing what parseHead refuses over
-// HTTP/1 and net/http lets through: a header name with an underscore (WSGI
-// reads X_A and X-A as one variable), a repeated Content-Type, an
+// serveH2 serves an HTTP/2 request, treating what net/http lets through as
+// parseHead does over HTTP/1: a header name with an underscore is dropped
+// (or refused, with RefuseUnderscores); a repeated Content-Type, an
 // :authority that is not a valid Host, and a host field that differs from
-// :authority (RFC 9113 8.3.1). An equal host field is dropped, so r.Host is
+// :authority (RFC 9113 8.3.1) are refused. An equal host field is dropped, so r.Host is
 // the one source of the host for routing and applications alike.
 func (s *Server) serveH2(w http.ResponseWriter, r *http.Request) {
 	cl := clientOf(r.Context())
@@ -341,8 +346,13 @@ func (s *Server) serveH2(w http.ResponseWriter, r *http.Request) {
 	defer cl.endStream()
 	for name, vals := range r.Header {
 		if strings.IndexByte(name, '_') >= 0 {
-			s.opts.Refuse(w, r, http.StatusBadRequest, "Header names with underscores are refused: "+name)
-			return
+			if s.opts.RefuseUnderscores {
+				s.opts.Refuse(w, r, http.StatusBadRequest, "Header names with underscores are refused: "+name)
+				return
+			}
+			delete(r.Header, name) // deleting while ranging is allowed
+			s.log.Debug("dropped a header field with an underscore", "remote", r.RemoteAddr, "name", name)
+			continue
 		}
 		if name == "Content-Type" && len(vals) > 1 {
 			s.opts.Refuse(w, r, http.StatusBadRequest, "Content-Type is repeated.")

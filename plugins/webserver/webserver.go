@@ -68,6 +68,7 @@ type options struct {
 	maxRequestLine int
 	maxHeaders     int
 	maxStreams     int
+	refuseUnder    bool
 	bodyMemory     int64
 	bodyDisk       int64
 	clientConns    int
@@ -142,6 +143,7 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 	fs.IntVar(&o.maxHeaderBytes, "max-header-bytes", 64<<10, "largest request head (request line and headers) accepted, in `BYTES`; more gets 431")
 	fs.IntVar(&o.maxRequestLine, "max-request-line", 8<<10, "longest request line accepted, in `BYTES`; longer gets 414")
 	fs.IntVar(&o.maxHeaders, "max-headers", 100, "most header fields accepted in a request (`N`); more gets 431")
+	fs.BoolVar(&o.refuseUnder, "refuse-underscore-headers", false, "answer 400 to a request with a header name that holds an underscore, instead of dropping the field (as nginx and gunicorn do)")
 	fs.IntVar(&o.maxStreams, "max-streams", 128, "most HTTP/2 streams one connection may have open at once (`N`)")
 	fs.IntVar(&o.clientConns, "max-client-conns", 256, "most connections one client address (an IPv6 /64) may hold open (`N`); more are closed as they arrive")
 	fs.IntVar(&o.clientStreams, "max-client-streams", 512, "most HTTP/2 requests one client address may have in flight over all its connections (`N`); more get 429")
@@ -446,6 +448,7 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 			MaxRequestLine:       o.maxRequestLine,
 			MaxHeaders:           o.maxHeaders,
 			MaxConcurrentStreams: o.maxStreams,
+			RefuseUnderscores:    o.refuseUnder,
 			MaxClientConns:       o.clientConns,
 			MaxClientStreams:     o.clientStreams,
 			ClientLimitExempt:    exempt,
