@@ -184,7 +184,7 @@ func diskUsed(dir string) int64 {
 	if syscall.Statfs(dir, &st) != nil {
 		return 0
 	}
-	return int64(st.Blocks-st.Bfree) * st.Bsize
+	return int64(st.Blocks-st.Bfree) * int64(st.Bsize)
 }
 
 // normalDialer is the normal client's: from 127.0.0.2, another address
