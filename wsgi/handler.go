@@ -248,7 +248,20 @@ func (rs *response) start(payload []byte) error {
 	}
 	h := rs.w.Header()
 	for i := 0; i+1 < len(fields); i += 2 {
-		h.Add(fields[i], fields[i+1])
+		name, value := fields[i], fields[i+1]
+		if hopByHop[strings.ToLower(name)] {
+			// The server's to decide (PEP 3333), so not sent on; but an
+			// application that asks to close is obeyed, as gunicorn does.
+			if strings.EqualFold(name, "Connection") && web.HeaderHasToken(http.Header{"Connection": {value}}, "Connection", "close") {
+				h.Set("Connection", "close")
+				continue
+			}
+			if _, warned := rs.wk.pool.hopWarned.LoadOrStore(strings.ToLower(name), true); !warned {
+				rs.wk.pool.log.Warn("the application sent a hop-by-hop header field; dropped (said once per name)", "name", name, "uri", rs.r.URL.RequestURI())
+			}
+			continue
+		}
+		h.Add(name, value)
 	}
 	if _, ok := h["Content-Type"]; !ok {
 		// What the application sent, as WSGI servers send it: no type
@@ -268,6 +281,11 @@ func (rs *response) writeHeader() {
 		rs.w.WriteHeader(rs.status)
 	}
 }
+
+// hopByHop are the header fields an application may not send on
+// (RFC 9110 7.6.1, PEP 3333), lower-case.
+var hopByHop = map[string]bool{"connection": true, "keep-alive": true, "proxy-authenticate": true, "proxy-authorization": true,
+	"proxy-connection": true, "te": true, "trailer": true, "transfer-encoding": true, "upgrade": true}
 
 // holdMax is how much of a body is held before the head is committed: an
 // application that fails after its first small chunk, before anything

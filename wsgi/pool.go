@@ -165,6 +165,7 @@ type Pool struct {
 	// goingAway is set once CloseWebSockets has run.
 	wsMu      sync.Mutex
 	wsOpen    atomic.Int64 // WebSocket requests being served (MaxWebSockets)
+	hopWarned sync.Map     // hop-by-hop header names the application sent, warned of once
 	sockets   map[*websocket.Conn]struct{}
 	goingAway bool
 }

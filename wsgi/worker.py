@@ -44,8 +44,6 @@ OFFSET = struct.Struct("<Q")
 WINDOW = 1 << 20  # streamed body sent unacknowledged (torsion's window)
 MAX_DATA = 1 << 20  # body data per frame; tracebacks and log lines are cut to it
 POLL = 0.05
-HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
-                        "te", "trailer", "trailers", "transfer-encoding", "upgrade"))
 TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 STATUS = re.compile(r"[1-9][0-9][0-9] [^\x00-\x08\x0a-\x1f\x7f]*\Z")
@@ -436,12 +434,11 @@ def _check_status(status):
 
 def _check_name(name):
     """Returns the lower-case form of a valid header name; raises
-    ValueError for an invalid or hop-by-hop one."""
+    ValueError for an invalid one. Hop-by-hop ones go to torsion, which
+    honours Connection: close and drops the others with a warning."""
     if not TOKEN.match(name):
         raise ValueError("invalid header name %r" % (name,))
     lower = name.lower()
-    if lower in HOP_BY_HOP:
-        raise ValueError("hop-by-hop header %s is not allowed from a WSGI application" % name)
     if len(NAMES) < 512:
         NAMES[name] = lower
     return lower

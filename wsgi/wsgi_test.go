@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -114,7 +115,7 @@ func TestResponses(t *testing.T) {
 		{"boom", 500, "<!DOCTYPE html>", nil, "RuntimeError: boom from the app"},
 		{"bad_status", 500, "", nil, "invalid status 'OK'"},
 		{"bad_header", 500, "", nil, "invalid value for header X-Bad"},
-		{"hop_by_hop", 500, "", nil, "hop-by-hop header Connection is not allowed"},
+		{"hop_by_hop", 200, "x", map[string]string{"Keep-Alive": ""}, "the application sent a hop-by-hop header field; dropped"},
 		{"no_start", 500, "", nil, "did not call start_response"},
 		{"returns_str", 500, "", nil, "the application yielded str, not bytes"},
 		{"returns_bytes", 500, "", nil, "the application returned bytes, not an iterable of bytes: return [body]"},
@@ -134,6 +135,9 @@ func TestResponses(t *testing.T) {
 			}
 			if resp.Header.Get("Injected") != "" {
 				t.Error("header injection reached the client")
+			}
+			if close := tt.app == "hop_by_hop"; resp.Close != close || slices.Contains(resp.TransferEncoding, "gzip") {
+				t.Errorf("connection closed after the response: %v, want %v; Transfer-Encoding %v", resp.Close, close, resp.TransferEncoding)
 			}
 			if tt.log != "" {
 				waitFor(t, func() bool { return strings.Contains(s.log.String(), tt.log) }, "log line %q in:\n%s", tt.log, s.log)

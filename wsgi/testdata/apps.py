@@ -103,7 +103,9 @@ def bad_header(environ, start_response):
 
 
 def hop_by_hop(environ, start_response):
-    start_response("200 OK", [("Connection", "close")])
+    """Connection: close is obeyed; other hop-by-hop fields are dropped."""
+    start_response("200 OK", [("Connection", "close"), ("Keep-Alive", "timeout=5"), ("Transfer-Encoding", "gzip"),
+                              ("Content-Type", "text/plain")])
     return [b"x"]
 
 

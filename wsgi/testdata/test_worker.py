@@ -46,12 +46,16 @@ class Golden(unittest.TestCase):
             ("200", []),
             ("200 OK", [("X-A", "a\nb")]),
             ("200 OK", [("X A", "b")]),
-            ("200 OK", [("Connection", "close")]),
             ("200 OK", [("Content-Length", "5"), ("Content-Length", "5")]),
             ("200 OK", [("X-A", "\u20ac")]),
         ]:
             with self.assertRaises(ValueError, msg=(status, headers)):
                 worker.encode_head(status, headers)
+
+    def test_hop_by_hop_passed(self):
+        # torsion decides about hop-by-hop fields (it obeys Connection:
+        # close and drops the rest), so the worker passes them on.
+        self.assertIn(b"Connection", worker.encode_head("200 OK", [("Connection", "close")]))
 
 
 class Frames(unittest.TestCase):
