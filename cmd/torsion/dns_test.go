@@ -77,11 +77,19 @@ func TestDNS(t *testing.T) {
 	if got := ask("web.test", "A", "+short"); got != "10.0.0.6" {
 		t.Errorf("after SIGHUP: %q, want 10.0.0.6", got)
 	}
-	os.WriteFile(hosts, []byte("this is not a hosts file\n"), 0o644)
+	// A malformed line is skipped, named in the log; the rest is read.
+	os.WriteFile(hosts, []byte("this is not a hosts file\n10.0.0.7 web.test\n"), 0o644)
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	p.waitLog(`skipped a malformed line of a hosts file.*:1: want an address and names`)
+	p.waitLogs(`DNS files reloaded`, 2)
+	if got := ask("web.test", "A", "+short"); got != "10.0.0.7" {
+		t.Errorf("after a reload with a bad line: %q, want 10.0.0.7", got)
+	}
+	os.Remove(hosts) // files that do not load leave the old answers
 	p.cmd.Process.Signal(syscall.SIGHUP)
 	p.waitLog(`The reload failed; what ran before goes on\.`)
-	if got := ask("web.test", "A", "+short"); got != "10.0.0.6" {
-		t.Errorf("after a failed reload: %q, want the old 10.0.0.6", got)
+	if got := ask("web.test", "A", "+short"); got != "10.0.0.7" {
+		t.Errorf("after a failed reload: %q, want the old 10.0.0.7", got)
 	}
 	p.stopOK()
 	if out, code := run(t, "dns", "-p", port, "--interface", "127.0.0.1"); code != 2 || !strings.Contains(out, "give --hosts-file, --bindzone or --recursive") {
