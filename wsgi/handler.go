@@ -247,6 +247,7 @@ func (rs *response) start(payload []byte) error {
 		httpserver.SetReason(rs.w, phrase)
 	}
 	h := rs.w.Header()
+	ownID := false
 	for i := 0; i+1 < len(fields); i += 2 {
 		name, value := fields[i], fields[i+1]
 		if hopByHop[strings.ToLower(name)] {
@@ -259,6 +260,13 @@ func (rs *response) start(payload []byte) error {
 			if _, warned := rs.wk.pool.hopWarned.LoadOrStore(strings.ToLower(name), true); !warned {
 				rs.wk.pool.log.Warn("the application sent a hop-by-hop header field; dropped (said once per name)", "name", name, "uri", rs.r.URL.RequestURI())
 			}
+			continue
+		}
+		if !ownID && http.CanonicalHeaderKey(name) == web.RequestIDHeader {
+			// The application's id replaces the one torsion gave the
+			// response (RequestID): one header, the application's.
+			ownID = true
+			h[web.RequestIDHeader] = []string{value}
 			continue
 		}
 		h.Add(name, value)

@@ -18,7 +18,10 @@ func TestRequestID(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "rid.py"), []byte(`def application(environ, start_response):
     body = environ.get("HTTP_X_REQUEST_ID", "none").encode()
-    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    headers = [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]
+    if environ["PATH_INFO"] == "/own":
+        headers.append(("X-Request-ID", "the-app-s-own"))
+    start_response("200 OK", headers)
     return [body]
 `), 0o644)
 	made := regexp.MustCompile(`^[0-9a-f]{16}-[0-9a-f]+$`)
@@ -54,6 +57,13 @@ func TestRequestID(t *testing.T) {
 				t.Errorf("the application saw %q, the client got %q", body, id)
 			}
 			p.waitLog(`"GET / HTTP/1.1" 200 \d+ "-" "curl/[^"]*" "` + regexp.QuoteMeta(id) + `"`)
+			// An application that sets its own: one header, the
+			// application's (there were two).
+			own := strings.ReplaceAll(curl(t, "-i", "http://127.0.0.1:"+p.port()+"/own"), "\r\n", "\n")
+			head, _, _ = strings.Cut(own, "\n\n")
+			if ids := regexp.MustCompile(`(?mi)^X-Request-Id: (.*)$`).FindAllStringSubmatch(head, -1); len(ids) != 1 || ids[0][1] != "the-app-s-own" {
+				t.Errorf("the application's own X-Request-ID: %q", ids)
+			}
 			p.stopOK()
 		})
 	}
