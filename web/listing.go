@@ -42,7 +42,7 @@ const maxListing = 10000
 // maxListing read, saying so when there are more. Names are escaped for
 // HTML and for the link; entries are sorted, directories marked with a
 // trailing slash.
-func serveListing(w http.ResponseWriter, r *http.Request, dir *os.File) {
+func serveListing(w http.ResponseWriter, r *http.Request, dir *os.File, reachable func(name string) bool) {
 	ents, err := dir.ReadDir(maxListing + 1)
 	if err != nil && err != io.EOF {
 		Error(w, r, http.StatusInternalServerError, "Cannot read the directory.")
@@ -58,13 +58,16 @@ func serveListing(w http.ResponseWriter, r *http.Request, dir *os.File) {
 		Entries []listingEntry
 		More    bool
 		Shown   int
-	}{Path: r.URL.Path, Style: template.CSS(pageStyle), More: more, Shown: maxListing}
+	}{Path: ScriptName(r) + r.URL.Path, Style: template.CSS(pageStyle), More: more, Shown: maxListing}
 	if data.Path == "" {
 		data.Path = "/"
 	}
 	data.Parent = data.Path != "/"
 	for _, e := range ents {
 		name := e.Name()
+		if e.Type()&os.ModeSymlink != 0 && !reachable(name) {
+			continue
+		}
 		href := (&url.URL{Path: name}).EscapedPath()
 		if strings.Contains(name, ":") {
 			href = "./" + href // keep "a:b" from reading as a scheme

@@ -180,6 +180,10 @@ func (s *Static) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch {
+	case fi.Mode().IsRegular() && (strings.HasSuffix(r.URL.Path, "/") || strings.HasSuffix(r.URL.Path, "/.")):
+		// FILE/ names a directory, which a file is not: 404, as nginx,
+		// Apache and Twisted answer.
+		Error(w, r, http.StatusNotFound, "")
 	case fi.Mode().IsRegular():
 		s.serveFile(w, r, rel, fi)
 	case !fi.IsDir():
@@ -209,7 +213,12 @@ func (s *Static) serveDir(w http.ResponseWriter, r *http.Request, rel string) {
 		return
 	}
 	defer d.Close()
-	serveListing(w, r, d)
+	serveListing(w, r, d, func(name string) bool {
+		// Only what a request could reach: a link that leads out of the
+		// root (os.Root refuses it) would be a 404.
+		_, err := s.stat(path.Join(rel, name))
+		return err == nil
+	})
 }
 
 // serveFile serves a regular file: from the cache when it is small,
@@ -362,7 +371,10 @@ func (e *htmlErrors) ReadFrom(src io.Reader) (int64, error) {
 // served, as Apache does past its MaxRanges: http.ServeContent would
 // answer 9,000 copies of one range with a 206 of 9,000 parts.
 func serveContent(w http.ResponseWriter, r *http.Request, name string, mod time.Time, content io.ReadSeeker) {
-	if rg := r.Header.Get("Range"); strings.IndexByte(rg, ',') >= 0 && !fairRanges(rg, content) {
+	rg := r.Header.Get("Range")
+	if rg != "" && !strings.HasPrefix(rg, "bytes=") || strings.IndexByte(rg, ',') >= 0 && !fairRanges(rg, content) {
+		// A unit other than bytes is ignored (RFC 9110 14.2: 200, the
+		// whole file), where http.ServeContent answers 416.
 		r2 := *r
 		r2.Header = r.Header.Clone()
 		r2.Header.Del("Range")

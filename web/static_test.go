@@ -114,6 +114,12 @@ func TestStatic(t *testing.T) {
 		// Apache answers past MaxRanges: 9,000 copies of one range were
 		// once a 206 of 9,000 parts.
 		{"overlapping ranges", get("/digits.txt", "Range: bytes=0-4,2-6\r\n"), 200, "0123456789", nil, nil},
+		// RFC 9110 14.2: a range unit the server does not know is ignored
+		// (http.ServeContent answers 416).
+		{"unknown range unit", get("/digits.txt", "Range: items=0-1\r\n"), 200, "0123456789", nil, nil},
+		// A file is no directory: nginx, Apache and Twisted answer 404.
+		{"file with a slash", get("/a.txt/"), 404, "", nil, nil},
+		{"file with a slash and a dot", get("/a.txt/."), 404, "", nil, nil},
 		{"unsatisfiable range", get("/digits.txt", "Range: bytes=20-30\r\n"), 416, "", nil, map[string]string{"Content-Range": "bytes */10"}},
 		{"post", "POST /a.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", 405, "", nil, map[string]string{"Allow": "GET, HEAD"}},
 		{"delete", "DELETE /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 405, "", nil, map[string]string{"Allow": "GET, HEAD"}},
@@ -265,6 +271,29 @@ func TestStaticOptions(t *testing.T) {
 				t.Errorf("GET %s = %d %q, want %d %q", tt.path, resp.StatusCode, body, tt.status, tt.body)
 			}
 		})
+	}
+}
+
+// TestListingNames: a listing under a mount says the mount's path (it
+// said "Index of /"), and shows no link that leads out of the root, which
+// would be a 404, unless such links are followed.
+func TestListingNames(t *testing.T) {
+	root, _ := tree(t)
+	for _, follow := range []bool{false, true} {
+		s, _ := NewStatic(root, StaticOptions{FollowSymlinks: follow})
+		site := &Resource{}
+		site.Mount("/files", s)
+		addr := serve(t, site)
+		resp, body := raw(t, addr, get("/files/"))
+		if resp.StatusCode != 200 || !strings.Contains(body, "Index of /files/") {
+			t.Errorf("follow %v: %d, want a listing titled Index of /files/:\n%s", follow, resp.StatusCode, body)
+		}
+		if got := strings.Contains(body, `href="out-link"`); got != follow {
+			t.Errorf("follow %v: a link out of the root listed: %v", follow, got)
+		}
+		if !strings.Contains(body, `href="in-link"`) {
+			t.Errorf("follow %v: a link within the root is not listed", follow)
+		}
 	}
 }
 
