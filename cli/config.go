@@ -188,7 +188,7 @@ func printConfig(plugin string, local, global *pflag.FlagSet) (string, error) {
 		case "bool":
 			b, _ := strconv.ParseBool(f.Value.String())
 			return b
-		case "int", "int64", "uint", "uint64":
+		case "int", "int64", "uint", "uint64", "BYTES":
 			n, _ := strconv.ParseInt(f.Value.String(), 10, 64)
 			return n
 		}

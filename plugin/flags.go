@@ -2,7 +2,9 @@ package plugin
 
 import (
 	"fmt"
+	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -38,3 +40,57 @@ func (d *duration) String() string { return time.Duration(*d).String() }
 
 // Type names the value in help: DURATION.
 func (d *duration) Type() string { return "DURATION" }
+
+// BytesVar defines a size flag that takes a number of bytes ("1048576")
+// or one with a unit, K, M, G or T, each 1,024 times the one before, as
+// nginx and systemd read them ("64K", "10M", "1G"; "KiB", "MB" and "b"
+// are read as the same); its help shows BYTES, and --print-config writes
+// a number. Negative sizes are refused where a flag's own check says so.
+func BytesVar[T int | int64](fs *pflag.FlagSet, p *T, name, shorthand string, value T, usage string) {
+	*p = value
+	fs.VarP(&size[T]{p}, name, shorthand, usage)
+}
+
+type size[T int | int64] struct{ p *T }
+
+// sizeUnits are the multiples a size may name, by their first letter.
+var sizeUnits = map[byte]int64{'k': 1 << 10, 'm': 1 << 20, 'g': 1 << 30, 't': 1 << 40}
+
+func (s *size[T]) Set(v string) error {
+	num := strings.TrimSpace(v)
+	unit := strings.TrimLeft(num, "+-0123456789.")
+	num = strings.TrimSpace(num[:len(num)-len(unit)])
+	mult := int64(1)
+	switch u := strings.ToLower(strings.TrimSpace(unit)); u {
+	case "", "b":
+	default:
+		m, ok := sizeUnits[u[0]]
+		if rest := u[1:]; !ok || rest != "" && rest != "b" && rest != "ib" {
+			return fmt.Errorf("%q is not a size: give bytes (1048576) or a number with K, M or G (64K, 10M, 1G)", v)
+		}
+		mult = m
+	}
+	f, err := strconv.ParseFloat(num, 64)
+	if err != nil || num == "" {
+		return fmt.Errorf("%q is not a size: give bytes (1048576) or a number with K, M or G (64K, 10M, 1G)", v)
+	}
+	n := f * float64(mult)
+	if n >= float64(maxOf[T]()) || n <= -float64(maxOf[T]()) {
+		return fmt.Errorf("%q is out of range", v)
+	}
+	*s.p = T(n)
+	return nil
+}
+
+// maxOf is the largest T.
+func maxOf[T int | int64]() int64 {
+	if _, isInt := any(T(0)).(int); isInt && strconv.IntSize == 32 {
+		return math.MaxInt32
+	}
+	return math.MaxInt64
+}
+
+func (s *size[T]) String() string { return strconv.FormatInt(int64(*s.p), 10) }
+
+// Type names the value in help: BYTES.
+func (s *size[T]) Type() string { return "BYTES" }

@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"strconv"
 	"testing"
 	"time"
 
@@ -29,5 +30,47 @@ func TestDurationVar(t *testing.T) {
 		if (err != nil) != tt.err || !tt.err && d != tt.want {
 			t.Errorf("--timeout %s: %v, %v; want %v (error %v)", tt.arg, d, err, tt.want, tt.err)
 		}
+	}
+}
+
+func TestBytesVar(t *testing.T) {
+	for _, tt := range []struct {
+		arg  string
+		want int64
+		err  bool
+	}{
+		{"1048576", 1 << 20, false},
+		{"0", 0, false},
+		{"64K", 64 << 10, false},
+		{"64KiB", 64 << 10, false},
+		{"64kb", 64 << 10, false},
+		{"10M", 10 << 20, false},
+		{"10 MB", 10 << 20, false},
+		{"1G", 1 << 30, false},
+		{"1.5M", 3 << 19, false},
+		{"100b", 100, false},
+		{"-1", -1, false}, // the flag's own check refuses it where it must
+		{"10X", 0, true},
+		{"M", 0, true},
+		{"ten", 0, true},
+		{"10Mx", 0, true},
+		{"9999999T", 0, true},
+	} {
+		fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+		var n int64
+		BytesVar(fs, &n, "max-body", "", 5, "")
+		err := fs.Parse([]string{"--max-body", tt.arg})
+		if (err != nil) != tt.err || !tt.err && n != tt.want {
+			t.Errorf("--max-body %s: %d, %v; want %d (error %v)", tt.arg, n, err, tt.want, tt.err)
+		}
+		if !tt.err && fs.Lookup("max-body").Value.String() != strconv.FormatInt(tt.want, 10) {
+			t.Errorf("--max-body %s prints as %s", tt.arg, fs.Lookup("max-body").Value.String())
+		}
+	}
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	var small int
+	BytesVar(fs, &small, "body-buffer", "", 1<<20, "")
+	if err := fs.Parse([]string{"--body-buffer", "64K"}); err != nil || small != 64<<10 {
+		t.Errorf("an int size: %d, %v", small, err)
 	}
 }

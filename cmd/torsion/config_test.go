@@ -55,6 +55,10 @@ no-listing = true
 			[]string{"workers = 3", `log-format = "json"`, "threads = 2"}},
 		{"command line over both", []string{"TORSION_WORKERS=3"}, []string{"-c", good, "--print-config", "web", "--workers", "4", "--threads=5"}, 0,
 			[]string{"workers = 4", "threads = 5"}},
+		// Sizes take units, as nginx reads them; they are written as bytes.
+		{"sizes with units", []string{"TORSION_BODY_MEMORY=1G"}, []string{"-c", good, "--print-config", "web", "--max-body", "10M", "--body-buffer", "64K"}, 0,
+			[]string{"max-body = 10485760", "body-buffer = 65536", "body-memory = 1073741824"}},
+		{"a size without a number", nil, []string{"--print-config", "web", "--max-body", "M"}, 2, []string{`"M" is not a size`}},
 		{"check", nil, []string{"-c", good, "--check-config", "web"}, 0, []string{"the configuration is valid"}},
 		{"unknown key", nil, []string{"-c", write("typo.toml", "[web]\nwrokers = 2\n"), "web"}, 2, []string{`unknown key "wrokers" in [web]`}},
 		{"unknown global key", nil, []string{"-c", write("typo2.toml", "logfil = \"x\"\n"), "web"}, 2, []string{`unknown key "logfil"`}},

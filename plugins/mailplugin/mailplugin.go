@@ -151,7 +151,7 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 	fs.VarP(domainFlag{&list}, "maildirdbmdomain", "d", "a virtual domain: mail for DOMAIN kept in DIR, a Maildir per user (repeatable)")
 	fs.VarP(userFlag{&list}, "user", "u", "a user (USER=PASSWORD or USER:PASSWORD) of the domain given last before it, or USER@DOMAIN=PASSWORD of the domain it names (repeatable)")
 	fs.BoolP("esmtp", "E", true, "speak ESMTP (always; accepted for twistd's command line)")
-	fs.Int64Var(&maxMessage, "max-message-size", 10<<20, "largest message accepted, in `BYTES`; more gets 552")
+	plugin.BytesVar(fs, &maxMessage, "max-message-size", "", 10<<20, "largest message accepted, in `BYTES`; more gets 552")
 	fs.StringVar(&certFile, "certificate", "", "offer STARTTLS with this PEM certificate `FILE` (its key too, unless --private-key)")
 	fs.StringVar(&keyFile, "private-key", "", "the PEM private key `FILE` of --certificate (default: the certificate file)")
 	fs.StringVar(&relayVia, "relay-via", "", "let users who log in (AUTH PLAIN, over TLS) send to other domains through this smarthost `HOST:PORT`")
