@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/miekg/dns"
@@ -183,10 +184,14 @@ func (a *Authority) zoneOf(name string) *zone {
 // the answer, or NXDOMAIN or NODATA with the zone's SOA, or REFUSED for a
 // name the server does not hold.
 func (a *Authority) Answer(q dns.Question, reply *dns.Msg) {
+	if q.Qclass != dns.ClassINET && q.Qclass != dns.ClassANY {
+		reply.Rcode = dns.RcodeRefused // the files hold class IN only (not CH, HS)
+		return
+	}
 	name := strings.ToLower(q.Name)
 	if z := a.zoneOf(name); z != nil {
 		reply.Authoritative = true
-		a.answerZone(z, name, q.Qtype, reply, 0)
+		a.answerZone(z, name, q.Name, q.Qtype, reply, nil)
 		return
 	}
 	rrs, ok := a.hosts[name]
@@ -202,8 +207,10 @@ func (a *Authority) Answer(q dns.Question, reply *dns.Msg) {
 	}
 }
 
-// answerZone answers from a zone, following CNAMEs within it.
-func (a *Authority) answerZone(z *zone, name string, qtype uint16, reply *dns.Msg, depth int) {
+// answerZone answers from a zone, following CNAMEs within it; name is
+// lower-case, owner as the answer writes it (the query's case, RFC 4343),
+// and followed holds the names a CNAME chain has passed, so a loop ends.
+func (a *Authority) answerZone(z *zone, name, owner string, qtype uint16, reply *dns.Msg, followed []string) {
 	rrs, exists := z.names[name]
 	if !exists {
 		if z.above[name] {
@@ -219,7 +226,7 @@ func (a *Authority) answerZone(z *zone, name string, qtype uint16, reply *dns.Ms
 	found := false
 	for _, rr := range rrs {
 		if t := rr.Header().Rrtype; qtype == dns.TypeANY || t == qtype {
-			reply.Answer = append(reply.Answer, dns.Copy(rr))
+			reply.Answer = append(reply.Answer, withName(rr, owner))
 			found = true
 		}
 	}
@@ -231,10 +238,14 @@ func (a *Authority) answerZone(z *zone, name string, qtype uint16, reply *dns.Ms
 	}
 	for _, rr := range rrs {
 		if c, ok := rr.(*dns.CNAME); ok {
-			reply.Answer = append(reply.Answer, dns.Copy(c))
+			reply.Answer = append(reply.Answer, withName(c, owner))
 			target := strings.ToLower(c.Target)
-			if tz := a.zoneOf(target); tz != nil && depth < 8 {
-				a.answerZone(tz, target, qtype, reply, depth+1)
+			followed = append(followed, name)
+			if slices.Contains(followed, target) || len(followed) > 8 {
+				return // a loop, or a chain too long: the CNAMEs so far
+			}
+			if tz := a.zoneOf(target); tz != nil {
+				a.answerZone(tz, target, c.Target, qtype, reply, followed)
 			}
 			return
 		}

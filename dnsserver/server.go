@@ -163,6 +163,8 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	recursive := s.Forward != nil && s.recursionFor(w.RemoteAddr())
 	reply.RecursionAvailable = false
 	switch {
+	case r.IsEdns0() != nil && r.IsEdns0().Version() != 0:
+		reply.Rcode = dns.RcodeBadVers // RFC 6891 6.1.3: only version 0 is spoken
 	case r.Opcode != dns.OpcodeQuery:
 		reply.Rcode = dns.RcodeNotImplemented
 	case len(r.Question) != 1:
@@ -191,6 +193,7 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	if _, isTCP := w.RemoteAddr().(*net.TCPAddr); isTCP {
 		size = dns.MaxMsgSize
 	}
-	reply.Truncate(size) // sets TC when it had to cut: the client asks again over TCP
+	reply.Truncate(size)  // sets TC when it had to cut: the client asks again over TCP
+	reply.Compress = true // also where Truncate found no need (over TCP, a short answer)
 	w.WriteMsg(reply)
 }

@@ -3,7 +3,9 @@ package dnsserver
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -439,5 +441,75 @@ func TestLargeZoneMisses(t *testing.T) {
 	misses := cost(func(i int) string { return fmt.Sprintf("r%d.big.test.", i) })
 	if misses > 20*hits+20*time.Millisecond {
 		t.Errorf("200 misses took %v, 200 hits %v: a miss scans the zone", misses, hits)
+	}
+}
+
+// TestAnswerDetails: what side-by-side runs against Twisted and BIND
+// found: the query's case is kept in zone answers (RFC 4343; it was
+// lower-cased), a CNAME loop is followed once (it was repeated 9 times),
+// class CH is refused rather than answered with IN data, EDNS version 1
+// gets BADVERS (RFC 6891), and names are compressed over TCP too (3,885
+// bytes where 1,954 do).
+func TestAnswerDetails(t *testing.T) {
+	dir := t.TempDir()
+	var zone strings.Builder
+	zone.WriteString("$ORIGIN d.test.\n$TTL 300\n@ SOA ns h 1 3600 600 86400 30\nWww A 192.0.2.1\nloop1 CNAME loop2\nloop2 CNAME loop1\n")
+	for i := range 60 {
+		fmt.Fprintf(&zone, "many A 10.0.0.%d\n", i)
+	}
+	path := filepath.Join(dir, "d.zone")
+	os.WriteFile(path, []byte(zone.String()), 0o644)
+	addr := serve(t, nil, []string{path})
+	ask := func(name string, qtype, qclass uint16, edns int) *dns.Msg {
+		t.Helper()
+		m := new(dns.Msg)
+		m.SetQuestion(name, qtype)
+		m.Question[0].Qclass = qclass
+		if edns >= 0 {
+			m.SetEdns0(1232, false)
+			m.IsEdns0().SetVersion(uint8(edns))
+		}
+		r, err := dns.Exchange(m, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if r := ask("wWw.D.test.", dns.TypeA, dns.ClassINET, -1); len(r.Answer) != 1 || r.Answer[0].Header().Name != "wWw.D.test." {
+		t.Errorf("the query's case: %v", r.Answer)
+	}
+	if r := ask("loop1.d.test.", dns.TypeA, dns.ClassINET, -1); len(r.Answer) != 2 {
+		t.Errorf("a CNAME loop: %d records, want the two CNAMEs once:\n%v", len(r.Answer), r.Answer)
+	}
+	if r := ask("www.d.test.", dns.TypeA, dns.ClassCHAOS, -1); r.Rcode != dns.RcodeRefused || len(r.Answer) != 0 {
+		t.Errorf("class CH: %s with %v", dns.RcodeToString[r.Rcode], r.Answer)
+	}
+	if r := ask("www.d.test.", dns.TypeA, dns.ClassINET, 1); r.Rcode != dns.RcodeBadVers || r.IsEdns0() == nil || len(r.Answer) != 0 {
+		t.Errorf("EDNS version 1: %s, OPT %v", dns.RcodeToString[r.Rcode], r.IsEdns0())
+	}
+	// Over TCP, the wire size: compressed, many.d.test. is written once.
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	q := new(dns.Msg)
+	q.SetQuestion("many.d.test.", dns.TypeA)
+	wire, _ := q.Pack()
+	c.Write(append([]byte{byte(len(wire) >> 8), byte(len(wire))}, wire...))
+	var n [2]byte
+	io.ReadFull(c, n[:])
+	size := int(n[0])<<8 | int(n[1])
+	answer := make([]byte, size)
+	io.ReadFull(c, answer)
+	var r dns.Msg
+	if err := r.Unpack(answer); err != nil || len(r.Answer) != 60 {
+		t.Fatalf("over TCP: %v, %d records", err, len(r.Answer))
+	}
+	r.Compress = false
+	plain, _ := r.Pack()
+	if size >= len(plain)*3/4 {
+		t.Errorf("over TCP the answer is %d bytes; uncompressed it is %d: want it compressed", size, len(plain))
 	}
 }
