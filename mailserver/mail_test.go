@@ -95,6 +95,10 @@ func TestPOP3(t *testing.T) {
 		{"USER alice@EXAMPLE.org", false, "+OK", nil},
 		{"PASS secret", false, "+OK 2 messages", nil},
 		{"STAT", false, "+OK 2 ", nil},
+		// The octets RETR sends, with CRLF line ends, though the file
+		// has LF ones.
+		{"LIST 1", false, fmt.Sprintf("+OK 1 %d", len("Subject: one\r\n\r\nfirst\r\n.starts with a dot\r\nthird\r\n")), nil},
+		{"LIST 2", false, fmt.Sprintf("+OK 2 %d", len("Subject: two\r\n\r\nunix line ends\r\n")), nil},
 		{"RETR 1", true, "+OK", []string{"Subject: one", "", "first", "..starts with a dot", "third"}},
 		{"TOP 1 1", true, "+OK", []string{"Subject: one", "", "first"}},
 		{"RETR 2", true, "+OK", []string{"Subject: two", "", "unix line ends"}},
@@ -117,9 +121,10 @@ func TestPOP3(t *testing.T) {
 			t.Errorf("%s: lines %q, want %q", s.cmd, lines, s.lines)
 		}
 	}
-	// QUIT removed the message marked deleted, and only that one.
+	// QUIT removed the message marked deleted, and only that one, whose
+	// file has LF line ends only, as Maildir readers expect.
 	msgs, _ := list(box)
-	if len(msgs) != 1 || !strings.Contains(readFile(t, msgs[0].path), "Subject: one") {
+	if len(msgs) != 1 || !strings.Contains(readFile(t, msgs[0].path), "Subject: one\n\nfirst\n") || strings.Contains(readFile(t, msgs[0].path), "\r") {
 		t.Errorf("after QUIT: %d messages", len(msgs))
 	}
 }

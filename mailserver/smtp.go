@@ -54,13 +54,14 @@ type backend struct {
 }
 
 func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
-	return &session{b: b, addr: c.Conn().RemoteAddr(), remote: c.Conn().RemoteAddr().String()}, nil
+	return &session{b: b, addr: c.Conn().RemoteAddr(), remote: c.Conn().RemoteAddr().String(), helo: c.Hostname()}, nil
 }
 
 type session struct {
 	b      *backend
 	addr   net.Addr
 	remote string
+	helo   string // the name the client greeted with
 	user   string // authenticated, or ""
 	from   string
 	boxes  []string // local mailboxes
@@ -105,6 +106,15 @@ func (s *session) Mail(from string, _ *smtp.MailOptions) error {
 	return nil
 }
 
+// headerSafe is a client's word as a header field may hold it: printable
+// ASCII without spaces (go-smtp takes the HELO name as the client sent it).
+func headerSafe(s string) string {
+	if s == "" || !printable(s) || strings.ContainsAny(s, " ()") {
+		return "unknown"
+	}
+	return s
+}
+
 // printable reports whether an address is printable ASCII, 32 to 126
 // (RFC 5321 4.1.2; no SMTPUTF8 is offered): a control character (a bare
 // CR in a quoted local part, say) would otherwise reach the Return-Path
@@ -145,7 +155,10 @@ func (s *session) Data(r io.Reader) error {
 		return errors.New("no valid recipient")
 	}
 	var msg bytes.Buffer
-	fmt.Fprintf(&msg, "Return-Path: <%s>\r\nReceived: from %s by %s; %s\r\n", s.from, s.remote, s.b.store.hostname(), time.Now().Format(time.RFC1123Z))
+	ip, _, _ := net.SplitHostPort(s.remote)
+	// RFC 5321 4.4: the name the client gave, its address in brackets.
+	fmt.Fprintf(&msg, "Return-Path: <%s>\r\nReceived: from %s ([%s]) by %s with ESMTP; %s\r\n",
+		s.from, headerSafe(s.helo), ip, s.b.store.hostname(), time.Now().Format(time.RFC1123Z))
 	if _, err := io.Copy(&msg, r); err != nil {
 		return err // go-smtp answers 552 for a message over the limit
 	}

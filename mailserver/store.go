@@ -4,6 +4,7 @@
 package mailserver
 
 import (
+	"bytes"
 	"context"
 	"crypto/md5"
 	"crypto/rand"
@@ -15,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -30,6 +32,7 @@ type Store struct {
 
 	mu      sync.Mutex
 	domains map[string]*domain
+	first   string          // the first domain added: a bare postmaster's
 	locked  map[string]bool // mailboxes a POP3 session holds
 	// guesses paces logins by client address, over POP3 and SMTP AUTH
 	// alike, as Dovecot's auth penalty does.
@@ -37,8 +40,9 @@ type Store struct {
 }
 
 type domain struct {
-	dir   string
-	users map[string]string // user -> password
+	dir        string
+	users      map[string]string // user -> password
+	postmaster string            // who gets postmaster@ (RFC 5321 4.5.1): the first user, unless one is called so
 }
 
 // NewStore returns an empty Store.
@@ -62,6 +66,9 @@ func (s *Store) AddDomain(name, dir string) error {
 		return fmt.Errorf("domain %s given twice", name)
 	}
 	s.domains[name] = &domain{dir: dir, users: map[string]string{}}
+	if s.first == "" {
+		s.first = name
+	}
 	return nil
 }
 
@@ -85,6 +92,9 @@ func (s *Store) AddUser(domainName, user, password string) error {
 	}
 	s.mu.Lock()
 	d.users[user] = password
+	if d.postmaster == "" || user == "postmaster" {
+		d.postmaster = user
+	}
 	s.mu.Unlock()
 	return nil
 }
@@ -98,19 +108,29 @@ func (s *Store) hostname() string {
 
 // mailbox returns the Maildir of address (user@domain), or "" if the store
 // has no such user.
+//
+// postmaster@DOMAIN, and a bare postmaster (for the first domain given),
+// are always taken, as RFC 5321 4.5.1 requires: they go to a user called
+// postmaster, or else to the domain's first user.
 func (s *Store) mailbox(address string) string {
 	user, dom, ok := strings.Cut(strings.ToLower(address), "@")
-	if !ok {
-		return ""
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !ok {
+		if user != "postmaster" || s.first == "" {
+			return ""
+		}
+		dom = s.first
+	}
 	d := s.domains[dom]
 	if d == nil {
 		return ""
 	}
 	if _, ok := d.users[user]; !ok {
-		return ""
+		if user != "postmaster" || d.postmaster == "" {
+			return ""
+		}
+		user = d.postmaster
 	}
 	return filepath.Join(d.dir, user)
 }
@@ -200,11 +220,18 @@ func (s *Store) unlock(box string) {
 
 // deliver writes a message to a Maildir: into tmp, then renamed into new,
 // so that a reader never sees half a message.
+//
+// The file has LF line ends, as Maildir readers expect (a message's CRLFs
+// become LFs, so no file mixes the two), and its name carries its sizes as
+// Dovecot writes them: ,S= on disk and ,W= with CRLF line ends, what POP3
+// counts.
 func deliver(box string, msg []byte) error {
+	msg = bytes.ReplaceAll(msg, []byte("\r\n"), []byte("\n"))
 	var id [8]byte
 	rand.Read(id[:])
 	host, _ := os.Hostname()
-	name := fmt.Sprintf("%d.%s.%s", time.Now().UnixNano(), hex.EncodeToString(id[:]), strings.ReplaceAll(host, "/", "_"))
+	name := fmt.Sprintf("%d.%s.%s,S=%d,W=%d", time.Now().UnixNano(), hex.EncodeToString(id[:]),
+		strings.NewReplacer("/", "_", ",", "_", ":", "_").Replace(host), len(msg), len(msg)+bytes.Count(msg, []byte("\n")))
 	tmp := filepath.Join(box, "tmp", name)
 	if err := os.WriteFile(tmp, msg, 0o600); err != nil {
 		return err
@@ -233,8 +260,16 @@ func list(box string) ([]*message, error) {
 			if err != nil || !info.Mode().IsRegular() {
 				continue
 			}
-			uid, _, _ := strings.Cut(e.Name(), ":") // cur names carry ":2,flags"
-			msgs = append(msgs, &message{path: filepath.Join(box, sub, e.Name()), uid: uid, size: info.Size()})
+			base, _, _ := strings.Cut(e.Name(), ":") // cur names carry ":2,flags"
+			uid, sizes, _ := strings.Cut(base, ",")  // and ",S=...,W=..." the sizes
+			size := info.Size()
+			if _, w, ok := strings.Cut(","+sizes, ",W="); ok {
+				// The size as POP3 sends it, with CRLF line ends.
+				if n, err := strconv.ParseInt(strings.SplitN(w, ",", 2)[0], 10, 64); err == nil {
+					size = n
+				}
+			}
+			msgs = append(msgs, &message{path: filepath.Join(box, sub, e.Name()), uid: uid, size: size})
 		}
 	}
 	sort.Slice(msgs, func(i, j int) bool { return msgs[i].uid < msgs[j].uid })

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -93,16 +94,36 @@ c.sendall(b"MAIL FROM:<x@example.com>\r\n"); reply()
 c.sendall(b'RCPT TO:<"b\x1b[31m"@localhost>\r\n')
 print("escape recipient", reply())
 c.close()
+# postmaster, with the domain and without, is always taken (RFC 5321
+# 4.5.1): here it goes to alice, the domain's first user.
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]))
+for to in ("postmaster@localhost", "postmaster"):
+    s.sendmail("x@example.com", [to], "Subject: pm %s\r\n\r\nhello\r\n" % to)
+    print("postmaster taken", to)
+s.quit()
+p = poplib.POP3("127.0.0.1", int(sys.argv[2]))
+p.user("alice")
+p.pass_("secret")
+n = p.stat()[0]
+print("alice after postmaster", n)
+for i in range(1, n + 1):
+    p.dele(i)
+p.quit()
 `
 	out, err := exec.Command(debianPython, "-c", client, smtpPort, popPort).CombinedOutput()
 	if err != nil {
 		t.Fatalf("the smtplib/poplib client: %v\n%s\nlog:\n%s", err, out, p.logText())
 	}
 	got := string(out)
+	// RFC 5321 4.4: the client's HELO name and its address in brackets,
+	// no port glued on.
+	if !regexp.MustCompile(`(?m)^line Received: from \S+ \(\[127\.0\.0\.1\]\) by localhost with ESMTP; `).MatchString(got) {
+		t.Errorf("no Received line of RFC 5321's form:\n%s", got)
+	}
 	for _, want := range []string{
 		"refused nobody@localhost 550", "refused carol@example.net 550", "stat 1",
 		"line Subject: hello", "line first line", "line .a dotted line", "after 0",
-		"big refused 552", "concurrent 20 True", "cr sender 553", "escape recipient 553",
+		"big refused 552", "concurrent 20 True", "cr sender 553", "escape recipient 553", "postmaster taken postmaster@localhost", "postmaster taken postmaster\n", "alice after postmaster 2",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("the client's output lacks %q:\n%s", want, got)
