@@ -7,6 +7,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/pkg/sftp"
@@ -15,6 +16,7 @@ import (
 // account is the system user a session runs as (Config.Users).
 type account struct {
 	name, home string
+	shell      string // the login shell /etc/passwd gives, if any
 	cred       *syscall.Credential
 }
 
@@ -37,7 +39,24 @@ func lookupAccount(name string) (*account, error) {
 			}
 		}
 	}
-	return &account{name: u.Username, home: u.HomeDir, cred: cred}, nil
+	return &account{name: u.Username, home: u.HomeDir, shell: loginShell(u.Username), cred: cred}, nil
+}
+
+// loginShell is name's login shell in /etc/passwd (os/user does not say),
+// or "" (then the server's --shell runs); a nologin shell is the user's
+// too, and refuses the session as it should.
+func loginShell(name string) string {
+	b, err := os.ReadFile("/etc/passwd")
+	if err != nil {
+		return ""
+	}
+	for line := range strings.Lines(string(b)) {
+		f := strings.Split(strings.TrimRight(line, "\n"), ":")
+		if len(f) == 7 && f[0] == name && filepath.IsAbs(f[6]) {
+			return f[6]
+		}
+	}
+	return ""
 }
 
 // authorizedKeys is the user's own authorized_keys file.

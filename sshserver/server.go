@@ -466,20 +466,30 @@ func (s *session) serve(requests <-chan *ssh.Request) {
 	s.mu.Unlock()
 }
 
+// signalNames are the signals RFC 4254 6.10 names for exit-signal.
+var signalNames = map[syscall.Signal]string{syscall.SIGABRT: "ABRT", syscall.SIGALRM: "ALRM", syscall.SIGFPE: "FPE",
+	syscall.SIGHUP: "HUP", syscall.SIGILL: "ILL", syscall.SIGINT: "INT", syscall.SIGKILL: "KILL", syscall.SIGPIPE: "PIPE",
+	syscall.SIGQUIT: "QUIT", syscall.SIGSEGV: "SEGV", syscall.SIGTERM: "TERM", syscall.SIGUSR1: "USR1", syscall.SIGUSR2: "USR2"}
+
 // start runs command (a shell when empty), on the terminal if one was
-// asked for, and sends its exit status when it ends.
+// asked for, and sends its exit status, or the signal that ended it, when
+// it ends. A per-user session runs the user's login shell.
 func (s *session) start(command string) error {
 	args := []string{}
 	if command != "" {
 		args = []string{"-c", command}
 	}
-	cmd := exec.Command(s.cfg.Shell, args...)
+	shell := s.cfg.Shell
+	if s.acct != nil && s.acct.shell != "" {
+		shell = s.acct.shell
+	}
+	cmd := exec.Command(shell, args...)
 	cmd.Env = append(os.Environ(), s.env...)
 	if home, err := os.UserHomeDir(); err == nil {
 		cmd.Dir = home
 	}
 	if s.acct != nil {
-		cmd.Env, cmd.Dir = append(s.acct.env(s.cfg.Shell), s.env...), s.acct.home
+		cmd.Env, cmd.Dir = append(s.acct.env(shell), s.env...), s.acct.home
 	}
 	var closeAfter []io.Closer
 	if s.pty != nil {
@@ -536,6 +546,17 @@ func (s *session) start(command string) error {
 		if errors.As(err, &ee) {
 			status = uint32(ee.ExitCode())
 			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+				if name, ok := signalNames[ws.Signal()]; ok {
+					// RFC 4254 6.10: the signal, not a status made up of it.
+					s.ch.SendRequest("exit-signal", false, ssh.Marshal(struct {
+						Signal     string
+						CoreDumped bool
+						Message    string
+						Lang       string
+					}{name, ws.CoreDump(), "", ""}))
+					s.ch.Close()
+					return
+				}
 				status = 128 + uint32(ws.Signal())
 			}
 		}

@@ -99,6 +99,14 @@ func TestPasswordsAndForwarding(t *testing.T) {
 		if err != nil {
 			t.Fatalf("the password: %v", err)
 		}
+		// A command ended by a signal: exit-signal, not a made-up status.
+		if sess, err := c.NewSession(); err == nil {
+			err := sess.Run("kill -TERM $$")
+			var ee *ssh.ExitError
+			if !errors.As(err, &ee) || ee.Signal() != "TERM" {
+				t.Errorf("a command killed by SIGTERM: %v; want exit-signal TERM", err)
+			}
+		}
 		fc, err := c.Dial("tcp", target.Addr().String())
 		if !forwarding {
 			var oc *ssh.OpenChannelError

@@ -221,7 +221,7 @@ func TestConchUsers(t *testing.T) {
 	t.Cleanup(func() { os.RemoveAll(base) })
 	os.Chmod(base, 0o755)
 	home := filepath.Join(base, name)
-	if out, err := exec.Command("useradd", "-m", "-d", home, "-s", "/bin/sh", name).CombinedOutput(); err != nil {
+	if out, err := exec.Command("useradd", "-m", "-d", home, "-s", "/bin/bash", name).CombinedOutput(); err != nil {
 		t.Fatalf("useradd: %v\n%s", err, out)
 	}
 	t.Cleanup(func() { exec.Command("userdel", "-r", name).Run() })
@@ -251,6 +251,10 @@ func TestConchUsers(t *testing.T) {
 	}
 	if out, code := ssh(name, "id -un; pwd; echo $HOME; id -u"); code != 0 || !strings.HasPrefix(out, name+"\n"+home+"\n"+home+"\n") || strings.HasSuffix(out, "\n0\n") {
 		t.Errorf("a command as %s: exit %d: %q", name, code, out)
+	}
+	// The user's login shell runs the session (it was /bin/sh).
+	if out, code := ssh(name, `echo "shell=${BASH_VERSION:+bash} $SHELL"`); code != 0 || out != "shell=bash /bin/bash\n" {
+		t.Errorf("the login shell of %s: exit %d: %q", name, code, out)
 	}
 	if out, code := ssh(name, "-tt", "tty; id -un"); code != 0 || !strings.Contains(out, "/dev/pts/") || !strings.Contains(out, name) {
 		t.Errorf("a terminal as %s: exit %d: %q", name, code, out)
