@@ -13,6 +13,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -145,6 +146,7 @@ func Run(ctx context.Context, prog string, args []string, stdout, stderr io.Writ
 		}
 		return sub.RunE(sub, nil)
 	}
+	root.SetArgs(globalShorthands(args, pf))
 	cmd, err := root.ExecuteC()
 	if err == nil {
 		return ExitOK
@@ -156,6 +158,36 @@ func Run(ctx context.Context, prog string, args []string, stdout, stderr io.Writ
 	}
 	fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 	return ExitFailed
+}
+
+// globalShorthands spells out the global options' shorthands given before
+// the plugin's name ("-c FILE dns" is "--config FILE dns"), so that after
+// the name a plugin's own shorthand of the same letter wins, as in
+// twistd: "torsion -c FILE dns -c -r" is --config, then dns's cache.
+func globalShorthands(args []string, global *pflag.FlagSet) []string {
+	out := slices.Clone(args)
+	for i := 0; i < len(out); i++ {
+		a := out[i]
+		if a == "--" || a == "-" || !strings.HasPrefix(a, "-") {
+			return out // the plugin's name, or the end of the options
+		}
+		var f *pflag.Flag
+		if name, ok := strings.CutPrefix(a, "--"); ok {
+			name, _, _ = strings.Cut(name, "=")
+			f = global.Lookup(name)
+		} else if f = global.ShorthandLookup(a[1:2]); f != nil {
+			switch rest := a[2:]; {
+			case rest == "", rest[0] == '=':
+				out[i] = "--" + f.Name + rest
+			default: // -cFILE
+				out[i] = "--" + f.Name + "=" + rest
+			}
+		}
+		if f != nil && f.NoOptDefVal == "" && !strings.Contains(out[i], "=") {
+			i++ // its value
+		}
+	}
+	return out
 }
 
 // Version describes this build: the module's version ("(devel)" for a
@@ -212,6 +244,12 @@ func command(ctx context.Context, prog string, p plugin.Plugin, g *globals, stdo
 		cmd.Args = cobra.ArbitraryArgs
 	}
 	maker := p.Flags(cmd.Flags())
+	if cmd.Flags().ShorthandLookup("c") != nil {
+		// After the plugin's name its own -c wins, as in twistd (dns -c
+		// is its cache): --config stays, without the shorthand, and a
+		// global -c goes before the plugin's name (globalShorthands).
+		cmd.Flags().StringVar(&g.config, "config", "", "read options from the TOML file `PATH` (before the plugin's name, -c PATH too)")
+	}
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		c := g.loaded
 		if c == nil && g.config != "" {

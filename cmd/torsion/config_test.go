@@ -55,6 +55,11 @@ no-listing = true
 			[]string{"workers = 3", `log-format = "json"`, "threads = 2"}},
 		{"command line over both", []string{"TORSION_WORKERS=3"}, []string{"-c", good, "--print-config", "web", "--workers", "4", "--threads=5"}, 0,
 			[]string{"workers = 4", "threads = 5"}},
+		// After the plugin's name, its own short flags win, as in twistd:
+		// dns -c is --cache (it was read as the global --config); a
+		// global -c goes before the plugin's name.
+		{"dns -c -r", nil, []string{"-c", good, "--print-config", "dns", "-c", "-r", "--upstream", "127.0.0.1:53"}, 0,
+			[]string{"cache = true", "recursive = true", `shutdown-timeout = "5s"`}},
 		// Sizes take units, as nginx reads them; they are written as bytes.
 		{"sizes with units", []string{"TORSION_BODY_MEMORY=1G"}, []string{"-c", good, "--print-config", "web", "--max-body", "10M", "--body-buffer", "64K"}, 0,
 			[]string{"max-body = 10485760", "body-buffer = 65536", "body-memory = 1073741824"}},

@@ -48,7 +48,7 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 	fs.BoolVarP(&recursive, "recursive", "r", false, "ask upstream resolvers the names the files do not hold, instead of refusing them")
 	fs.StringVar(&resolvConf, "resolv-conf", "/etc/resolv.conf", "with --recursive, the upstream resolvers are this `FILE`'s nameservers")
 	fs.StringArrayVar(&upstreams, "upstream", nil, "with --recursive, ask this resolver `HOST:PORT` instead of --resolv-conf's (repeatable)")
-	fs.BoolVar(&cache, "cache", false, "with --recursive, keep upstream answers for as long as their TTLs allow")
+	fs.BoolVarP(&cache, "cache", "c", false, "with --recursive, keep upstream answers for as long as their TTLs allow (twistd dns -c)")
 	plugin.BytesVar(fs, &cacheBytes, "cache-bytes", "", 8<<20, "with --cache, the most `BYTES` of answers kept (as on the wire)")
 	fs.StringVar(&allowRecursion, "allow-recursion", "", "with --recursive, the comma-separated `LIST` of client addresses and CIDR prefixes whose names are forwarded, * for all (default: loopback and private networks); others are refused")
 	return func(env plugin.Env) (service.Service, error) {
