@@ -492,11 +492,11 @@ func (p *Pool) startWorker(ctx context.Context, slot int) (*worker, error) {
 		w.goLive()
 		return w, nil
 	case <-w.exited:
-		return nil, &StartError{App: p.cfg.App, Status: w.status, Output: w.tail.String()}
+		return nil, &StartError{App: p.cfg.App, Status: w.status, Output: w.tail.String(), Python: describePython(p.cfg.Python)}
 	case <-t.C:
 		w.kill()
 		<-w.exited
-		return nil, fmt.Errorf("worker %d did not start within %v:\n%s", slot, p.cfg.StartTimeout, w.tail)
+		return nil, fmt.Errorf("worker %d did not start within %v under %s:\n%s", slot, p.cfg.StartTimeout, describePython(p.cfg.Python), w.tail)
 	case <-ctx.Done():
 		w.kill()
 		<-w.exited
@@ -511,10 +511,25 @@ type StartError struct {
 	App    string
 	Status string
 	Output string
+	// Python is the interpreter that ran it, with its version: a module
+	// missing from one Python is often installed for another.
+	Python string
 }
 
 func (e *StartError) Error() string {
-	return fmt.Sprintf("worker for %s exited during start-up (%s):\n%s", e.App, e.Status, e.Output)
+	return fmt.Sprintf("worker for %s exited during start-up (%s) under %s:\n%s", e.App, e.Status, e.Python, e.Output)
+}
+
+// describePython names an interpreter and its version ("/usr/bin/python3,
+// Python 3.11.2"), asking it, for start-up errors.
+func describePython(path string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, path, "-c", "import platform; print(platform.python_implementation(), platform.python_version())").Output()
+	if err != nil {
+		return path
+	}
+	return path + ", " + strings.TrimSpace(string(out))
 }
 
 // backoff decides how long a slot waits before it starts a worker again.
