@@ -97,8 +97,15 @@ func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		c.mu.Lock()
-		retry, timedOut := c.retry, c.timeout
+		retry, timedOut, ran := c.retry, c.timeout, c.mayHaveRun
 		c.mu.Unlock()
+		if retry && ran {
+			if attempt > 0 {
+				retry = false // a request that may have run twice: not a third time
+			} else {
+				p.log.Warn("the worker died under an idempotent request that had sent nothing; trying it on another", "method", r.Method, "uri", r.URL.RequestURI(), "err", err)
+			}
+		}
 		if rs.ws != nil {
 			rs.ws.Close(websocket.StatusInternalError, "the application's worker died")
 			return

@@ -52,6 +52,9 @@ type call struct {
 	req    *http.Request // what it answers, for the status page
 	begun  time.Time     // when the request may have started running
 	got    bool          // a frame arrived: the request certainly started
+	// mayHaveRun: its worker died with it among the first Threads, so it
+	// may have run (a retry of it is logged, and made once only).
+	mayHaveRun bool
 }
 
 // push queues a frame without waking the handler; signal wakes it.
@@ -612,6 +615,12 @@ func (w *worker) sendFrame(kind byte, id uint32, payload []byte) {
 	w.send(appendFrame(make([]byte, 0, headerLen+len(payload)), kind, id, payload))
 }
 
+// idempotent reports whether r may be run twice: a GET or HEAD without a
+// body.
+func idempotent(r *http.Request) bool {
+	return r != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead) && (r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0)
+}
+
 // die ends every call in flight. The first Threads calls in order may have
 // started and fail; the others never started and are retried elsewhere.
 func (w *worker) die(err error) {
@@ -632,7 +641,16 @@ func (w *worker) die(err error) {
 	w.conn.Close()
 	w.ctl.Close()
 	for i, c := range order {
-		c.fail(err, i >= w.pool.cfg.Threads && !c.socket)
+		started := i < w.pool.cfg.Threads || c.socket
+		c.mu.Lock()
+		c.mayHaveRun = started
+		timedOut := c.timeout
+		c.mu.Unlock()
+		// One that never started is sent to another worker; so is a
+		// started one that is safe to run twice (GET or HEAD without a
+		// body, as HAProxy's retry-on does), if nothing of it came back
+		// (fail: !c.got) and it is not the request that ran too long.
+		c.fail(err, !started || !c.socket && !timedOut && idempotent(c.req))
 		w.pool.release()
 	}
 }

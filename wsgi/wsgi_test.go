@@ -740,6 +740,50 @@ func TestCrashLosesNoOtherRequest(t *testing.T) {
 	}
 }
 
+// TestIdempotentRetry: a worker killed under a request that has sent
+// nothing: a GET is tried once more on another worker, as HAProxy's
+// retry-on does (it was 502), with a log line; a POST stays 502.
+func TestIdempotentRetry(t *testing.T) {
+	s := startPool(t, Config{App: "apps:slow", Workers: 2})
+	for _, tt := range []struct {
+		method string
+		want   int
+	}{{"GET", 200}, {"POST", 502}} {
+		done := make(chan int, 1)
+		go func() {
+			req, _ := http.NewRequest(tt.method, s.url+"/?1.5", strings.NewReader(map[string]string{"GET": "", "POST": "x=1"}[tt.method]))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				done <- 0
+				return
+			}
+			resp.Body.Close()
+			done <- resp.StatusCode
+		}()
+		var victim *worker
+		waitFor(t, func() bool {
+			s.pool.mu.Lock()
+			defer s.pool.mu.Unlock()
+			for _, w := range s.pool.workers {
+				if w != nil && w.inflight() > 0 {
+					victim = w
+					return true
+				}
+			}
+			return false
+		}, "the %s never reached a worker", tt.method)
+		victim.kill()
+		if got := <-done; got != tt.want {
+			t.Errorf("%s whose worker was killed: %d, want %d", tt.method, got, tt.want)
+		}
+		// Both workers back before the next case.
+		waitFor(t, func() bool { w, _, _, _ := s.pool.Stats(); return w == 2 }, "the killed worker was not replaced")
+	}
+	if !strings.Contains(s.log.String(), "trying it on another") {
+		t.Errorf("no log line for the retry:\n%s", s.log)
+	}
+}
+
 func TestTimeout(t *testing.T) {
 	s := startPool(t, Config{App: "apps:slow", Timeout: 300 * time.Millisecond})
 	start := time.Now()
