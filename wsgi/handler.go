@@ -100,8 +100,10 @@ func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		retry, timedOut, ran := c.retry, c.timeout, c.mayHaveRun
 		c.mu.Unlock()
 		if retry && ran {
-			if attempt > 0 {
-				retry = false // a request that may have run twice: not a third time
+			if attempt > 0 || p.isStopping() {
+				// Not a third time; and not while stopping, whose
+				// workers end on purpose.
+				retry = false
 			} else {
 				p.log.Warn("the worker died under an idempotent request that had sent nothing; trying it on another", "method", r.Method, "uri", r.URL.RequestURI(), "err", err)
 			}
