@@ -105,7 +105,7 @@ func Run(ctx context.Context, prog string, args []string, stdout, stderr io.Writ
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.logfile, "logfile", "-", "write the log to `PATH` (appending); - means stderr (also --error-logfile, as gunicorn calls it)")
 	pf.StringVar(&g.logFormat, "log-format", "text", "log format: `text|json` (twistd-style lines, or a JSON object per record)")
-	pf.StringVar(&g.accessLogfile, "access-logfile", "", "write the access log (a line per request) to `PATH`: - for stderr, none to turn it off; by default it goes with the rest of the log")
+	pf.StringVar(&g.accessLogfile, "access-logfile", "", "write the access log (a line per request, Apache's combined format unless --access-logformat says otherwise) to `PATH`: - for stderr, none to turn it off; by default it goes with the rest of the log, each line with its time and the request id")
 	pf.StringVar(&g.logLevel, "log-level", "info", "the least severe records logged: `debug|info|warn|error` (access lines are info)")
 	pf.StringVar(&g.uid, "uid", "", "run as `USER` (a name or number) once the ports are bound, and run the workers as USER")
 	pf.StringVar(&g.gid, "gid", "", "with --uid, run as `GROUP` rather than USER's own group")
@@ -300,7 +300,7 @@ func command(ctx context.Context, prog string, p plugin.Plugin, g *globals, stdo
 		if err != nil {
 			return usageError{fmt.Errorf("--log-format: %w", err)}
 		}
-		access := log.With(logging.SystemKey, "access")
+		access, plainAccess := log.With(logging.SystemKey, "access"), false
 		switch g.accessLogfile {
 		case "":
 		case "none":
@@ -311,8 +311,12 @@ func command(ctx context.Context, prog string, p plugin.Plugin, g *globals, stdo
 				return usageError{err}
 			}
 			defer closeAccess()
-			al, _ := logging.New(aw, g.logFormat, slog.LevelInfo)
-			access = al.With(logging.SystemKey, "access")
+			if g.logFormat == "json" {
+				al, _ := logging.New(aw, g.logFormat, slog.LevelInfo)
+				access = al.With(logging.SystemKey, "access")
+			} else {
+				access, plainAccess = slog.New(logging.NewPlainHandler(aw)), true
+			}
 			if reopen == nil {
 				reopen = areopen
 			} else if areopen != nil {
@@ -330,7 +334,7 @@ func command(ctx context.Context, prog string, p plugin.Plugin, g *globals, stdo
 		if priv.note != "" {
 			log.Info(priv.note)
 		}
-		svc, err := maker(plugin.Env{Log: log, AccessLog: access, LogFormat: g.logFormat, RunAs: priv.workers, AllowRoot: g.allowRoot, Args: args})
+		svc, err := maker(plugin.Env{Log: log, AccessLog: access, AccessPlain: plainAccess, LogFormat: g.logFormat, RunAs: priv.workers, AllowRoot: g.allowRoot, Args: args})
 		if err != nil {
 			return usageError{fmt.Errorf("%s: %w", p.Name, err)}
 		}

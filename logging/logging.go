@@ -121,6 +121,37 @@ func (h *JSONHandler) Handle(ctx context.Context, r slog.Record) error {
 	return h.inner.Handle(ctx, r)
 }
 
+// PlainHandler writes each record's message alone, a line each: an access
+// log of its own (--access-logfile) in the combined format, which tools
+// such as goaccess and awstats read, with no timestamp or system before
+// it. Attributes are not written.
+type PlainHandler struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+// NewPlainHandler returns a PlainHandler writing to w.
+func NewPlainHandler(w io.Writer) *PlainHandler { return &PlainHandler{mu: new(sync.Mutex), w: w} }
+
+// Enabled implements slog.Handler: every level.
+func (h *PlainHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+// WithAttrs implements slog.Handler; attributes are not written.
+func (h *PlainHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+
+// WithGroup implements slog.Handler.
+func (h *PlainHandler) WithGroup(string) slog.Handler { return h }
+
+// Handle implements slog.Handler: the message and a newline, one write.
+func (h *PlainHandler) Handle(_ context.Context, r slog.Record) error {
+	b := make([]byte, 0, len(r.Message)+1)
+	b = append(append(b, r.Message...), '\n')
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, err := h.w.Write(b)
+	return err
+}
+
 // Discard returns a logger that drops everything.
 func Discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 

@@ -48,6 +48,11 @@ type Env struct {
 	// LogFormat is the logs' format, "text" or "json": a JSON access log
 	// carries fields rather than a line.
 	LogFormat string
+	// AccessPlain says that AccessLog is a file of its own with the text
+	// format (--access-logfile): its records are lines alone, with no
+	// timestamp or system before them, so they should be a format tools
+	// read (combined) unless the user asked for another.
+	AccessPlain bool
 	// RunAs, if set, is the user and group the processes a plugin starts
 	// (WSGI workers) run as; nil means torsion's own.
 	RunAs *syscall.Credential

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/torsion-server/torsion/internal/timefmt"
@@ -52,7 +51,7 @@ func Observe(h http.Handler, observers ...Observer) http.Handler {
 
 // AccessLog wraps h so that every request is logged to log as one line in
 // the combined log format (Apache's and Twisted's), followed by the
-// request's id (RequestID) when it has one:
+// request's id (RequestID; "-" without one):
 //
 //	127.0.0.1 - - [22/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 1024 "-" "curl/8.0" "3f9a1c2b7d4e5f60-1a"
 //
@@ -67,11 +66,16 @@ func StructuredAccessLog(h http.Handler, log *slog.Logger) http.Handler {
 }
 
 // AccessLines is the observer of AccessLog: a combined-format line each.
-func AccessLines(log *slog.Logger) Observer {
+func AccessLines(log *slog.Logger) Observer { return AccessLinesFormat(log, combinedWithID) }
+
+// AccessLinesFormat is AccessLines with lines laid out by f.
+func AccessLinesFormat(log *slog.Logger, f AccessFormat) Observer {
 	return accessObserver(log, func(r *http.Request, a Answer) slog.Record {
-		return slog.NewRecord(time.Now(), slog.LevelInfo, combinedLine(r, a), 0)
+		return slog.NewRecord(time.Now(), slog.LevelInfo, f.Line(r, a), 0)
 	})
 }
+
+var combinedWithID, _ = ParseAccessFormat(CombinedWithIDFormat)
 
 // AccessRecords is the observer of StructuredAccessLog: message "request",
 // and method, uri, proto, status, bytes, duration (seconds), remote,
@@ -208,45 +212,6 @@ const statusConnectionGone = 499
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *logWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-func combinedLine(r *http.Request, a Answer) string {
-	b := make([]byte, 0, 256)
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	if host == "" {
-		host = "-"
-	}
-	b = append(b, host...)
-	b = append(b, " - - ["...)
-	b = stamps.Append(b, a.Start)
-	b = append(b, `] "`...)
-	b = appendEscaped(b, r.Method)
-	b = append(b, ' ')
-	b = appendEscaped(b, r.RequestURI)
-	b = append(b, ' ')
-	b = appendEscaped(b, r.Proto)
-	b = append(b, `" `...)
-	b = strconv.AppendInt(b, int64(a.Status), 10)
-	b = append(b, ' ')
-	if a.Bytes == 0 {
-		b = append(b, '-')
-	} else {
-		b = strconv.AppendInt(b, a.Bytes, 10)
-	}
-	b = append(b, ` "`...)
-	b = appendEscaped(b, headerOrDash(r, "Referer"))
-	b = append(b, `" "`...)
-	b = appendEscaped(b, headerOrDash(r, "User-Agent"))
-	b = append(b, '"')
-	if id := RequestIDOf(r); id != "" {
-		b = append(b, ` "`...)
-		b = appendEscaped(b, id)
-		b = append(b, '"')
-	}
-	return string(b)
-}
 
 func headerOrDash(r *http.Request, name string) string {
 	if v := r.Header.Get(name); v != "" {

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"log/slog"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/torsion-server/torsion/logging"
 )
@@ -67,5 +69,34 @@ func TestStructuredAccessLog(t *testing.T) {
 	}
 	if d, ok := rec["duration"].(float64); !ok || d <= 0 || d > 5 {
 		t.Errorf("duration = %v", rec["duration"])
+	}
+}
+
+// TestAccessFormat: gunicorn's atoms lay out an access line; Apache's
+// combined format is the default; an unknown atom is an error naming it.
+func TestAccessFormat(t *testing.T) {
+	r := httptest.NewRequest("GET", "/a%20b?x=1", nil)
+	r.RemoteAddr = "192.0.2.7:5555"
+	r.Header.Set("User-Agent", `ua "quoted"`)
+	r.Header.Set("X-Request-Id", "id-1")
+	start := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	a := Answer{Status: 201, Bytes: 0, Start: start}
+	for _, tt := range []struct{ layout, want string }{
+		{CombinedFormat, `192.0.2.7 - - [07/Dec/2026:10:00:00 +0000] "GET /a%20b?x=1 HTTP/1.1" 201 - "-" "ua \"quoted\""`},
+		{CombinedWithIDFormat, `192.0.2.7 - - [07/Dec/2026:10:00:00 +0000] "GET /a%20b?x=1 HTTP/1.1" 201 - "-" "ua \"quoted\"" "id-1"`},
+		{`%(m)s %(U)s %(q)s %(H)s %(s)s %(B)s %(b)s %({x-request-id}i)s %({X-None}i)s`, `GET /a b x=1 HTTP/1.1 201 0 - id-1 -`},
+	} {
+		f, err := ParseAccessFormat(tt.layout)
+		if err != nil {
+			t.Fatalf("%q: %v", tt.layout, err)
+		}
+		if got := f.Line(r, a); got != tt.want {
+			t.Errorf("%q:\n got %s\nwant %s", tt.layout, got, tt.want)
+		}
+	}
+	for _, bad := range []string{"%(z)s", "%(h", "%({X}o)s"} {
+		if _, err := ParseAccessFormat(bad); err == nil {
+			t.Errorf("%q parsed", bad)
+		}
 	}
 }

@@ -68,6 +68,7 @@ type options struct {
 	maxRequestLine int
 	maxHeaders     int
 	maxStreams     int
+	accessFormat   string
 	refuseUnder    bool
 	bodyMemory     int64
 	bodyDisk       int64
@@ -143,6 +144,7 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 	plugin.BytesVar(fs, &o.maxHeaderBytes, "max-header-bytes", "", 64<<10, "largest request head (request line and headers) accepted, in `BYTES`; more gets 431")
 	plugin.BytesVar(fs, &o.maxRequestLine, "max-request-line", "", 8<<10, "longest request line accepted, in `BYTES`; longer gets 414")
 	fs.IntVar(&o.maxHeaders, "max-headers", 100, "most header fields accepted in a request (`N`); more gets 431")
+	fs.StringVar(&o.accessFormat, "access-logformat", "", "the access line's `LAYOUT` in gunicorn's atoms, such as '%(h)s %(t)s \"%(r)s\" %(s)s %(D)s %({X-Request-Id}i)s' (default: Apache's combined format; with the request id after it when the lines go with the rest of the log)")
 	fs.BoolVar(&o.refuseUnder, "refuse-underscore-headers", false, "answer 400 to a request with a header name that holds an underscore, instead of dropping the field (as nginx and gunicorn do)")
 	fs.IntVar(&o.maxStreams, "max-streams", 128, "most HTTP/2 streams one connection may have open at once (`N`)")
 	fs.IntVar(&o.clientConns, "max-client-conns", 256, "most connections one client address (an IPv6 /64) may hold open (`N`); more are closed as they arrive")
@@ -375,7 +377,18 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 	case env.LogFormat == "json":
 		observers = append(observers, web.AccessRecords(access))
 	default:
-		observers = append(observers, web.AccessLines(access))
+		layout := web.CombinedWithIDFormat
+		switch {
+		case o.accessFormat != "":
+			layout = o.accessFormat
+		case env.AccessPlain:
+			layout = web.CombinedFormat // what goaccess and awstats read
+		}
+		format, err := web.ParseAccessFormat(layout)
+		if err != nil {
+			return nil, fmt.Errorf("--access-logformat: %w", err)
+		}
+		observers = append(observers, web.AccessLinesFormat(access, format))
 	}
 	reg := b.reg
 	if reg != nil {
