@@ -94,7 +94,7 @@ func Run(ctx context.Context, prog string, args []string, stdout, stderr io.Writ
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetArgs(args)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{flagHint(cmd, err)} })
 	// gunicorn's name for the log that is not the access log.
 	root.SetGlobalNormalizationFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
 		if name == "error-logfile" {
@@ -113,6 +113,10 @@ func Run(ctx context.Context, prog string, args []string, stdout, stderr io.Writ
 	pf.BoolVar(&g.allowRoot, "allow-root", false, "let application code run as root on ports other machines can reach (without it, torsion run as root without --uid serves an application only on local ports)")
 	pf.StringVar(&g.pidfile, "pidfile", "", "write the process id to `PATH` while running")
 	plugin.DurationVar(pf, &g.shutdownTimeout, "shutdown-timeout", "", 30*time.Second, "how long in-flight work may take to finish after SIGTERM")
+	plugin.Alias(pf, "graceful-timeout", "shutdown-timeout") // gunicorn's name
+	// twistd's -n (--nodaemon): torsion never leaves the foreground.
+	pf.BoolP("nodaemon", "n", false, "")
+	pf.MarkHidden("nodaemon")
 	pf.StringVar(&g.sched, "sched", string(sched.Batch), "CPU scheduling policy of torsion and the processes it starts, `batch|normal`: batch (Linux's SCHED_BATCH: "+
 		"a process woken by another does not preempt it, so work is handed over in batches; more throughput) or normal")
 	pf.StringVar(&g.cpuprofile, "cpuprofile", "", "write a Go CPU profile of the whole run to `PATH` (for go tool pprof)")
@@ -158,6 +162,79 @@ func Run(ctx context.Context, prog string, args []string, stdout, stderr io.Writ
 	}
 	fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 	return ExitFailed
+}
+
+// foreignFlags says, for options of gunicorn, uvicorn and twistd that
+// torsion does not take under their names, what to give instead.
+var foreignFlags = map[string]string{
+	"certfile":       "the certificate goes in the endpoint: --port ssl:8443:privateKey=KEY.pem:certKey=CERT.pem",
+	"keyfile":        "the key goes in the endpoint: --port ssl:8443:privateKey=KEY.pem:certKey=CERT.pem",
+	"host":           "give -b HOST:PORT, or --port tcp:PORT:interface=HOST",
+	"uds":            "give --port unix:PATH (or -b unix:PATH)",
+	"root-path":      "an application mounted with --mount PREFIX=... gets PREFIX as SCRIPT_NAME (root_path); behind a proxy that strips it, mount it there",
+	"env-file":       "give --env KEY=VALUE (repeatable), or put the options in a --config file",
+	"no-access-log":  "give --access-logfile none",
+	"access-log":     "the access log is on by default; --access-logfile PATH puts it in a file",
+	"factory":        "torsion calls no factory: name the application object (MODULE:ATTR)",
+	"worker-class":   "--wsgi runs a WSGI application, --asgi an ASGI one; --threads sets the threads of each worker",
+	"daemon":         "torsion stays in the foreground: run it under systemd (examples/systemd) or procmon",
+	"user":           "give --uid USER (before the plugin's name)",
+	"group":          "give --gid GROUP (before the plugin's name)",
+	"bind-unix":      "give --port unix:PATH",
+	"proxy-protocol": "give --port haproxy:tcp:PORT",
+}
+
+// flagHint turns pflag's "unknown flag: --name" into a pointer to what to
+// give instead: torsion's option for a foreign one, or the option whose
+// name is closest to a misspelt one ("did you mean --idle-timeout?").
+func flagHint(cmd *cobra.Command, err error) error {
+	name, ok := strings.CutPrefix(err.Error(), "unknown flag: --")
+	if !ok {
+		return err
+	}
+	if hint, ok := foreignFlags[name]; ok {
+		return fmt.Errorf("%w: %s", err, hint)
+	}
+	if near := closest(name, cmd.Flags()); near != "" {
+		return fmt.Errorf("%w (did you mean --%s?)", err, near)
+	}
+	return err
+}
+
+// closest is the visible option of fs nearest to name, if it is near
+// enough to be a misspelling (an edit distance of at most a third of it).
+func closest(name string, fs *pflag.FlagSet) string {
+	best, bestD := "", len(name)/3+1
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Hidden {
+			return
+		}
+		if d := editDistance(name, f.Name); d < bestD {
+			best, bestD = f.Name, d
+		}
+	})
+	return best
+}
+
+// editDistance is Levenshtein's distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }
 
 // globalShorthands spells out the global options' shorthands given before

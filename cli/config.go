@@ -10,6 +10,8 @@ import (
 
 	"github.com/BurntSushi/toml"
 	"github.com/spf13/pflag"
+
+	"github.com/torsion-server/torsion/plugin"
 )
 
 // A configuration file says what the command line says, in TOML (the
@@ -93,14 +95,14 @@ func applyConfig(c *config, plugin string, local, global *pflag.FlagSet) error {
 	if c != nil {
 		for k, v := range c.globals {
 			if f := global.Lookup(k); f == nil || slices.Contains(configKeys, k) {
-				errs = append(errs, fmt.Sprintf("unknown key %q", k))
+				errs = append(errs, fmt.Sprintf("unknown key %q%s", k, keyHint(k, global)))
 			} else {
 				fromFile[k] = v
 			}
 		}
 		for k, v := range c.plugins[plugin] {
 			if lookup(k) == nil {
-				errs = append(errs, fmt.Sprintf("unknown key %q in [%s]", k, plugin))
+				errs = append(errs, fmt.Sprintf("unknown key %q in [%s]%s", k, plugin, keyHint(k, local)))
 			} else {
 				fromFile[k] = v
 			}
@@ -137,6 +139,27 @@ func applyConfig(c *config, plugin string, local, global *pflag.FlagSet) error {
 		return fmt.Errorf("%s: %s", where, strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// keyHint says where an unknown configuration key belongs: in a
+// plugin's table, when it is one of the plugin's options given at the top
+// ("put it under [web]"), or the key it nearly is.
+func keyHint(key string, fs *pflag.FlagSet) string {
+	if near := closest(key, fs); near != "" {
+		return fmt.Sprintf(" (did you mean %q?)", near)
+	}
+	var owners []string
+	for _, p := range plugin.All() {
+		pfs := pflag.NewFlagSet(p.Name, pflag.ContinueOnError)
+		p.Flags(pfs)
+		if f := pfs.Lookup(key); f != nil && !f.Hidden {
+			owners = append(owners, "["+p.Name+"]")
+		}
+	}
+	if len(owners) > 0 {
+		return fmt.Sprintf(" at the top: it is a plugin's option; put it under %s", strings.Join(owners, " or "))
+	}
+	return ""
 }
 
 // setFlag gives f the value v: a string, number or boolean, or for an
@@ -196,13 +219,13 @@ func printConfig(plugin string, local, global *pflag.FlagSet) (string, error) {
 	}
 	top := map[string]any{}
 	global.VisitAll(func(f *pflag.Flag) {
-		if !slices.Contains(configKeys, f.Name) {
+		if !slices.Contains(configKeys, f.Name) && !f.Hidden {
 			top[f.Name] = value(f)
 		}
 	})
 	table := map[string]any{}
 	local.VisitAll(func(f *pflag.Flag) {
-		if !slices.Contains(configKeys, f.Name) && global.Lookup(f.Name) == nil {
+		if !slices.Contains(configKeys, f.Name) && global.Lookup(f.Name) == nil && !f.Hidden {
 			table[f.Name] = value(f)
 		}
 	})

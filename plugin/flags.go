@@ -94,3 +94,16 @@ func (s *size[T]) String() string { return strconv.FormatInt(int64(*s.p), 10) }
 
 // Type names the value in help: BYTES.
 func (s *size[T]) Type() string { return "BYTES" }
+
+// Alias adds a hidden option, alias, that sets the same value as the
+// option target (defined before it), for a name users bring from another
+// server (gunicorn's --keep-alive for --idle-timeout, say). It is left
+// out of --help and --print-config.
+func Alias(fs *pflag.FlagSet, alias, target string) {
+	t := fs.Lookup(target)
+	if t == nil {
+		panic("plugin.Alias: no option --" + target)
+	}
+	fs.AddFlag(&pflag.Flag{Name: alias, Value: t.Value, DefValue: t.DefValue, NoOptDefVal: t.NoOptDefVal,
+		Usage: "the same as --" + target, Hidden: true})
+}

@@ -64,6 +64,13 @@ no-listing = true
 		{"sizes with units", []string{"TORSION_BODY_MEMORY=1G"}, []string{"-c", good, "--print-config", "web", "--max-body", "10M", "--body-buffer", "64K"}, 0,
 			[]string{"max-body = 10485760", "body-buffer = 65536", "body-memory = 1073741824"}},
 		{"a size without a number", nil, []string{"--print-config", "web", "--max-body", "M"}, 2, []string{`"M" is not a size`}},
+		// Habits from gunicorn and twistd: their names for the same
+		// options, WEB_CONCURRENCY, twistd's -n.
+		{"gunicorn's names", []string{"WEB_CONCURRENCY=3"}, []string{"-n", "--print-config", "--graceful-timeout", "9", "web", "--keep-alive", "7", "--limit-request-line", "4096", "--path", site}, 0,
+			[]string{`idle-timeout = "7s"`, "max-request-line = 4096", `shutdown-timeout = "9s"`}},
+		{"keys in the wrong place, and misspelt", nil, []string{"-c", write("wrong.toml", "workers = 3\nshutdown-timout = 4\n[web]\nidle-timout = 5\n"), "--check-config", "web"}, 2,
+			[]string{`unknown key "workers" at the top: it is a plugin's option; put it under [web]`, `unknown key "shutdown-timout" (did you mean "shutdown-timeout"?)`,
+				`unknown key "idle-timout" in [web] (did you mean "idle-timeout"?)`}},
 		{"check", nil, []string{"-c", good, "--check-config", "web"}, 0, []string{"the configuration is valid"}},
 		{"unknown key", nil, []string{"-c", write("typo.toml", "[web]\nwrokers = 2\n"), "web"}, 2, []string{`unknown key "wrokers" in [web]`}},
 		{"unknown global key", nil, []string{"-c", write("typo2.toml", "logfil = \"x\"\n"), "web"}, 2, []string{`unknown key "logfil"`}},

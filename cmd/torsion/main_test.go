@@ -290,7 +290,15 @@ func TestBadOptions(t *testing.T) {
 		{"unknown plugin", []string{"wbe"}, 2, `unknown command "wbe"`},
 		{"missing path", []string{"web", "--path", "/nonexistent/dir"}, 2, "--path: stat /nonexistent/dir: no such file or directory"},
 		{"path is a file", []string{"web", "--path", binary}, 2, "not a directory"},
-		{"stray argument", []string{"web", "tcp:8000"}, 2, `unknown command "tcp:8000"`},
+		{"stray argument", []string{"web", "tcp:8000"}, 2, `"tcp:8000" is not an application, MODULE:APP; endpoints go in --port or -b`},
+		{"two applications", []string{"web", "a:app", "b:app"}, 2, `give one application, MODULE:APP`},
+		{"an application and --path", []string{"web", "--path", "/tmp", "a:app"}, 2, `the root is given already`},
+		// gunicorn's and uvicorn's options: the same under torsion's
+		// name, or a pointer to it; a misspelt one, the nearest.
+		{"gunicorn's --certfile", []string{"web", "--certfile", "c.pem"}, 2, `unknown flag: --certfile: the certificate goes in the endpoint: --port ssl:8443:privateKey=KEY.pem:certKey=CERT.pem`},
+		{"uvicorn's --uds", []string{"web", "--uds", "/tmp/s"}, 2, `give --port unix:PATH`},
+		{"a misspelt option", []string{"web", "--idle-timout", "5"}, 2, `unknown flag: --idle-timout (did you mean --idle-timeout?)`},
+		{"bad WEB_CONCURRENCY", []string{"--check-config", "web", "--wsgi", "x:y"}, 2, `$WEB_CONCURRENCY "many": want a number of workers`},
 		{"bad log format", []string{"--log-format", "xml", "web"}, 2, `log format "xml": want text or json`},
 		{"bad timeout", []string{"--shutdown-timeout", "soon", "web"}, 2, `invalid argument "soon" for "--shutdown-timeout" flag: "soon" is not a duration: give seconds (30) or Go's form (30s, 1m30s, 250ms)`},
 		{"negative seconds", []string{"web", "-t", "-5"}, 2, `invalid argument "-5" for "-t, --timeout" flag: -5 seconds is out of range`},
@@ -298,7 +306,11 @@ func TestBadOptions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out, code := run(t, tt.args...)
+			var env []string
+			if tt.name == "bad WEB_CONCURRENCY" {
+				env = []string{"WEB_CONCURRENCY=many"}
+			}
+			out, code := runEnv(t, env, tt.args...)
 			if code != tt.code || !strings.Contains(out, tt.msg) {
 				t.Errorf("torsion %v: exit %d, output:\n%s\nwant exit %d and %q", tt.args, code, out, tt.code, tt.msg)
 			}

@@ -423,3 +423,19 @@ def application(environ, start_response):
 		t.Errorf("log after SIGINT during start-up:\n%s", log)
 	}
 }
+
+// TestPositionalApp: torsion web -b HOST:PORT MODULE:APP serves the
+// application as gunicorn does (the MODULE:APP was an unknown command),
+// with WEB_CONCURRENCY workers unless --workers says otherwise.
+func TestPositionalApp(t *testing.T) {
+	t.Parallel()
+	needPython(t)
+	port := freePort(t)
+	p := start(t, []string{"WEB_CONCURRENCY=2"}, "web", "-b", "127.0.0.1:"+port, "wsgi_hello", "--chdir", "../../examples/wsgi", "--python", debianPython)
+	p.waitLog(`WSGI application running app=wsgi_hello:application workers=2 `)
+	p.waitLog(`Site starting on ` + port)
+	if got := curl(t, "http://127.0.0.1:"+port+"/"); got != "Hello world!\n" {
+		t.Errorf("the positional application: %q", got)
+	}
+	p.stopOK()
+}

@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,6 +32,7 @@ func init() {
 	plugin.Register(plugin.Plugin{
 		Name:        "web",
 		Description: "A general-purpose web server which can serve from a filesystem or application resource.",
+		ArgsUsage:   "[MODULE:APP]",
 		Usage: `Examples:
   torsion web --path ./site                       serve a directory on tcp:8080
   torsion web --wsgi hello.application            serve a WSGI application (hello.py)
@@ -144,6 +147,13 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 	plugin.BytesVar(fs, &o.maxHeaderBytes, "max-header-bytes", "", 64<<10, "largest request head (request line and headers) accepted, in `BYTES`; more gets 431")
 	plugin.BytesVar(fs, &o.maxRequestLine, "max-request-line", "", 8<<10, "longest request line accepted, in `BYTES`; longer gets 414")
 	fs.IntVar(&o.maxHeaders, "max-headers", 100, "most header fields accepted in a request (`N`); more gets 431")
+	// The names gunicorn's and uvicorn's users type, for what is the same.
+	plugin.Alias(fs, "keep-alive", "idle-timeout")
+	plugin.Alias(fs, "timeout-keep-alive", "idle-timeout")
+	plugin.Alias(fs, "limit-request-line", "max-request-line")
+	plugin.Alias(fs, "limit-request-fields", "max-headers")
+	plugin.Alias(fs, "app-dir", "chdir")
+	plugin.Alias(fs, "loop", "asgi-loop")
 	fs.StringVar(&o.accessFormat, "access-logformat", "", "the access line's `LAYOUT` in gunicorn's atoms, such as '%(h)s %(t)s \"%(r)s\" %(s)s %(D)s %({X-Request-Id}i)s' (default: Apache's combined format; with the request id after it when the lines go with the rest of the log)")
 	fs.BoolVar(&o.refuseUnder, "refuse-underscore-headers", false, "answer 400 to a request with a header name that holds an underscore, instead of dropping the field (as nginx and gunicorn do)")
 	fs.IntVar(&o.maxStreams, "max-streams", 128, "most HTTP/2 streams one connection may have open at once (`N`)")
@@ -161,6 +171,10 @@ func warnReachable(log *slog.Logger, flag string, ep endpoint.Server) {
 	}
 }
 
+// appSpec is what a positional application looks like: MODULE:ATTR or
+// MODULE.ATTR, dotted names.
+var appSpec = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.]*(:[A-Za-z_][A-Za-z0-9_.]*)?$`)
+
 // DefaultPort returns the endpoint used without --port: tcp:$PORT when
 // $PORT is set, else tcp:8080.
 func DefaultPort() string {
@@ -171,6 +185,24 @@ func DefaultPort() string {
 }
 
 func (o *options) make(env plugin.Env) (service.Service, error) {
+	switch {
+	case len(env.Args) > 1:
+		return nil, fmt.Errorf("%q: give one application, MODULE:APP (as gunicorn takes it), or its options", env.Args[1:])
+	case len(env.Args) == 1 && (o.wsgi.App != "" || o.asgi != "" || o.path != ""):
+		return nil, fmt.Errorf("%q: the root is given already (--wsgi, --asgi or --path); mount more with --mount", env.Args[0])
+	case len(env.Args) == 1 && !appSpec.MatchString(env.Args[0]):
+		return nil, fmt.Errorf("%q is not an application, MODULE:APP; endpoints go in --port or -b", env.Args[0])
+	case len(env.Args) == 1:
+		o.wsgi.App = env.Args[0] // gunicorn's habit: torsion web -b :8000 app:app
+	}
+	if v := os.Getenv("WEB_CONCURRENCY"); v != "" && !o.fs.Changed("workers") {
+		// gunicorn's default for --workers, which platforms set.
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("$WEB_CONCURRENCY %q: want a number of workers, at least 1", v)
+		}
+		o.wsgi.Workers = n
+	}
 	if o.wsgi.WebSocketIdle == 0 {
 		o.wsgi.WebSocketIdle = -1 // --ws-idle-timeout 0: never (wsgi.Config's 0 is its default)
 	}
