@@ -114,7 +114,8 @@ var statusPage = web.Page("torsion status", `<h1>torsion status</h1>
 <div id="pools"></div>
 <p><a href="status.json">status.json</a> · <a href="metrics">metrics</a> · updated every second</p>
 <noscript><p>This page shows the status with JavaScript; without it, read <a href="status.json">status.json</a>.</p></noscript>
-<style>td.busy{color:var(--accent);font-weight:600} td.num{text-align:right;font-variant-numeric:tabular-nums} td.req{white-space:normal;overflow-wrap:anywhere}</style>
+<style>td.busy{color:var(--accent);font-weight:600} td.num{text-align:right;font-variant-numeric:tabular-nums} td.req{white-space:normal;overflow-wrap:anywhere}
+@media (max-width:32rem){th,td{padding:.35rem .3rem;font-size:.8rem} th{letter-spacing:0} main{padding-left:.75rem;padding-right:.75rem}}</style>
 <script>
 "use strict";
 function el(tag, text, cls) { const e = document.createElement(tag); if (text !== undefined) e.textContent = text; if (cls) e.className = cls; return e; }
@@ -131,7 +132,7 @@ function render(s) {
     const r = Object.entries(p.restarts || {}).filter(([, n]) => n > 0).map(([c, n]) => c + " " + n).join(", ");
     pools.append(el("h2", p.app), el("p", p.workers.length + " workers · " + p.queued + " queued · restarts: " + (r || "none")));
     const t = el("table"), head = el("tr");
-    for (const c of ["worker", "pid", "state", "served", "memory", "running"]) head.append(el("th", c));
+    for (const c of ["#", "pid", "state", "served", "memory", "running"]) head.append(el("th", c));
     t.append(head);
     for (const w of p.workers) {
       const tr = el("tr");

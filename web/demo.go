@@ -9,7 +9,8 @@ var demoPage = page("torsion", `<h1>Hello from torsion!</h1>
 <p>This is the demo page of <code>torsion web</code>, served because it was given nothing else to serve. To serve something real:</p>
 <ul>
 <li><code>torsion web --path ./site</code> serves a directory,</li>
-<li><code>torsion web --wsgi app:application</code> serves a Python WSGI application,</li>
+<li><code>torsion web --wsgi app:application</code> serves a Python WSGI application (Flask, Django, Pyramid),</li>
+<li><code>torsion web --asgi main:app</code> serves an ASGI application (FastAPI, Starlette, Quart, Django), WebSockets too,</li>
 <li><code>torsion web --help</code> lists every option.</li>
 </ul>`)
 

@@ -24,6 +24,21 @@ import (
 // test.
 func chromium(t *testing.T, url string, flags ...string) (eval func(expr string) string) {
 	t.Helper()
+	return openChromium(t, url, flags...).eval
+}
+
+// devtools is a page of headless Chromium, driven through the DevTools
+// protocol.
+type devtools struct {
+	t   *testing.T
+	ctx context.Context
+	c   *websocket.Conn
+	id  int
+}
+
+// openChromium opens url as chromium does, and returns the page.
+func openChromium(t *testing.T, url string, flags ...string) *devtools {
+	t.Helper()
 	if _, err := exec.LookPath("chromium"); err != nil {
 		t.Fatalf("chromium is missing (scripts/test installs it): %v", err)
 	}
@@ -88,37 +103,46 @@ func chromium(t *testing.T, url string, flags ...string) (eval func(expr string)
 	}
 	c.SetReadLimit(16 << 20)
 	t.Cleanup(func() { c.CloseNow() })
-	id := 0
-	return func(expr string) string {
-		id++
-		req, _ := json.Marshal(map[string]any{"id": id, "method": "Runtime.evaluate",
-			"params": map[string]any{"expression": expr, "returnByValue": true}})
-		if err := c.Write(ctx, websocket.MessageText, req); err != nil {
-			t.Fatalf("DevTools: %v", err)
-		}
-		for {
-			_, msg, err := c.Read(ctx)
-			if err != nil {
-				t.Fatalf("DevTools: %v", err)
-			}
-			var resp struct {
-				ID     int
-				Result struct {
-					Result struct{ Value any }
-				}
-				Error *struct{ Message string }
-			}
-			json.Unmarshal(msg, &resp)
-			if resp.ID != id {
-				continue // an event
-			}
-			if resp.Error != nil {
-				t.Fatalf("DevTools: %s", resp.Error.Message)
-			}
-			if resp.Result.Result.Value == nil {
-				return ""
-			}
-			return strings.TrimSpace(fmt.Sprint(resp.Result.Result.Value))
-		}
+	return &devtools{t: t, ctx: ctx, c: c}
+}
+
+// call sends a DevTools method and returns its result.
+func (d *devtools) call(method string, params map[string]any) json.RawMessage {
+	d.id++
+	req, _ := json.Marshal(map[string]any{"id": d.id, "method": method, "params": params})
+	if err := d.c.Write(d.ctx, websocket.MessageText, req); err != nil {
+		d.t.Fatalf("DevTools: %v", err)
 	}
+	for {
+		_, msg, err := d.c.Read(d.ctx)
+		if err != nil {
+			d.t.Fatalf("DevTools: %v", err)
+		}
+		var resp struct {
+			ID     int
+			Result json.RawMessage
+			Error  *struct{ Message string }
+		}
+		json.Unmarshal(msg, &resp)
+		if resp.ID != d.id {
+			continue // an event
+		}
+		if resp.Error != nil {
+			d.t.Fatalf("DevTools %s: %s", method, resp.Error.Message)
+		}
+		return resp.Result
+	}
+}
+
+// eval evaluates a JavaScript expression in the page and returns its
+// value as text ("" for none).
+func (d *devtools) eval(expr string) string {
+	var res struct {
+		Result struct{ Value any }
+	}
+	json.Unmarshal(d.call("Runtime.evaluate", map[string]any{"expression": expr, "returnByValue": true}), &res)
+	if res.Result.Value == nil {
+		return ""
+	}
+	return strings.TrimSpace(fmt.Sprint(res.Result.Value))
 }

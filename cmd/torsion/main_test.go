@@ -217,7 +217,7 @@ func TestHelp(t *testing.T) {
 	if code != 0 {
 		t.Errorf("--help exit %d", code)
 	}
-	for _, want := range []string{"web ", "A general-purpose web server", "echo ", "An echo server", "--logfile", "--log-format", "--pidfile", "--shutdown-timeout"} {
+	for _, want := range []string{"web ", "A web server for files and Python applications, WSGI and ASGI", "echo ", "An echo server", "--logfile", "--log-format", "--pidfile", "--shutdown-timeout"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("torsion --help lacks %q:\n%s", want, out)
 		}

@@ -418,3 +418,34 @@ func TestMetricsCompose(t *testing.T) {
 	}
 	p.stopOK()
 }
+
+// TestChromiumStatusPhone: the status page fits a phone's width (375 CSS
+// pixels) in Chromium: neither the page nor a pool's table needs
+// scrolling sideways (the table's memory and running columns were out of
+// sight).
+func TestChromiumStatusPhone(t *testing.T) {
+	t.Parallel()
+	needPython(t)
+	mport := freePort(t)
+	p := start(t, nil, "web", "--port", "tcp:0:interface=127.0.0.1", "--port", "tcp:0:interface=127.0.0.1", "--wsgi", "wsgi_hello",
+		"--chdir", "../../examples/wsgi", "--python", debianPython, "--workers", "2", "--metrics", "tcp:"+mport+":interface=127.0.0.1")
+	p.waitLog(`Metrics starting on ` + mport)
+	page := openChromium(t, "http://127.0.0.1:"+mport+"/")
+	// A phone's screen (headless Chromium's window is 500 pixels wide at
+	// the least).
+	page.call("Emulation.setDeviceMetricsOverride", map[string]any{"width": 375, "height": 800, "deviceScaleFactor": 2, "mobile": true})
+	eval := page.eval
+	var fits string
+	waitUntil(20*time.Second, func() bool {
+		fits = eval(`document.querySelectorAll("table tr").length >= 3 && window.innerWidth <= 400 ? ` +
+			`String([...document.querySelectorAll(".scroll")].every(d => d.scrollWidth <= d.clientWidth) && document.documentElement.scrollWidth <= window.innerWidth) : ""`)
+		return fits != ""
+	}, func() {
+		t.Fatalf("the status page never showed its workers at a phone's width: %s rows, window %s",
+			eval(`document.querySelectorAll("table tr").length`), eval(`window.innerWidth`))
+	})
+	if fits != "true" {
+		t.Errorf("the status page is wider than a phone: %s", eval(`[...document.querySelectorAll(".scroll")].map(d => d.scrollWidth + ">" + d.clientWidth).join(" ") + " page " + document.documentElement.scrollWidth + " window " + window.innerWidth`))
+	}
+	p.stopOK()
+}

@@ -31,18 +31,20 @@ import (
 func init() {
 	plugin.Register(plugin.Plugin{
 		Name:        "web",
-		Description: "A general-purpose web server which can serve from a filesystem or application resource.",
+		Description: "A web server for files and Python applications, WSGI and ASGI (Flask, Django, FastAPI...), over HTTP/1.1 and HTTP/2.",
 		ArgsUsage:   "[MODULE:APP]",
 		Usage: `Examples:
   torsion web --path ./site                       serve a directory on tcp:8080
   torsion web --wsgi hello.application            serve a WSGI application (hello.py)
+  torsion web -b 127.0.0.1:8000 app:app           the same, as gunicorn takes it
+  torsion web --asgi main:app                     serve an ASGI application (FastAPI, Starlette, Django...)
   torsion web --wsgi app:app --workers 4 --threads 2 --timeout 30s
   torsion web --port tcp:8000:interface=127.0.0.1 serve the demo page on localhost
   torsion web --port tcp:80 --port tcp6:80 --path /srv/www
   torsion web --port ssl:8443:privateKey=key.pem:certKey=cert.pem --wsgi app:app
   torsion web --port txsni:certs:tcp:443 --path ./www  (certs/HOST.pem, DEFAULT.pem)
   torsion web --wsgi app.application --static /static=./static
-  torsion web --wsgi site:app --mount /api=wsgi:api:app --mount /old=proxy:http://127.0.0.1:9000
+  torsion web --wsgi site:app --mount /api=asgi:api:app --mount /old=proxy:http://127.0.0.1:9000
   torsion web --path ./www --vhost blog.example.org=wsgi:blog:app --vhost '*.example.net=path:./net'
 
 Static directories also serve FILE.br or FILE.gz beside FILE to clients
@@ -104,7 +106,7 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 	fs.StringVar(&o.wsgi.App, "wsgi", "", "serve the WSGI application `MODULE.ATTR` or MODULE:ATTR (the current directory is on the import path)")
 	fs.StringVar(&o.wsgi.Loop, "asgi-loop", "asyncio", "event loop of --asgi workers: `asyncio|uvloop` (uvloop must be installed for the --python interpreter)")
 	fs.StringVar(&o.asgi, "asgi", "", "serve the ASGI 3 application `MODULE:ATTR` (FastAPI, Starlette, Quart...): each worker runs it on an asyncio event loop, --threads requests at a time (default 64); the --wsgi options apply")
-	fs.StringVar(&o.wsgi.Python, "python", "", "Python interpreter for --wsgi (default: $VIRTUAL_ENV/bin/python if set, else python3)")
+	fs.StringVar(&o.wsgi.Python, "python", "", "the Python interpreter `PATH` of --wsgi and --asgi workers (default: $VIRTUAL_ENV/bin/python if set, else python3)")
 	fs.StringArrayVar(&o.wsgi.PythonPath, "pythonpath", nil, "add `DIR` to the import path (repeatable)")
 	fs.StringArrayVar(&o.wsgi.Env, "env", nil, "`KEY=VALUE` to set in the workers' environment (repeatable)")
 	fs.StringVar(&o.wsgi.Dir, "chdir", "", "run the workers in `DIR`, which is also on the import path")
@@ -130,7 +132,7 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 	fs.StringVar(&o.health, "health", "", "endpoint `DESC` of a health check for load balancers: 200 while ready, 503 while starting, stopping or without a live worker")
 	fs.BoolVar(&o.reload, "reload", false, "for development: reload the WSGI workers when a .py file under --chdir or --pythonpath changes")
 	fs.StringArrayVar(&o.statics, "static", nil, "`PREFIX=DIR`: serve the files under DIR at PREFIX, beside the root (repeatable)")
-	fs.StringArrayVar(&o.mounts, "mount", nil, "`PREFIX=SPEC`: serve SPEC at PREFIX, SPEC being wsgi:MODULE.ATTR, path:DIR or proxy:URL; the longest prefix wins (repeatable)")
+	fs.StringArrayVar(&o.mounts, "mount", nil, "`PREFIX=SPEC`: serve SPEC at PREFIX, SPEC being wsgi:MODULE.ATTR, asgi:MODULE:ATTR, path:DIR or proxy:URL; the longest prefix wins (repeatable)")
 	fs.StringArrayVar(&o.vhosts, "vhost", nil, "`HOST=SPEC`: serve SPEC (as for --mount) for requests to HOST, which may be *.DOMAIN; other hosts get the root, or 404 without one (repeatable)")
 	fs.StringVar(&o.cacheControl, "static-cache-control", "", "send `VALUE` as the Cache-Control of static files, such as \"public, max-age=3600\"")
 	plugin.DurationVar(fs, &o.proxyTimeout, "proxy-timeout", "", 60*time.Second, "answer 504 when a proxy:URL backend takes longer than this to send its response headers")
