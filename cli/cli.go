@@ -110,7 +110,7 @@ func Run(ctx context.Context, prog string, args []string, stdout, stderr io.Writ
 	pf.StringVar(&g.uid, "uid", "", "run as `USER` (a name or number) once the ports are bound, and run the workers as USER")
 	pf.StringVar(&g.gid, "gid", "", "with --uid, run as `GROUP` rather than USER's own group")
 	pf.StringVar(&g.umask, "umask", "", "set the file mode creation mask to `MODE` (octal, such as 022) for torsion and its workers")
-	pf.BoolVar(&g.allowRoot, "allow-root", false, "let application code run as root on ports other machines can reach (without it, torsion run as root without --uid serves an application only on local ports)")
+	pf.BoolVar(&g.allowRoot, "allow-root", false, "run as root without the warning that says so (and allow --uid 0)")
 	pf.StringVar(&g.pidfile, "pidfile", "", "write the process id to `PATH` while running")
 	plugin.DurationVar(pf, &g.shutdownTimeout, "shutdown-timeout", "", 30*time.Second, "how long in-flight work may take to finish after SIGTERM")
 	plugin.Alias(pf, "graceful-timeout", "shutdown-timeout") // gunicorn's name
@@ -411,7 +411,13 @@ func command(ctx context.Context, prog string, p plugin.Plugin, g *globals, stdo
 		if priv.note != "" {
 			log.Info(priv.note)
 		}
-		svc, err := maker(plugin.Env{Log: log, AccessLog: access, AccessPlain: plainAccess, LogFormat: g.logFormat, RunAs: priv.workers, AllowRoot: g.allowRoot, Args: args})
+		if os.Geteuid() == 0 && g.uid == "" && !g.allowRoot && !g.checkConfig {
+			// One policy for every plugin, as gunicorn and uvicorn have
+			// it, and as containers run: root is allowed, and said.
+			log.Warn("running as root: what torsion starts (application workers, commands, shells) runs as root too; "+
+				"give --uid USER to bind the ports as root, then run as USER (--allow-root silences this)", "plugin", p.Name)
+		}
+		svc, err := maker(plugin.Env{Log: log, AccessLog: access, AccessPlain: plainAccess, LogFormat: g.logFormat, RunAs: priv.workers, Args: args})
 		if err != nil {
 			return usageError{fmt.Errorf("%s: %w", p.Name, err)}
 		}

@@ -56,9 +56,6 @@ type Env struct {
 	// RunAs, if set, is the user and group the processes a plugin starts
 	// (WSGI workers) run as; nil means torsion's own.
 	RunAs *syscall.Credential
-	// AllowRoot says the user accepts that processes a plugin starts run
-	// as root on ports other machines can reach (--allow-root).
-	AllowRoot bool
 	// Args are the positional arguments after the options.
 	Args []string
 }

@@ -27,9 +27,8 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
-	// When the tests run as root (as CI does), applications served on
-	// inherited sockets (systemd) would be refused without --allow-root;
-	// TestRunAs checks what happens without it.
+	// When the tests run as root (as CI does), every run would warn that
+	// it runs as root; TestRunAs checks what happens without this.
 	os.Setenv("TORSION_ALLOW_ROOT", "1")
 	dir, err := os.MkdirTemp("", "torsion-test")
 	if err != nil {

@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -464,24 +463,6 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 		fromProxy = web.TrustedPeers(trusted)
 	}
 	h = web.RequestID(h, fromProxy) // outside ProxyHeaders, which replaces the peer's address
-	if len(b.pools) > 0 && env.RunAs == nil && os.Geteuid() == 0 {
-		// Application code as root: only for this machine's clients,
-		// unless the user says otherwise. The control and AMP ports reach
-		// the application too.
-		reach := slices.Clone(eps)
-		for _, desc := range append(slices.Clone(o.controls), o.ampControls...) {
-			if ep, err := endpoint.Parse(desc); err == nil { // a bad one is reported below
-				reach = append(reach, ep)
-			}
-		}
-		for _, ep := range reach {
-			if !endpoint.Local(ep) && !env.AllowRoot {
-				return nil, fmt.Errorf("refusing to run the application as root on %s, which other machines can reach: "+
-					"give --uid USER (torsion binds the port, then it and its workers run as USER), or --allow-root", ep)
-			}
-		}
-		log.Warn("The application runs as root; give --uid USER to run it as another user.")
-	}
 	var tlsHandshake func(error)
 	if reg != nil {
 		tlsHandshake = reg.TLSHandshake
