@@ -9,6 +9,7 @@
 package wsgi
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	_ "embed"
@@ -62,6 +63,11 @@ type Config struct {
 	// MaxRequests recycles a worker after it served this many requests,
 	// plus a random 0..MaxRequestsJitter; 0 means never.
 	MaxRequests, MaxRequestsJitter int
+	// DetectInterface serves App as what it is, WSGI or ASGI (ASGI is then
+	// ignored): Start asks the interpreter, which imports it once more,
+	// and Threads 0 takes the default of the kind found. For an
+	// application given as gunicorn takes it, MODULE:APP.
+	DetectInterface bool
 	// BodyBuffer is how much of a request body Go receives in memory
 	// before the request goes to a worker (default 1 MiB).
 	BodyBuffer int
@@ -185,10 +191,9 @@ func New(cfg Config) (*Pool, error) {
 		return nil, errors.New("workers, threads, timeouts, max-requests, body buffer and memory limit cannot be negative")
 	}
 	cfg.Workers = cmp.Or(cfg.Workers, runtime.NumCPU())
-	if cfg.ASGI {
-		cfg.Threads = cmp.Or(cfg.Threads, 64)
+	if !cfg.DetectInterface {
+		cfg.Threads = defaultThreads(cfg)
 	}
-	cfg.Threads = cmp.Or(cfg.Threads, 1)
 	cfg.BodyBuffer = cmp.Or(cfg.BodyBuffer, 1<<20)
 	cfg.BodySpool = cmp.Or(cfg.BodySpool, 64<<20)
 	if cfg.Bodies == nil {
@@ -253,6 +258,39 @@ func New(cfg Config) (*Pool, error) {
 		depth: cfg.Threads + 8,
 		rng:   rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid()))),
 	}, nil
+}
+
+// defaultThreads is cfg.Threads, or when 0 the default of its kind: 64
+// tasks at a time for ASGI, one thread for WSGI.
+func defaultThreads(cfg Config) int {
+	if cfg.ASGI {
+		return cmp.Or(cfg.Threads, 64)
+	}
+	return cmp.Or(cfg.Threads, 1)
+}
+
+// detectInterface asks the interpreter whether the application is a WSGI
+// or an ASGI one (worker.py --probe, which imports it once), for an
+// application given without saying (DetectInterface).
+func (p *Pool) detectInterface(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.StartTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, p.cfg.Python, p.script, "--app", p.cfg.App, "--probe")
+	cmd.Dir, cmd.Env = p.cfg.Dir, p.env
+	if c := p.cfg.RunAs; c != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: c.Uid, Gid: c.Gid, NoSetGroups: os.Geteuid() != 0}}
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return &StartError{App: p.cfg.App, Status: err.Error(), Output: stderr.String(), Python: describePython(p.cfg.Python)}
+	}
+	p.cfg.ASGI = strings.TrimSpace(string(out)) == "asgi"
+	p.cfg.Threads = defaultThreads(p.cfg)
+	p.depth = p.cfg.Threads + 8
+	p.log.Info("the application is "+p.kind(), "app", p.cfg.App)
+	return nil
 }
 
 // String names the pool in messages.
@@ -427,6 +465,12 @@ func (p *Pool) Start(ctx context.Context) error {
 		if err := os.Chown(dir, int(c.Uid), int(c.Gid)); err != nil {
 			os.RemoveAll(dir)
 			return fmt.Errorf("giving the workers' directory to uid %d: %w", c.Uid, err)
+		}
+	}
+	if p.cfg.DetectInterface {
+		if err := p.detectInterface(ctx); err != nil {
+			os.RemoveAll(dir)
+			return err
 		}
 	}
 	p.stopped = make(chan struct{})

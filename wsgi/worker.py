@@ -1421,21 +1421,27 @@ def load(spec, option="--wsgi"):
     return obj
 
 
+def is_async(app):
+    """Whether app is an ASGI application: a coroutine function, or an
+    object whose __call__ is one."""
+    call = app if inspect.isroutine(app) else getattr(type(app), "__call__", None)
+    return inspect.iscoroutinefunction(call)
+
+
 def check_interface(spec, app, asgi):
     """Refuses an application that is plainly of the other kind: an
     ASGI one (a coroutine function of scope, receive, send) given to
     --wsgi, or a plain function of two arguments given to --asgi."""
-    call = app if inspect.isroutine(app) else getattr(type(app), "__call__", None)
-    is_async = inspect.iscoroutinefunction(call)
+    async_app = is_async(app)
     try:
         params = [p for p in inspect.signature(app).parameters.values()
                   if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     except (TypeError, ValueError):
         params = None
-    if not asgi and is_async:
+    if not asgi and async_app:
         raise SystemExit("torsion: --wsgi %s is an ASGI application (a coroutine function of scope, receive, send): "
                          "serve it with --asgi %s" % (spec, spec))
-    if asgi and not is_async and params is not None and len(params) == 2:
+    if asgi and not async_app and params is not None and len(params) == 2:
         raise SystemExit("torsion: --asgi %s is a WSGI application (a function of environ, start_response): "
                          "serve it with --wsgi %s" % (spec, spec))
 
@@ -1460,6 +1466,7 @@ def main():
     p.add_argument("--control-fd", type=int, default=-1)
     p.add_argument("--interface", choices=("wsgi", "asgi"), default="wsgi")
     p.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    p.add_argument("--probe", action="store_true", help="print whether the application is wsgi or asgi, and exit")
     args = p.parse_args()
     # torsion handles ^C and SIGTERM and closes our socket when it is time.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -1473,6 +1480,9 @@ def main():
     except BaseException as e:
         print_import_error(e)
         sys.exit(3)
+    if args.probe:
+        print("asgi" if is_async(app) else "wsgi")
+        return
     asgi = args.interface == "asgi"
     check_interface(args.app, app, asgi)
     conn = Conn(socket.socket(fileno=args.fd))

@@ -994,3 +994,19 @@ func TestChromiumWebSocketH2(t *testing.T) {
 		t.Errorf("the page shows %q, want the echo over HTTP/2", shown)
 	}
 }
+
+// TestPositionalASGI: an application given as gunicorn takes it,
+// MODULE:APP, is served as what it is: an ASGI one as --asgi (it was taken
+// as --wsgi, and refused).
+func TestPositionalASGI(t *testing.T) {
+	t.Parallel()
+	needPython(t)
+	p := start(t, nil, "web", "--port", "tcp:0:interface=127.0.0.1", "asgi_hello:app", "--chdir", "../../examples/asgi",
+		"--python", debianPython, "--workers", "1")
+	p.waitLog(`the application is ASGI`)
+	p.waitLog(`ASGI application running app=asgi_hello:app workers=1 threads=64`)
+	if got := curl(t, "http://127.0.0.1:"+p.port()+"/"); !strings.Contains(got, "Hello") {
+		t.Errorf("the positional ASGI application: %q", got)
+	}
+	p.stopOK()
+}

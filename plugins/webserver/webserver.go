@@ -194,7 +194,9 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 	case len(env.Args) == 1 && !appSpec.MatchString(env.Args[0]):
 		return nil, fmt.Errorf("%q is not an application, MODULE:APP; endpoints go in --port or -b", env.Args[0])
 	case len(env.Args) == 1:
-		o.wsgi.App = env.Args[0] // gunicorn's habit: torsion web -b :8000 app:app
+		// gunicorn's habit: torsion web -b :8000 app:app, served as what
+		// it is, WSGI or ASGI.
+		o.wsgi.App, o.wsgi.DetectInterface = env.Args[0], true
 	}
 	if v := os.Getenv("WEB_CONCURRENCY"); v != "" && !o.fs.Changed("workers") {
 		// gunicorn's default for --workers, which platforms set.
@@ -569,12 +571,13 @@ func (b *builder) spec(where, spec string) (http.Handler, error) {
 func (b *builder) wsgi(where, app string, asgi bool) (http.Handler, error) {
 	cfg := b.o.wsgi
 	cfg.App, cfg.ASGI = app, asgi
+	cfg.DetectInterface = cfg.DetectInterface && where == "/" // the positional application, not a mount
 	system := "wsgi"
 	if asgi {
 		system = "asgi"
-		if !b.o.fs.Changed("threads") {
-			cfg.Threads = 0 // the pool's ASGI default
-		}
+	}
+	if (asgi || cfg.DetectInterface) && !b.o.fs.Changed("threads") {
+		cfg.Threads = 0 // the pool's default for the kind of application
 	}
 	if where != "/" {
 		system += " " + where
