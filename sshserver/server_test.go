@@ -163,6 +163,21 @@ func TestUnknownUserTiming(t *testing.T) {
 	}
 }
 
+// sshBanner connects to addr from the address local and reports whether
+// the server sent its SSH banner (a dropped connection closes first).
+func sshBanner(t *testing.T, addr, local string) (net.Conn, bool) {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	b := make([]byte, 4)
+	_, err = io.ReadFull(c, b)
+	return c, err == nil && string(b) == "SSH-"
+}
+
 // TestMaxStartups: past MaxStartups' Full connections that have not
 // logged in, a new one is dropped before the SSH banner (OpenSSH's
 // MaxStartups); once 5,000-8,000 idle connections were each held for the
@@ -193,16 +208,7 @@ func TestMaxStartups(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	go srv.Serve(ln)
 	defer srv.Close()
-	banner := func() (net.Conn, bool) {
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.SetDeadline(time.Now().Add(10 * time.Second))
-		b := make([]byte, 4)
-		_, err = io.ReadFull(c, b)
-		return c, err == nil && string(b) == "SSH-"
-	}
+	banner := func() (net.Conn, bool) { return sshBanner(t, ln.Addr().String(), "127.0.0.1") }
 	var held []net.Conn
 	for i := range 2 {
 		c, ok := banner()
@@ -239,17 +245,7 @@ func TestMaxStartups(t *testing.T) {
 	ln2, _ := net.Listen("tcp", "127.0.0.1:0")
 	go srv2.Serve(ln2)
 	defer srv2.Close()
-	from := func(local string) (net.Conn, bool) {
-		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
-		c, err := d.Dial("tcp", ln2.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.SetDeadline(time.Now().Add(10 * time.Second))
-		b := make([]byte, 4)
-		_, err = io.ReadFull(c, b)
-		return c, err == nil && string(b) == "SSH-"
-	}
+	from := func(local string) (net.Conn, bool) { return sshBanner(t, ln2.Addr().String(), local) }
 	for i := range 2 {
 		c, ok := from("127.0.0.1")
 		if !ok {
