@@ -66,7 +66,7 @@ func (s *h2stream) Flush() {
 func (s *h2stream) FlushError() error {
 	s.begin(&s.sending)
 	defer s.sending.Store(0)
-	return http.NewResponseController(s.ResponseWriter).Flush()
+	return s.rc.Flush()
 }
 
 // SetWriteDeadline sets a deadline of the handler's own in place of the
