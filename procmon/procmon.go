@@ -18,6 +18,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/torsion-server/torsion/internal/backoff"
 )
 
 // Process is one command kept running.
@@ -33,10 +35,18 @@ type Process struct {
 	exited  chan struct{} // closed when the current run ends
 	stopped chan struct{} // closed when Stop begins
 	done    chan struct{} // closed when supervision ends
+	// after is the clock the waits between runs use: time.After, or a
+	// test's, which records them and lets them end at once.
+	after func(time.Duration) <-chan time.Time
 }
 
-// healthy is how long a run must last for the next to start at once.
-const healthy = time.Second
+// restartPolicy is the wait before a command is started again: at once
+// after a run that lasted a second, or after its first quick death, then
+// doubling from 100 ms to a minute while it keeps dying or failing to
+// start (the WSGI worker slots' policy, with a longer ceiling).
+func restartPolicy() backoff.Policy {
+	return backoff.Policy{Min: 100 * time.Millisecond, Max: time.Minute, Healthy: time.Second}
+}
 
 // Start starts the command; it fails if the command cannot be started at
 // all (not found, say).
@@ -106,7 +116,11 @@ func (p *Process) copyOutput(r io.ReadCloser) {
 // supervise starts the command again each time it exits, until Stop.
 func (p *Process) supervise() {
 	defer close(p.done)
-	wait := time.Duration(0)
+	after := p.after
+	if after == nil {
+		after = time.After
+	}
+	policy := restartPolicy()
 	for {
 		born := time.Now()
 		p.mu.Lock()
@@ -117,26 +131,22 @@ func (p *Process) supervise() {
 		case <-p.stopped:
 			return
 		}
-		if time.Since(born) >= healthy {
-			wait = 0
-		} else {
-			wait = min(max(2*wait, 100*time.Millisecond), time.Minute)
-		}
+		wait := policy.Exited(time.Since(born))
 		for {
 			if wait > 0 {
 				p.Log.Warn("restarting the process", "in", wait)
 			}
 			select {
-			case <-time.After(wait):
+			case <-after(wait):
 			case <-p.stopped:
 				return
 			}
-			if err := p.run(); err == nil {
+			err := p.run()
+			if err == nil {
 				break
-			} else {
-				wait = min(max(2*wait, 100*time.Millisecond), time.Minute)
-				p.Log.Error("the process did not start", "err", err)
 			}
+			wait = policy.Failed()
+			p.Log.Error("the process did not start", "err", err)
 		}
 	}
 }

@@ -32,6 +32,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/torsion-server/torsion/internal/backoff"
 )
 
 //go:embed worker.py
@@ -576,41 +578,11 @@ func describePython(path string) string {
 	return path + ", " + strings.TrimSpace(string(out))
 }
 
-// backoff decides how long a slot waits before it starts a worker again.
-// A worker that dies unexpectedly is replaced at once, as gunicorn does
-// (with one worker, every request waits for it), unless the slot is
-// crash-looping: a worker that dies within healthy of becoming ready, when
-// the one before it did too, or one that fails to start. Then the wait
-// doubles from min up to max, so a broken deployment does not burn the
-// machine. A worker that lived past healthy starts it all over.
-type backoff struct {
-	min, max time.Duration
-	// healthy is how long a worker must have lived not to count as part
-	// of a crash loop.
-	healthy time.Duration
-	cur     time.Duration
-	quick   bool // the last worker died within healthy
-}
-
-// defaultBackoff is the policy of every slot.
-func defaultBackoff() backoff {
-	return backoff{min: 100 * time.Millisecond, max: 10 * time.Second, healthy: time.Second}
-}
-
-// exited returns the wait after a worker that lived this long (from ready
-// to exit) died unexpectedly.
-func (b *backoff) exited(lived time.Duration) time.Duration {
-	if lived >= b.healthy || !b.quick {
-		b.cur, b.quick = 0, lived < b.healthy
-		return 0
-	}
-	return b.failed()
-}
-
-// failed returns the wait after a worker failed to start.
-func (b *backoff) failed() time.Duration {
-	b.cur = min(max(2*b.cur, b.min), b.max)
-	return b.cur
+// defaultBackoff is the restart policy of every slot: a worker that dies
+// unexpectedly is replaced at once, as gunicorn does (with one worker,
+// every request waits for it), unless the slot crash-loops.
+func defaultBackoff() backoff.Policy {
+	return backoff.Policy{Min: 100 * time.Millisecond, Max: 10 * time.Second, Healthy: time.Second}
 }
 
 // supervise keeps one worker slot filled, restarting crashed workers
@@ -654,7 +626,7 @@ func (p *Pool) supervise(slot int, w *worker) {
 		p.countRestart(cause)
 		wait := time.Duration(0)
 		if !planned {
-			wait = bo.exited(time.Since(born))
+			wait = bo.Exited(time.Since(born))
 			w.log.Error("worker exited unexpectedly; restarting it", "status", w.status, "restart_in", wait)
 		}
 		for {
@@ -689,7 +661,7 @@ func (p *Pool) supervise(slot int, w *worker) {
 				w = nw
 				break
 			}
-			wait = bo.failed()
+			wait = bo.Failed()
 			p.log.Error("worker failed to start; retrying", "worker", slot, "retry_in", wait, "err", err)
 		}
 		w.log.Info("worker started")

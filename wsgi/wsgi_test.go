@@ -1161,39 +1161,6 @@ func TestBodyBudget(t *testing.T) {
 	}
 }
 
-// TestBackoff: a worker's first crash is restarted at once; workers that
-// keep dying soon after they start, or fail to start, are waited for
-// longer each time, up to the maximum; a worker that lived starts over.
-func TestBackoff(t *testing.T) {
-	const quick, long = 10 * time.Millisecond, time.Minute
-	for _, tt := range []struct {
-		name   string
-		events []time.Duration // how long each worker lived; -1: it failed to start
-		want   []time.Duration
-	}{
-		{"one crash after a while", []time.Duration{long}, []time.Duration{0}},
-		{"one crash right after start", []time.Duration{quick}, []time.Duration{0}},
-		{"healthy crashes", []time.Duration{long, long, long}, []time.Duration{0, 0, 0}},
-		{"crash loop", []time.Duration{quick, quick, quick, quick}, []time.Duration{0, 100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond}},
-		{"loop broken by a healthy worker", []time.Duration{quick, quick, long, quick, quick}, []time.Duration{0, 100 * time.Millisecond, 0, 0, 100 * time.Millisecond}},
-		{"start failures", []time.Duration{long, -1, -1, -1}, []time.Duration{0, 100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond}},
-		{"capped", []time.Duration{-1, -1, -1, -1, -1, -1, -1, -1, -1}, []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, 1600 * time.Millisecond, 3200 * time.Millisecond, 6400 * time.Millisecond, 10 * time.Second, 10 * time.Second}},
-	} {
-		b := defaultBackoff()
-		var got []time.Duration
-		for _, lived := range tt.events {
-			if lived < 0 {
-				got = append(got, b.failed())
-			} else {
-				got = append(got, b.exited(lived))
-			}
-		}
-		if fmt.Sprint(got) != fmt.Sprint(tt.want) {
-			t.Errorf("%s: waits %v, want %v", tt.name, got, tt.want)
-		}
-	}
-}
-
 // TestTimeoutKillsChildren: a worker killed for its timeout takes the
 // processes it started with it (they once survived it).
 func TestTimeoutKillsChildren(t *testing.T) {
