@@ -430,16 +430,22 @@ func TestLargeZoneMisses(t *testing.T) {
 			t.Errorf("%s: %s with %d answers", c.name, dns.RcodeToString[r.Rcode], len(r.Answer))
 		}
 	}
+	// The fastest of three rounds of each, so that a loaded machine's
+	// pause in one round does not count; the scan took 9.8 s a round.
 	cost := func(name func(int) string) time.Duration {
-		began := time.Now()
-		for i := range 200 {
-			ask(name(i))
+		best := time.Hour
+		for range 3 {
+			began := time.Now()
+			for i := range 200 {
+				ask(name(i))
+			}
+			best = min(best, time.Since(began))
 		}
-		return time.Since(began)
+		return best
 	}
 	hits := cost(func(i int) string { return fmt.Sprintf("h%d.d%d.big.test.", i, i%100) })
 	misses := cost(func(i int) string { return fmt.Sprintf("r%d.big.test.", i) })
-	if misses > 20*hits+20*time.Millisecond {
+	if misses > 20*hits+100*time.Millisecond {
 		t.Errorf("200 misses took %v, 200 hits %v: a miss scans the zone", misses, hits)
 	}
 }

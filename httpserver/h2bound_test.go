@@ -126,7 +126,7 @@ func h2Server(t *testing.T, h http.Handler, opts Options) string {
 // goroutine each for as long as the client liked. A handler that thinks
 // between writes while the client keeps up is not cut off.
 func TestH2StalledStreams(t *testing.T) {
-	const timeout = 400 * time.Millisecond
+	const timeout = 700 * time.Millisecond
 	handlerErr := make(chan error, 1)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {

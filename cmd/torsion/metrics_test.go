@@ -436,7 +436,7 @@ func TestChromiumStatusPhone(t *testing.T) {
 	page.call("Emulation.setDeviceMetricsOverride", map[string]any{"width": 375, "height": 800, "deviceScaleFactor": 2, "mobile": true})
 	eval := page.eval
 	var fits string
-	waitUntil(20*time.Second, func() bool {
+	waitUntil(60*time.Second, func() bool {
 		fits = eval(`document.querySelectorAll("table tr").length >= 3 && window.innerWidth <= 400 ? ` +
 			`String([...document.querySelectorAll(".scroll")].every(d => d.scrollWidth <= d.clientWidth) && document.documentElement.scrollWidth <= window.innerWidth) : ""`)
 		return fits != ""
