@@ -413,7 +413,16 @@ func (p *Pool) Workers() []WorkerStatus {
 		default:
 			st.State = "idle"
 		}
-		for _, c := range w.order {
+		running := w.order
+		if w.sockets > 0 { // WebSockets are not in order; they run all the same
+			running = slices.Clone(running)
+			for _, c := range w.calls {
+				if c.socket {
+					running = append(running, c)
+				}
+			}
+		}
+		for _, c := range running {
 			run := RunningRequest{Method: c.req.Method, URI: c.req.RequestURI}
 			if !c.begun.IsZero() {
 				run.Seconds = now.Sub(c.begun).Seconds()

@@ -339,6 +339,11 @@ func TestMetricsWebSockets(t *testing.T) {
 		waitUntil(20*time.Second, func() bool { return open() == n }, func() { t.Errorf("torsion_websockets_open %v, want %v", open(), n) })
 	}
 	expect(2)
+	// The status page lists them among what the worker runs, though they
+	// take no request's place.
+	if st := curl(t, "http://127.0.0.1:"+mport+"/status.json"); strings.Count(st, `"method":"GET","uri":"/"`) != 2 {
+		t.Errorf("status.json does not show the two WebSockets running:\n%s", st)
+	}
 	conns[0].Close(websocket.StatusNormalClosure, "")
 	expect(1)
 	conns[1].Close(websocket.StatusNormalClosure, "")
