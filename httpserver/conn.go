@@ -1005,7 +1005,6 @@ func writeFields(bw *bufio.Writer, h http.Header) {
 
 var statusLines sync.Map // int -> string
 
-// statusLine is "CODE Reason\r\n".
 // SetReason sets the reason phrase of the status line w sends over
 // HTTP/1.x, in place of the standard one ("599 Custom", "200 Fine
 // Thanks"), as a WSGI application's start_response asks; call it before
@@ -1035,6 +1034,7 @@ func SetReason(w http.ResponseWriter, phrase string) bool {
 	}
 }
 
+// statusLine is "CODE Reason\r\n".
 func statusLine(code int) string {
 	if s, ok := statusLines.Load(code); ok {
 		return s.(string)

@@ -198,13 +198,7 @@ func New(h http.Handler, opts Options) *Server {
 		},
 		ConnState: func(c net.Conn, st http.ConnState) {
 			if st == http.StateClosed || st == http.StateHijacked {
-				s.mu.Lock()
-				cl, ok := s.h2conns[c]
-				delete(s.h2conns, c)
-				s.mu.Unlock()
-				if ok {
-					cl.close()
-				}
+				s.releaseH2(c)
 			}
 		},
 	}
@@ -285,17 +279,13 @@ func (s *Server) serveConn(rwc net.Conn) {
 	}
 	cl, ok := s.clients.open(rwc.RemoteAddr())
 	if !ok {
-		s.mu.Lock()
-		s.starting--
-		s.mu.Unlock()
+		s.notStarting()
 		s.log.Debug("connection refused: the client holds its share of connections", "remote", rwc.RemoteAddr().String(), "max", s.opts.MaxClientConns)
 		rwc.Close()
 		return
 	}
 	if tc, ok := rwc.(*tls.Conn); ok && tc.ConnectionState().NegotiatedProtocol == "h2" {
-		s.mu.Lock()
-		s.starting--
-		s.mu.Unlock()
+		s.notStarting()
 		s.handOff(rwc, cl)
 		return
 	}
@@ -314,6 +304,14 @@ func (s *Server) serveConn(rwc net.Conn) {
 	c.client.close()
 }
 
+// notStarting takes back the count Serve made of a connection it accepted
+// that serveConn does not keep in conns.
+func (s *Server) notStarting() {
+	s.mu.Lock()
+	s.starting--
+	s.mu.Unlock()
+}
+
 // handOff gives a connection to net/http's server, which speaks HTTP/2;
 // cl, its client's count, is released when it closes.
 func (s *Server) handOff(c net.Conn, cl *client) {
@@ -323,11 +321,20 @@ func (s *Server) handOff(c net.Conn, cl *client) {
 	select {
 	case s.handoff.conns <- c:
 	case <-s.handoff.done:
-		s.mu.Lock()
-		delete(s.h2conns, c)
-		s.mu.Unlock()
-		cl.close()
+		s.releaseH2(c)
 		c.Close()
+	}
+}
+
+// releaseH2 gives back the client's count of a connection handed to the
+// HTTP/2 server, once it is closed (or never taken).
+func (s *Server) releaseH2(c net.Conn) {
+	s.mu.Lock()
+	cl, ok := s.h2conns[c]
+	delete(s.h2conns, c)
+	s.mu.Unlock()
+	if ok {
+		cl.close()
 	}
 }
 
@@ -335,8 +342,9 @@ func (s *Server) handOff(c net.Conn, cl *client) {
 // parseHead does over HTTP/1: a header name with an underscore is dropped
 // (or refused, with RefuseUnderscores); a repeated Content-Type, an
 // :authority that is not a valid Host, and a host field that differs from
-// :authority (RFC 9113 8.3.1) are refused. An equal host field is dropped, so r.Host is
-// the one source of the host for routing and applications alike.
+// :authority (RFC 9113 8.3.1) are refused. An equal host field is
+// dropped, so r.Host is the one source of the host for routing and
+// applications alike.
 func (s *Server) serveH2(w http.ResponseWriter, r *http.Request) {
 	cl := clientOf(r.Context())
 	if !cl.startStream() {
