@@ -107,10 +107,19 @@ func NewProxy(target string, opts ProxyOptions) (http.Handler, error) {
 // keep-alive, Upgrade" holds "upgrade").
 func HeaderHasToken(h http.Header, name, token string) bool {
 	for _, v := range h.Values(name) {
-		for t := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), token) {
-				return true
-			}
+		if HasToken(v, token) {
+			return true
+		}
+	}
+	return false
+}
+
+// HasToken reports whether the comma-separated value v holds token,
+// compared without regard to case.
+func HasToken(v, token string) bool {
+	for t := range strings.SplitSeq(v, ",") {
+		if strings.EqualFold(strings.TrimSpace(t), token) {
+			return true
 		}
 	}
 	return false

@@ -259,10 +259,10 @@ func (rs *response) start(payload []byte) error {
 	ownID := false
 	for i := 0; i+1 < len(fields); i += 2 {
 		name, value := fields[i], fields[i+1]
-		if hopByHop[strings.ToLower(name)] {
+		if isHopByHop(name) {
 			// The server's to decide (PEP 3333), so not sent on; but an
 			// application that asks to close is obeyed, as gunicorn does.
-			if strings.EqualFold(name, "Connection") && web.HeaderHasToken(http.Header{"Connection": {value}}, "Connection", "close") {
+			if strings.EqualFold(name, "Connection") && web.HasToken(value, "close") {
 				h.Set("Connection", "close")
 				continue
 			}
@@ -271,7 +271,7 @@ func (rs *response) start(payload []byte) error {
 			}
 			continue
 		}
-		if !ownID && http.CanonicalHeaderKey(name) == web.RequestIDHeader {
+		if !ownID && strings.EqualFold(name, web.RequestIDHeader) {
 			// The application's id replaces the one torsion gave the
 			// response (RequestID): one header, the application's.
 			ownID = true
@@ -300,9 +300,20 @@ func (rs *response) writeHeader() {
 }
 
 // hopByHop are the header fields an application may not send on
-// (RFC 9110 7.6.1, PEP 3333), lower-case.
-var hopByHop = map[string]bool{"connection": true, "keep-alive": true, "proxy-authenticate": true, "proxy-authorization": true,
-	"proxy-connection": true, "te": true, "trailer": true, "transfer-encoding": true, "upgrade": true}
+// (RFC 9110 7.6.1, PEP 3333).
+var hopByHop = [...]string{"Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+	"Proxy-Connection", "TE", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+// isHopByHop reports whether name, in any case, is one of hopByHop; it
+// looks at every header of every response, so it does not allocate.
+func isHopByHop(name string) bool {
+	for _, h := range hopByHop {
+		if len(h) == len(name) && strings.EqualFold(h, name) {
+			return true
+		}
+	}
+	return false
+}
 
 // holdMax is how much of a body is held before the head is committed: an
 // application that fails after its first small chunk, before anything
