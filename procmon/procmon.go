@@ -35,9 +35,9 @@ type Process struct {
 	exited  chan struct{} // closed when the current run ends
 	stopped chan struct{} // closed when Stop begins
 	done    chan struct{} // closed when supervision ends
-	// after is the clock the waits between runs use: time.After, or a
-	// test's, which records them and lets them end at once.
-	after func(time.Duration) <-chan time.Time
+	// clock is the time supervision reads and waits on: backoff.System,
+	// or a test's, which records the waits and ends them at once.
+	clock backoff.Clock
 }
 
 // restartPolicy is the wait before a command is started again: at once
@@ -116,13 +116,13 @@ func (p *Process) copyOutput(r io.ReadCloser) {
 // supervise starts the command again each time it exits, until Stop.
 func (p *Process) supervise() {
 	defer close(p.done)
-	after := p.after
-	if after == nil {
-		after = time.After
+	clock := p.clock
+	if clock == nil {
+		clock = backoff.System
 	}
 	policy := restartPolicy()
 	for {
-		born := time.Now()
+		born := clock.Now()
 		p.mu.Lock()
 		exited := p.exited
 		p.mu.Unlock()
@@ -131,13 +131,13 @@ func (p *Process) supervise() {
 		case <-p.stopped:
 			return
 		}
-		wait := policy.Exited(time.Since(born))
+		wait := policy.Exited(clock.Now().Sub(born))
 		for {
 			if wait > 0 {
 				p.Log.Warn("restarting the process", "in", wait)
 			}
 			select {
-			case <-after(wait):
+			case <-clock.After(wait):
 			case <-p.stopped:
 				return
 			}

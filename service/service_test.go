@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/torsion-server/torsion/endpoint"
+	"github.com/torsion-server/torsion/internal/testutil"
 )
 
 // recorder is a service that notes its starts and stops in a shared log.
@@ -84,35 +85,53 @@ func TestMulti(t *testing.T) {
 	}
 }
 
+// TestTimer: a timer calls at once, then at each interval, and never
+// after Stop has returned.
 func TestTimer(t *testing.T) {
 	var n atomic.Int32
+	var stopped atomic.Bool
 	first := make(chan time.Time, 1)
+	late := make(chan struct{}, 1)
 	tm := &Timer{Interval: 20 * time.Millisecond, Func: func(ctx context.Context) {
 		if n.Add(1) == 1 {
 			first <- time.Now()
+		}
+		if stopped.Load() {
+			select {
+			case late <- struct{}{}:
+			default:
+			}
 		}
 	}}
 	start := time.Now()
 	if err := tm.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if at := <-first; at.Sub(start) > 15*time.Millisecond {
-		t.Errorf("first call after %v, want at once", at.Sub(start))
+	<-first
+	testutil.WaitUntil(10*time.Second, func() bool { return n.Load() >= 4 }, func() { t.Fatalf("%d calls", n.Load()) })
+	if d := time.Since(start); d < 60*time.Millisecond {
+		t.Errorf("four calls in %v at a 20 ms interval", d)
 	}
-	time.Sleep(110 * time.Millisecond)
 	if err := tm.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	got := n.Load()
-	if got < 3 || got > 8 {
-		t.Errorf("%d calls in ~110ms at 20ms, want about 6", got)
-	}
-	time.Sleep(50 * time.Millisecond)
-	if n.Load() != got {
+	stopped.Store(true)
+	select { // a call after Stop would come within an interval or two
+	case <-late:
 		t.Error("timer kept calling after Stop")
+	case <-time.After(100 * time.Millisecond):
 	}
 	if err := (&Timer{}).Start(context.Background()); err == nil {
 		t.Error("zero interval accepted")
+	}
+	// An hourly timer's first call comes at once, not an hour later.
+	hourly := &Timer{Interval: time.Hour, Func: func(context.Context) { first <- time.Now() }}
+	hourly.Start(context.Background())
+	defer hourly.Stop(context.Background())
+	select {
+	case <-first:
+	case <-time.After(10 * time.Second):
+		t.Error("an hourly timer's first call did not come at once")
 	}
 }
 
@@ -183,12 +202,14 @@ func TestListenerGracefulStop(t *testing.T) {
 }
 
 func TestListenerStopTimeout(t *testing.T) {
+	arrived := make(chan struct{}, 1)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
 		<-r.Context().Done()
 	})}
 	l := listen(t, srv)
 	go http.Get("http://" + l.Addr().String() + "/")
-	time.Sleep(100 * time.Millisecond)
+	<-arrived
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	err := l.Stop(ctx)

@@ -165,6 +165,11 @@ type Pool struct {
 	waits    waitHist          // how long requests waited for a worker (metrics)
 	slots    sync.WaitGroup
 	rng      *rand.Rand
+	// clock is the time supervision reads and waits on, and rss reads a
+	// worker's resident memory: backoff.System and residentBytes, or a
+	// test's.
+	clock backoff.Clock
+	rss   func(pid int) (int64, bool)
 
 	// serving counts the calls of ServeHTTP under way, for Stop.
 	serving atomic.Int64
@@ -259,6 +264,8 @@ func New(cfg Config) (*Pool, error) {
 		env:   env,
 		depth: cfg.Threads + 8,
 		rng:   rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid()))),
+		clock: backoff.System,
+		rss:   residentBytes,
 	}, nil
 }
 
@@ -599,7 +606,7 @@ func defaultBackoff() backoff.Policy {
 func (p *Pool) supervise(slot int, w *worker) {
 	bo := defaultBackoff()
 	for {
-		born := time.Now()
+		born := p.clock.Now()
 		select {
 		case <-w.exited:
 		case h := <-p.handover[slot-1]:
@@ -635,13 +642,13 @@ func (p *Pool) supervise(slot int, w *worker) {
 		p.countRestart(cause)
 		wait := time.Duration(0)
 		if !planned {
-			wait = bo.Exited(time.Since(born))
+			wait = bo.Exited(p.clock.Now().Sub(born))
 			w.log.Error("worker exited unexpectedly; restarting it", "status", w.status, "restart_in", wait)
 		}
 		for {
 			if wait > 0 {
 				select {
-				case <-time.After(wait):
+				case <-p.clock.After(wait):
 				case <-p.stopped:
 					return
 				}
@@ -846,7 +853,7 @@ func (p *Pool) memoryWatch() {
 			if w == nil {
 				continue
 			}
-			rss, ok := residentBytes(w.pid)
+			rss, ok := p.rss(w.pid)
 			if !ok || rss <= p.cfg.MaxMemory {
 				continue
 			}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -20,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"testing/iotest"
@@ -44,6 +46,13 @@ type testServer struct {
 
 func startPool(t *testing.T, cfg Config) *testServer {
 	t.Helper()
+	return startPoolWith(t, cfg, nil)
+}
+
+// startPoolWith is startPool with setup run on the pool before it starts:
+// a test's clock, memory reader or random numbers.
+func startPoolWith(t *testing.T, cfg Config, setup func(*Pool)) *testServer {
+	t.Helper()
 	if _, err := os.Stat(python); err != nil {
 		t.Skip("needs Debian's python3")
 	}
@@ -61,6 +70,9 @@ func startPool(t *testing.T, cfg Config) *testServer {
 	p, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if setup != nil {
+		setup(p)
 	}
 	if err := p.Start(context.Background()); err != nil {
 		t.Fatal(err)
@@ -656,7 +668,7 @@ func TestClientGoneClosesIterable(t *testing.T) {
 }
 
 // TestCrashedWorkerIsReplaced: a worker that crashes is replaced, at once
-// (a first crash gets no backoff; TestBackoff covers crash loops).
+// (a first crash gets no backoff; TestCrashLoop covers crash loops).
 func TestCrashedWorkerIsReplaced(t *testing.T) {
 	t.Parallel()
 	s := startPool(t, Config{App: "apps:crash"})
@@ -669,6 +681,48 @@ func TestCrashedWorkerIsReplaced(t *testing.T) {
 		t.Errorf("no %q in the log:\n%s", line, s.log)
 	}
 	waitFor(t, func() bool { return strings.Count(s.log.String(), "worker started worker=1") == 2 }, "worker not restarted:\n%s", s.log)
+}
+
+// TestCrashLoop drives a slot's supervisor on a clock the test holds (on
+// which no worker lives any time): a worker that dies at once is replaced
+// at once the first time, then after waits that double; a replacement
+// that cannot even start is retried after waits that go on doubling; once
+// it can, it serves.
+func TestCrashLoop(t *testing.T) {
+	t.Parallel()
+	mark := filepath.Join(t.TempDir(), "mark")
+	clock := &testutil.StillClock{}
+	s := startPoolWith(t, Config{App: "flaky:application", Env: []string{"FLAKY_MARK=" + mark}},
+		func(p *Pool) { p.clock = clock })
+	ms := time.Millisecond
+	crash := func() int { // a POST, which is not tried again on another worker
+		resp, err := http.Post(s.url+"/", "text/plain", strings.NewReader("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for i := 0; i < 4; i++ {
+		if code := crash(); code != 502 {
+			t.Fatalf("crash %d = %d, want 502", i, code)
+		}
+	}
+	waitFor(t, func() bool { return strings.Count(s.log.String(), "worker started worker=1") == 5 }, "not restarted four times:\n%s", s.log)
+	if got, want := clock.Waits(), []time.Duration{100 * ms, 200 * ms, 400 * ms}; !slices.Equal(got, want) {
+		t.Errorf("waits after four quick crashes %v, want %v", got, want)
+	}
+	os.WriteFile(mark, nil, 0o644)
+	crash()
+	waitFor(t, func() bool { return len(clock.Waits()) >= 6 }, "failed starts not retried: waits %v\n%s", clock.Waits(), s.log)
+	if got, want := clock.Waits()[3:6], []time.Duration{800 * ms, 1600 * ms, 3200 * ms}; !slices.Equal(got, want) {
+		t.Errorf("waits between failed starts %v, want %v", got, want)
+	}
+	if !strings.Contains(s.log.String(), "worker failed to start; retrying") {
+		t.Errorf("no log line for a failed start:\n%s", s.log)
+	}
+	os.Remove(mark)
+	waitFor(t, func() bool { return strings.Count(s.log.String(), "worker started worker=1") == 6 }, "not started once it could be:\n%s", s.log)
 }
 
 // TestCrashLeavingChild: a worker that dies while a process it started
@@ -719,7 +773,7 @@ func TestCrashLosesNoOtherRequest(t *testing.T) {
 			codes <- resp.StatusCode
 		})
 	}
-	time.Sleep(120 * time.Millisecond)
+	waitFor(t, func() bool { _, busy, queued, _ := s.pool.Stats(); return busy == 2 && queued > 0 }, "the requests did not queue")
 	s.pool.mu.Lock()
 	victim := s.pool.workers[0]
 	s.pool.mu.Unlock()
@@ -800,21 +854,43 @@ func TestTimeout(t *testing.T) {
 	}
 }
 
+// TestMaxRequests: a worker is recycled after exactly MaxRequests
+// requests, plus the jitter drawn for it (here the largest, from random
+// numbers the test holds): each worker serves that many, no more, no
+// fewer.
 func TestMaxRequests(t *testing.T) {
 	t.Parallel()
-	s := startPool(t, Config{App: "apps:pid", MaxRequests: 3})
-	pids := map[string]int{}
-	for i := 0; i < 9; i++ {
-		resp, body := get(t, s.url+"/")
-		if resp.StatusCode != 200 {
-			t.Fatalf("request %d: %d", i, resp.StatusCode)
+	for _, tt := range []struct {
+		max, jitter, want int
+	}{{3, 0, 3}, {1, 2, 3}} {
+		s := startPoolWith(t, Config{App: "apps:pid", MaxRequests: tt.max, MaxRequestsJitter: tt.jitter},
+			func(p *Pool) { p.rng = rand.New(highest{}) })
+		var order []string // the pid serving each request
+		for i := 0; i < 3*tt.want; i++ {
+			resp, body := get(t, s.url+"/")
+			if resp.StatusCode != 200 {
+				t.Fatalf("request %d: %d", i, resp.StatusCode)
+			}
+			order = append(order, body)
 		}
-		pids[body]++
-	}
-	if len(pids) != 3 {
-		t.Errorf("pids %v: want 3 workers serving 3 requests each", pids)
+		for i := range order {
+			if same := order[i] == order[i/tt.want*tt.want]; !same {
+				t.Errorf("max %d jitter %d: pids %v, want a new worker every %d requests", tt.max, tt.jitter, order, tt.want)
+				break
+			}
+			if i > 0 && i%tt.want == 0 && order[i] == order[i-1] {
+				t.Errorf("max %d jitter %d: pids %v, want a new worker every %d requests", tt.max, tt.jitter, order, tt.want)
+				break
+			}
+		}
 	}
 }
+
+// highest is a random source whose every draw is the largest: IntN(n)
+// gives n-1.
+type highest struct{}
+
+func (highest) Uint64() uint64 { return ^uint64(0) }
 
 func TestImportFailure(t *testing.T) {
 	t.Parallel()
@@ -1077,10 +1153,12 @@ func TestStopDuringRestart(t *testing.T) {
 	os.WriteFile(marker, nil, 0o644)
 	srv := httptest.NewServer(p)
 	defer srv.Close()
-	if resp, err := http.Get(srv.URL + "/"); err == nil {
+	// A POST, not tried again on another worker (a GET would wait for the
+	// slow restart).
+	if resp, err := http.Post(srv.URL+"/", "text/plain", strings.NewReader("x")); err == nil {
 		resp.Body.Close() // the worker crashed: 502, and a slow restart begins
 	}
-	time.Sleep(500 * time.Millisecond)
+	waitFor(t, func() bool { _, err := os.Stat(marker + ".importing"); return err == nil }, "the restart did not begin")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	start := time.Now()
@@ -1231,6 +1309,46 @@ func TestMaxQueue(t *testing.T) {
 	}
 }
 
+// TestNoOvertaking: a request that arrives while others wait does not
+// take a worker that has room before them, even when it finds one free
+// (as it may between a release and the woken waiter taking its place):
+// it waits behind them, and is served once they are.
+func TestNoOvertaking(t *testing.T) {
+	t.Parallel()
+	s := startPool(t, Config{App: "apps:pid"})
+	// A waiter that is woken but leaves, passing its turn on.
+	early := make(chan struct{}, 1)
+	s.pool.mu.Lock()
+	s.pool.waiting = append(s.pool.waiting, early)
+	s.pool.mu.Unlock()
+	done := make(chan int, 1)
+	go func() {
+		resp, err := http.Get(s.url + "/")
+		if err != nil {
+			done <- 0
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	waitFor(t, func() bool {
+		s.pool.mu.Lock()
+		defer s.pool.mu.Unlock()
+		return len(s.pool.waiting) == 2
+	}, "the newcomer did not queue behind the waiting request")
+	select {
+	case code := <-done:
+		t.Fatalf("the newcomer was served (%d) before the request waiting ahead of it", code)
+	default:
+	}
+	s.pool.release() // wakes the early waiter
+	<-early
+	s.pool.release() // which leaves, waking the next
+	if code := <-done; code != 200 {
+		t.Errorf("the newcomer, once its turn came: %d", code)
+	}
+}
+
 // TestMaxMemory: a worker whose memory stays over the limit is recycled
 // after its requests, with a log line giving its size; its replacement
 // serves.
@@ -1242,6 +1360,34 @@ func TestMaxMemory(t *testing.T) {
 	waitFor(t, func() bool { return strings.Count(s.log.String(), "worker started worker=1") == 2 }, "not replaced:\n%s", s.log)
 	if _, after := get(t, s.url+"/"); after == before {
 		t.Errorf("the worker over the limit (pid %s) still serves", before)
+	}
+}
+
+// TestMemorySpikes: a worker is recycled only when two samples in a row
+// are over MaxMemory, not for spikes between which it comes back under;
+// samples are taken by a reader the test holds.
+func TestMemorySpikes(t *testing.T) {
+	t.Parallel()
+	var n atomic.Int64
+	samples := []int64{200, 50, 200, 50, 300, 300} // bytes, against a limit of 100
+	s := startPoolWith(t, Config{App: "apps:pid", MaxMemory: 100}, func(p *Pool) {
+		p.rss = func(int) (int64, bool) {
+			if i := n.Add(1); int(i) <= len(samples) {
+				return samples[i-1], true
+			}
+			return 50, true
+		}
+	})
+	const recycled = "worker uses more memory than the limit"
+	// The fifth sample is taken after the fourth was judged; it is the
+	// first of two over the limit, so the worker is recycled on the sixth.
+	waitFor(t, func() bool { return n.Load() >= 5 }, "only %d samples taken", n.Load())
+	if strings.Contains(s.log.String(), recycled) {
+		t.Fatalf("recycled for a spike:\n%s", s.log)
+	}
+	waitFor(t, func() bool { return n.Load() > 6 }, "only %d samples taken", n.Load())
+	if !strings.Contains(s.log.String(), "rss=300 limit=100") {
+		t.Errorf("not recycled after two samples over the limit:\n%s", s.log)
 	}
 }
 

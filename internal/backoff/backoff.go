@@ -36,3 +36,19 @@ func (b *Policy) Failed() time.Duration {
 	b.cur = min(max(2*b.cur, b.Min), b.Max)
 	return b.cur
 }
+
+// Clock is the time a supervisor reads and waits on: System, or one a
+// test holds so that it sees each wait the policy chose and need not
+// spend it.
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+// System is the real clock.
+var System Clock = systemClock{}
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time                         { return time.Now() }
+func (systemClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
