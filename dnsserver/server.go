@@ -13,15 +13,23 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/torsion-server/torsion/endpoint"
 	"github.com/torsion-server/torsion/internal/clientaddr"
 )
 
-// Server serves an Authority over UDP and TCP on one address; it is a
-// service (Start, Stop) and reads its files again on Reload (SIGHUP) and
-// when they change on disk.
+// Server serves an Authority over UDP and TCP; it is a service (Start,
+// Stop) and reads its files again on Reload (SIGHUP) and when they change
+// on disk.
 type Server struct {
-	// Addr is the host and port to listen on, both protocols.
+	// Addr is the host and port to listen on, both protocols, unless TCP
+	// and UDP say otherwise.
 	Addr string
+	// TCP and UDP, when set, are where to listen instead (sockets systemd
+	// passed, say). Without UDP, datagrams are received on TCP's address
+	// and port (the port it was given when it asked for 0). Sockets made
+	// through endpoint are handed over in an upgrade (SIGUSR2).
+	TCP endpoint.Server
+	UDP endpoint.PacketServer
 	// HostsFiles and ZoneFiles are read at Start and at each Reload.
 	HostsFiles, ZoneFiles []string
 	// Forward, if set, answers what the files do not (twistd dns
@@ -52,18 +60,9 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.logSkipped(auth)
 	s.auth.Store(auth)
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", s.Addr)
+	ln, pc, err := s.listen(ctx)
 	if err != nil {
-		return fmt.Errorf("dns: %w", err)
-	}
-	// The same port for UDP, also when Addr's port was 0.
-	host, _, _ := net.SplitHostPort(s.Addr)
-	port := ln.Addr().(*net.TCPAddr).Port
-	pc, err := lc.ListenPacket(ctx, "udp", net.JoinHostPort(host, strconv.Itoa(port)))
-	if err != nil {
-		ln.Close()
-		return fmt.Errorf("dns: %w", err)
+		return err // "listen udp 127.0.0.1:53: bind: address already in use"
 	}
 	s.tcp = &dns.Server{Listener: ln, Handler: s}
 	s.udp = &dns.Server{PacketConn: pc, Handler: s}
@@ -79,16 +78,60 @@ func (s *Server) Start(ctx context.Context) error {
 	if err := s.watch(wctx); err != nil {
 		s.log().Warn("the DNS files are not watched for changes; SIGHUP reads them again", "err", err)
 	}
-	s.log().Info(fmt.Sprintf("DNS server starting on %d", port), "addr", ln.Addr().String(), "zones", len(auth.zones), "hosts", len(auth.hosts))
+	s.log().Info(fmt.Sprintf("DNS server starting on %d", s.Port()), "addr", ln.Addr().String(), "udp", pc.LocalAddr().String(), "zones", len(auth.zones), "hosts", len(auth.hosts))
 	return nil
 }
 
-// Port is the port the server listens on, once started.
+// listen opens the TCP listener and the UDP socket.
+func (s *Server) listen(ctx context.Context) (net.Listener, net.PacketConn, error) {
+	stream := s.TCP
+	host := ""
+	if stream == nil {
+		h, p, err := net.SplitHostPort(s.Addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("address %q: %w", s.Addr, err)
+		}
+		port, err := strconv.ParseUint(p, 10, 16)
+		if err != nil {
+			return nil, nil, fmt.Errorf("address %q: the port is not a number from 0 to 65535", s.Addr)
+		}
+		host, stream = h, endpoint.TCP{Port: int(port), Interface: h}
+	}
+	ln, err := stream.Listen(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	packet := s.UDP
+	if packet == nil {
+		a, ok := ln.Addr().(*net.TCPAddr)
+		if !ok {
+			ln.Close()
+			return nil, nil, fmt.Errorf("TCP on %s: say where UDP is received", ln.Addr())
+		}
+		if host == "" && s.TCP != nil && !a.IP.IsUnspecified() {
+			host = a.IP.String()
+		}
+		packet = endpoint.UDP{Port: a.Port, Interface: host}
+	}
+	pc, err := packet.ListenPacket(ctx)
+	if err != nil {
+		ln.Close()
+		return nil, nil, err
+	}
+	return ln, pc, nil
+}
+
+// Port is the TCP port the server listens on, once started (0 for a
+// listener that has none).
 func (s *Server) Port() int {
 	if s.tcp == nil {
 		return 0
 	}
-	return s.tcp.Listener.Addr().(*net.TCPAddr).Port
+	a, _ := s.tcp.Listener.Addr().(*net.TCPAddr)
+	if a == nil {
+		return 0
+	}
+	return a.Port
 }
 
 // Stop stops both listeners, letting answers in progress finish until ctx

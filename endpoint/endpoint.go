@@ -24,8 +24,19 @@ type Client interface {
 	String() string
 }
 
+// PacketServer is a parsed description of a datagram endpoint (UDP, or a
+// datagram socket systemd passed): something that can receive packets.
+// String returns a description that parses back to an equivalent one.
+type PacketServer interface {
+	ListenPacket(ctx context.Context) (net.PacketConn, error)
+	String() string
+}
+
 // ServerParser builds a Server from a split description.
 type ServerParser func(Args) (Server, error)
+
+// PacketParser builds a PacketServer from a split description.
+type PacketParser func(Args) (PacketServer, error)
 
 // ClientParser builds a Client from a split description.
 type ClientParser func(Args) (Client, error)
@@ -34,6 +45,7 @@ var (
 	mu      sync.RWMutex
 	servers = map[string]ServerParser{}
 	clients = map[string]ClientParser{}
+	packets = map[string]PacketParser{}
 )
 
 // Register makes a server kind available to Parse. It is meant to be called
@@ -46,6 +58,12 @@ func Register(kind string, p ServerParser) {
 // the kind is empty or already registered.
 func RegisterClient(kind string, p ClientParser) {
 	register(clients, kind, p)
+}
+
+// RegisterPacket makes a datagram kind available to ParsePacket. It
+// panics if the kind is empty or already registered.
+func RegisterPacket(kind string, p PacketParser) {
+	register(packets, kind, p)
 }
 
 func register[P any](m map[string]P, kind string, p P) {
@@ -63,6 +81,9 @@ func register[P any](m map[string]P, kind string, p P) {
 // Kinds returns the registered server kinds, sorted.
 func Kinds() []string { return sortedKeys(servers) }
 
+// PacketKinds returns the registered datagram kinds, sorted.
+func PacketKinds() []string { return sortedKeys(packets) }
+
 // Error reports a description that could not be parsed.
 type Error struct {
 	Desc string
@@ -78,6 +99,19 @@ func (e *Error) Unwrap() error { return e.Err }
 // Errors are *Error values naming the description and the bad part.
 func Parse(desc string) (Server, error) {
 	s, err := parse(servers, desc)
+	if err != nil {
+		return nil, &Error{Desc: desc, Err: err}
+	}
+	return s, nil
+}
+
+// ParsePacket parses a datagram description such as "udp:53" or
+// "systemd:domain=INET:index=1". A bare port number means "udp:PORT".
+func ParsePacket(desc string) (PacketServer, error) {
+	if digitsOnly(desc) {
+		desc = "udp:" + desc
+	}
+	s, err := parse(packets, desc)
 	if err != nil {
 		return nil, &Error{Desc: desc, Err: err}
 	}

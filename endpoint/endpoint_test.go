@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strconv"
@@ -337,5 +338,85 @@ func TestLocal(t *testing.T) {
 		if got := Local(c.s); got != c.want {
 			t.Errorf("Local(%#v) = %v, want %v", c.s, got, c.want)
 		}
+	}
+}
+
+// TestParsePacket: datagram descriptions parse, print back in canonical
+// form, and refuse what a datagram socket cannot have.
+func TestParsePacket(t *testing.T) {
+	for _, tt := range []struct {
+		desc string
+		want PacketServer
+		str  string
+	}{
+		{"udp:53", UDP{Port: 53}, "udp:53"},
+		{"53", UDP{Port: 53}, "udp:53"},
+		{"udp:5353:interface=127.0.0.1", UDP{Port: 5353, Interface: "127.0.0.1"}, "udp:5353:interface=127.0.0.1"},
+		{"udp:5353:127.0.0.1:reuseport=yes", UDP{Port: 5353, Interface: "127.0.0.1", ReusePort: true}, "udp:5353:interface=127.0.0.1:reuseport=true"},
+		{`udp6:53:interface=\:\:1`, UDP{Port: 53, Interface: "::1", IPv6: true}, `udp6:53:interface=\:\:1`},
+		{"systemd:domain=INET:name=dns-udp", Systemd{Domain: "INET", Index: -1, Name: "dns-udp"}, "systemd:domain=INET:name=dns-udp"},
+	} {
+		got, err := ParsePacket(tt.desc)
+		if err != nil {
+			t.Errorf("%s: %v", tt.desc, err)
+			continue
+		}
+		if got != tt.want || got.String() != tt.str {
+			t.Errorf("%s = %#v (%s), want %#v (%s)", tt.desc, got, got, tt.want, tt.str)
+		}
+	}
+	for _, tt := range []struct{ desc, want string }{
+		{"udp:53:backlog=5", `endpoint "udp:53:backlog=5": unknown parameter "backlog" (known: port, interface, reuseport)`},
+		{"tcp:53", `endpoint "tcp:53": unknown endpoint kind "tcp" (known: [systemd udp udp6])`},
+		{"udp6:53:interface=127.0.0.1", `endpoint "udp6:53:interface=127.0.0.1": interface "127.0.0.1" is not an IPv6 address`},
+		{"udp:70000", `endpoint "udp:70000": port "70000" is not a number from 0 to 65535`},
+	} {
+		if _, err := ParsePacket(tt.desc); err == nil || err.Error() != tt.want {
+			t.Errorf("%s: %v, want %s", tt.desc, err, tt.want)
+		}
+	}
+}
+
+// TestUDPListen: a udp endpoint receives datagrams on its interface, and
+// with reuseport two sockets share the port.
+func TestUDPListen(t *testing.T) {
+	ep := UDP{Interface: "127.0.0.1", ReusePort: true}
+	pc, err := ep.ListenPacket(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if _, ok := pc.(*net.UDPConn); !ok {
+		t.Errorf("ListenPacket gave a %T, want the *net.UDPConn itself", pc)
+	}
+	port := pc.LocalAddr().(*net.UDPAddr).Port
+	second, err := UDP{Port: port, Interface: "127.0.0.1", ReusePort: true}.ListenPacket(context.Background())
+	if err != nil {
+		t.Fatalf("a second socket on the port with reuseport: %v", err)
+	}
+	second.Close()
+	c, err := net.Dial("udp", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("ping"))
+	pc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 16)
+	n, _, err := pc.ReadFrom(buf)
+	if err != nil || string(buf[:n]) != "ping" {
+		t.Errorf("read %q, %v", buf[:n], err)
+	}
+	// Closed, it is no longer handed over (nor does it fail the hand-over).
+	pc.Close()
+	files, err := HandOver(&exec.Cmd{})
+	if err != nil {
+		t.Errorf("HandOver after a datagram socket was closed: %v", err)
+	}
+	for _, f := range files {
+		if strings.Contains(f.Name(), "udp:") {
+			t.Errorf("the closed socket %s was handed over", f.Name())
+		}
+		f.Close()
 	}
 }

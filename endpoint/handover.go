@@ -147,6 +147,30 @@ func fileListener(f *os.File) (net.Listener, error) {
 	return net.FileListener(f)
 }
 
+// listenPacketTracked is listenTracked for a datagram socket. The
+// socket itself is returned, not a wrapper (a DNS server reads a
+// *net.UDPConn's destination addresses); HandOver skips it once closed.
+func listenPacketTracked(key string, listen func() (net.PacketConn, error)) (net.PacketConn, error) {
+	var pc net.PacketConn
+	f := takeInherited(key)
+	if f != nil {
+		defer f.Close()
+		var err error
+		if pc, err = net.FilePacketConn(f); err != nil {
+			return nil, fmt.Errorf("the socket handed over for %s: %w", key, err)
+		}
+	} else {
+		var err error
+		if pc, err = listen(); err != nil {
+			return nil, err
+		}
+	}
+	if sc, ok := pc.(syscall.Conn); ok {
+		remember(key, socketFile{sc, key})
+	}
+	return pc, nil
+}
+
 // listenTracked takes the socket the predecessor handed over under key, or
 // else makes one with listen; either way it is tracked, to be handed over
 // in turn.
@@ -177,8 +201,8 @@ func CloseUnclaimed() {
 }
 
 // HandOver adds duplicates of every listening socket this process holds
-// (those made by the tcp, ssl, sni, unix and systemd kinds and the kinds
-// wrapping them) to cmd, for a successor that will serve them: its
+// (those made by the tcp, ssl, sni, unix, udp and systemd kinds and the
+// kinds wrapping them) to cmd, for a successor that will serve them: its
 // ExtraFiles and its environment. It returns the files added, which the
 // caller closes once cmd has started.
 func HandOver(cmd *exec.Cmd) ([]*os.File, error) {
@@ -192,6 +216,9 @@ func HandOver(cmd *exec.Cmd) ([]*os.File, error) {
 	for key, list := range sockets {
 		for _, s := range list {
 			f, err := s.File()
+			if errors.Is(err, net.ErrClosed) {
+				continue // a datagram socket closed since (they are not wrapped to be forgotten)
+			}
 			if err != nil {
 				for _, f := range files {
 					f.Close()

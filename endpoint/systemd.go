@@ -69,7 +69,47 @@ func (s Systemd) Listen(ctx context.Context) (net.Listener, error) {
 	return listenTracked(s.String(), s.take)
 }
 
-func (s Systemd) take() (net.Listener, error) {
+// ListenPacket takes over a datagram socket (a ListenDatagram= of the
+// socket unit), as Listen does a stream one.
+func (s Systemd) ListenPacket(ctx context.Context) (net.PacketConn, error) {
+	return listenPacketTracked(s.String(), s.takePacket)
+}
+
+func (s Systemd) takePacket() (net.PacketConn, error) {
+	f, err := s.file()
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	pc, err := net.FilePacketConn(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", s, err)
+	}
+	switch a := pc.LocalAddr().(type) {
+	case *net.UDPAddr:
+		if err := s.checkDomain(a.IP); err != nil {
+			pc.Close()
+			return nil, err
+		}
+	case *net.UnixAddr:
+		if s.Domain != "UNIX" {
+			pc.Close()
+			return nil, fmt.Errorf("%s: the socket is a Unix socket, not of domain %s", s, s.Domain)
+		}
+	}
+	return pc, nil
+}
+
+// checkDomain fails if an IP socket bound to ip is not of s's domain.
+func (s Systemd) checkDomain(ip net.IP) error {
+	if s.Domain == "UNIX" || s.Domain == "INET6" && ip.To4() != nil || s.Domain == "INET" && ip.To4() == nil && !ip.IsUnspecified() {
+		return fmt.Errorf("%s: the socket is %s, not of domain %s", s, ip, s.Domain)
+	}
+	return nil
+}
+
+// file returns the passed socket s names.
+func (s Systemd) file() (*os.File, error) {
 	fds, names, err := inheritedSockets()
 	if err != nil {
 		return nil, err
@@ -90,15 +130,23 @@ func (s Systemd) take() (net.Listener, error) {
 	if i >= len(fds) {
 		return nil, fmt.Errorf("%s: systemd passed %d sockets", s, len(fds))
 	}
-	ln, err := fileListener(os.NewFile(uintptr(fds[i]), s.String()))
+	return os.NewFile(uintptr(fds[i]), s.String()), nil
+}
+
+func (s Systemd) take() (net.Listener, error) {
+	f, err := s.file()
+	if err != nil {
+		return nil, err
+	}
+	ln, err := fileListener(f)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s, err)
 	}
 	switch a := ln.Addr().(type) {
 	case *net.TCPAddr:
-		if s.Domain == "UNIX" || s.Domain == "INET6" && a.IP.To4() != nil || s.Domain == "INET" && a.IP.To4() == nil && !a.IP.IsUnspecified() {
+		if err := s.checkDomain(a.IP); err != nil {
 			ln.Close()
-			return nil, fmt.Errorf("%s: the socket is %s, not of domain %s", s, a, s.Domain)
+			return nil, err
 		}
 	case *net.UnixAddr:
 		if s.Domain != "UNIX" {

@@ -35,37 +35,47 @@ type TCP struct {
 }
 
 func parseTCP(a Args, v6 bool) (Server, error) {
-	p, err := bind(a, "port", "interface", "backlog", "reuseport")
+	t, p, err := parseInet(a, v6, "port", "interface", "backlog", "reuseport")
 	if err != nil {
 		return nil, err
-	}
-	t := TCP{IPv6: v6}
-	ps, ok := p.get("port")
-	if !ok {
-		return nil, fmt.Errorf("missing port")
-	}
-	if t.Port, err = parsePort(ps); err != nil {
-		return nil, err
-	}
-	t.Interface, _ = p.get("interface")
-	t.Interface = strings.TrimSuffix(strings.TrimPrefix(t.Interface, "["), "]")
-	if t.Interface != "" && net.ParseIP(t.Interface) == nil {
-		return nil, fmt.Errorf("interface %q is not an IP address", t.Interface)
-	}
-	if v6 && t.Interface != "" && net.ParseIP(t.Interface).To4() != nil {
-		return nil, fmt.Errorf("interface %q is not an IPv6 address", t.Interface)
 	}
 	if b, ok := p.get("backlog"); ok {
 		if t.Backlog, err = strconv.Atoi(b); err != nil || t.Backlog < 1 {
 			return nil, fmt.Errorf("backlog %q is not a positive number", b)
 		}
 	}
+	return t, nil
+}
+
+// parseInet reads what the tcp and udp kinds share (a port, an interface
+// and reuseport) from arguments bound to names, in positional order.
+func parseInet(a Args, v6 bool, names ...string) (TCP, params, error) {
+	p, err := bind(a, names...)
+	if err != nil {
+		return TCP{}, p, err
+	}
+	t := TCP{IPv6: v6}
+	ps, ok := p.get("port")
+	if !ok {
+		return t, p, fmt.Errorf("missing port")
+	}
+	if t.Port, err = parsePort(ps); err != nil {
+		return t, p, err
+	}
+	t.Interface, _ = p.get("interface")
+	t.Interface = strings.TrimSuffix(strings.TrimPrefix(t.Interface, "["), "]")
+	if t.Interface != "" && net.ParseIP(t.Interface) == nil {
+		return t, p, fmt.Errorf("interface %q is not an IP address", t.Interface)
+	}
+	if v6 && t.Interface != "" && net.ParseIP(t.Interface).To4() != nil {
+		return t, p, fmt.Errorf("interface %q is not an IPv6 address", t.Interface)
+	}
 	if r, ok := p.get("reuseport"); ok {
 		if t.ReusePort, err = parseBool(r); err != nil {
-			return nil, fmt.Errorf("reuseport: %w", err)
+			return t, p, fmt.Errorf("reuseport: %w", err)
 		}
 	}
-	return t, nil
+	return t, p, nil
 }
 
 func parsePort(s string) (int, error) {

@@ -6,7 +6,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -133,4 +136,120 @@ func TestDNSRecursive(t *testing.T) {
 		t.Errorf("uncached, the upstream stopped:\n%s", got)
 	}
 	front.stop(syscall.SIGTERM)
+}
+
+// resolverAt is Go's resolver asking only the server at addr, over UDP
+// (and TCP if an answer is truncated).
+func resolverAt(addr string) *net.Resolver {
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}}
+}
+
+// digAt asks the server at 127.0.0.1:port with Debian's dig and returns
+// the short answer.
+func digAt(t *testing.T, port string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("dig", append([]string{"@127.0.0.1", "-p", port, "+time=5", "+tries=2", "+short"}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("dig %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// TestDNSUpgrade: SIGUSR2 upgrades torsion dns in place, as it does web:
+// the successor takes over both the TCP and the UDP socket (it once
+// failed, "bind: address already in use"), and Go's resolver, asking over
+// UDP all along, gets every answer; dig over TCP is answered by the
+// successor.
+func TestDNSUpgrade(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	hosts := filepath.Join(dir, "hosts")
+	os.WriteFile(hosts, []byte("10.0.0.5 web.test\n"), 0o644)
+	pidfile := filepath.Join(dir, "torsion.pid")
+	p := start(t, nil, "--pidfile", pidfile, "dns", "-p", "0", "--interface", "127.0.0.1", "--hosts-file", hosts)
+	port := p.waitLog(`DNS server starting on (\d+)`)[1]
+	r := resolverAt("127.0.0.1:" + port)
+	var asked, failed atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			addrs, err := r.LookupHost(ctx, "web.test")
+			cancel()
+			if err != nil || len(addrs) != 1 || addrs[0] != "10.0.0.5" {
+				failed.Add(1)
+				t.Errorf("a lookup during the upgrade: %v %v", addrs, err)
+			}
+			asked.Add(1)
+		}
+	})
+	stopAsking := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	defer stopAsking()
+	waitUntil(10*time.Second, func() bool { return asked.Load() > 20 }, func() { t.Fatal("no lookups") })
+	first := p.cmd.Process.Pid
+	p.cmd.Process.Signal(syscall.SIGUSR2)
+	successor, _ := strconv.Atoi(p.waitLog(`Upgrade complete: .* pid=(\d+)`)[1])
+	t.Cleanup(func() { syscall.Kill(successor, syscall.SIGKILL) })
+	waitUntil(30*time.Second, func() bool { return gone(first) }, func() { t.Fatalf("the first process did not exit:\n%s", p.logText()) })
+	after := asked.Load()
+	waitUntil(20*time.Second, func() bool { return asked.Load() > after+20 }, func() { t.Fatal("no lookups after the upgrade") })
+	if got := digAt(t, port, "web.test", "+tcp"); got != "10.0.0.5" {
+		t.Errorf("over TCP after the upgrade: %q", got)
+	}
+	if b, _ := os.ReadFile(pidfile); strings.TrimSpace(string(b)) != strconv.Itoa(successor) {
+		t.Errorf("the pid file says %q, want the successor's %d", b, successor)
+	}
+	stopAsking()
+	if failed.Load() > 0 {
+		t.Errorf("%d of %d lookups failed", failed.Load(), asked.Load())
+	}
+	syscall.Kill(successor, syscall.SIGTERM)
+	waitUntil(30*time.Second, func() bool { return gone(successor) }, func() { t.Fatalf("the successor did not stop:\n%s", p.logText()) })
+}
+
+// TestDNSSocketActivation: as systemd does for a socket unit with a
+// ListenStream= and a ListenDatagram=, the sockets are bound before
+// torsion starts and passed to it by name; torsion dns answers on both.
+func TestDNSSocketActivation(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	pc, err := net.ListenPacket("udp", "127.0.0.1:"+port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	tcpFile, _ := ln.(*net.TCPListener).File()
+	udpFile, _ := pc.(*net.UDPConn).File()
+	defer tcpFile.Close()
+	defer udpFile.Close()
+	// $LISTEN_PID must be torsion's own pid, known only once it runs: a
+	// shell sets it to its own and execs torsion, as systemd sets it
+	// between fork and exec.
+	cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=2 LISTEN_FDNAMES=dns-tcp:dns-udp exec "$0" "$@"`,
+		binary, "dns", "--tcp", "systemd:domain=INET:name=dns-tcp", "--udp", "systemd:domain=INET:name=dns-udp",
+		"--hosts-file", "../../examples/dns/hosts")
+	cmd.ExtraFiles = []*os.File{tcpFile, udpFile}
+	p := startCmd(t, cmd)
+	p.waitLog(`DNS server starting on ` + port)
+	ln.Close() // torsion holds its own copies now
+	pc.Close()
+	for _, proto := range []string{"+notcp", "+tcp"} {
+		if got := digAt(t, port, "localhost", proto); got != "127.0.0.1" {
+			t.Errorf("dig %s: %q\n%s", proto, got, p.logText())
+		}
+	}
+	p.stopOK()
 }

@@ -154,6 +154,17 @@ func (p *proc) stopOK() {
 // d, fail is called (to fail the test, saying what never happened).
 func waitUntil(d time.Duration, cond func() bool, fail func()) { testutil.WaitUntil(d, cond, fail) }
 
+// gone reports whether process pid has exited, whoever reaps it (a
+// zombie counts as gone).
+func gone(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	return len(f) > 0 && f[0] == "Z"
+}
+
 // exists reports whether path exists.
 func exists(path string) bool {
 	_, err := os.Stat(path)

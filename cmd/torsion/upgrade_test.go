@@ -85,14 +85,6 @@ func TestUpgrade(t *testing.T) {
 		}, func() { t.Fatalf("no %d lines matching %q; log:\n%s", n, re, logText()) })
 		return m[n-1]
 	}
-	gone := func(pid int) bool { // exited, whoever reaps it
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			return true
-		}
-		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-		return len(f) > 0 && f[0] == "Z"
-	}
 	waitGone := func(pid int) {
 		t.Helper()
 		waitUntil(60*time.Second, func() bool { return gone(pid) }, func() { t.Fatalf("pid %d did not exit; log:\n%s", pid, logText()) })

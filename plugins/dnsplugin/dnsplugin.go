@@ -4,12 +4,11 @@ package dnsplugin
 
 import (
 	"fmt"
-	"net"
-	"strconv"
 
 	"github.com/spf13/pflag"
 
 	"github.com/torsion-server/torsion/dnsserver"
+	"github.com/torsion-server/torsion/endpoint"
 	"github.com/torsion-server/torsion/internal/clientaddr"
 	"github.com/torsion-server/torsion/logging"
 	"github.com/torsion-server/torsion/plugin"
@@ -24,6 +23,7 @@ func init() {
   torsion dns -p 5353 --interface 127.0.0.1 --hosts-file /etc/hosts
   torsion dns -p 5353 --bindzone example.org.zone
   dig @127.0.0.1 -p 5353 localhost
+  torsion dns --tcp systemd:domain=INET:name=dns-tcp --udp systemd:domain=INET:name=dns-udp --bindzone example.org.zone
 
 Answers are authoritative for the names the files hold; NXDOMAIN and NODATA
 carry the zone's SOA; names outside them are REFUSED, or with --recursive
@@ -39,10 +39,12 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 	var iface string
 	var hosts, zones, upstreams []string
 	var recursive, cache bool
-	var resolvConf, allowRecursion string
+	var resolvConf, allowRecursion, tcp, udp string
 	var cacheBytes int
 	fs.IntVarP(&port, "port", "p", 53, "`PORT` to listen on, UDP and TCP (0: any free port)")
 	fs.StringVarP(&iface, "interface", "i", "", "`ADDR` to listen on (default: every address)")
+	fs.StringVar(&tcp, "tcp", "", "listen for TCP on this endpoint `DESCRIPTION` instead of --port and --interface (systemd:domain=INET:name=dns-tcp, say)")
+	fs.StringVar(&udp, "udp", "", "receive UDP on this endpoint `DESCRIPTION` (udp:PORT[:interface=ADDR], or systemd:domain=INET:name=dns-udp) instead of --tcp's address and port")
 	fs.StringArrayVar(&hosts, "hosts-file", nil, "answer from this hosts(5) `FILE`: A and AAAA for its names, PTR for its addresses (repeatable)")
 	fs.StringArrayVar(&zones, "bindzone", nil, "answer for the zone in this RFC 1035 master `FILE` (repeatable)")
 	fs.BoolVarP(&recursive, "recursive", "r", false, "ask upstream resolvers the names the files do not hold, instead of refusing them")
@@ -81,8 +83,24 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 		if _, err := dnsserver.Load(hosts, zones); err != nil {
 			return nil, err
 		}
+		var stream endpoint.Server = endpoint.TCP{Port: port, Interface: iface}
+		var packet endpoint.PacketServer
+		if tcp != "" {
+			if fs.Changed("port") || fs.Changed("interface") {
+				return nil, fmt.Errorf("--tcp replaces --port and --interface: give one or the other")
+			}
+			if stream, err = endpoint.Parse(tcp); err != nil {
+				return nil, fmt.Errorf("--tcp: %w", err)
+			}
+		}
+		if udp != "" {
+			if packet, err = endpoint.ParsePacket(udp); err != nil {
+				return nil, fmt.Errorf("--udp: %w", err)
+			}
+		}
 		return &dnsserver.Server{
-			Addr:       net.JoinHostPort(iface, strconv.Itoa(port)),
+			TCP:        stream,
+			UDP:        packet,
 			HostsFiles: hosts,
 			ZoneFiles:  zones,
 			Forward:    fwd,
