@@ -26,6 +26,7 @@ import (
 	"github.com/torsion-server/torsion/internal/buildinfo"
 	"github.com/torsion-server/torsion/internal/sched"
 	"github.com/torsion-server/torsion/logging"
+	"github.com/torsion-server/torsion/ops"
 	"github.com/torsion-server/torsion/plugin"
 	"github.com/torsion-server/torsion/service"
 )
@@ -321,6 +322,8 @@ func command(ctx context.Context, prog string, p plugin.Plugin, g *globals, stdo
 		cmd.Args = cobra.ArbitraryArgs
 	}
 	maker := p.Flags(cmd.Flags())
+	var opsOpts ops.Options // --metrics and --health, for every plugin
+	opsOpts.AddFlags(cmd.Flags())
 	if cmd.Flags().ShorthandLookup("c") != nil {
 		// After the plugin's name its own -c wins, as in twistd (dns -c
 		// is its cache): --config stays, without the shorthand, and a
@@ -417,10 +420,16 @@ func command(ctx context.Context, prog string, p plugin.Plugin, g *globals, stdo
 			log.Warn("running as root: what torsion starts (application workers, commands, shells) runs as root too; "+
 				"give --uid USER to bind the ports as root, then run as USER (--allow-root silences this)", "plugin", p.Name)
 		}
-		svc, err := maker(plugin.Env{Log: log, AccessLog: access, AccessPlain: plainAccess, LogFormat: g.logFormat, RunAs: priv.workers, Args: args})
+		operations, err := ops.New(opsOpts, log)
 		if err != nil {
 			return usageError{fmt.Errorf("%s: %w", p.Name, err)}
 		}
+		svc, err := maker(plugin.Env{Log: log, AccessLog: access, AccessPlain: plainAccess, LogFormat: g.logFormat, RunAs: priv.workers, Args: args,
+			Metrics: operations.Metrics, Health: operations.Health})
+		if err != nil {
+			return usageError{fmt.Errorf("%s: %w", p.Name, err)}
+		}
+		svc = operations.Wrap(svc)
 		if g.checkConfig {
 			fmt.Fprintf(stdout, "%s %s: the configuration is valid\n", prog, p.Name)
 			return nil

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/miekg/dns"
 
@@ -41,6 +42,10 @@ type Server struct {
 	Recursion []netip.Prefix
 	// Log receives the start, stop and reload lines; nil means none.
 	Log *slog.Logger
+	// Answered, if set, is told of each answer sent: over "udp" or
+	// "tcp", its rcode, and the time from the query's arrival (for
+	// metrics).
+	Answered func(network string, rcode int, took time.Duration)
 
 	auth     atomic.Pointer[Authority]
 	udp, tcp *dns.Server
@@ -201,6 +206,10 @@ func (s *Server) recursionFor(addr net.Addr) bool {
 
 // ServeDNS implements dns.Handler.
 func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
+	var began time.Time
+	if s.Answered != nil {
+		began = time.Now()
+	}
 	reply := new(dns.Msg)
 	reply.SetReply(r)
 	recursive := s.Forward != nil && s.recursionFor(w.RemoteAddr())
@@ -233,10 +242,18 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		size = max(dns.MinMsgSize, min(int(opt.UDPSize()), maxUDP))
 		reply.SetEdns0(uint16(maxUDP), false)
 	}
-	if _, isTCP := w.RemoteAddr().(*net.TCPAddr); isTCP {
+	_, isTCP := w.RemoteAddr().(*net.TCPAddr)
+	if isTCP {
 		size = dns.MaxMsgSize
 	}
 	reply.Truncate(size)  // sets TC when it had to cut: the client asks again over TCP
 	reply.Compress = true // also where Truncate found no need (over TCP, a short answer)
 	w.WriteMsg(reply)
+	if s.Answered != nil {
+		network := "udp"
+		if isTCP {
+			network = "tcp"
+		}
+		s.Answered(network, reply.Rcode, time.Since(began))
+	}
 }

@@ -1,11 +1,13 @@
 // Package metrics holds torsion's Prometheus metrics
 // (prometheus/client_golang) and its live status page, and serves them:
-// HTTP requests by method, status class and mount with their latency and
+// Go's runtime and the process for every plugin, the collectors a plugin
+// registers (DNS queries, mail sessions), and for web (EnableHTTP) HTTP
+// requests by method, status class and mount with their latency and
 // bytes, requests in flight, TLS handshakes, static files from cache or
 // disk, each WSGI or ASGI pool's workers by state, queue, queue wait,
-// timeouts and restarts, and Go's runtime and the process. Labels are
-// bounded: methods outside the standard ones are "other", statuses are
-// classes, mounts are the configured ones, paths never appear.
+// timeouts and restarts. Labels are bounded: methods outside the standard
+// ones are "other", statuses are classes, mounts are the configured ones,
+// paths never appear.
 package metrics
 
 import (
@@ -62,7 +64,8 @@ var (
 	classes = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx", "499", "other"}
 )
 
-// New returns a Registry with the HTTP metrics and Go's and the process's.
+// New returns a Registry with Go's and the process's metrics; EnableHTTP
+// adds the HTTP ones.
 func New() *Registry {
 	m := &Registry{
 		started: time.Now(),
@@ -98,13 +101,32 @@ func New() *Registry {
 		counted: map[string]*[len(methods)][len(classes)]prometheus.Counter{},
 	}
 	m.tlsOK, m.tlsErr = m.tls.WithLabelValues("ok"), m.tls.WithLabelValues("error")
-	m.reg.MustRegister(m.requests, m.duration, m.bytes, m.reqBytes, m.inFlight, m.tls,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for i, method := range methods {
 		m.observed[i] = m.duration.WithLabelValues(method)
 	}
-	m.AddMount("")
 	return m
+}
+
+// EnableHTTP exports the HTTP metrics (requests, latency, bytes, in
+// flight, TLS handshakes), which a plugin serving HTTP counts through
+// Observer, InFlight, AddMount and TLSHandshake; without it, none of
+// them is exported. Call it once, before serving Handler.
+func (m *Registry) EnableHTTP() {
+	m.reg.MustRegister(m.requests, m.duration, m.bytes, m.reqBytes, m.inFlight, m.tls)
+	m.AddMount("")
+}
+
+// Register exports a plugin's own collectors (torsion_dns_queries_total,
+// say). Register them before serving Handler; it fails on a name
+// registered twice.
+func (m *Registry) Register(cs ...prometheus.Collector) error {
+	for _, c := range cs {
+		if err := m.reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // AddMount counts the answers labelled mount (web.Labeled) apart, as

@@ -13,7 +13,9 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/torsion-server/torsion/metrics"
 	"github.com/torsion-server/torsion/service"
+	"github.com/torsion-server/torsion/web"
 )
 
 // Plugin describes one subcommand, the Go form of Twisted's IServiceMaker.
@@ -58,6 +60,13 @@ type Env struct {
 	RunAs *syscall.Credential
 	// Args are the positional arguments after the options.
 	Args []string
+	// Metrics, with --metrics, is the registry a plugin exports its own
+	// metrics to (Register; web's EnableHTTP and pools); nil without.
+	Metrics *metrics.Registry
+	// Health, with --health, is the check a load balancer asks; a plugin
+	// adds what must hold for it to be ready to its Checks (web: a live
+	// worker in every pool). Nil without.
+	Health *web.Health
 }
 
 var (

@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -250,6 +253,45 @@ func TestDNSSocketActivation(t *testing.T) {
 		if got := digAt(t, port, "localhost", proto); got != "127.0.0.1" {
 			t.Errorf("dig %s: %q\n%s", proto, got, p.logText())
 		}
+	}
+	p.stopOK()
+}
+
+// TestDNSOperations: --metrics and --health, offered to every plugin,
+// serve for dns: the health check is ready once the server answers, and
+// the metrics count its answers by protocol and rcode (and carry no
+// HTTP metrics, which dns has none of).
+func TestDNSOperations(t *testing.T) {
+	t.Parallel()
+	local := "tcp:0:interface=127.0.0.1"
+	p := start(t, nil, "dns", "-p", "0", "--interface", "127.0.0.1", "--hosts-file", "../../examples/dns/hosts",
+		"--metrics", local, "--health", local)
+	port := p.waitLog(`DNS server starting on (\d+)`)[1]
+	mport, hport := p.waitLog(`Metrics starting on (\d+)`)[1], p.waitLog(`Health starting on (\d+)`)[1]
+	waitUntil(10*time.Second, func() bool { return curl(t, "-s", "http://127.0.0.1:"+hport+"/") == "ready\n" },
+		func() { t.Fatalf("the health check is not ready:\n%s", p.logText()) })
+	digAt(t, port, "localhost")
+	digAt(t, port, "localhost", "+tcp")
+	digAt(t, port, "example.com") // refused
+	families := scrapeMetrics(t, mport)
+	got := map[string]float64{}
+	if f := families["torsion_dns_queries_total"]; f != nil {
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			got[labels["proto"]+" "+labels["rcode"]] = m.GetCounter().GetValue()
+		}
+	}
+	if want := map[string]float64{"udp NOERROR": 1, "tcp NOERROR": 1, "udp REFUSED": 1}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("torsion_dns_queries_total %v, want %v", got, want)
+	}
+	if f := families["torsion_dns_query_duration_seconds"]; f == nil || f.GetMetric()[0].GetHistogram().GetSampleCount() != 3 {
+		t.Errorf("torsion_dns_query_duration_seconds: %v", f)
+	}
+	if families["torsion_http_requests_total"] != nil || families["process_resident_memory_bytes"] == nil {
+		t.Errorf("want the process's metrics and no HTTP ones: %v", slices.Collect(maps.Keys(families)))
 	}
 	p.stopOK()
 }

@@ -4,6 +4,7 @@ package dnsplugin
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -98,7 +99,14 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 				return nil, fmt.Errorf("--udp: %w", err)
 			}
 		}
+		var answered func(string, int, time.Duration)
+		if env.Metrics != nil {
+			if answered, err = answerMetrics(env.Metrics); err != nil {
+				return nil, err
+			}
+		}
 		return &dnsserver.Server{
+			Answered:   answered,
 			TCP:        stream,
 			UDP:        packet,
 			HostsFiles: hosts,

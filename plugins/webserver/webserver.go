@@ -20,6 +20,7 @@ import (
 	"github.com/torsion-server/torsion/httpserver"
 	"github.com/torsion-server/torsion/logging"
 	"github.com/torsion-server/torsion/metrics"
+	"github.com/torsion-server/torsion/ops"
 	"github.com/torsion-server/torsion/plugin"
 	"github.com/torsion-server/torsion/protocol"
 	"github.com/torsion-server/torsion/service"
@@ -62,7 +63,6 @@ type options struct {
 	path           string
 	wsgi           wsgi.Config
 	asgi           string
-	metrics        string
 	index          []string
 	noListing      bool
 	allowSymlinks  bool
@@ -89,7 +89,6 @@ type options struct {
 	controls       []string
 	reload         bool
 	ampControls    []string
-	health         string
 	proxyHeaders   bool
 	allowIPs       string
 	fwdFields      string
@@ -127,8 +126,6 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 	fs.IntVar(&o.wsgi.MaxWebSockets, "max-websockets", 4096, "most WebSockets open to an ASGI application at once (`N`); more get 503. They do not take the places of --threads requests")
 	fs.StringArrayVar(&o.controls, "control", nil, "endpoint `DESC` of a control port for the --wsgi application: each line sent there goes to its torsion.control handler in every worker (repeatable; restrict access with interface=127.0.0.1 or unix:PATH:mode=0600)")
 	fs.StringArrayVar(&o.ampControls, "amp", nil, "endpoint `DESC` of an AMP control port for the --wsgi application: each command runs in every worker, with the locator it registered with torsion.locator() (repeatable; restrict access as for --control)")
-	fs.StringVar(&o.metrics, "metrics", "", "endpoint `DESC` serving Prometheus metrics (requests, latency, bytes, in flight, each pool's workers, queue and restarts, Go and the process); keep it private, as tcp:9100:interface=127.0.0.1")
-	fs.StringVar(&o.health, "health", "", "endpoint `DESC` of a health check for load balancers: 200 while ready, 503 while starting, stopping or without a live worker")
 	fs.BoolVar(&o.reload, "reload", false, "for development: reload the WSGI workers when a .py file under --chdir or --pythonpath changes")
 	fs.StringArrayVar(&o.statics, "static", nil, "`PREFIX=DIR`: serve the files under DIR at PREFIX, beside the root (repeatable)")
 	fs.StringArrayVar(&o.mounts, "mount", nil, "`PREFIX=SPEC`: serve SPEC at PREFIX, SPEC being wsgi:MODULE.ATTR, asgi:MODULE:ATTR, path:DIR or proxy:URL; the longest prefix wins (repeatable)")
@@ -162,14 +159,6 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 	fs.IntVar(&o.clientStreams, "max-client-streams", 512, "most HTTP/2 requests one client address may have in flight over all its connections (`N`); more get 429")
 	fs.StringVar(&o.clientExempt, "client-limit-exempt", "127.0.0.1,::1", "comma-separated `LIST` of addresses and CIDR prefixes that --max-client-conns and --max-client-streams do not count, such as a proxy in front (\"\": none)")
 	return o.make
-}
-
-// warnReachable warns that a private port (metrics, control) listens where
-// other machines can reach it.
-func warnReachable(log *slog.Logger, flag string, ep endpoint.Server) {
-	if !endpoint.Local(ep) {
-		log.Warn("a private port listens where other machines can reach it; give interface=127.0.0.1, or unix:PATH:mode=0600", "option", flag, "endpoint", ep.String())
-	}
 }
 
 // appSpec is what a positional application looks like: MODULE:ATTR or
@@ -295,21 +284,9 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 		return nil, fmt.Errorf("--forwarded-allow-ips and --forwarded-fields need --proxy-headers")
 	}
 	o.wsgi.Bodies = wsgi.NewBodyBudget(o.bodyMemory, o.bodyDisk) // shared by every application
-	b := &builder{o: o, env: env, m: service.NewMulti()}
-	if o.metrics != "" {
-		b.reg = metrics.New()
-	}
-	var health *web.Health
-	if o.health != "" {
-		// First in the tree, so it answers 503 while the rest starts and
-		// stops; its marker goes last.
-		ep, err := endpoint.Parse(o.health)
-		if err != nil {
-			return nil, fmt.Errorf("--health: %w", err)
-		}
-		health = &web.Health{}
-		srv := httpserver.New(health, httpserver.Options{ErrorLog: env.Log.With(logging.SystemKey, "health")})
-		b.m.Add(&service.Listener{Endpoint: ep, Server: srv, Name: "Health", Log: env.Log.With(logging.SystemKey, "health")})
+	b := &builder{o: o, env: env, m: service.NewMulti(), reg: env.Metrics}
+	if b.reg != nil {
+		b.reg.EnableHTTP()
 	}
 	root := &web.Resource{}
 	switch {
@@ -434,10 +411,6 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 	}
 	if reg != nil {
 		h = reg.InFlight(h)
-		ep, err := endpoint.Parse(o.metrics)
-		if err != nil {
-			return nil, fmt.Errorf("--metrics: %w", err)
-		}
 		for _, ep := range eps {
 			reg.Listeners = append(reg.Listeners, ep.String())
 		}
@@ -449,15 +422,6 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 			}
 			reg.AddPool(name, p)
 		}
-		mlog := env.Log.With(logging.SystemKey, "metrics")
-		var bound []string // a name the port was bound to, for KnownHosts
-		if tcp, ok := ep.(endpoint.TCP); ok && tcp.Interface != "" {
-			bound = append(bound, tcp.Interface)
-		}
-		warnReachable(mlog, "--metrics", ep)
-		msrv := httpserver.New(web.KnownHosts(reg.Handler(), bound...), httpserver.Options{ErrorLog: mlog})
-		msrv.RegisterOnShutdown(reg.EndStreams)
-		b.m.Add(&service.Listener{Endpoint: ep, Server: msrv, Name: "Metrics", Log: mlog})
 	}
 	var fromProxy func(*http.Request) bool // whose X-Request-ID to take
 	if trusted != nil {
@@ -502,7 +466,7 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--control: %w", err)
 		}
-		warnReachable(ctlLog, "--control", ep)
+		ops.WarnReachable(ctlLog, "--control", ep)
 		srv := &protocol.Server{Factory: control.Lines(b.root, protocol.DefaultMaxLineLength, ctlLog)}
 		b.m.Add(&service.Listener{Endpoint: ep, Server: srv, Name: "Control", Log: ctlLog})
 	}
@@ -511,15 +475,14 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--amp: %w", err)
 		}
-		warnReachable(ctlLog, "--amp", ep)
+		ops.WarnReachable(ctlLog, "--amp", ep)
 		srv := &protocol.Server{ServeConn: control.AMP(b.root, ctlLog)}
 		b.m.Add(&service.Listener{Endpoint: ep, Server: srv, Name: "AMP control", Log: ctlLog})
 	}
-	if health != nil {
+	if env.Health != nil { // ready with a live worker in every pool
 		for _, p := range b.pools {
-			health.Checks = append(health.Checks, p.Ready)
+			env.Health.Checks = append(env.Health.Checks, p.Ready)
 		}
-		b.m.Add(health.Marker()) // last: ready once all is up, not ready as the stop begins
 	}
 	return b.m, nil
 }
