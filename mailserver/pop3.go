@@ -50,6 +50,7 @@ type pop3 struct {
 
 func (p *pop3) serve() {
 	defer p.c.Close()
+	p.store.observe(func(o Observer) { o.Session("pop3") })
 	r := bufio.NewReaderSize(p.c, pop3MaxLine)
 	p.w = bufio.NewWriter(p.c)
 	defer func() {
@@ -86,11 +87,11 @@ func (p *pop3) command(cmd, arg string) (quit bool) {
 			p.user = arg
 			p.reply(true, "send your password")
 		case "PASS":
-			p.enter(p.store.login(p.c.RemoteAddr(), p.user, is(arg)))
+			p.enter(p.store.login("pop3", p.c.RemoteAddr(), p.user, is(arg)))
 		case "APOP":
 			name, digest, _ := strings.Cut(arg, " ")
 			p.user = name
-			p.enter(p.store.login(p.c.RemoteAddr(), name, func(password string) bool {
+			p.enter(p.store.login("pop3", p.c.RemoteAddr(), name, func(password string) bool {
 				return subtle.ConstantTimeCompare([]byte(apopDigest(p.stamp, password)), []byte(strings.ToLower(digest))) == 1
 			}))
 		case "QUIT":

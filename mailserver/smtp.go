@@ -54,6 +54,7 @@ type backend struct {
 }
 
 func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	b.store.observe(func(o Observer) { o.Session("smtp") })
 	return &session{b: b, addr: c.Conn().RemoteAddr(), remote: c.Conn().RemoteAddr().String(), helo: c.Hostname()}, nil
 }
 
@@ -88,7 +89,7 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 		return nil, smtp.ErrAuthUnknownMechanism
 	}
 	return sasl.NewPlainServer(func(identity, user, password string) error {
-		if _, ok := s.b.store.login(s.addr, user, is(password)); !ok || identity != "" && identity != user {
+		if _, ok := s.b.store.login("smtp", s.addr, user, is(password)); !ok || identity != "" && identity != user {
 			s.b.log.Warn("SMTP login refused", "user", user, "remote", s.remote)
 			return &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "Invalid user or password"}
 		}
@@ -167,6 +168,7 @@ func (s *session) Data(r io.Reader) error {
 		// when the client tries again.
 		if err := s.b.relay(s.from, s.relay, msg.Bytes()); err != nil {
 			s.b.log.Error("relaying a message failed", "via", s.b.opts.RelayVia, "to", strings.Join(s.relay, ","), "err", err)
+			s.b.store.observe(func(o Observer) { o.Delivery("failed") })
 			var se *smtp.SMTPError
 			if errors.As(err, &se) {
 				return se // the smarthost's own answer
@@ -177,9 +179,18 @@ func (s *session) Data(r io.Reader) error {
 	for _, box := range s.boxes {
 		if err := deliver(box, msg.Bytes()); err != nil {
 			s.b.log.Error("delivering a message failed", "to", box, "err", err)
+			s.b.store.observe(func(o Observer) { o.Delivery("failed") })
 			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Could not store the message; try again later"}
 		}
 	}
+	s.b.store.observe(func(o Observer) {
+		if len(s.boxes) > 0 {
+			o.Delivery("delivered")
+		}
+		if len(s.relay) > 0 {
+			o.Delivery("relayed")
+		}
+	})
 	s.b.log.Info("message delivered", "from", s.from, "to", strings.Join(s.to, ","), "bytes", msg.Len(), "remote", s.remote, "user", s.user)
 	return nil
 }

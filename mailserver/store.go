@@ -29,6 +29,9 @@ import (
 type Store struct {
 	// Hostname names the server in the Received lines it adds.
 	Hostname string
+	// Observer, if set, is told what the SMTP and POP3 servers of this
+	// store do (for metrics). Set it before serving.
+	Observer Observer
 
 	mu      sync.Mutex
 	domains map[string]*domain
@@ -147,13 +150,34 @@ func (s *Store) hasDomain(dom string) bool {
 // next attempt comes on.
 const refusalDelay = time.Second
 
+// Observer is told what a store's mail servers do. Its methods are
+// called from many connections at once.
+type Observer interface {
+	// Session: a client connected over protocol ("smtp" or "pop3").
+	Session(protocol string)
+	// Login: a client tried to log in over protocol, and succeeded or not.
+	Login(protocol string, ok bool)
+	// Delivery: a message accepted was "delivered" to local mailboxes
+	// and/or "relayed" to the smarthost, or "failed" (the client was told
+	// to try again).
+	Delivery(result string)
+}
+
+// observe calls f with the store's Observer, if it has one.
+func (s *Store) observe(f func(Observer)) {
+	if s.Observer != nil {
+		f(s.Observer)
+	}
+}
+
 // login checks a user's password with check, which is given the password
 // the user has; name is user@domain, or a bare user when the store has one
 // domain. It returns the user's Maildir. An attempt from remote first
 // waits the address's penalty, which each failure doubles.
-func (s *Store) login(remote net.Addr, name string, check func(password string) bool) (string, bool) {
+func (s *Store) login(protocol string, remote net.Addr, name string, check func(password string) bool) (string, bool) {
 	s.guesses.Wait(context.Background(), remote) // at most penalty.DefaultMax
 	box, ok := s.checkLogin(name, check)
+	s.observe(func(o Observer) { o.Login(protocol, ok) })
 	if !ok {
 		s.guesses.Fail(remote)
 		time.Sleep(refusalDelay)

@@ -274,16 +274,7 @@ func TestDNSOperations(t *testing.T) {
 	digAt(t, port, "localhost", "+tcp")
 	digAt(t, port, "example.com") // refused
 	families := scrapeMetrics(t, mport)
-	got := map[string]float64{}
-	if f := families["torsion_dns_queries_total"]; f != nil {
-		for _, m := range f.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			got[labels["proto"]+" "+labels["rcode"]] = m.GetCounter().GetValue()
-		}
-	}
+	got := counters(families, "torsion_dns_queries_total")
 	if want := map[string]float64{"udp NOERROR": 1, "tcp NOERROR": 1, "udp REFUSED": 1}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("torsion_dns_queries_total %v, want %v", got, want)
 	}

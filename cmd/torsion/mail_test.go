@@ -1,12 +1,14 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestMail runs the seed's twistd mail command line (-E -H localhost
@@ -218,4 +220,51 @@ except poplib.error_proto as e:
 	if out, code := run(t, "mail", "-d", "x=y", "--relay-via", "127.0.0.1:25"); code != 2 || !strings.Contains(out, "--relay-via needs --certificate") {
 		t.Errorf("--relay-via without TLS: exit %d: %s", code, out)
 	}
+}
+
+// TestMailOperations: --metrics and --health serve for mail: the health
+// check is ready, and the metrics count sessions by protocol, logins by
+// result and deliveries, from Python's smtplib and poplib.
+func TestMailOperations(t *testing.T) {
+	t.Parallel()
+	needPython(t)
+	local := "tcp:0:interface=127.0.0.1"
+	cmd := exec.Command(binary, "mail", "-d", "localhost=emails", "-u", "alice=secret",
+		"--smtp", local, "--pop3", local, "--metrics", local, "--health", local)
+	cmd.Dir = t.TempDir()
+	p := startCmd(t, cmd)
+	smtpPort, popPort := p.waitLog(`ESMTP starting on (\d+)`)[1], p.waitLog(`POP3 starting on (\d+)`)[1]
+	mport, hport := p.waitLog(`Metrics starting on (\d+)`)[1], p.waitLog(`Health starting on (\d+)`)[1]
+	waitUntil(10*time.Second, func() bool { return curl(t, "-s", "http://127.0.0.1:"+hport+"/") == "ready\n" },
+		func() { t.Fatalf("the health check is not ready:\n%s", p.logText()) })
+	client := `import poplib, smtplib, sys
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]))
+s.sendmail("bob@example.com", ["alice@localhost"], "Subject: hello\r\n\r\nhi\r\n")
+s.quit()
+p = poplib.POP3("127.0.0.1", int(sys.argv[2]))
+try:
+    p.user("alice")
+    p.pass_("wrong")
+except poplib.error_proto:
+    pass
+p.user("alice")
+p.pass_("secret")
+print(p.stat()[0])
+p.quit()
+`
+	out, err := exec.Command(debianPython, "-c", client, smtpPort, popPort).CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "1" {
+		t.Fatalf("the client: %v\n%s", err, out)
+	}
+	families := scrapeMetrics(t, mport)
+	for name, want := range map[string]map[string]float64{
+		"torsion_mail_sessions_total":   {"smtp": 1, "pop3": 1},
+		"torsion_mail_logins_total":     {"false pop3": 1, "true pop3": 1}, // labels ok, protocol
+		"torsion_mail_deliveries_total": {"delivered": 1},
+	} {
+		if got := counters(families, name); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s %v, want %v", name, got, want)
+		}
+	}
+	p.stopOK()
 }

@@ -367,6 +367,22 @@ func scrapeMetrics(t *testing.T, port string) map[string]*dto.MetricFamily {
 	return families
 }
 
+// counters returns the values of the counter family name, by its label
+// values joined with spaces ("udp NOERROR"), the labels sorted by name.
+func counters(families map[string]*dto.MetricFamily, name string) map[string]float64 {
+	got := map[string]float64{}
+	if f := families[name]; f != nil {
+		for _, m := range f.GetMetric() {
+			var values []string
+			for _, l := range m.GetLabel() {
+				values = append(values, l.GetValue())
+			}
+			got[strings.Join(values, " ")] = m.GetCounter().GetValue()
+		}
+	}
+	return got
+}
+
 // TestMetricsPrivate: the metrics port answers only its own names and
 // addresses (a page that rebinds its domain to 127.0.0.1 could read the
 // requests in flight), and a private port that other machines can reach

@@ -188,6 +188,13 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 		}
 		store := mailserver.NewStore()
 		store.Hostname = hostname
+		if env.Metrics != nil {
+			m, err := newMailMetrics(env.Metrics)
+			if err != nil {
+				return nil, err
+			}
+			store.Observer = m
+		}
 		for _, d := range list.domains {
 			if err := store.AddDomain(d.name, d.dir); err != nil {
 				return nil, fmt.Errorf("-d: %w", err)
