@@ -281,7 +281,8 @@ const endpointsHelp = `Endpoints (--port, --control, --health and the like; Twis
   ssl:PORT:privateKey=KEY.pem[:certKey=CERT.pem][:interface=ADDR]  TLS (HTTP/2 by ALPN)
   txsni:DIR:ENDPOINT                                               TLS with DIR/HOST.pem chosen by SNI
   haproxy:ENDPOINT                                                 the PROXY protocol (v1, v2) in front
-  systemd:domain=INET|INET6|UNIX:index=N (or :name=NAME)           a socket systemd passed`
+  systemd:domain=INET|INET6|UNIX:index=N (or :name=NAME)           a socket systemd passed
+  udp:PORT[:interface=ADDR] (dns --udp; udp6: too)                 UDP, or a systemd datagram socket`
 
 // exitHelp lists the exit statuses, for --help.
 const exitHelp = `Exit status: 0 after a clean stop; 1 if the service failed to start or failed while
