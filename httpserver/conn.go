@@ -168,7 +168,7 @@ var (
 	bwPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
 )
 
-func (s *Server) newConn(rwc net.Conn) *h1conn {
+func (s *Server) newConn(ctx context.Context, rwc net.Conn) *h1conn {
 	c := &h1conn{srv: s, rwc: rwc, remote: rwc.RemoteAddr().String()}
 	if tc, ok := rwc.(*tls.Conn); ok {
 		st := tc.ConnectionState()
@@ -176,8 +176,7 @@ func (s *Server) newConn(rwc net.Conn) *h1conn {
 	} else if rf, ok := rwc.(io.ReaderFrom); ok {
 		c.tcp = rf
 	}
-	c.ctx = context.WithValue(context.Background(), http.ServerContextKey, s.h2)
-	c.ctx = context.WithValue(c.ctx, http.LocalAddrContextKey, rwc.LocalAddr())
+	c.ctx = ctx
 	c.cr.c = rwc
 	c.br = brPool.Get().(*bufio.Reader)
 	c.br.Reset(&c.cr)
@@ -240,7 +239,7 @@ func (c *h1conn) serve() (hijacked bool) {
 		}
 		if first && c.srv.opts.H2C && c.tls == nil && startsH2(c.br) {
 			c.rwc.SetReadDeadline(time.Time{})
-			c.srv.handOff(&prefixConn{Conn: c.rwc, r: c.br}, c.client)
+			c.srv.handOff(&prefixConn{Conn: c.rwc, r: c.br}, h2conn{c.client, c.ctx})
 			c.client = nil
 			return true
 		}

@@ -94,7 +94,7 @@ func FuzzH1(f *testing.F) {
 		srv := New(h, Options{ErrorLog: slog.New(panicLog{slog.DiscardHandler, t})})
 		fc := &fuzzConn{in: bytes.NewReader([]byte(in))}
 		done := make(chan struct{})
-		go func() { srv.newConn(fc).serve(); close(done) }()
+		go func() { srv.newConn(srv.connContext(context.Background(), fc), fc).serve(); close(done) }()
 		select {
 		case <-done:
 		case <-time.After(10 * time.Second):

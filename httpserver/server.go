@@ -8,6 +8,17 @@
 // offers extended CONNECT (RFC 8441), and a WebSocket opened that way
 // reaches a handler as an HTTP/1.1 Upgrade whose hijacked connection is
 // the stream, so WebSocket handlers written for HTTP/1.1 serve both.
+//
+// Process-wide state: net/http reads its extended CONNECT switch only
+// from GODEBUG ("http2xconnect=1"), once, as it initializes. A program
+// that imports this package has it on for every net/http server and
+// client it runs, not only this package's: the package internal/xconnect,
+// initialized before net/http (Go initializes packages in the order of
+// their import paths, each after what it imports), sets the variable,
+// and this package puts GODEBUG back as it was once net/http has read it,
+// so processes the program starts see its own environment. A
+// "http2xconnect=0" in GODEBUG turns it off for all, WebSockets over
+// HTTP/2 included.
 package httpserver
 
 import (
@@ -90,6 +101,16 @@ type Options struct {
 	// TLSHandshake, if set, is told of each TLS handshake on a TLS
 	// endpoint: err is nil for one that completed (for metrics).
 	TLSHandshake func(err error)
+	// BaseContext, if set, returns the context the requests of
+	// connections accepted from l start from, as net/http's does: values
+	// an embedder's handlers read, or a cancellation of them all. It must
+	// not return nil. Nil means context.Background().
+	BaseContext func(l net.Listener) context.Context
+	// ConnContext, if set, returns the context for a new connection's
+	// requests, made from ctx, as net/http's does; over HTTP/2 it is
+	// called once for the connection, whatever its streams. It must not
+	// return nil.
+	ConnContext func(ctx context.Context, c net.Conn) context.Context
 }
 
 func (o Options) withDefaults() Options {
@@ -157,8 +178,8 @@ type Server struct {
 	// listeners: true once a listener drains (see drainWindow).
 	listeners map[net.Listener]bool
 	conns     map[*h1conn]struct{}
-	h2conns   map[net.Conn]*client // handed to h2, by the client that holds them
-	starting  int                  // connections accepted, not yet in conns
+	h2conns   map[net.Conn]h2conn // handed to h2, with the client that holds them
+	starting  int                 // connections accepted, not yet in conns
 	// onShutdown are called, each in a goroutine of its own, when
 	// Shutdown begins.
 	onShutdown []func()
@@ -173,7 +194,7 @@ func New(h http.Handler, opts Options) *Server {
 	s := &Server{handler: h, opts: opts, log: opts.ErrorLog,
 		lim:     limits{MaxRequestLine: opts.MaxRequestLine, MaxHeaderBytes: opts.MaxHeaderBytes, MaxHeaders: opts.MaxHeaders, RefuseUnderscores: opts.RefuseUnderscores},
 		clients: clients{maxConns: opts.MaxClientConns, maxStreams: opts.MaxClientStreams, exempt: opts.ClientLimitExempt, m: map[netip.Addr]*client{}},
-		h2conns: map[net.Conn]*client{}}
+		h2conns: map[net.Conn]h2conn{}}
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true) // as net/http must, though it is handed only HTTP/2
 	protocols.SetHTTP2(true)
@@ -192,9 +213,12 @@ func New(h http.Handler, opts Options) *Server {
 		},
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			s.mu.Lock()
-			cl := s.h2conns[c]
+			hc := s.h2conns[c]
 			s.mu.Unlock()
-			return context.WithValue(ctx, clientCtxKey{}, cl)
+			if hc.ctx != nil { // the context it was accepted with
+				ctx = hc.ctx
+			}
+			return context.WithValue(ctx, clientCtxKey{}, hc.cl)
 		},
 		ConnState: func(c net.Conn, st http.ConnState) {
 			if st == http.StateClosed || st == http.StateHijacked {
@@ -246,6 +270,12 @@ func (s *Server) Serve(l net.Listener) error {
 		delete(s.listeners, l)
 		s.mu.Unlock()
 	}()
+	base := context.Background()
+	if s.opts.BaseContext != nil {
+		if base = s.opts.BaseContext(l); base == nil {
+			panic("httpserver: BaseContext returned a nil context")
+		}
+	}
 	var delay time.Duration
 	for {
 		rwc, err := l.Accept()
@@ -269,11 +299,25 @@ func (s *Server) Serve(l net.Listener) error {
 		s.mu.Lock()
 		s.starting++ // Shutdown waits for it from now on
 		s.mu.Unlock()
-		go s.serveConn(rwc)
+		go s.serveConn(base, rwc)
 	}
 }
 
-func (s *Server) serveConn(rwc net.Conn) {
+// connContext is the context of a connection accepted with base: what
+// net/http's requests carry (the server, the local address), and what
+// ConnContext adds.
+func (s *Server) connContext(base context.Context, rwc net.Conn) context.Context {
+	ctx := context.WithValue(base, http.ServerContextKey, s.h2)
+	ctx = context.WithValue(ctx, http.LocalAddrContextKey, rwc.LocalAddr())
+	if s.opts.ConnContext != nil {
+		if ctx = s.opts.ConnContext(ctx, rwc); ctx == nil {
+			panic("httpserver: ConnContext returned a nil context")
+		}
+	}
+	return ctx
+}
+
+func (s *Server) serveConn(base context.Context, rwc net.Conn) {
 	if _, ok := rwc.(*tls.Conn); ok && s.opts.TLSHandshake != nil {
 		s.opts.TLSHandshake(nil) // the TLSListener hands out completed handshakes only
 	}
@@ -284,12 +328,13 @@ func (s *Server) serveConn(rwc net.Conn) {
 		rwc.Close()
 		return
 	}
+	ctx := s.connContext(base, rwc)
 	if tc, ok := rwc.(*tls.Conn); ok && tc.ConnectionState().NegotiatedProtocol == "h2" {
 		s.notStarting()
-		s.handOff(rwc, cl)
+		s.handOff(rwc, h2conn{cl, ctx})
 		return
 	}
-	c := s.newConn(rwc)
+	c := s.newConn(ctx, rwc)
 	c.client = cl // released here, or by the HTTP/2 server it is handed to
 	s.mu.Lock()
 	// Accepted as Shutdown began, it is served all the same (its
@@ -312,11 +357,17 @@ func (s *Server) notStarting() {
 	s.mu.Unlock()
 }
 
-// handOff gives a connection to net/http's server, which speaks HTTP/2;
-// cl, its client's count, is released when it closes.
-func (s *Server) handOff(c net.Conn, cl *client) {
+// h2conn is what a connection handed to the HTTP/2 server keeps: its
+// client's count, released when it closes, and its context.
+type h2conn struct {
+	cl  *client
+	ctx context.Context
+}
+
+// handOff gives a connection to net/http's server, which speaks HTTP/2.
+func (s *Server) handOff(c net.Conn, hc h2conn) {
 	s.mu.Lock()
-	s.h2conns[c] = cl
+	s.h2conns[c] = hc
 	s.mu.Unlock()
 	select {
 	case s.handoff.conns <- c:
@@ -330,11 +381,11 @@ func (s *Server) handOff(c net.Conn, cl *client) {
 // HTTP/2 server, once it is closed (or never taken).
 func (s *Server) releaseH2(c net.Conn) {
 	s.mu.Lock()
-	cl, ok := s.h2conns[c]
+	hc, ok := s.h2conns[c]
 	delete(s.h2conns, c)
 	s.mu.Unlock()
 	if ok {
-		cl.close()
+		hc.cl.close()
 	}
 }
 
