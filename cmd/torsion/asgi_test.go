@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
 	be "encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -23,7 +22,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"golang.org/x/net/http2"
 
 	"github.com/torsion-server/torsion/internal/testutil"
 )
@@ -357,10 +355,9 @@ func TestASGISpec(t *testing.T) {
 	}
 	// http.response.trailers: after the body, over HTTP/1.1 (chunked) and
 	// HTTP/2.
-	h2c := &http.Client{Transport: &http2.Transport{AllowHTTP: true,
-		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, network, addr)
-		}}}
+	h2cTransport := &http.Transport{Protocols: new(http.Protocols)}
+	h2cTransport.Protocols.SetUnencryptedHTTP2(true)
+	h2c := &http.Client{Transport: h2cTransport}
 	for _, client := range []*http.Client{http.DefaultClient, h2c} {
 		resp, err := client.Get(base + "/trailers")
 		if err != nil {

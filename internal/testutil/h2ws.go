@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 x/net's HTTP/2 transport, deprecated for net/http's, is the one that sends a CONNECT with :protocol (RFC 8441)
+
 package testutil
 
 import (

@@ -3,4 +3,7 @@
 // Package tools pins the tools scripts/test builds.
 package tools
 
-import _ "github.com/summerwind/h2spec/cmd/h2spec"
+import (
+	_ "github.com/summerwind/h2spec/cmd/h2spec"
+	_ "honnef.co/go/tools/cmd/staticcheck"
+)
