@@ -174,32 +174,129 @@ func DefaultPort() string {
 	return "tcp:8080"
 }
 
+// make builds the web service in stages, as Caddy provisions and
+// validates a module: the positional arguments, the checks of the
+// options, the resource tree, the wrappers around it, and the listeners.
 func (o *options) make(env plugin.Env) (service.Service, error) {
+	if err := o.takeArgs(env.Args); err != nil {
+		return nil, err
+	}
+	c, err := o.check()
+	if err != nil {
+		return nil, err
+	}
+	o.wsgi.Bodies = wsgi.NewBodyBudget(o.bodyMemory, o.bodyDisk) // shared by every application
+	b := &builder{o: o, env: env, m: service.NewMulti(), reg: env.Metrics}
+	if b.reg != nil {
+		b.reg.EnableHTTP()
+	}
+	h, err := b.tree()
+	if err != nil {
+		return nil, err
+	}
+	if h, err = b.wrap(h, c); err != nil {
+		return nil, err
+	}
+	if err := b.listen(h, c); err != nil {
+		return nil, err
+	}
+	if env.Health != nil { // ready with a live worker in every pool
+		for _, p := range b.pools {
+			env.Health.Checks = append(env.Health.Checks, p.Ready)
+		}
+	}
+	return b.m, nil
+}
+
+// takeArgs takes gunicorn's positional application (torsion web -b :8000
+// app:app, served as what it is, WSGI or ASGI) and gunicorn's
+// $WEB_CONCURRENCY.
+func (o *options) takeArgs(args []string) error {
 	switch {
-	case len(env.Args) > 1:
-		return nil, fmt.Errorf("%q: give one application, MODULE:APP (as gunicorn takes it), or its options", env.Args[1:])
-	case len(env.Args) == 1 && (o.wsgi.App != "" || o.asgi != "" || o.path != ""):
-		return nil, fmt.Errorf("%q: the root is given already (--wsgi, --asgi or --path); mount more with --mount", env.Args[0])
-	case len(env.Args) == 1 && !appSpec.MatchString(env.Args[0]):
-		return nil, fmt.Errorf("%q is not an application, MODULE:APP; endpoints go in --port or -b", env.Args[0])
-	case len(env.Args) == 1:
-		// gunicorn's habit: torsion web -b :8000 app:app, served as what
-		// it is, WSGI or ASGI.
-		o.wsgi.App, o.wsgi.DetectInterface = env.Args[0], true
+	case len(args) > 1:
+		return fmt.Errorf("%q: give one application, MODULE:APP (as gunicorn takes it), or its options", args[1:])
+	case len(args) == 1 && (o.wsgi.App != "" || o.asgi != "" || o.path != ""):
+		return fmt.Errorf("%q: the root is given already (--wsgi, --asgi or --path); mount more with --mount", args[0])
+	case len(args) == 1 && !appSpec.MatchString(args[0]):
+		return fmt.Errorf("%q is not an application, MODULE:APP; endpoints go in --port or -b", args[0])
+	case len(args) == 1:
+		o.wsgi.App, o.wsgi.DetectInterface = args[0], true
 	}
 	if v := os.Getenv("WEB_CONCURRENCY"); v != "" && !o.fs.Changed("workers") {
 		// gunicorn's default for --workers, which platforms set.
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
-			return nil, fmt.Errorf("$WEB_CONCURRENCY %q: want a number of workers, at least 1", v)
+			return fmt.Errorf("$WEB_CONCURRENCY %q: want a number of workers, at least 1", v)
 		}
 		o.wsgi.Workers = n
 	}
+	return nil
+}
+
+// checked is what the checks of the options made of them.
+type checked struct {
+	eps       []endpoint.Server // the site's
+	exempt    []netip.Prefix    // --client-limit-exempt
+	trusted   []netip.Prefix    // with --proxy-headers; nil without
+	fwdFields web.ForwardedFields
+}
+
+// check checks the options that stand alone and parses the endpoints
+// and address lists.
+func (o *options) check() (checked, error) {
+	var c checked
 	if o.wsgi.WebSocketIdle == 0 {
 		o.wsgi.WebSocketIdle = -1 // --ws-idle-timeout 0: never (wsgi.Config's 0 is its default)
 	}
-	// Each endpoint with the flag that gave it, for error messages.
-	type given struct{ flag, desc string }
+	var err error
+	if c.eps, err = o.endpoints(); err != nil {
+		return c, err
+	}
+	if err := o.checkNumbers(); err != nil {
+		return c, err
+	}
+	if c.exempt, err = web.ParseTrusted(o.clientExempt); err != nil {
+		return c, fmt.Errorf("--client-limit-exempt: %w", err)
+	}
+	if o.wsgi.Loop != "asyncio" && o.wsgi.Loop != "uvloop" {
+		return c, fmt.Errorf("--asgi-loop %q: want asyncio or uvloop", o.wsgi.Loop)
+	}
+	if n := btoi(o.path != "") + btoi(o.wsgi.App != "") + btoi(o.asgi != ""); n > 1 {
+		return c, fmt.Errorf("--path, --wsgi and --asgi are alternatives for the root; mount more with --static or --mount")
+	}
+	if (len(o.controls) > 0 || len(o.ampControls) > 0) && o.wsgi.App == "" && o.asgi == "" {
+		return c, fmt.Errorf("--control and --amp need --wsgi or --asgi: they change the application at the root")
+	}
+	if o.wsgi.BodySpool == 0 {
+		o.wsgi.BodySpool = -1 // the command line's 0 is wsgi.Config's "none"
+	} else if o.wsgi.BodySpool < 0 {
+		return c, fmt.Errorf("--body-spool cannot be negative")
+	}
+	if !o.proxyHeaders {
+		if o.fs.Changed("forwarded-allow-ips") || o.fs.Changed("forwarded-fields") {
+			return c, fmt.Errorf("--forwarded-allow-ips and --forwarded-fields need --proxy-headers")
+		}
+		return c, nil
+	}
+	if c.trusted, err = web.ParseTrusted(o.allowIPs); err != nil {
+		return c, fmt.Errorf("--forwarded-allow-ips: %w", err)
+	}
+	if c.trusted == nil {
+		c.trusted = []netip.Prefix{} // trust nobody, except Unix sockets
+	}
+	if c.fwdFields, err = web.ParseForwardedFields(o.fwdFields); err != nil {
+		return c, fmt.Errorf("--forwarded-fields: %w", err)
+	}
+	if c.fwdFields == 0 {
+		return c, fmt.Errorf("--forwarded-fields: name at least one of for, proto, host, or leave out --proxy-headers")
+	}
+	return c, nil
+}
+
+// endpoints parses the site's endpoints: --port, --listen and --bind, or
+// DefaultPort.
+func (o *options) endpoints() ([]endpoint.Server, error) {
+	type given struct{ flag, desc string } // for error messages
 	var ports []given
 	for _, p := range o.ports {
 		ports = append(ports, given{"--port", p})
@@ -225,6 +322,11 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 		}
 		eps = append(eps, ep)
 	}
+	return eps, nil
+}
+
+// checkNumbers checks the numeric options' ranges.
+func (o *options) checkNumbers() error {
 	for _, c := range []struct {
 		flag string
 		bad  bool
@@ -243,109 +345,49 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 		{"--timeout", o.wsgi.Timeout < 0, "0 (never) or more"},
 	} {
 		if c.bad {
-			return nil, fmt.Errorf("%s must be %s", c.flag, c.want)
+			return fmt.Errorf("%s must be %s", c.flag, c.want)
 		}
 	}
 	if o.headerTimeout <= 0 || o.idleTimeout <= 0 || o.maxHeaderBytes <= 0 || o.maxRequestLine <= 0 || o.maxHeaders <= 0 || o.maxStreams <= 0 || o.clientConns <= 0 || o.clientStreams <= 0 {
-		return nil, fmt.Errorf("--header-timeout, --idle-timeout, --max-header-bytes, --max-request-line, --max-headers, --max-streams, --max-client-conns and --max-client-streams must be positive")
+		return fmt.Errorf("--header-timeout, --idle-timeout, --max-header-bytes, --max-request-line, --max-headers, --max-streams, --max-client-conns and --max-client-streams must be positive")
 	}
-	exempt, err := web.ParseTrusted(o.clientExempt)
-	if err != nil {
-		return nil, fmt.Errorf("--client-limit-exempt: %w", err)
-	}
-	if o.wsgi.Loop != "asyncio" && o.wsgi.Loop != "uvloop" {
-		return nil, fmt.Errorf("--asgi-loop %q: want asyncio or uvloop", o.wsgi.Loop)
-	}
-	if n := btoi(o.path != "") + btoi(o.wsgi.App != "") + btoi(o.asgi != ""); n > 1 {
-		return nil, fmt.Errorf("--path, --wsgi and --asgi are alternatives for the root; mount more with --static or --mount")
-	}
-	if o.wsgi.BodySpool == 0 {
-		o.wsgi.BodySpool = -1 // the command line's 0 is wsgi.Config's "none"
-	} else if o.wsgi.BodySpool < 0 {
-		return nil, fmt.Errorf("--body-spool cannot be negative")
-	}
-	var trusted []netip.Prefix
-	var fwdFields web.ForwardedFields
-	if o.proxyHeaders {
-		var err error
-		if trusted, err = web.ParseTrusted(o.allowIPs); err != nil {
-			return nil, fmt.Errorf("--forwarded-allow-ips: %w", err)
-		}
-		if trusted == nil {
-			trusted = []netip.Prefix{} // trust nobody, except Unix sockets
-		}
-		if fwdFields, err = web.ParseForwardedFields(o.fwdFields); err != nil {
-			return nil, fmt.Errorf("--forwarded-fields: %w", err)
-		}
-		if fwdFields == 0 {
-			return nil, fmt.Errorf("--forwarded-fields: name at least one of for, proto, host, or leave out --proxy-headers")
-		}
-	} else if o.fs.Changed("forwarded-allow-ips") || o.fs.Changed("forwarded-fields") {
-		return nil, fmt.Errorf("--forwarded-allow-ips and --forwarded-fields need --proxy-headers")
-	}
-	o.wsgi.Bodies = wsgi.NewBodyBudget(o.bodyMemory, o.bodyDisk) // shared by every application
-	b := &builder{o: o, env: env, m: service.NewMulti(), reg: env.Metrics}
-	if b.reg != nil {
-		b.reg.EnableHTTP()
-	}
+	return nil
+}
+
+// tree builds the resource tree: the root (--wsgi, --asgi or --path),
+// the mounts (--static, --mount), and the virtual hosts around them.
+func (b *builder) tree() (http.Handler, error) {
+	o := b.o
 	root := &web.Resource{}
+	var err error
 	switch {
 	case o.wsgi.App != "":
-		root.Handler, err = b.wsgi("/", o.wsgi.App, false)
-		if err != nil {
+		if root.Handler, err = b.wsgi("/", o.wsgi.App, false); err != nil {
 			return nil, fmt.Errorf("--wsgi: %w", err)
 		}
 		b.root = root.Handler.(*wsgi.Pool)
 	case o.asgi != "":
-		root.Handler, err = b.wsgi("/", o.asgi, true)
-		if err != nil {
+		if root.Handler, err = b.wsgi("/", o.asgi, true); err != nil {
 			return nil, fmt.Errorf("--asgi: %w", err)
 		}
 		b.root = root.Handler.(*wsgi.Pool)
 	case o.path != "":
-		root.Handler, err = b.static(o.path)
-		if err != nil {
+		if root.Handler, err = b.static(o.path); err != nil {
 			return nil, fmt.Errorf("--path: %w", err)
 		}
 	}
 	if root.Handler != nil {
 		root.Handler = b.label("/", root.Handler)
 	}
-	mounted := map[string]string{}
-	mount := func(flag, arg, spec string) error {
-		prefix, rest, ok := strings.Cut(arg, "=")
-		if !ok || !strings.HasPrefix(prefix, "/") || rest == "" {
-			return fmt.Errorf("%s %q: want PREFIX=%s, the prefix starting with /", flag, arg, spec)
-		}
-		prefix = "/" + strings.Join(strings.FieldsFunc(prefix, func(r rune) bool { return r == '/' }), "/")
-		if prefix == "/" && root.Handler != nil {
-			return fmt.Errorf("%s %q: the root is already served by --wsgi, --path or another --mount /", flag, arg)
-		}
-		if prev, dup := mounted[prefix]; dup {
-			return fmt.Errorf("%s %q: %s is already mounted by %s", flag, arg, prefix, prev)
-		}
-		mounted[prefix] = fmt.Sprintf("%s %q", flag, arg)
-		var h http.Handler
-		var err error
-		if flag == "--static" {
-			h, err = b.static(rest)
-		} else {
-			h, err = b.spec(prefix, rest)
-		}
-		if err != nil {
-			return fmt.Errorf("%s %q: %w", flag, arg, err)
-		}
-		root.Mount(prefix, b.label(prefix, h))
-		return nil
-	}
-	for _, arg := range o.statics {
-		if err := mount("--static", arg, "DIR"); err != nil {
-			return nil, err
-		}
-	}
-	for _, arg := range o.mounts {
-		if err := mount("--mount", arg, "SPEC"); err != nil {
-			return nil, err
+	mounted := map[string]string{} // prefix -> the option that mounted it
+	for _, m := range []struct {
+		flag, spec string
+		args       []string
+	}{{"--static", "DIR", o.statics}, {"--mount", "SPEC", o.mounts}} {
+		for _, arg := range m.args {
+			if err := b.mount(root, mounted, m.flag, arg, m.spec); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if b.staticDirs == 0 && (len(o.index) > 0 || o.noListing || o.allowSymlinks || o.cacheControl != "") {
@@ -358,60 +400,77 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 	case len(mounted) == 0 && root.Handler != nil:
 		h = root.Handler // nothing to route
 	}
-	if len(o.vhosts) > 0 {
-		v := &web.VHosts{}
-		if len(mounted) > 0 || root.Handler != nil {
-			v.Default = h
-		}
-		for _, arg := range o.vhosts {
-			host, spec, ok := strings.Cut(arg, "=")
-			if !ok || host == "" || spec == "" {
-				return nil, fmt.Errorf("--vhost %q: want HOST=SPEC", arg)
-			}
-			vh, err := b.spec(host, spec)
-			if err != nil {
-				return nil, fmt.Errorf("--vhost %q: %w", arg, err)
-			}
-			if err := v.Add(host, b.label(host, vh)); err != nil {
-				return nil, fmt.Errorf("--vhost: %w", err)
-			}
-		}
-		h = v
+	if len(o.vhosts) == 0 {
+		return h, nil
 	}
-	log := env.Log.With(logging.SystemKey, "web")
-	access := env.AccessLog
-	if access == nil {
-		access = env.Log.With(logging.SystemKey, "access")
+	v := &web.VHosts{}
+	if len(mounted) > 0 || root.Handler != nil {
+		v.Default = h
 	}
-	var observers []web.Observer // one wrapper for the access log and the metrics
-	switch {
-	case !access.Enabled(context.Background(), slog.LevelInfo): // --access-logfile none
-	case env.LogFormat == "json":
-		observers = append(observers, web.AccessRecords(access))
-	default:
-		layout := web.CombinedWithIDFormat
-		switch {
-		case o.accessFormat != "":
-			layout = o.accessFormat
-		case env.AccessPlain:
-			layout = web.CombinedFormat // what goaccess and awstats read
+	return v, b.vhosts(v)
+}
+
+// vhosts adds each --vhost HOST=SPEC to v.
+func (b *builder) vhosts(v *web.VHosts) error {
+	for _, arg := range b.o.vhosts {
+		host, spec, ok := strings.Cut(arg, "=")
+		if !ok || host == "" || spec == "" {
+			return fmt.Errorf("--vhost %q: want HOST=SPEC", arg)
 		}
-		format, err := web.ParseAccessFormat(layout)
+		vh, err := b.spec(host, spec)
 		if err != nil {
-			return nil, fmt.Errorf("--access-logformat: %w", err)
+			return fmt.Errorf("--vhost %q: %w", arg, err)
 		}
-		observers = append(observers, web.AccessLinesFormat(access, format))
+		if err := v.Add(host, b.label(host, vh)); err != nil {
+			return fmt.Errorf("--vhost: %w", err)
+		}
 	}
-	reg := b.reg
-	if reg != nil {
-		observers = append(observers, reg.Observer())
+	return nil
+}
+
+// mount mounts one --static PREFIX=DIR or --mount PREFIX=SPEC on root;
+// mounted holds the prefixes taken, with the option that took each.
+func (b *builder) mount(root *web.Resource, mounted map[string]string, flag, arg, spec string) error {
+	prefix, rest, ok := strings.Cut(arg, "=")
+	if !ok || !strings.HasPrefix(prefix, "/") || rest == "" {
+		return fmt.Errorf("%s %q: want PREFIX=%s, the prefix starting with /", flag, arg, spec)
+	}
+	prefix = "/" + strings.Join(strings.FieldsFunc(prefix, func(r rune) bool { return r == '/' }), "/")
+	if prefix == "/" && root.Handler != nil {
+		return fmt.Errorf("%s %q: the root is already served by --wsgi, --path or another --mount /", flag, arg)
+	}
+	if prev, dup := mounted[prefix]; dup {
+		return fmt.Errorf("%s %q: %s is already mounted by %s", flag, arg, prefix, prev)
+	}
+	mounted[prefix] = fmt.Sprintf("%s %q", flag, arg)
+	var h http.Handler
+	var err error
+	if flag == "--static" {
+		h, err = b.static(rest)
+	} else {
+		h, err = b.spec(prefix, rest)
+	}
+	if err != nil {
+		return fmt.Errorf("%s %q: %w", flag, arg, err)
+	}
+	root.Mount(prefix, b.label(prefix, h))
+	return nil
+}
+
+// wrap puts the wrappers around the tree, innermost first: the access log
+// and the metrics (one observer), requests in flight, the proxy headers,
+// the request id.
+func (b *builder) wrap(h http.Handler, c checked) (http.Handler, error) {
+	observers, err := b.observers()
+	if err != nil {
+		return nil, err
 	}
 	if len(observers) > 0 {
 		h = web.Observe(h, observers...)
 	}
-	if reg != nil {
+	if reg := b.reg; reg != nil {
 		h = reg.InFlight(h)
-		for _, ep := range eps {
+		for _, ep := range c.eps {
 			reg.Listeners = append(reg.Listeners, ep.String())
 		}
 		seen := map[string]int{}
@@ -424,16 +483,59 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 		}
 	}
 	var fromProxy func(*http.Request) bool // whose X-Request-ID to take
-	if trusted != nil {
-		h = web.ProxyHeaders(h, trusted, fwdFields) // outside the access log, which shows the real client
-		fromProxy = web.TrustedPeers(trusted)
+	if c.trusted != nil {
+		h = web.ProxyHeaders(h, c.trusted, c.fwdFields) // outside the access log, which shows the real client
+		fromProxy = web.TrustedPeers(c.trusted)
 	}
-	h = web.RequestID(h, fromProxy) // outside ProxyHeaders, which replaces the peer's address
+	return web.RequestID(h, fromProxy), nil // outside ProxyHeaders, which replaces the peer's address
+}
+
+// accessLog is where the site's requests are logged.
+func (b *builder) accessLog() *slog.Logger {
+	if b.env.AccessLog != nil {
+		return b.env.AccessLog
+	}
+	return b.env.Log.With(logging.SystemKey, "access")
+}
+
+// observers are what is told of each answer: the access log, in the
+// format asked for, and the metrics.
+func (b *builder) observers() ([]web.Observer, error) {
+	var observers []web.Observer
+	access := b.accessLog()
+	switch {
+	case !access.Enabled(context.Background(), slog.LevelInfo): // --access-logfile none
+	case b.env.LogFormat == "json":
+		observers = append(observers, web.AccessRecords(access))
+	default:
+		layout := web.CombinedWithIDFormat
+		switch {
+		case b.o.accessFormat != "":
+			layout = b.o.accessFormat
+		case b.env.AccessPlain:
+			layout = web.CombinedFormat // what goaccess and awstats read
+		}
+		format, err := web.ParseAccessFormat(layout)
+		if err != nil {
+			return nil, fmt.Errorf("--access-logformat: %w", err)
+		}
+		observers = append(observers, web.AccessLinesFormat(access, format))
+	}
+	if b.reg != nil {
+		observers = append(observers, b.reg.Observer())
+	}
+	return observers, nil
+}
+
+// listen adds the listeners: the site on each endpoint, then the control
+// ports (--control, --amp).
+func (b *builder) listen(h http.Handler, c checked) error {
+	o, log := b.o, b.env.Log.With(logging.SystemKey, "web")
 	var tlsHandshake func(error)
-	if reg != nil {
-		tlsHandshake = reg.TLSHandshake
+	if b.reg != nil {
+		tlsHandshake = b.reg.TLSHandshake
 	}
-	for _, ep := range eps {
+	for _, ep := range c.eps {
 		srv := httpserver.New(h, httpserver.Options{
 			ReadHeaderTimeout:    o.headerTimeout,
 			IdleTimeout:          o.idleTimeout,
@@ -445,11 +547,11 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 			RefuseUnderscores:    o.refuseUnder,
 			MaxClientConns:       o.clientConns,
 			MaxClientStreams:     o.clientStreams,
-			ClientLimitExempt:    exempt,
+			ClientLimitExempt:    c.exempt,
 			H2C:                  o.h2c,
 			LegacyCiphers:        o.legacyCiphers,
 			ErrorLog:             log,
-			Refuse:               web.Refusals(access),
+			Refuse:               web.Refusals(b.accessLog()),
 			TLSHandshake:         tlsHandshake,
 		})
 		for _, p := range b.pools {
@@ -457,34 +559,27 @@ func (o *options) make(env plugin.Env) (service.Service, error) {
 		}
 		b.m.Add(&service.Listener{Endpoint: ep, Server: srv, Name: "Site", Log: log})
 	}
-	if (len(o.controls) > 0 || len(o.ampControls) > 0) && b.root == nil {
-		return nil, fmt.Errorf("--control and --amp need --wsgi or --asgi: they change the application at the root")
-	}
-	ctlLog := env.Log.With(logging.SystemKey, "control")
-	for _, desc := range o.controls {
-		ep, err := endpoint.Parse(desc)
-		if err != nil {
-			return nil, fmt.Errorf("--control: %w", err)
-		}
-		ops.WarnReachable(ctlLog, "--control", ep)
-		srv := &protocol.Server{Factory: control.Lines(b.root, protocol.DefaultMaxLineLength, ctlLog)}
-		b.m.Add(&service.Listener{Endpoint: ep, Server: srv, Name: "Control", Log: ctlLog})
-	}
-	for _, desc := range o.ampControls {
-		ep, err := endpoint.Parse(desc)
-		if err != nil {
-			return nil, fmt.Errorf("--amp: %w", err)
-		}
-		ops.WarnReachable(ctlLog, "--amp", ep)
-		srv := &protocol.Server{ServeConn: control.AMP(b.root, ctlLog)}
-		b.m.Add(&service.Listener{Endpoint: ep, Server: srv, Name: "AMP control", Log: ctlLog})
-	}
-	if env.Health != nil { // ready with a live worker in every pool
-		for _, p := range b.pools {
-			env.Health.Checks = append(env.Health.Checks, p.Ready)
+	ctlLog := b.env.Log.With(logging.SystemKey, "control")
+	for _, ctl := range []struct {
+		flag, name string
+		descs      []string
+		server     func() service.Server
+	}{
+		{"--control", "Control", o.controls, func() service.Server {
+			return &protocol.Server{Factory: control.Lines(b.root, protocol.DefaultMaxLineLength, ctlLog)}
+		}},
+		{"--amp", "AMP control", o.ampControls, func() service.Server { return &protocol.Server{ServeConn: control.AMP(b.root, ctlLog)} }},
+	} {
+		for _, desc := range ctl.descs {
+			ep, err := endpoint.Parse(desc)
+			if err != nil {
+				return fmt.Errorf("%s: %w", ctl.flag, err)
+			}
+			ops.WarnReachable(ctlLog, ctl.flag, ep)
+			b.m.Add(&service.Listener{Endpoint: ep, Server: ctl.server(), Name: ctl.name, Log: ctlLog})
 		}
 	}
-	return b.m, nil
+	return nil
 }
 
 // builder makes the handlers of one web service; the worker pools it
