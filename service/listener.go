@@ -81,7 +81,7 @@ func (l *Listener) Start(ctx context.Context) error {
 	if name == "" {
 		name = "Server"
 	}
-	l.log().Info(fmt.Sprintf("%s starting on %s", name, portString(ln.Addr())), "addr", ln.Addr().String())
+	l.log().Info(fmt.Sprintf("%s starting on %s", name, portString(ln.Addr())), "addr", ln.Addr().String(), "endpoint", l.Endpoint.String())
 	go func() {
 		defer close(l.served)
 		err := l.Server.Serve(ln)

@@ -42,18 +42,19 @@ func TestConch(t *testing.T) {
 	good, bad := keygen("good"), keygen("bad")
 	pub, _ := os.ReadFile(good + ".pub")
 	os.WriteFile(filepath.Join(dir, "authorized_keys"), pub, 0o600)
-	port := freePort(t)
+	var port string // each start's, with the ssh options that reach it
+	opts := []string{"-p", "", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR"}
 	serve := func() *proc {
-		cmd := exec.Command(binary, "conch", "-p", "tcp:"+port+":interface=127.0.0.1", "--authorized-keys", "authorized_keys")
+		cmd := exec.Command(binary, "conch", "-p", "tcp:0:interface=127.0.0.1", "--authorized-keys", "authorized_keys")
 		cmd.Dir = dir
 		cmd.Env = append(os.Environ(), "HOME="+home)
 		p := startCmd(t, cmd)
-		p.waitLog(`SSH starting on`)
+		port = p.waitLog(`SSH starting on (\d+)`)[1]
+		opts[1] = port
 		return p
 	}
 	p := serve()
 	p.waitLog(`made a new SSH host key`)
-	opts := []string{"-p", port, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR"}
 	ssh := func(key string, args ...string) (string, string, int) {
 		t.Helper()
 		cmd := exec.Command(sshPath, append(append(append([]string{"-i", key}, opts...), "127.0.0.1"), args...)...)
@@ -139,12 +140,11 @@ func TestConchPasswordForward(t *testing.T) {
 	}
 	pub, _ := os.ReadFile(filepath.Join(dir, "key.pub"))
 	os.WriteFile(filepath.Join(dir, "authorized_keys"), pub, 0o600)
-	port := freePort(t)
-	cmd := exec.Command(binary, "conch", "-p", "tcp:"+port+":interface=127.0.0.1", "--authorized-keys", "authorized_keys",
+	cmd := exec.Command(binary, "conch", "-p", "tcp:0:interface=127.0.0.1", "--authorized-keys", "authorized_keys",
 		"--password-file", "passwords", "--allow-tcp-forwarding")
 	cmd.Dir = dir
 	p := startCmd(t, cmd)
-	p.waitLog(`SSH starting on`)
+	port := p.waitLog(`SSH starting on (\d+)`)[1]
 	opts := []string{"-p", port, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"}
 	withPassword := func(password string) (string, int) {
 		t.Helper()
@@ -236,12 +236,11 @@ func TestConchUsers(t *testing.T) {
 	if out, err := exec.Command("chown", "-R", name+":", home).CombinedOutput(); err != nil {
 		t.Fatalf("chown: %v\n%s", err, out)
 	}
-	port := freePort(t)
-	cmd := exec.Command(binary, "conch", "-p", "tcp:"+port+":interface=127.0.0.1")
+	cmd := exec.Command(binary, "conch", "-p", "tcp:0:interface=127.0.0.1")
 	cmd.Dir = dir
 	p := startCmd(t, cmd)
 	p.waitLog(`logins are per system user`)
-	p.waitLog(`SSH starting on`)
+	port := p.waitLog(`SSH starting on (\d+)`)[1]
 	opts := []string{"-p", port, "-i", key, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR"}
 	ssh := func(user string, args ...string) (string, int) {
 		t.Helper()

@@ -35,9 +35,8 @@ func TestDNS(t *testing.T) {
 	zone, _ := os.ReadFile("../../examples/dns/example.org.zone")
 	zoneFile := filepath.Join(dir, "example.org.zone")
 	os.WriteFile(zoneFile, zone, 0o644)
-	port := freePort(t)
-	p := start(t, nil, "dns", "-p", port, "--interface", "127.0.0.1", "--hosts-file", hosts, "--bindzone", zoneFile)
-	p.waitLog(`DNS server starting on ` + port)
+	p := start(t, nil, "dns", "-p", "0", "--interface", "127.0.0.1", "--hosts-file", hosts, "--bindzone", zoneFile)
+	port := p.waitLog(`DNS server starting on (\d+)`)[1]
 	ask := func(args ...string) string {
 		t.Helper()
 		out, err := exec.Command(dig, append([]string{"@127.0.0.1", "-p", port, "+time=5", "+tries=2"}, args...)...).CombinedOutput()
@@ -113,12 +112,11 @@ func TestDNSRecursive(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dig is missing (scripts/test installs dnsutils): %v", err)
 	}
-	upPort, frontPort := freePort(t), freePort(t)
-	up := start(t, nil, "dns", "-p", upPort, "--interface", "127.0.0.1", "--bindzone", "../../examples/dns/example.org.zone")
-	up.waitLog(`DNS server starting on ` + upPort)
-	front := start(t, nil, "dns", "-p", frontPort, "--interface", "127.0.0.1", "--hosts-file", "../../examples/dns/hosts",
+	up := start(t, nil, "dns", "-p", "0", "--interface", "127.0.0.1", "--bindzone", "../../examples/dns/example.org.zone")
+	upPort := up.waitLog(`DNS server starting on (\d+)`)[1]
+	front := start(t, nil, "dns", "-p", "0", "--interface", "127.0.0.1", "--hosts-file", "../../examples/dns/hosts",
 		"--recursive", "--cache", "--upstream", "127.0.0.1:"+upPort)
-	front.waitLog(`DNS server starting on ` + frontPort)
+	frontPort := front.waitLog(`DNS server starting on (\d+)`)[1]
 	ask := func(args ...string) string {
 		t.Helper()
 		out, _ := exec.Command(dig, append([]string{"@127.0.0.1", "-p", frontPort, "+time=5", "+tries=1"}, args...)...).CombinedOutput()

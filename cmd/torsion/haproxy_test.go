@@ -16,7 +16,10 @@ import (
 	"time"
 )
 
-// freePort returns a loopback port that was free a moment ago.
+// freePort returns a loopback port that was free a moment ago, for a
+// program other than torsion that must be given a port to bind (HAProxy,
+// ssh -L), or a fixed port in a README command; torsion itself binds
+// tcp:0, and a test reads the port from its "starting on" line.
 func freePort(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")

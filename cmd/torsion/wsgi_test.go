@@ -430,10 +430,9 @@ def application(environ, start_response):
 func TestPositionalApp(t *testing.T) {
 	t.Parallel()
 	needPython(t)
-	port := freePort(t)
-	p := start(t, []string{"WEB_CONCURRENCY=2"}, "web", "-b", "127.0.0.1:"+port, "wsgi_hello", "--chdir", "../../examples/wsgi", "--python", debianPython)
+	p := start(t, []string{"WEB_CONCURRENCY=2"}, "web", "-b", "127.0.0.1:0", "wsgi_hello", "--chdir", "../../examples/wsgi", "--python", debianPython)
 	p.waitLog(`WSGI application running app=wsgi_hello:application workers=2 `)
-	p.waitLog(`Site starting on ` + port)
+	port := p.waitLog(`Site starting on (\d+)`)[1]
 	if got := curl(t, "http://127.0.0.1:"+port+"/"); got != "Hello world!\n" {
 		t.Errorf("the positional application: %q", got)
 	}
