@@ -14,6 +14,7 @@ package control
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
@@ -97,10 +98,52 @@ func oneLine(s string) string {
 	return strings.NewReplacer("\r\n", "; ", "\n", "; ", "\r", "; ").Replace(s)
 }
 
-// AMPTarget is what an AMP command changes: a WSGI pool, whose ControlAMP
-// runs the command in every worker.
+// AMPTarget is what an AMP command changes: a WSGI pool, whose ControlBox
+// gives the command's box, in AMP's wire form, to every worker's locator,
+// and returns the answer box (or an error whose Answer is the declared
+// error's box, as wsgi.DeclaredError is).
 type AMPTarget interface {
-	ControlAMP(ctx context.Context, command string, args amp.Box) (amp.Box, error)
+	ControlBox(ctx context.Context, box []byte, key string) ([]byte, error)
+}
+
+// declared is the error a target returns for a declared AMP error: its
+// box in AMP's wire form.
+type declared interface {
+	error
+	DeclaredAnswer() []byte
+}
+
+// RunAMP runs command with args on t: it encodes the box, keys it by the
+// command's name (so that of the commands kept for workers that start
+// later, only the last of each name is given to them: a command should
+// set state), and decodes the answer, or the declared error as an
+// *amp.Error.
+func RunAMP(ctx context.Context, t AMPTarget, command string, args amp.Box) (amp.Box, error) {
+	box := amp.Box{amp.KeyCommand: []byte(command)}
+	for k, v := range args {
+		box[k] = v
+	}
+	wire, err := amp.AppendBox(nil, box)
+	if err != nil {
+		return nil, err
+	}
+	answer, err := t.ControlBox(ctx, wire, "amp "+command)
+	var de declared
+	switch {
+	case errors.As(err, &de):
+		boxes, perr := amp.ParseBoxes(de.DeclaredAnswer())
+		if perr != nil || len(boxes) != 1 {
+			return nil, fmt.Errorf("a malformed AMP error box: %w", err)
+		}
+		return nil, &amp.Error{Code: string(boxes[0][amp.KeyErrorCode]), Description: string(boxes[0][amp.KeyErrorDescription])}
+	case err != nil:
+		return nil, err
+	}
+	boxes, err := amp.ParseBoxes(answer)
+	if err != nil || len(boxes) != 1 {
+		return nil, fmt.Errorf("an AMP answer that is not one box (%d bytes)", len(answer))
+	}
+	return boxes[0], nil
 }
 
 // CodeWorkerFailed is the AMP error code of a command that failed in some
@@ -110,14 +153,14 @@ const CodeWorkerFailed = "WORKER_FAILED"
 
 // AMP returns what a protocol.Server's ServeConn wants for an AMP control
 // port: each command a client asks runs in every worker of t, and the
-// client gets the answer once all have run it (see wsgi.Pool.ControlAMP),
+// client gets the answer once all have run it (see RunAMP),
 // the declared error the application raised, or WORKER_FAILED saying which
 // workers failed and how. A malformed box closes the connection.
 func AMP(t AMPTarget, log *slog.Logger) func(net.Conn) {
 	h := amp.HandlerFunc(func(ctx context.Context, command string, args amp.Box) (amp.Box, error) {
 		ctx, cancel := context.WithTimeout(ctx, Timeout)
 		defer cancel()
-		r, err := t.ControlAMP(ctx, command, args)
+		r, err := RunAMP(ctx, t, command, args)
 		var ae *amp.Error
 		switch {
 		case err == nil:

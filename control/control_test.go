@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -75,15 +76,32 @@ func TestLines(t *testing.T) {
 // declared error and fails "Crash" as a dead worker would.
 type ampTarget struct{}
 
-func (ampTarget) ControlAMP(ctx context.Context, command string, args amp.Box) (amp.Box, error) {
+func (ampTarget) ControlBox(ctx context.Context, wire []byte, key string) ([]byte, error) {
+	boxes, err := amp.ParseBoxes(wire)
+	if err != nil || len(boxes) != 1 {
+		return nil, fmt.Errorf("not one box: %v", err)
+	}
+	box := boxes[0]
+	command := string(box[amp.KeyCommand])
+	if key != "amp "+command {
+		return nil, fmt.Errorf("key %q for %s", key, command)
+	}
 	switch command {
 	case "Echo":
-		return args, nil
+		delete(box, amp.KeyCommand)
+		return amp.AppendBox(nil, box)
 	case "Refuse":
-		return nil, &amp.Error{Code: "NOPE", Description: "refused"}
+		answer, _ := amp.AppendBox(nil, amp.Box{amp.KeyErrorCode: []byte("NOPE"), amp.KeyErrorDescription: []byte("refused")})
+		return nil, declaredError(answer)
 	}
 	return nil, errors.New("worker 1: exited\nworker 2: exited")
 }
+
+// declaredError is how a pool reports a declared error (wsgi.DeclaredError).
+type declaredError []byte
+
+func (e declaredError) Error() string          { return "declared" }
+func (e declaredError) DeclaredAnswer() []byte { return e }
 
 func TestAMP(t *testing.T) {
 	srv := &protocol.Server{ServeConn: AMP(ampTarget{}, logging.Discard())}

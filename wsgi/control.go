@@ -11,14 +11,13 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/torsion-server/torsion/amp"
 )
 
-// This file is the control channel's side of the pool: a line for every
-// worker's torsion.control handler, or an AMP command for its
-// torsion.locator, over each worker's control socket (PROTOCOL.md), kept
-// and given again to workers that start later.
+// This file is the control channel's side of the pool: a message for
+// every worker (a line for its torsion.control handler, or an AMP box for
+// its torsion.locator, which package control encodes), over each worker's
+// control socket (PROTOCOL.md), kept and given again to workers that
+// start later.
 
 const (
 	// controlTimeout bounds a worker's answer to one control line.
@@ -40,11 +39,22 @@ func (e *HandlerError) Error() string {
 	return "the handler raised " + strings.TrimSpace(lines[len(lines)-1])
 }
 
-// The kinds of control message, their first byte on the control socket.
+// The kinds of control message, their first byte on the control socket
+// (PROTOCOL.md's M frame).
 const (
 	ctlLine = 'L'
 	ctlAMP  = 'A'
 )
+
+// DeclaredError is an answer to ControlBox that the command declares as
+// an error: an AMP error box (_error_code, _error_description) in AMP's
+// wire form, DeclaredAnswer.
+type DeclaredError struct{ answer []byte }
+
+func (e *DeclaredError) Error() string { return "the command answered with an error it declares" }
+
+// DeclaredAnswer is the error box, in AMP's wire form.
+func (e *DeclaredError) DeclaredAnswer() []byte { return e.answer }
 
 // ctlEntry is a control message applied everywhere, kept for workers that
 // start later. A later entry with the same key replaces it ("" for none).
@@ -67,30 +77,17 @@ func (p *Pool) Control(ctx context.Context, line []byte) (string, error) {
 	return string(answer), err
 }
 
-// ControlAMP runs an AMP command in every live worker, with the locator
-// the application registered (torsion.locator), as Control passes a line:
-// applied everywhere before the answer, or an error naming the workers
-// that failed. A declared error that every worker answered comes back as
-// an *amp.Error. Of the commands kept for workers that start later, only
-// the last of each name is given to them: a command should set state.
-func (p *Pool) ControlAMP(ctx context.Context, command string, args amp.Box) (amp.Box, error) {
-	box := amp.Box{amp.KeyCommand: []byte(command)}
-	for k, v := range args {
-		box[k] = v
-	}
-	msg, err := amp.AppendBox([]byte{ctlAMP}, box)
-	if err != nil {
-		return nil, err
-	}
-	answer, err := p.broadcast(ctx, msg, "amp "+command)
-	if err != nil {
-		return nil, err
-	}
-	boxes, err := amp.ParseBoxes(answer)
-	if err != nil || len(boxes) != 1 {
-		return nil, fmt.Errorf("%w: an AMP answer that is not one box", errProtocol)
-	}
-	return boxes[0], nil
+// ControlBox gives an AMP box (_command and its arguments, in AMP's wire
+// form; package control encodes and decodes them) to the locator of every
+// live worker (torsion.locator), as Control gives a line: applied
+// everywhere before the first worker's answer box is returned, or an
+// error naming the workers that failed; a *DeclaredError when every
+// worker answered with a declared error, which changes nothing. A box
+// applied everywhere is kept for workers that start later; a later one
+// with the same key replaces it there ("" keeps every one), so that of
+// commands that set state only the last is replayed.
+func (p *Pool) ControlBox(ctx context.Context, box []byte, key string) ([]byte, error) {
+	return p.broadcast(ctx, append([]byte{ctlAMP}, box...), key)
 }
 
 // broadcast sends a control message to every live worker and returns the
@@ -122,8 +119,8 @@ func (p *Pool) broadcast(ctx context.Context, msg []byte, key string) ([]byte, e
 	var failed []error
 	declared := 0
 	for i, err := range errs {
-		var ae *amp.Error
-		if errors.As(err, &ae) {
+		var de *DeclaredError
+		if errors.As(err, &de) {
 			declared++
 		}
 		if err != nil {
@@ -159,7 +156,7 @@ func (p *Pool) enroll(slot int, w *worker) (bool, error) {
 
 // control sends one control message to the worker and returns its
 // answer: what the handler returned, or an error (*HandlerError if it
-// raised, *amp.Error for an AMP command's declared error). A worker that
+// raised, *DeclaredError for a command's declared error). A worker that
 // does not answer in time is killed: its late answer would be taken for
 // the next message's.
 func (w *worker) control(ctx context.Context, msg []byte) ([]byte, error) {
@@ -194,10 +191,7 @@ func (w *worker) control(ctx context.Context, msg []byte) ([]byte, error) {
 	case 0:
 		return payload[1:], nil
 	case 2:
-		if boxes, err := amp.ParseBoxes(payload[1:]); err == nil && len(boxes) == 1 {
-			return nil, &amp.Error{Code: string(boxes[0][amp.KeyErrorCode]), Description: string(boxes[0][amp.KeyErrorDescription])}
-		}
-		return nil, fmt.Errorf("%w: a malformed AMP error", errProtocol)
+		return nil, &DeclaredError{answer: payload[1:]}
 	}
 	return nil, &HandlerError{Traceback: string(payload[1:])}
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/torsion-server/torsion/amp"
+	"github.com/torsion-server/torsion/control"
 )
 
 // answers makes three requests that wait for each other in the
@@ -105,11 +106,11 @@ func TestControlAMP(t *testing.T) {
 	s := startPool(t, Config{App: "controlled:application", Workers: 3})
 	ctx := context.Background()
 	for _, g := range []string{"first", "second"} {
-		if _, err := s.pool.ControlAMP(ctx, "SetGreeting", amp.Box{"greeting": []byte(g)}); err != nil {
+		if _, err := control.RunAMP(ctx, s.pool, "SetGreeting", amp.Box{"greeting": []byte(g)}); err != nil {
 			t.Fatalf("SetGreeting %s: %v", g, err)
 		}
 	}
-	r, err := s.pool.ControlAMP(ctx, "SetGreeting", amp.Box{"greeting": []byte("")})
+	r, err := control.RunAMP(ctx, s.pool, "SetGreeting", amp.Box{"greeting": []byte("")})
 	var ae *amp.Error
 	if !errors.As(err, &ae) || ae.Code != "EMPTY" {
 		t.Errorf("a declared error: %v %v", r, err)
