@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/torsion-server/torsion/internal/handover"
 )
 
 func TestSplit(t *testing.T) {
@@ -409,7 +411,7 @@ func TestUDPListen(t *testing.T) {
 	}
 	// Closed, it is no longer handed over (nor does it fail the hand-over).
 	pc.Close()
-	files, err := HandOver(&exec.Cmd{})
+	files, err := handover.HandOver(&exec.Cmd{})
 	if err != nil {
 		t.Errorf("HandOver after a datagram socket was closed: %v", err)
 	}

@@ -1,134 +1,27 @@
 package endpoint
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/torsion-server/torsion/internal/handover"
 )
 
-// A process hands its listening sockets to its successor (an upgrade of
-// the binary in place) through the environment: $TORSION_HANDOVER lists
-// the sockets' keys, one per line, and the sockets follow, in that order,
-// from file descriptor 3. A key is the canonical description of the
-// endpoint that made the socket (TCP.String(), Unix.String(),
-// Systemd.String()), so the successor, started with the same command
-// line, finds each socket where it would have listened; a Unix socket's
-// lock file follows under its key with " lock" appended.
-const handoverEnv = "TORSION_HANDOVER"
-
-var (
-	socketsMu sync.Mutex
-	// sockets are the listening sockets this process made, by key.
-	sockets = map[string][]filer{}
-
-	handedOver atomic.Bool
-
-	handoverOnce  sync.Once
-	handoverFiles map[string][]*os.File
-)
-
-// filer is a listener or lock file that can be duplicated for a successor.
-type filer interface {
-	File() (*os.File, error)
-}
-
-// socketFile duplicates a listening socket for a successor. Unlike the
-// listener's own File method, whose file os/exec would put in blocking
-// mode — and with it the listener, which shares the mode — it leaves the
-// socket non-blocking.
-type socketFile struct {
-	syscall.Conn
-	name string
-}
-
-func (s socketFile) File() (f *os.File, err error) {
-	rc, err := s.SyscallConn()
-	if err != nil {
-		return nil, err
-	}
-	if cerr := rc.Control(func(fd uintptr) { f, err = dupFile(fd, s.name) }); cerr != nil {
-		return nil, cerr
-	}
-	return f, err
-}
-
-// dupFile duplicates descriptor fd (close-on-exec) as a file named name.
-func dupFile(fd uintptr, name string) (*os.File, error) {
-	nfd, err := unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		return nil, err
-	}
-	return os.NewFile(uintptr(nfd), name), nil
-}
-
-// remember records a socket (or lock file) made under key.
-func remember(key string, f filer) {
-	socketsMu.Lock()
-	defer socketsMu.Unlock()
-	sockets[key] = append(sockets[key], f)
-}
-
-// forget drops a socket that was closed.
-func forget(key string, f filer) {
-	socketsMu.Lock()
-	defer socketsMu.Unlock()
-	list := sockets[key]
-	for i, g := range list {
-		if g == f {
-			sockets[key] = append(list[:i:i], list[i+1:]...)
-			break
-		}
-	}
-	if len(sockets[key]) == 0 {
-		delete(sockets, key)
-	}
-}
-
-// takeInherited returns a socket (or lock file) the predecessor handed
-// over under key, or nil. Each is taken once.
-func takeInherited(key string) *os.File {
-	handoverOnce.Do(readHandover)
-	socketsMu.Lock()
-	defer socketsMu.Unlock()
-	list := handoverFiles[key]
-	if len(list) == 0 {
-		return nil
-	}
-	handoverFiles[key] = list[1:]
-	return list[0]
-}
-
-// readHandover reads, once, what $TORSION_HANDOVER says was handed over,
-// and removes the variable so that processes torsion starts do not read it.
-func readHandover() {
-	keys := os.Getenv(handoverEnv)
-	os.Unsetenv(handoverEnv)
-	handoverFiles = map[string][]*os.File{}
-	if keys == "" {
-		return
-	}
-	for i, key := range strings.Split(keys, "\n") {
-		f := os.NewFile(uintptr(3+i), key)
-		if f == nil {
-			continue
-		}
-		handoverFiles[key] = append(handoverFiles[key], f)
-	}
-}
+// Sockets made by the tcp, ssl, sni, unix, udp and systemd kinds (and the
+// kinds wrapping them) are recorded in a process-wide table (package
+// internal/handover), so that an upgrade in place (SIGUSR2) hands them to
+// the successor, which, started with the same command line, takes each
+// where it would have listened, under its canonical description. A
+// program that embeds endpoint and never upgrades pays a map entry per
+// socket.
 
 // inheritedListener returns the listener the predecessor handed over
 // under key, or nil if it handed none.
 func inheritedListener(key string) (net.Listener, error) {
-	f := takeInherited(key)
+	f := handover.Take(key)
 	if f == nil {
 		return nil, nil
 	}
@@ -152,7 +45,7 @@ func fileListener(f *os.File) (net.Listener, error) {
 // *net.UDPConn's destination addresses); HandOver skips it once closed.
 func listenPacketTracked(key string, listen func() (net.PacketConn, error)) (net.PacketConn, error) {
 	var pc net.PacketConn
-	f := takeInherited(key)
+	f := handover.Take(key)
 	if f != nil {
 		defer f.Close()
 		var err error
@@ -166,7 +59,7 @@ func listenPacketTracked(key string, listen func() (net.PacketConn, error)) (net
 		}
 	}
 	if sc, ok := pc.(syscall.Conn); ok {
-		remember(key, socketFile{sc, key})
+		handover.Remember(key, handover.SocketFile(sc, key))
 	}
 	return pc, nil
 }
@@ -185,86 +78,11 @@ func listenTracked(key string, listen func() (net.Listener, error)) (net.Listene
 	return track(key, ln), nil
 }
 
-// CloseUnclaimed closes what the predecessor handed over and nothing took
-// (an endpoint the new command line no longer has). A successor calls it
-// once it has started.
-func CloseUnclaimed() {
-	handoverOnce.Do(readHandover)
-	socketsMu.Lock()
-	defer socketsMu.Unlock()
-	for key, list := range handoverFiles {
-		for _, f := range list {
-			f.Close()
-		}
-		delete(handoverFiles, key)
-	}
-}
-
-// HandOver adds duplicates of every listening socket this process holds
-// (those made by the tcp, ssl, sni, unix, udp and systemd kinds and the
-// kinds wrapping them) to cmd, for a successor that will serve them: its
-// ExtraFiles and its environment. It returns the files added, which the
-// caller closes once cmd has started.
-func HandOver(cmd *exec.Cmd) ([]*os.File, error) {
-	if len(cmd.ExtraFiles) != 0 {
-		return nil, errors.New("handing over: the sockets must be the first of ExtraFiles")
-	}
-	socketsMu.Lock()
-	defer socketsMu.Unlock()
-	var files []*os.File
-	var keys []string
-	for key, list := range sockets {
-		for _, s := range list {
-			f, err := s.File()
-			if errors.Is(err, net.ErrClosed) {
-				continue // a datagram socket closed since (they are not wrapped to be forgotten)
-			}
-			if err != nil {
-				for _, f := range files {
-					f.Close()
-				}
-				return nil, fmt.Errorf("handing over %s: %w", key, err)
-			}
-			files = append(files, f)
-			keys = append(keys, key)
-		}
-	}
-	if cmd.Env == nil {
-		cmd.Env = os.Environ()
-	}
-	cmd.ExtraFiles = append(cmd.ExtraFiles, files...)
-	cmd.Env = append(cmd.Env, handoverEnv+"="+strings.Join(keys, "\n"))
-	return files, nil
-}
-
-// HandedOver marks this process's sockets as belonging to its successor:
-// closing them no longer removes Unix socket files or their lock files.
-func HandedOver() {
-	handedOver.Store(true)
-	socketsMu.Lock()
-	defer socketsMu.Unlock()
-	for _, list := range sockets {
-		for _, s := range list {
-			if sf, ok := s.(socketFile); ok {
-				if ul, ok := sf.Conn.(*net.UnixListener); ok {
-					ul.SetUnlinkOnClose(false)
-				}
-			}
-		}
-	}
-}
-
-// lockFile is a Unix socket's lock file, handed over with the socket: the
-// successor's copy holds the same flock.
-type lockFile struct{ f *os.File }
-
-func (l lockFile) File() (*os.File, error) { return dupFile(l.f.Fd(), l.f.Name()) }
-
 // tracked is a listener remembered for handing over until it is closed.
 type tracked struct {
 	net.Listener
 	key string
-	raw filer
+	raw handover.Filer
 }
 
 func track(key string, ln net.Listener) net.Listener {
@@ -272,8 +90,8 @@ func track(key string, ln net.Listener) net.Listener {
 	if !ok {
 		return ln
 	}
-	raw := socketFile{sc, key}
-	remember(key, raw)
+	raw := handover.SocketFile(sc, key)
+	handover.Remember(key, raw)
 	return &tracked{Listener: ln, key: key, raw: raw}
 }
 
@@ -281,6 +99,6 @@ func track(key string, ln net.Listener) net.Listener {
 func (t *tracked) SetDeadline(d time.Time) error { return setDeadline(t.Listener, d) }
 
 func (t *tracked) Close() error {
-	forget(t.key, t.raw)
+	handover.Forget(t.key, t.raw)
 	return t.Listener.Close()
 }

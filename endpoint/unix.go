@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/torsion-server/torsion/internal/handover"
 )
 
 func init() {
@@ -89,7 +91,7 @@ func (u Unix) Listen(ctx context.Context) (net.Listener, error) {
 		// Close; this one is ours now, as if we had made it.
 		ln.(*net.UnixListener).SetUnlinkOnClose(true)
 		l := &unixListener{Listener: track(key, ln), key: key}
-		if lock := takeInherited(key + " lock"); lock != nil {
+		if lock := handover.Take(key + " lock"); lock != nil {
 			writePid(lock)
 			l.setLock(lock)
 		}
@@ -143,7 +145,7 @@ type unixListener struct {
 // setLock keeps the lock file, to be handed over with the socket.
 func (l *unixListener) setLock(f *os.File) {
 	l.lock = f
-	remember(l.key+" lock", lockFile{f})
+	handover.Remember(l.key+" lock", handover.LockFile(f))
 }
 
 // SetDeadline sets the accept deadline.
@@ -152,8 +154,8 @@ func (l *unixListener) SetDeadline(t time.Time) error { return setDeadline(l.Lis
 func (l *unixListener) Close() error {
 	err := l.Listener.Close()
 	if l.lock != nil {
-		forget(l.key+" lock", lockFile{l.lock})
-		if !handedOver.Load() { // else the successor holds it
+		handover.Forget(l.key+" lock", handover.LockFile(l.lock))
+		if !handover.Done() { // else the successor holds it
 			os.Remove(l.lock.Name())
 		}
 		l.lock.Close()

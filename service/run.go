@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/torsion-server/torsion/endpoint"
+	"github.com/torsion-server/torsion/internal/handover"
 )
 
 // Reloader is a service that can take up new code or configuration
@@ -211,7 +211,7 @@ wait:
 				continue
 			}
 			log.Info("Upgrade complete: the new process serves; this one stops accepting and drains.", "pid", su.pid)
-			endpoint.HandedOver()
+			handover.HandedOver()
 			handedOver = true
 			break wait
 		}

@@ -11,14 +11,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/torsion-server/torsion/endpoint"
+	"github.com/torsion-server/torsion/internal/handover"
 )
 
 // An upgrade of the binary in place (SIGUSR2): the running process starts
 // its successor — the executable at the path it was started from, which
 // may now hold a new build, with the same arguments, environment and
 // working directory — handing it every listening socket (see
-// endpoint.HandOver) and the write end of a pipe whose descriptor
+// handover.HandOver) and the write end of a pipe whose descriptor
 // $TORSION_UPGRADE_READY names. The successor starts as usual, except that
 // it takes the sockets instead of binding them, and writes "READY\n" to
 // the pipe once it serves. The predecessor then stops accepting and
@@ -47,7 +47,7 @@ func upgrade(ctx context.Context, n *notifier, timeout time.Duration) successor 
 	cmd.Dir = startDir
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.Env = n.environ(os.Environ())
-	files, err := endpoint.HandOver(cmd)
+	files, err := handover.HandOver(cmd)
 	if err != nil {
 		return successor{err: err}
 	}
@@ -108,7 +108,7 @@ func tellPredecessor() error {
 		return nil
 	}
 	os.Unsetenv(readyEnv)
-	endpoint.CloseUnclaimed()
+	handover.CloseUnclaimed()
 	n, err := strconv.Atoi(fd)
 	if err != nil || n < 3 {
 		return fmt.Errorf("$%s %q: want a file descriptor", readyEnv, fd)
