@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -122,5 +123,23 @@ func TestControlAMP(t *testing.T) {
 	}
 	if len(s.pool.ctlLog) != 1 || !bytes.Contains(s.pool.ctlLog[0].msg, []byte("second")) {
 		t.Errorf("kept %d messages, want the last SetGreeting only", len(s.pool.ctlLog))
+	}
+}
+
+// TestWorkerAMPTwisted: worker.py's torsion.amp, which applications use
+// for --amp in place of Twisted's, against Debian's Twisted: every
+// argument type encodes to Twisted's bytes and decodes Twisted's, and a
+// command box made by Twisted is run and answered in a form Twisted reads
+// (testdata/test_amp_twisted.py).
+func TestWorkerAMPTwisted(t *testing.T) {
+	t.Parallel()
+	if err := exec.Command(python, "-c", "import twisted.protocols.amp").Run(); err != nil {
+		t.Fatalf("Twisted is missing (scripts/test installs python3-twisted): %v", err)
+	}
+	cmd := exec.Command(python, "-m", "unittest", "-v", "test_amp_twisted")
+	cmd.Dir = "testdata"
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
 	}
 }
