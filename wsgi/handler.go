@@ -76,7 +76,7 @@ func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() { *bp = req[:0]; reqBufs.Put(bp) }()
 
 	for attempt := 0; ; attempt++ {
-		wk, c, err := p.dispatch(r.Context(), req, r)
+		wk, c, err := p.dispatch(r.Context(), req, p.jobOf(r))
 		if err != nil {
 			switch {
 			case errors.Is(err, errStopping):
@@ -131,6 +131,18 @@ func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+}
+
+// jobOf is what the worker runtime knows of r.
+func (p *Pool) jobOf(r *http.Request) job {
+	return job{method: r.Method, uri: r.RequestURI, requestID: web.RequestIDOf(r),
+		idempotent: idempotent(r), socket: p.cfg.ASGI && isWebSocket(r)}
+}
+
+// idempotent reports whether r may be run twice: a GET or HEAD without a
+// body.
+func idempotent(r *http.Request) bool {
+	return (r.Method == http.MethodGet || r.Method == http.MethodHead) && (r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0)
 }
 
 // response turns one call's frames into the HTTP response.

@@ -19,7 +19,6 @@ import (
 	"maps"
 	"math"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,8 +29,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/coder/websocket"
 
 	"github.com/torsion-server/torsion/internal/backoff"
 )
@@ -174,13 +171,10 @@ type Pool struct {
 	// serving counts the calls of ServeHTTP under way, for Stop.
 	serving atomic.Int64
 
-	// sockets are the WebSockets open to the pool's applications;
-	// goingAway is set once CloseWebSockets has run.
-	wsMu      sync.Mutex
+	// The HTTP adapter's state (handler.go, websocket.go).
 	wsOpen    atomic.Int64 // WebSocket requests being served (MaxWebSockets)
 	hopWarned sync.Map     // hop-by-hop header names the application sent, warned of once
-	sockets   map[*websocket.Conn]struct{}
-	goingAway bool
+	sockets   openSockets  // the WebSockets open to the pool's applications
 }
 
 // New checks the configuration and returns a Pool; Start starts it.
@@ -430,7 +424,7 @@ func (p *Pool) Workers() []WorkerStatus {
 			}
 		}
 		for _, c := range running {
-			run := RunningRequest{Method: c.req.Method, URI: c.req.RequestURI}
+			run := RunningRequest{Method: c.job.method, URI: c.job.uri}
 			if !c.begun.IsZero() {
 				run.Seconds = now.Sub(c.begun).Seconds()
 			}
@@ -885,7 +879,7 @@ func (p *Pool) wakeLocked() {
 // dispatch sends a request to the least busy worker. When every worker is
 // full, requests wait in arrival order, so none waits much longer than
 // the others.
-func (p *Pool) dispatch(ctx context.Context, req []byte, r *http.Request) (*worker, *call, error) {
+func (p *Pool) dispatch(ctx context.Context, req []byte, j job) (*worker, *call, error) {
 	var arrived time.Time // set once the request has to wait
 	front := false        // a woken waiter that finds no room goes back to the front
 	for {
@@ -911,7 +905,7 @@ func (p *Pool) dispatch(ctx context.Context, req []byte, r *http.Request) (*work
 				p.wakeLocked() // there may be room for the next one too
 			}
 			p.mu.Unlock()
-			if c, ok := best.submit(req, r); ok {
+			if c, ok := best.submit(req, j); ok {
 				var waited time.Duration
 				if !arrived.IsZero() {
 					waited = time.Since(arrived)
@@ -953,49 +947,6 @@ func (p *Pool) dispatch(ctx context.Context, req []byte, r *http.Request) (*work
 }
 
 var errStopping = errors.New("server is shutting down")
-
-// CloseWebSockets closes the WebSockets open to the pool's applications,
-// and any opened later, with 1001 (going away), as the server stops
-// (httpserver.Server.RegisterOnShutdown): each application hears its
-// websocket.disconnect, and the stop does not wait for clients to leave.
-func (p *Pool) CloseWebSockets() {
-	p.wsMu.Lock()
-	p.goingAway = true
-	open := slices.Collect(maps.Keys(p.sockets))
-	p.wsMu.Unlock()
-	for _, c := range open {
-		go c.Close(websocket.StatusGoingAway, "the server is shutting down")
-	}
-}
-
-// addSocket notes an open WebSocket until dropSocket; after
-// CloseWebSockets, it closes it instead.
-func (p *Pool) addSocket(c *websocket.Conn) {
-	p.wsMu.Lock()
-	defer p.wsMu.Unlock()
-	if p.goingAway {
-		go c.Close(websocket.StatusGoingAway, "the server is shutting down")
-		return
-	}
-	if p.sockets == nil {
-		p.sockets = map[*websocket.Conn]struct{}{}
-	}
-	p.sockets[c] = struct{}{}
-}
-
-// WebSockets returns how many WebSockets are open to the pool's
-// applications.
-func (p *Pool) WebSockets() int {
-	p.wsMu.Lock()
-	defer p.wsMu.Unlock()
-	return len(p.sockets)
-}
-
-func (p *Pool) dropSocket(c *websocket.Conn) {
-	p.wsMu.Lock()
-	delete(p.sockets, c)
-	p.wsMu.Unlock()
-}
 
 // errQueueFull is a request that found every worker busy and MaxQueue
 // requests waiting already.

@@ -5,7 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -218,4 +221,57 @@ func (rs *response) wsRead() {
 	}
 	rs.wsReading.Store(false) // the worker asks again only after this answer
 	rs.wk.sendFrame(kBody, rs.c.id, b)
+}
+
+// openSockets are the WebSockets open to a pool's applications;
+// goingAway is set once CloseWebSockets has run.
+type openSockets struct {
+	mu        sync.Mutex
+	m         map[*websocket.Conn]struct{}
+	goingAway bool
+}
+
+// CloseWebSockets closes the WebSockets open to the pool's applications,
+// and any opened later, with 1001 (going away), as the server stops
+// (httpserver.Server.RegisterOnShutdown): each application hears its
+// websocket.disconnect, and the stop does not wait for clients to leave.
+func (p *Pool) CloseWebSockets() {
+	s := &p.sockets
+	s.mu.Lock()
+	s.goingAway = true
+	open := slices.Collect(maps.Keys(s.m))
+	s.mu.Unlock()
+	for _, c := range open {
+		go c.Close(websocket.StatusGoingAway, "the server is shutting down")
+	}
+}
+
+// addSocket notes an open WebSocket until dropSocket; after
+// CloseWebSockets, it closes it instead.
+func (p *Pool) addSocket(c *websocket.Conn) {
+	s := &p.sockets
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.goingAway {
+		go c.Close(websocket.StatusGoingAway, "the server is shutting down")
+		return
+	}
+	if s.m == nil {
+		s.m = map[*websocket.Conn]struct{}{}
+	}
+	s.m[c] = struct{}{}
+}
+
+// WebSockets returns how many WebSockets are open to the pool's
+// applications.
+func (p *Pool) WebSockets() int {
+	p.sockets.mu.Lock()
+	defer p.sockets.mu.Unlock()
+	return len(p.sockets.m)
+}
+
+func (p *Pool) dropSocket(c *websocket.Conn) {
+	p.sockets.mu.Lock()
+	delete(p.sockets.m, c)
+	p.sockets.mu.Unlock()
 }

@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -19,7 +18,6 @@ import (
 	"time"
 
 	"github.com/torsion-server/torsion/logging"
-	"github.com/torsion-server/torsion/web"
 )
 
 type frame struct {
@@ -30,6 +28,20 @@ type frame struct {
 
 // errWorkerDied is what a call gets when its worker exits under it.
 var errWorkerDied = errors.New("worker died")
+
+// job is what the runtime knows of a request, from the adapter that made
+// its frame: how the status page and the log name it, and how it may be
+// retried.
+type job struct {
+	method, uri, requestID string
+	// idempotent: it may run twice, so that a worker dying under it
+	// before anything came back sends it to another (a GET or HEAD
+	// without a body, as HAProxy's retry-on does).
+	idempotent bool
+	// socket: an ASGI WebSocket, which runs beside the worker's
+	// --threads requests, not in their place.
+	socket bool
+}
 
 // call is one request in flight on a worker. The worker's reader goroutine
 // queues the frames for it; the handler takes them with next.
@@ -45,13 +57,12 @@ type call struct {
 	// task for running past --timeout; zero before.
 	cancelled time.Time
 	long      atomic.Bool // a WebSocket: --timeout does not apply
-	// socket: the request asks an ASGI application for a WebSocket. It
-	// runs beside the worker's --threads requests, not in their place
-	// (the worker does not count it either), so it is not in order.
+	// socket: job.socket. The worker does not count it among its
+	// threads either, so it is not in order.
 	socket bool
-	req    *http.Request // what it answers, for the status page
-	begun  time.Time     // when the request may have started running
-	got    bool          // a frame arrived: the request certainly started
+	job    job       // what it answers
+	begun  time.Time // when the request may have started running
+	got    bool      // a frame arrived: the request certainly started
 	// mayHaveRun: its worker died with it among the first Threads, so it
 	// may have run (a retry of it is logged, and made once only).
 	mayHaveRun bool
@@ -179,8 +190,8 @@ func (w *worker) logErrors(id uint32, text string) {
 		w.mu.Lock()
 		c := w.calls[id]
 		w.mu.Unlock()
-		if c != nil && c.req != nil {
-			attrs = append(attrs, "method", c.req.Method, "uri", c.req.RequestURI, "request_id", web.RequestIDOf(c.req))
+		if c != nil && c.job.method != "" {
+			attrs = append(attrs, "method", c.job.method, "uri", c.job.uri, "request_id", c.job.requestID)
 		}
 	}
 	level := slog.LevelWarn
@@ -538,14 +549,14 @@ func (w *worker) drain() {
 
 // submit sends a request frame and registers its call. It fails if the
 // worker is dead or draining.
-func (w *worker) submit(req []byte, r *http.Request) (*call, bool) {
+func (w *worker) submit(req []byte, j job) (*call, bool) {
 	w.mu.Lock()
 	if w.dead || w.draining {
 		w.mu.Unlock()
 		return nil, false
 	}
 	w.nextID++
-	c := &call{id: w.nextID, wake: make(chan struct{}, 1), req: r, socket: w.pool.cfg.ASGI && isWebSocket(r)}
+	c := &call{id: w.nextID, wake: make(chan struct{}, 1), job: j, socket: j.socket}
 	if len(w.order) < w.pool.cfg.Threads || c.socket {
 		c.begun = time.Now()
 	}
@@ -615,12 +626,6 @@ func (w *worker) sendFrame(kind byte, id uint32, payload []byte) {
 	w.send(appendFrame(make([]byte, 0, headerLen+len(payload)), kind, id, payload))
 }
 
-// idempotent reports whether r may be run twice: a GET or HEAD without a
-// body.
-func idempotent(r *http.Request) bool {
-	return r != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead) && (r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0)
-}
-
 // die ends every call in flight. The first Threads calls in order may have
 // started and fail; the others never started and are retried elsewhere.
 func (w *worker) die(err error) {
@@ -650,7 +655,7 @@ func (w *worker) die(err error) {
 		// started one that is safe to run twice (GET or HEAD without a
 		// body, as HAProxy's retry-on does), if nothing of it came back
 		// (fail: !c.got) and it is not the request that ran too long.
-		c.fail(err, !started || !c.socket && !timedOut && idempotent(c.req))
+		c.fail(err, !started || !c.socket && !timedOut && c.job.idempotent)
 		w.pool.release()
 	}
 }

@@ -242,6 +242,7 @@ def application(environ, start_response):
 	waitUntil(20*time.Second, func() bool { return strings.Contains(read(), "killing it") }, func() { t.Fatalf("no timeout record:\n%s", read()) })
 	p.stopOK()
 	var tracebacks int
+	var errorsID, accessID any // the request ids of /logged's traceback and of its access record
 	for _, line := range strings.Split(strings.TrimSpace(read()), "\n") {
 		dups, err := testutil.DuplicateKeys([]byte(line))
 		if err != nil || len(dups) > 0 {
@@ -252,8 +253,12 @@ def application(environ, start_response):
 		if v, ok := rec["timeout"]; ok && v != 1.0 {
 			t.Errorf("record %s: timeout %v, want 1 (seconds)", line, v)
 		}
+		if rec["system"] == "access" && rec["uri"] == "/logged" {
+			accessID = rec["request_id"]
+		}
 		if rec["system"] == "wsgi.errors" {
-			if rec["level"] != "ERROR" || rec["msg"] != "division failed" || rec["uri"] != "/logged" || rec["request_id"] == nil ||
+			errorsID = rec["request_id"]
+			if rec["level"] != "ERROR" || rec["msg"] != "division failed" || rec["uri"] != "/logged" ||
 				!strings.Contains(fmt.Sprint(rec["text"]), "ZeroDivisionError") {
 				t.Errorf("the wsgi.errors traceback: %s; want one ERROR record with the request", line)
 			}
@@ -262,5 +267,8 @@ def application(environ, start_response):
 	}
 	if tracebacks != 1 {
 		t.Errorf("the wsgi.errors traceback came as %d records, want 1:\n%s", tracebacks, read())
+	}
+	if id, _ := errorsID.(string); id == "" || errorsID != accessID {
+		t.Errorf("the traceback's request_id %v, the access record's %v: want the same id", errorsID, accessID)
 	}
 }
