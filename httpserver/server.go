@@ -38,8 +38,8 @@ import (
 	"github.com/torsion-server/torsion/endpoint"
 )
 
-// Options configures a Server; zero fields take the defaults shown. It is
-// the only place the server's limits are set.
+// Options configures a Server; zero fields take DefaultOptions' values.
+// It is the only place the server's limits are set.
 type Options struct {
 	// ReadHeaderTimeout bounds the time to receive a request's head
 	// (default 30s), so clients trickling headers are cut off; it bounds
@@ -113,34 +113,43 @@ type Options struct {
 	ConnContext func(ctx context.Context, c net.Conn) context.Context
 }
 
+// DefaultOptions returns the limits a zero Options field takes, stated
+// here once: New applies them, and torsion web's options show them.
+func DefaultOptions() Options {
+	return Options{
+		ReadHeaderTimeout:    30 * time.Second,
+		IdleTimeout:          120 * time.Second,
+		ClientTimeout:        60 * time.Second,
+		MaxHeaderBytes:       64 << 10,
+		MaxRequestLine:       8 << 10,
+		MaxHeaders:           100,
+		MaxConcurrentStreams: 128,
+		MaxClientConns:       256,
+		MaxClientStreams:     512,
+	}
+}
+
 func (o Options) withDefaults() Options {
-	if o.ReadHeaderTimeout <= 0 {
-		o.ReadHeaderTimeout = 30 * time.Second
+	d := DefaultOptions()
+	or := func(v *int, def int) {
+		if *v <= 0 {
+			*v = def
+		}
 	}
-	if o.IdleTimeout <= 0 {
-		o.IdleTimeout = 120 * time.Second
+	orDuration := func(v *time.Duration, def time.Duration) {
+		if *v <= 0 {
+			*v = def
+		}
 	}
-	if o.ClientTimeout <= 0 {
-		o.ClientTimeout = 60 * time.Second
-	}
-	if o.MaxHeaderBytes <= 0 {
-		o.MaxHeaderBytes = 64 << 10
-	}
-	if o.MaxRequestLine <= 0 {
-		o.MaxRequestLine = 8 << 10
-	}
-	if o.MaxHeaders <= 0 {
-		o.MaxHeaders = 100
-	}
-	if o.MaxConcurrentStreams <= 0 {
-		o.MaxConcurrentStreams = 128
-	}
-	if o.MaxClientConns <= 0 {
-		o.MaxClientConns = 256
-	}
-	if o.MaxClientStreams <= 0 {
-		o.MaxClientStreams = 512
-	}
+	orDuration(&o.ReadHeaderTimeout, d.ReadHeaderTimeout)
+	orDuration(&o.IdleTimeout, d.IdleTimeout)
+	orDuration(&o.ClientTimeout, d.ClientTimeout)
+	or(&o.MaxHeaderBytes, d.MaxHeaderBytes)
+	or(&o.MaxRequestLine, d.MaxRequestLine)
+	or(&o.MaxHeaders, d.MaxHeaders)
+	or(&o.MaxConcurrentStreams, d.MaxConcurrentStreams)
+	or(&o.MaxClientConns, d.MaxClientConns)
+	or(&o.MaxClientStreams, d.MaxClientStreams)
 	if o.ErrorLog == nil {
 		o.ErrorLog = slog.New(slog.DiscardHandler)
 	}

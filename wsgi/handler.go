@@ -42,7 +42,7 @@ func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		defer p.wsOpen.Add(-1)
 	}
-	if p.cfg.MaxBody > 0 {
+	if p.cfg.MaxBody > 0 { // negative: no limit
 		if r.ContentLength > p.cfg.MaxBody {
 			web.Error(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("The request body is larger than %d bytes.", p.cfg.MaxBody))
 			return

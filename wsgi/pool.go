@@ -36,7 +36,10 @@ import (
 //go:embed worker.py
 var workerPy []byte
 
-// Config describes a WSGI application and how to run it.
+// Config describes a WSGI application and how to run it. A zero field
+// takes DefaultConfig's value; a negative limit or timeout turns it off
+// (one convention for every field: Timeout, MaxRequests and MaxMemory are
+// off by default).
 type Config struct {
 	// App names the application: "module:attr" (gunicorn's form),
 	// "module.attr" (Twisted's form), or "module" for its attribute
@@ -54,7 +57,8 @@ type Config struct {
 	Env []string
 	// Workers is the number of processes; 0 means one per CPU.
 	Workers int
-	// Threads is the number of threads in each process; 0 means 1.
+	// Threads is the number of threads in each process (ASGI: tasks
+	// on its event loop); 0 means 1 for WSGI, 64 for ASGI.
 	Threads int
 	// Timeout kills a worker that spends longer than this on one request
 	// and answers that request 504; 0 means never.
@@ -84,8 +88,8 @@ type Config struct {
 	// SpoolDir is where spool files are made (unlinked at once); empty
 	// means os.TempDir().
 	SpoolDir string
-	// MaxBody answers 413 to request bodies larger than this; 0 means no
-	// limit.
+	// MaxBody answers 413 to request bodies larger than this (default 1
+	// GiB; negative: no limit).
 	MaxBody int64
 	// ClientTimeout drops a client that, while a worker waits on it,
 	// sends nothing of the request body or reads nothing of a streamed
@@ -129,6 +133,25 @@ type Config struct {
 	// Loop, for ASGI, is the event loop: "asyncio" (the default) or
 	// "uvloop", which the interpreter must have.
 	Loop string
+}
+
+// DefaultConfig returns the defaults a zero Config field takes, stated
+// here once: New applies them, and torsion web's options show them.
+// Threads is WSGI's (ASGI's is 64); Workers' default, one per CPU, is
+// the machine's.
+func DefaultConfig() Config {
+	return Config{
+		Threads:       1,
+		BodyBuffer:    1 << 20,
+		BodySpool:     64 << 20,
+		MaxBody:       1 << 30,
+		ClientTimeout: 60 * time.Second,
+		WebSocketIdle: 60 * time.Second,
+		MaxWebSockets: 4096,
+		StartTimeout:  60 * time.Second,
+		MaxQueue:      1024,
+		Loop:          "asyncio",
+	}
 }
 
 // Pool runs a WSGI application in worker processes and serves HTTP
@@ -195,16 +218,18 @@ func New(cfg Config) (*Pool, error) {
 	if !cfg.DetectInterface {
 		cfg.Threads = defaultThreads(cfg)
 	}
-	cfg.BodyBuffer = cmp.Or(cfg.BodyBuffer, 1<<20)
-	cfg.BodySpool = cmp.Or(cfg.BodySpool, 64<<20)
+	d := DefaultConfig()
+	cfg.BodyBuffer = cmp.Or(cfg.BodyBuffer, d.BodyBuffer)
+	cfg.BodySpool = cmp.Or(cfg.BodySpool, d.BodySpool)
+	cfg.MaxBody = cmp.Or(cfg.MaxBody, d.MaxBody)
 	if cfg.Bodies == nil {
 		cfg.Bodies = NewBodyBudget(0, 0)
 	}
-	cfg.StartTimeout = cmp.Or(cfg.StartTimeout, 60*time.Second)
-	cfg.ClientTimeout = cmp.Or(cfg.ClientTimeout, 60*time.Second)
-	cfg.WebSocketIdle = cmp.Or(cfg.WebSocketIdle, 60*time.Second)
-	cfg.MaxWebSockets = cmp.Or(cfg.MaxWebSockets, 4096)
-	cfg.MaxQueue = cmp.Or(cfg.MaxQueue, 1024)
+	cfg.StartTimeout = cmp.Or(cfg.StartTimeout, d.StartTimeout)
+	cfg.ClientTimeout = cmp.Or(cfg.ClientTimeout, d.ClientTimeout)
+	cfg.WebSocketIdle = cmp.Or(cfg.WebSocketIdle, d.WebSocketIdle)
+	cfg.MaxWebSockets = cmp.Or(cfg.MaxWebSockets, d.MaxWebSockets)
+	cfg.MaxQueue = cmp.Or(cfg.MaxQueue, d.MaxQueue)
 	if cfg.MaxQueue < 0 {
 		cfg.MaxQueue = math.MaxInt
 	}
@@ -264,12 +289,12 @@ func New(cfg Config) (*Pool, error) {
 }
 
 // defaultThreads is cfg.Threads, or when 0 the default of its kind: 64
-// tasks at a time for ASGI, one thread for WSGI.
+// tasks at a time for ASGI, DefaultConfig's one thread for WSGI.
 func defaultThreads(cfg Config) int {
 	if cfg.ASGI {
 		return cmp.Or(cfg.Threads, 64)
 	}
-	return cmp.Or(cfg.Threads, 1)
+	return cmp.Or(cfg.Threads, DefaultConfig().Threads)
 }
 
 // detectInterface asks the interpreter whether the application is a WSGI

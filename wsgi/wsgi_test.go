@@ -1473,3 +1473,25 @@ func TestWebSocketPool(t *testing.T) {
 	}
 	waitFor(t, inflight, "WebSocket calls still held:\n%s", s.log)
 }
+
+// TestConfigDefaults: a zero field takes DefaultConfig's value, and a
+// negative one stays off.
+func TestConfigDefaults(t *testing.T) {
+	p, err := New(Config{App: "apps:hello", Python: python, Dir: "testdata"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := DefaultConfig()
+	if p.cfg.MaxBody != d.MaxBody || p.cfg.BodyBuffer != d.BodyBuffer || p.cfg.BodySpool != d.BodySpool || p.cfg.Threads != d.Threads ||
+		p.cfg.ClientTimeout != d.ClientTimeout || p.cfg.WebSocketIdle != d.WebSocketIdle || p.cfg.MaxWebSockets != d.MaxWebSockets ||
+		p.cfg.StartTimeout != d.StartTimeout || p.cfg.MaxQueue != d.MaxQueue {
+		t.Errorf("zero fields became %+v, want DefaultConfig's %+v", p.cfg, d)
+	}
+	p, err = New(Config{App: "apps:hello", Python: python, Dir: "testdata", MaxBody: -1, WebSocketIdle: -1, BodySpool: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.cfg.MaxBody != -1 || p.cfg.WebSocketIdle != -1 || p.cfg.BodySpool != -1 {
+		t.Errorf("negative fields became max-body %d, ws-idle %v, body-spool %d; want them off", p.cfg.MaxBody, p.cfg.WebSocketIdle, p.cfg.BodySpool)
+	}
+}

@@ -95,35 +95,41 @@ type options struct {
 	fs             *pflag.FlagSet
 }
 
-func flags(fs *pflag.FlagSet) plugin.Maker {
+func flags(fs *pflag.FlagSet) plugin.Maker { return newOptions(fs).make }
+
+// newOptions registers the web plugin's options on fs.
+func newOptions(fs *pflag.FlagSet) *options {
 	o := &options{fs: fs}
+	// The defaults are the libraries': stated once, in DefaultConfig and
+	// DefaultOptions.
+	wd, hd := wsgi.DefaultConfig(), httpserver.DefaultOptions()
 	fs.StringArrayVar(&o.ports, "port", nil, "endpoint `DESC` to listen on, such as tcp:8080:interface=127.0.0.1 or unix:/run/web.sock (repeatable)")
 	fs.StringArrayVar(&o.listens, "listen", nil, "endpoint `DESC` to listen on: the same as --port, twist web's name for it (repeatable)")
 	fs.StringArrayVarP(&o.binds, "bind", "b", nil, "`HOST:PORT` or unix:PATH to listen on, gunicorn's form (repeatable): 127.0.0.1:8000 is tcp:8000:interface=127.0.0.1")
 	fs.StringVar(&o.path, "path", "", "serve the files under `DIR`")
 	fs.StringVar(&o.wsgi.App, "wsgi", "", "serve the WSGI application `MODULE.ATTR` or MODULE:ATTR (the current directory is on the import path)")
-	fs.StringVar(&o.wsgi.Loop, "asgi-loop", "asyncio", "event loop of --asgi workers: `asyncio|uvloop` (uvloop must be installed for the --python interpreter)")
+	fs.StringVar(&o.wsgi.Loop, "asgi-loop", wd.Loop, "event loop of --asgi workers: `asyncio|uvloop` (uvloop must be installed for the --python interpreter)")
 	fs.StringVar(&o.asgi, "asgi", "", "serve the ASGI 3 application `MODULE:ATTR` (FastAPI, Starlette, Quart...): each worker runs it on an asyncio event loop, --threads requests at a time (default 64); the --wsgi options apply")
 	fs.StringVar(&o.wsgi.Python, "python", "", "the Python interpreter `PATH` of --wsgi and --asgi workers (default: $VIRTUAL_ENV/bin/python if set, else python3)")
 	fs.StringArrayVar(&o.wsgi.PythonPath, "pythonpath", nil, "add `DIR` to the import path (repeatable)")
 	fs.StringArrayVar(&o.wsgi.Env, "env", nil, "`KEY=VALUE` to set in the workers' environment (repeatable)")
 	fs.StringVar(&o.wsgi.Dir, "chdir", "", "run the workers in `DIR`, which is also on the import path")
 	fs.IntVarP(&o.wsgi.Workers, "workers", "w", 0, "`N` worker processes (default: the number of CPUs)")
-	fs.IntVar(&o.wsgi.Threads, "threads", 1, "`N` threads in each worker process")
+	fs.IntVar(&o.wsgi.Threads, "threads", wd.Threads, "`N` threads in each worker process")
 	plugin.DurationVar(fs, &o.wsgi.Timeout, "timeout", "t", 0, "kill a worker stuck in one request for longer than this and answer 504 (0: never)")
 	fs.IntVar(&o.wsgi.MaxRequests, "max-requests", 0, "recycle a worker after `N` requests (0: never)")
 	fs.IntVar(&o.wsgi.MaxRequestsJitter, "max-requests-jitter", 0, "add up to `N` requests to --max-requests, per worker")
-	plugin.BytesVar(fs, &o.wsgi.BodyBuffer, "body-buffer", "", 1<<20, "`BYTES` of request body received in memory before the request takes a worker")
-	plugin.BytesVar(fs, &o.wsgi.BodySpool, "body-spool", "", 64<<20, "`BYTES` of request body received after --body-buffer, into a temporary file, before the request takes a worker, so slow uploads hold no worker; the rest of a larger body streams (0: stream all past --body-buffer)")
+	plugin.BytesVar(fs, &o.wsgi.BodyBuffer, "body-buffer", "", wd.BodyBuffer, "`BYTES` of request body received in memory before the request takes a worker")
+	plugin.BytesVar(fs, &o.wsgi.BodySpool, "body-spool", "", wd.BodySpool, "`BYTES` of request body received after --body-buffer, into a temporary file, before the request takes a worker, so slow uploads hold no worker; the rest of a larger body streams (0: stream all past --body-buffer)")
 	plugin.BytesVar(fs, &o.wsgi.MaxMemory, "max-worker-memory", "", 0, "recycle a worker whose resident memory stays above `BYTES`, after its requests (0: no limit; Linux only)")
-	fs.IntVar(&o.wsgi.MaxQueue, "max-queue", 1024, "`N` requests that may wait when every worker is busy; more get 503 with Retry-After (-1: no bound)")
-	plugin.BytesVar(fs, &o.wsgi.MaxBody, "max-body", "", 1<<30, "answer 413 to request bodies larger than `BYTES` (0: no limit)")
+	fs.IntVar(&o.wsgi.MaxQueue, "max-queue", wd.MaxQueue, "`N` requests that may wait when every worker is busy; more get 503 with Retry-After (-1: no bound)")
+	plugin.BytesVar(fs, &o.wsgi.MaxBody, "max-body", "", wd.MaxBody, "answer 413 to request bodies larger than `BYTES` (0: no limit)")
 	plugin.BytesVar(fs, &o.bodyMemory, "body-memory", "", wsgi.DefaultBodyMemory, "`BYTES` of memory that the request bodies --body-buffer receives may hold together; past it, bodies go to the spool")
 	plugin.BytesVar(fs, &o.bodyDisk, "body-disk", "", wsgi.DefaultBodyDisk, "`BYTES` of spool files that the request bodies --body-spool receives may hold together; past it, requests with bodies get 503")
 	fs.StringVar(&o.wsgi.SpoolDir, "spool-dir", "", "`DIR` for the spool files of request bodies (default: $TMPDIR or /tmp)")
-	plugin.DurationVar(fs, &o.wsgi.ClientTimeout, "client-timeout", "", 60*time.Second, "drop a client that takes nothing of a response, or sends nothing of a body a worker is reading, for this long")
-	plugin.DurationVar(fs, &o.wsgi.WebSocketIdle, "ws-idle-timeout", "", 60*time.Second, "close an ASGI WebSocket over which no message has passed for this long, pinging the client at half of it (pongs do not count; 0: never)")
-	fs.IntVar(&o.wsgi.MaxWebSockets, "max-websockets", 4096, "most WebSockets open to an ASGI application at once (`N`); more get 503. They do not take the places of --threads requests")
+	plugin.DurationVar(fs, &o.wsgi.ClientTimeout, "client-timeout", "", wd.ClientTimeout, "drop a client that takes nothing of a response, or sends nothing of a body a worker is reading, for this long")
+	plugin.DurationVar(fs, &o.wsgi.WebSocketIdle, "ws-idle-timeout", "", wd.WebSocketIdle, "close an ASGI WebSocket over which no message has passed for this long, pinging the client at half of it (pongs do not count; 0: never)")
+	fs.IntVar(&o.wsgi.MaxWebSockets, "max-websockets", wd.MaxWebSockets, "most WebSockets open to an ASGI application at once (`N`); more get 503. They do not take the places of --threads requests")
 	fs.StringArrayVar(&o.controls, "control", nil, "endpoint `DESC` of a control port for the --wsgi application: each line sent there goes to its torsion.control handler in every worker (repeatable; restrict access with interface=127.0.0.1 or unix:PATH:mode=0600)")
 	fs.StringArrayVar(&o.ampControls, "amp", nil, "endpoint `DESC` of an AMP control port for the --wsgi application: each command runs in every worker, with the locator it registered with torsion.locator() (repeatable; restrict access as for --control)")
 	fs.BoolVar(&o.reload, "reload", false, "for development: reload the WSGI workers when a .py file under --chdir or --pythonpath changes")
@@ -140,11 +146,11 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 	fs.StringArrayVar(&o.index, "index", nil, "file `NAME` served for a directory (repeatable; default index.html)")
 	fs.BoolVar(&o.noListing, "no-listing", false, "answer 403 for directories without an index instead of listing them")
 	fs.BoolVar(&o.allowSymlinks, "allow-symlinks", false, "follow symbolic links that point outside the served directories")
-	plugin.DurationVar(fs, &o.headerTimeout, "header-timeout", "", 30*time.Second, "close connections that take longer than this to send request headers")
-	plugin.DurationVar(fs, &o.idleTimeout, "idle-timeout", "", 120*time.Second, "close keep-alive connections idle for this long")
-	plugin.BytesVar(fs, &o.maxHeaderBytes, "max-header-bytes", "", 64<<10, "largest request head (request line and headers) accepted, in `BYTES`; more gets 431")
-	plugin.BytesVar(fs, &o.maxRequestLine, "max-request-line", "", 8<<10, "longest request line accepted, in `BYTES`; longer gets 414")
-	fs.IntVar(&o.maxHeaders, "max-headers", 100, "most header fields accepted in a request (`N`); more gets 431")
+	plugin.DurationVar(fs, &o.headerTimeout, "header-timeout", "", hd.ReadHeaderTimeout, "close connections that take longer than this to send request headers")
+	plugin.DurationVar(fs, &o.idleTimeout, "idle-timeout", "", hd.IdleTimeout, "close keep-alive connections idle for this long")
+	plugin.BytesVar(fs, &o.maxHeaderBytes, "max-header-bytes", "", hd.MaxHeaderBytes, "largest request head (request line and headers) accepted, in `BYTES`; more gets 431")
+	plugin.BytesVar(fs, &o.maxRequestLine, "max-request-line", "", hd.MaxRequestLine, "longest request line accepted, in `BYTES`; longer gets 414")
+	fs.IntVar(&o.maxHeaders, "max-headers", hd.MaxHeaders, "most header fields accepted in a request (`N`); more gets 431")
 	// The names gunicorn's and uvicorn's users type, for what is the same.
 	plugin.Alias(fs, "keep-alive", "idle-timeout")
 	plugin.Alias(fs, "timeout-keep-alive", "idle-timeout")
@@ -154,11 +160,11 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 	plugin.Alias(fs, "loop", "asgi-loop")
 	fs.StringVar(&o.accessFormat, "access-logformat", "", "the access line's `LAYOUT` in gunicorn's atoms, such as '%(h)s %(t)s \"%(r)s\" %(s)s %(D)s %({X-Request-Id}i)s' (default: Apache's combined format; with the request id after it when the lines go with the rest of the log)")
 	fs.BoolVar(&o.refuseUnder, "refuse-underscore-headers", false, "answer 400 to a request with a header name that holds an underscore, instead of dropping the field (as nginx and gunicorn do)")
-	fs.IntVar(&o.maxStreams, "max-streams", 128, "most HTTP/2 streams one connection may have open at once (`N`)")
-	fs.IntVar(&o.clientConns, "max-client-conns", 256, "most connections one client address (an IPv6 /64) may hold open (`N`); more are closed as they arrive")
-	fs.IntVar(&o.clientStreams, "max-client-streams", 512, "most HTTP/2 requests one client address may have in flight over all its connections (`N`); more get 429")
+	fs.IntVar(&o.maxStreams, "max-streams", hd.MaxConcurrentStreams, "most HTTP/2 streams one connection may have open at once (`N`)")
+	fs.IntVar(&o.clientConns, "max-client-conns", hd.MaxClientConns, "most connections one client address (an IPv6 /64) may hold open (`N`); more are closed as they arrive")
+	fs.IntVar(&o.clientStreams, "max-client-streams", hd.MaxClientStreams, "most HTTP/2 requests one client address may have in flight over all its connections (`N`); more get 429")
 	fs.StringVar(&o.clientExempt, "client-limit-exempt", "127.0.0.1,::1", "comma-separated `LIST` of addresses and CIDR prefixes that --max-client-conns and --max-client-streams do not count, such as a proxy in front (\"\": none)")
-	return o.make
+	return o
 }
 
 // appSpec is what a positional application looks like: MODULE:ATTR or
@@ -245,9 +251,6 @@ type checked struct {
 // and address lists.
 func (o *options) check() (checked, error) {
 	var c checked
-	if o.wsgi.WebSocketIdle == 0 {
-		o.wsgi.WebSocketIdle = -1 // --ws-idle-timeout 0: never (wsgi.Config's 0 is its default)
-	}
 	var err error
 	if c.eps, err = o.endpoints(); err != nil {
 		return c, err
@@ -255,6 +258,10 @@ func (o *options) check() (checked, error) {
 	if err := o.checkNumbers(); err != nil {
 		return c, err
 	}
+	// On the command line 0 turns a limit off; in wsgi.Config, 0 takes
+	// the default and a negative value turns it off.
+	offIfZero(&o.wsgi.WebSocketIdle)
+	offIfZero(&o.wsgi.MaxBody)
 	if c.exempt, err = web.ParseTrusted(o.clientExempt); err != nil {
 		return c, fmt.Errorf("--client-limit-exempt: %w", err)
 	}
@@ -267,11 +274,10 @@ func (o *options) check() (checked, error) {
 	if (len(o.controls) > 0 || len(o.ampControls) > 0) && o.wsgi.App == "" && o.asgi == "" {
 		return c, fmt.Errorf("--control and --amp need --wsgi or --asgi: they change the application at the root")
 	}
-	if o.wsgi.BodySpool == 0 {
-		o.wsgi.BodySpool = -1 // the command line's 0 is wsgi.Config's "none"
-	} else if o.wsgi.BodySpool < 0 {
+	if o.wsgi.BodySpool < 0 {
 		return c, fmt.Errorf("--body-spool cannot be negative")
 	}
+	offIfZero(&o.wsgi.BodySpool)
 	if !o.proxyHeaders {
 		if o.fs.Changed("forwarded-allow-ips") || o.fs.Changed("forwarded-fields") {
 			return c, fmt.Errorf("--forwarded-allow-ips and --forwarded-fields need --proxy-headers")
@@ -291,6 +297,14 @@ func (o *options) check() (checked, error) {
 		return c, fmt.Errorf("--forwarded-fields: name at least one of for, proto, host, or leave out --proxy-headers")
 	}
 	return c, nil
+}
+
+// offIfZero turns the command line's 0 ("off", "none", "never") into
+// wsgi.Config's -1.
+func offIfZero[T int | int64 | time.Duration](v *T) {
+	if *v == 0 {
+		*v = -1
+	}
 }
 
 // endpoints parses the site's endpoints: --port, --listen and --bind, or
