@@ -3,7 +3,6 @@ package wsgi
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -166,16 +165,16 @@ func (w *worker) control(ctx context.Context, msg []byte) ([]byte, error) {
 	}
 	w.ctl.SetDeadline(deadline)
 	w.ctlSeq++
-	if _, err := w.ctl.Write(appendFrame(nil, kControl, w.ctlSeq, msg)); err != nil {
+	if _, err := w.ctl.Write(controlFrame(w.ctlSeq, msg[0], msg[1:])); err != nil {
 		return nil, fmt.Errorf("sending: %w", err)
 	}
 	var hdr [headerLen]byte
 	_, err := io.ReadFull(w.ctl, hdr[:])
-	n := binary.LittleEndian.Uint32(hdr[5:])
+	kind, id, n := frameHeader(hdr[:])
 	switch {
 	case err != nil:
-	case hdr[0] != kControlAnswer || binary.LittleEndian.Uint32(hdr[1:]) != w.ctlSeq || n < 1 || n > maxPayload:
-		err = fmt.Errorf("%w: a %q frame of %d bytes answering control line %d", errProtocol, hdr[0], n, w.ctlSeq)
+	case kind != kControlAnswer || id != w.ctlSeq || n < 1 || n > maxPayload:
+		err = fmt.Errorf("%w: a %q frame of %d bytes answering control line %d", errProtocol, kind, n, w.ctlSeq)
 	}
 	var payload []byte
 	if err == nil {
@@ -187,11 +186,5 @@ func (w *worker) control(ctx context.Context, msg []byte) ([]byte, error) {
 		w.kill()
 		return nil, fmt.Errorf("no answer: %w", err)
 	}
-	switch payload[0] {
-	case 0:
-		return payload[1:], nil
-	case 2:
-		return nil, &DeclaredError{answer: payload[1:]}
-	}
-	return nil, &HandlerError{Traceback: string(payload[1:])}
+	return parseAnswer(payload)
 }

@@ -49,6 +49,60 @@ const (
 	ackEvery = window / 4
 )
 
+// frameHeader reads a frame's header: its kind, request id and payload
+// length.
+func frameHeader(h []byte) (kind byte, id, n uint32) {
+	return h[0], binary.LittleEndian.Uint32(h[1:]), binary.LittleEndian.Uint32(h[5:])
+}
+
+// The payloads of the small frames, written and read here only.
+
+// cancelTimeout is the C payload that asks an ASGI worker to cancel the
+// task of a request that ran past --timeout.
+const cancelTimeout = "timeout"
+
+// windowPayload is a W payload: count more bytes of streamed body have
+// gone to the client.
+func windowPayload(count int) []byte { return binary.LittleEndian.AppendUint32(nil, uint32(count)) }
+
+// parseOffset reads an F payload: where in the file to start.
+func parseOffset(p []byte) (int64, error) {
+	if len(p) != 8 {
+		return 0, fmt.Errorf("%w: an F frame of %d bytes", errProtocol, len(p))
+	}
+	return int64(binary.LittleEndian.Uint64(p)), nil
+}
+
+// parseMost reads an r payload: at most how many bytes of body the
+// worker wants.
+func parseMost(p []byte) (int, error) {
+	if len(p) != 4 {
+		return 0, fmt.Errorf("%w: an r frame of %d bytes", errProtocol, len(p))
+	}
+	return int(binary.LittleEndian.Uint32(p)), nil
+}
+
+// controlFrame is the M frame of control message seq: its kind (ctlLine,
+// ctlAMP), then the message.
+func controlFrame(seq uint32, kind byte, msg []byte) []byte {
+	return appendFrame(nil, kControl, seq, append([]byte{kind}, msg...))
+}
+
+// parseAnswer reads an m payload: the answer, or the handler's error
+// (*HandlerError if it raised, *DeclaredError for a declared error).
+func parseAnswer(p []byte) ([]byte, error) {
+	if len(p) < 1 {
+		return nil, fmt.Errorf("%w: an empty m frame", errProtocol)
+	}
+	switch p[0] {
+	case 0:
+		return p[1:], nil
+	case 2:
+		return nil, &DeclaredError{answer: p[1:]}
+	}
+	return nil, &HandlerError{Traceback: string(p[1:])}
+}
+
 func appendFrame(b []byte, kind byte, id uint32, payload []byte) []byte {
 	b = append(b, kind)
 	b = binary.LittleEndian.AppendUint32(b, id)

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -30,6 +31,24 @@ type golden struct {
 		Status  string     `json:"status"`
 		Headers [][]string `json:"headers"`
 	} `json:"head"`
+	// Frames are one or more of every other kind, whole (hex), with what
+	// they mean: the side that sends a kind must make these bytes of it,
+	// the side that receives it must read this meaning from them.
+	Frames []goldenFrame `json:"frames"`
+}
+
+// goldenFrame is one frame of frames.json's list; the fields beside
+// Frame are those its kind has.
+type goldenFrame struct {
+	Name, To, Kind, Frame string
+	ID                    uint32
+	Body, Text, Line      string
+	Box, Python, Answer   string
+	Timeout               bool
+	Count, Most, Status   int
+	Version, PID          int
+	Offset                int64
+	Trailers              [][]string
 }
 
 func readGolden(t *testing.T) golden {
@@ -79,6 +98,109 @@ func TestGoldenFrames(t *testing.T) {
 	}
 	if status != g.Head.Status || !slices.Equal(fields, want) {
 		t.Errorf("S payload read as %q %q, want %q %q", status, fields, g.Head.Status, want)
+	}
+}
+
+// TestGoldenFrameKinds: Go makes the golden frames of the kinds it sends
+// (B, Y, C, W, M) with the encoders torsion uses, byte for byte, and reads
+// the meaning of those it receives (K, D, F, r, X, E, L, m) with its
+// decoders. testdata/test_worker.py checks the other way round.
+func TestGoldenFrameKinds(t *testing.T) {
+	g := readGolden(t)
+	kinds := map[string]bool{"R": true, "S": true} // golden above
+	for _, f := range g.Frames {
+		kinds[f.Kind] = true
+		want, err := hex.DecodeString(f.Frame)
+		if err != nil || len(want) < headerLen {
+			t.Fatalf("%s: bad golden frame %q", f.Name, f.Frame)
+		}
+		if f.To == "worker" {
+			var got []byte
+			switch f.Kind {
+			case "B":
+				got = appendFrame(nil, kBody, f.ID, []byte(f.Body))
+			case "Y":
+				got = appendFrame(nil, kBodyErr, f.ID, []byte(f.Text))
+			case "C":
+				var p []byte
+				if f.Timeout {
+					p = []byte(cancelTimeout)
+				}
+				got = appendFrame(nil, kCancel, f.ID, p)
+			case "W":
+				got = appendFrame(nil, kWindow, f.ID, windowPayload(f.Count))
+			case "M":
+				if f.Box != "" {
+					box, _ := hex.DecodeString(f.Box)
+					got = controlFrame(f.ID, ctlAMP, box)
+				} else {
+					got = controlFrame(f.ID, ctlLine, []byte(f.Line))
+				}
+			default:
+				t.Errorf("%s: Go does not send %s frames", f.Name, f.Kind)
+				continue
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("%s: Go makes\n %x\nwant\n %x", f.Name, got, want)
+			}
+			continue
+		}
+		kind, id, n := frameHeader(want)
+		p := want[headerLen:]
+		if string(rune(kind)) != f.Kind || id != f.ID || int(n) != len(p) {
+			t.Errorf("%s: header read as %c %d %d", f.Name, kind, id, n)
+			continue
+		}
+		var got, meant any
+		switch f.Kind {
+		case "K":
+			py, err := parseReady(p)
+			got, meant = fmt.Sprint(py, err), fmt.Sprint(f.Python, nil)
+		case "D":
+			got, meant = string(p), f.Body
+		case "X", "L":
+			got, meant = string(p), f.Text
+		case "F":
+			off, err := parseOffset(p)
+			got, meant = fmt.Sprint(off, err), fmt.Sprint(f.Offset, nil)
+		case "r":
+			most, err := parseMost(p)
+			got, meant = fmt.Sprint(most, err), fmt.Sprint(f.Most, nil)
+		case "E":
+			var fields []string
+			if len(p) > 0 {
+				fields, err = parseTrailers(p)
+			}
+			var want []string
+			for _, tr := range f.Trailers {
+				want = append(want, latin1(tr[0]), latin1(tr[1]))
+			}
+			got, meant = fmt.Sprintf("%q %v", fields, err), fmt.Sprintf("%q <nil>", want)
+		case "m":
+			answer, err := parseAnswer(p)
+			var he *HandlerError
+			var de *DeclaredError
+			switch {
+			case err == nil:
+				got = fmt.Sprint(0, string(answer))
+			case errors.As(err, &he):
+				got = fmt.Sprint(1, he.Traceback)
+			case errors.As(err, &de):
+				got = fmt.Sprint(2, hex.EncodeToString(de.DeclaredAnswer()))
+			}
+			meant = fmt.Sprint(f.Status, f.Answer)
+		default:
+			t.Errorf("%s: Go does not read %s frames", f.Name, f.Kind)
+			continue
+		}
+		if got != meant {
+			t.Errorf("%s: Go reads %v, want %v", f.Name, got, meant)
+		}
+	}
+	for _, k := range []byte{kRequest, kBody, kBodyErr, kCancel, kWindow, kReady, kStart, kData, kFile, kRead, kError, kEnd, kLog, kControl, kControlAnswer} {
+		if !kinds[string(rune(k))] {
+			t.Errorf("no golden frame of kind %c", k)
+		}
 	}
 }
 

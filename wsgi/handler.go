@@ -1,7 +1,6 @@
 package wsgi
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -224,7 +223,10 @@ func (rs *response) run() error {
 		case kFile:
 			rs.file(f.file, f.payload)
 		case kRead:
-			rs.read(f.payload)
+			if err := rs.read(f.payload); err != nil {
+				rs.wk.fail(err)
+				return err
+			}
 		case kError:
 			rs.appErr = string(f.payload)
 		case kEnd:
@@ -386,7 +388,7 @@ func (rs *response) data(p []byte) {
 	// Acknowledge what left (or was dropped), so the worker may go on.
 	rs.unacked += n
 	if rs.unacked >= ackEvery || rs.gone {
-		rs.wk.sendFrame(kWindow, rs.c.id, binary.LittleEndian.AppendUint32(nil, uint32(rs.unacked)))
+		rs.wk.sendFrame(kWindow, rs.c.id, windowPayload(rs.unacked))
 		rs.unacked = 0
 	}
 }
@@ -407,8 +409,12 @@ func (rs *response) clientGone() {
 
 // file sends the file the worker handed over with its F frame.
 func (rs *response) file(f *os.File, p []byte) {
-	offset := int64(binary.LittleEndian.Uint64(p))
 	defer f.Close()
+	offset, err := parseOffset(p) // readLoop has checked its length
+	if err != nil {
+		rs.appErr = err.Error()
+		return
+	}
 	if rs.gone || rs.appErr != "" {
 		return
 	}
@@ -452,9 +458,13 @@ func (rs *response) file(f *os.File, p []byte) {
 
 // read answers the worker's pull for more request body. A body that
 // cannot be read to its end is not passed off as ended: the worker is told
-// why (Y), its wsgi.input raises, and the client gets an error status.
-func (rs *response) read(p []byte) {
-	want := int(binary.LittleEndian.Uint32(p))
+// why (Y), its wsgi.input raises, and the client gets an error status. A
+// malformed pull is a protocol error.
+func (rs *response) read(p []byte) error {
+	want, err := parseMost(p)
+	if err != nil {
+		return err
+	}
 	var chunk []byte
 	if rs.body != nil {
 		chunk = make([]byte, min(want, 1<<20))
@@ -471,11 +481,12 @@ func (rs *response) read(p []byte) {
 			if err != io.EOF {
 				rs.bodyErr = err
 				rs.wk.sendFrame(kBodyErr, rs.c.id, []byte(err.Error()))
-				return
+				return nil
 			}
 		}
 	}
 	rs.wk.sendFrame(kBody, rs.c.id, chunk)
+	return nil
 }
 
 func (rs *response) end() error {

@@ -842,7 +842,7 @@ func (p *Pool) timedOut(w *worker, stuck []*call, now time.Time) bool {
 			return true
 		case first:
 			w.log.Warn("a request ran longer than the timeout; cancelling its task", "timeout", p.cfg.Timeout)
-			w.sendFrame(kCancel, c.id, []byte("timeout"))
+			w.sendFrame(kCancel, c.id, []byte(cancelTimeout))
 		case since > cancelGrace:
 			w.log.Error("a task cancelled for the timeout did not end; killing its worker", "timeout", p.cfg.Timeout, "grace", cancelGrace)
 			return true

@@ -168,7 +168,7 @@ func (rs *response) wsFrame(f frame) (end bool) {
 		// for each message would wake the worker for nothing.
 		rs.unacked += len(f.payload)
 		if rs.unacked >= ackEvery || rs.gone {
-			rs.wk.sendFrame(kWindow, rs.c.id, binary.LittleEndian.AppendUint32(nil, uint32(rs.unacked)))
+			rs.wk.sendFrame(kWindow, rs.c.id, windowPayload(rs.unacked))
 			rs.unacked = 0
 		}
 	case kRead:

@@ -401,9 +401,7 @@ func (w *worker) readLoop() {
 			w.die(fmt.Errorf("%w: reading: %v", errWorkerDied, err))
 			return
 		}
-		kind := hdr[0]
-		id := binary.LittleEndian.Uint32(hdr[1:])
-		n := binary.LittleEndian.Uint32(hdr[5:])
+		kind, id, n := frameHeader(hdr[:])
 		if n > maxPayload {
 			err := fmt.Errorf("%w: a %q frame of %d bytes, over the %d allowed", errProtocol, kind, n, maxPayload)
 			w.fail(err)

@@ -67,6 +67,56 @@ def text_frame(kind, rid, text):
     return frame(kind, rid, text.encode("utf-8", "replace")[:MAX_DATA])
 
 
+# The payloads of the other frames (PROTOCOL.md), written and read here
+# only. torsion to worker:
+
+TIMEOUT = b"timeout"  # the C payload of a request that ran past --timeout (ASGI)
+
+
+def parse_request(payload):
+    """An R payload: (more, the body's first bytes, the environ)."""
+    n = U32.unpack_from(payload, 1)[0]
+    return payload[0], payload[5:5 + n], marshal.loads(memoryview(payload)[5 + n:])
+
+
+def window_count(payload):
+    """A W payload: how many more bytes of streamed body torsion passed on."""
+    return U32.unpack(payload)[0]
+
+
+def parse_control(payload):
+    """An M payload: (its kind, b"L" or b"A", and the message)."""
+    return payload[:1], payload[1:]
+
+
+# worker to torsion:
+
+def ready_frame():
+    """K: the protocol version, this process's id and Python's version."""
+    return frame(READY, 0, ("%d %d %s" % (PROTOCOL_VERSION, os.getpid(), sys.version.split()[0])).encode())
+
+
+def file_frame(rid, offset):
+    """F: send the file whose descriptor goes with it, from offset."""
+    return frame(FILE, rid, OFFSET.pack(offset))
+
+
+def read_frame(rid, most):
+    """r: ask for at most most bytes more of the request body."""
+    return frame(READ, rid, U32.pack(most))
+
+
+def end_frame(rid, trailers=()):
+    """E: the response is complete, with its trailer fields if any."""
+    return frame(END, rid, encode_fields([], trailers) if trailers else b"")
+
+
+def answer_frame(rid, status, answer):
+    """m: the answer to control message rid: status 0 and what the handler
+    returned, 1 and a traceback, 2 and a declared error's box."""
+    return frame(CONTROL_ANSWER, rid, (bytes((status,)) + answer)[:MAX_DATA])
+
+
 class Channel:
     """Routes the frames torsion sends to the requests they belong to.
     Frames for a request that has ended (acknowledgements of the last of
@@ -268,7 +318,7 @@ class Input:
             raise OSError(self.error)
         if not self.more:
             return False
-        self.chan.conn.send(frame(READ, self.rid, U32.pack(max(want, 65536))))
+        self.chan.conn.send(read_frame(self.rid, max(want, 65536)))
         data = self.chan.wait(self.rid)
         if type(data) is BodyError:
             self.more = False
@@ -463,13 +513,11 @@ class Worker:
     def run(self, rid, payload, chan):
         conn = self.conn
         if rid in chan.cancelled:  # the client left before it started
-            conn.send(frame(END, rid))
+            conn.send(end_frame(rid))
             return
-        more = payload[0]
-        n = U32.unpack_from(payload, 1)[0]
-        environ = marshal.loads(memoryview(payload)[5 + n:])
+        more, first, environ = parse_request(payload)
         environ.update(self.base)
-        environ["wsgi.input"] = Input(rid, payload[5:5 + n], more, chan)
+        environ["wsgi.input"] = Input(rid, first, more, chan)
         errors = self.base["wsgi.errors"]
         errors.pending.rid = rid  # what this thread writes is this request's
 
@@ -518,14 +566,14 @@ class Worker:
                 out = b"" if sent else head_frame()
                 if body:
                     out += data_frames(rid, body)
-                conn.send(out + frame(END, rid))
+                conn.send(out + end_frame(rid))
                 ended = True
             elif isinstance(result, (bytes, str)):
                 raise TypeError("the application returned %s, not an iterable of bytes: return [body]" % type(result).__name__)
             elif type(result) is FileWrapper and result.sendable():
                 fd, offset = result.sendable()
                 # torsion gets its own descriptor: ours closes with close().
-                conn.send_fd((b"" if sent else head_frame()) + frame(FILE, rid, OFFSET.pack(offset)), fd)
+                conn.send_fd((b"" if sent else head_frame()) + file_frame(rid, offset), fd)
             else:
                 unacked = 0
                 for chunk in result:
@@ -535,7 +583,7 @@ class Worker:
                         write(chunk)
                         unacked += len(chunk)
                         while unacked > WINDOW and rid not in chan.cancelled:
-                            unacked -= U32.unpack(chan.wait(rid))[0]
+                            unacked -= window_count(chan.wait(rid))
                         if chan.poll(rid):
                             break
                 if not sent:
@@ -551,7 +599,7 @@ class Worker:
                         result.close()
                 except Exception:
                     conn.send(text_frame(ERROR, rid, traceback.format_exc()))
-                conn.send(frame(END, rid))
+                conn.send(end_frame(rid))
 
 
 class Torsion(types.ModuleType):
@@ -636,23 +684,23 @@ class Torsion(types.ModuleType):
                 if kind != CONTROL:
                     continue
                 try:
-                    answer = self.answer(payload[:1], payload[1:])
+                    status, answer = self.answer(*parse_control(payload))
                 except Exception:
-                    answer = b"\1" + traceback.format_exc().encode("utf-8", "replace")
-                conn.send(frame(CONTROL_ANSWER, rid, answer[:MAX_DATA]))
+                    status, answer = 1, traceback.format_exc().encode("utf-8", "replace")
+                conn.send(answer_frame(rid, status, answer))
 
     def answer(self, kind, data):
-        """The answer to one control message: a line (kind L) for the
-        control handler, or an AMP box (kind A) for the locator."""
+        """The answer to one control message, (status, payload): a line
+        (kind L) for the control handler, or an AMP box (kind A) for the
+        locator."""
         if kind == b"A":
             if self.amp_locator is None:
                 raise LookupError("the application registered no AMP locator (torsion.locator)")
-            status, box = self.amp_locator._answer(data)
-            return bytes((status,)) + box
+            return self.amp_locator._answer(data)
         if self.handler is None:
             raise LookupError("the application registered no control handler (torsion.control)")
         reply = self.handler(data.decode("utf-8", "replace"))
-        return b"\0" + ("" if reply is None else str(reply)).encode("utf-8", "replace")
+        return 0, ("" if reply is None else str(reply)).encode("utf-8", "replace")
 
 
 class _AmpArgument:
@@ -1099,10 +1147,10 @@ class Asgi:
                 r.gone.set()
                 r.body.put_nowait(None)
                 r.acks.put_nowait(None)
-                if payload == b"timeout" and r.task is not None:
+                if payload == TIMEOUT and r.task is not None:
                     r.task.cancel()  # torsion's --timeout: it answers 504
             elif kind == WINDOW_ACK:
-                r.acks.put_nowait(U32.unpack(payload)[0])
+                r.acks.put_nowait(window_count(payload))
             elif kind == BODY_ERROR:
                 r.body.put_nowait(BodyError(payload))
             else:
@@ -1117,10 +1165,7 @@ class Asgi:
 
     async def handle(self, rid, payload, r):
         conn = self.out
-        more = payload[0]
-        n = U32.unpack_from(payload, 1)[0]
-        first = payload[5:5 + n]
-        environ = marshal.loads(memoryview(payload)[5 + n:])
+        more, first, environ = parse_request(payload)
         scope = asgi_scope(environ, self.state)
         if scope["method"] == "GET" and "websocket" in environ.get("HTTP_UPGRADE", "").lower():
             return await self.websocket(rid, scope, r)
@@ -1135,7 +1180,7 @@ class Asgi:
                 st.first = False
                 return {"type": "http.request", "body": first, "more_body": st.more}
             if st.more and not r.gone.is_set():
-                conn.send(frame(READ, rid, U32.pack(65536)))
+                conn.send(read_frame(rid, 65536))
                 data = await r.body.get()
                 if data is None or type(data) is BodyError:
                     st.more = False
@@ -1171,7 +1216,7 @@ class Asgi:
                         st.body_done = True  # E goes with the trailers
                     else:
                         st.ended = True
-                        out += frame(END, rid)
+                        out += end_frame(rid)
                 conn.send(out)
                 st.unacked += len(body)
                 if st.unacked > WINDOW:
@@ -1185,7 +1230,7 @@ class Asgi:
                 st.fields += asgi_headers(message)
                 if not message.get("more_trailers", False):
                     st.ended = True
-                    conn.send(frame(END, rid, encode_fields([], st.fields)))
+                    conn.send(end_frame(rid, st.fields))
             elif kind == "http.response.pathsend":
                 # The zero-copy extension: torsion sends the file itself.
                 if not head:
@@ -1199,7 +1244,7 @@ class Asgi:
                     if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
                         raise ValueError("http.response.pathsend: %s is not a regular file" % path)
                     st.sent = st.ended = True
-                    conn.send_fd(frame(START, rid, encode_head(*head)) + frame(FILE, rid, OFFSET.pack(0)) + frame(END, rid), f.fileno())
+                    conn.send_fd(frame(START, rid, encode_head(*head)) + file_frame(rid, 0) + end_frame(rid), f.fileno())
             else:
                 raise RuntimeError("unknown ASGI message type %r" % (kind,))
 
@@ -1210,7 +1255,7 @@ class Asgi:
                     raise RuntimeError("the application returned without sending a response")
                 if st.body_done:  # announced trailers, sent none
                     st.ended = True
-                    conn.send(frame(END, rid))
+                    conn.send(end_frame(rid))
                 else:
                     await send({"type": "http.response.body", "body": b""})
         except Exception:
@@ -1237,7 +1282,7 @@ class Asgi:
         st = types.SimpleNamespace(connect=True, accepted=False, ended=False, closed=None, denial=None, unacked=0)
 
         answered = asyncio.Event()  # the application accepted, or ended the connection
-        read_next = frame(READ, rid, U32.pack(0))  # asks torsion for the client's next message
+        read_next = read_frame(rid, 0)  # asks torsion for the client's next message
 
         def end(payload=b""):
             st.ended = True
@@ -1348,7 +1393,7 @@ class Asgi:
     def finish(self, rid, ended):
         """Ends a request (with E, unless it was sent) and starts the next."""
         if not ended:
-            self.out.send(frame(END, rid))
+            self.out.send(end_frame(rid))
         r = self.requests.pop(rid, None)
         if r is None or not r.socket:
             self.running -= 1
@@ -1488,7 +1533,7 @@ def main():
     conn = Conn(socket.socket(fileno=args.fd))
 
     def ready():
-        conn.send(frame(READY, 0, ("%d %d %s" % (PROTOCOL_VERSION, os.getpid(), sys.version.split()[0])).encode()))
+        conn.send(ready_frame())
         if args.control_fd >= 0:
             control = Conn(socket.socket(fileno=args.control_fd))
             threading.Thread(target=TORSION.serve_control, args=(control,), daemon=True).start()

@@ -58,6 +58,76 @@ class Golden(unittest.TestCase):
         self.assertIn(b"Connection", worker.encode_head("200 OK", [("Connection", "close")]))
 
 
+class GoldenKinds(unittest.TestCase):
+    """The golden frames of frames.json's list: worker.py makes those of
+    the kinds it sends (K, D, F, r, X, E, L, m) byte for byte, with the
+    functions it sends them with, and reads the meaning of those it
+    receives (B, Y, C, W, M). frames_test.go checks the other way round."""
+
+    def test_sent(self):
+        from unittest import mock
+        for g in GOLDEN["frames"]:
+            if g["to"] != "torsion":
+                continue
+            with self.subTest(g["name"]):
+                k, rid = g["kind"], g["id"]
+                if k == "K":
+                    with mock.patch.object(worker.os, "getpid", return_value=g["pid"]), \
+                            mock.patch.object(worker.sys, "version", g["python"] + " (main)"):
+                        got = worker.ready_frame()
+                elif k == "D":
+                    got = worker.data_frames(rid, g["body"].encode())
+                elif k == "F":
+                    got = worker.file_frame(rid, g["offset"])
+                elif k == "r":
+                    got = worker.read_frame(rid, g["most"])
+                elif k == "X":
+                    got = worker.text_frame(worker.ERROR, rid, g["text"])
+                elif k == "L":
+                    got = worker.text_frame(worker.LOG, rid, g["text"])
+                elif k == "E":
+                    got = worker.end_frame(rid, [tuple(t) for t in g["trailers"]])
+                elif k == "m":
+                    answer = bytes.fromhex(g["answer"]) if g["status"] == 2 else g["answer"].encode()
+                    got = worker.answer_frame(rid, g["status"], answer)
+                else:
+                    self.fail("worker.py sends no %s frames" % k)
+                self.assertEqual(got.hex(), g["frame"])
+
+    def test_received(self):
+        for g in GOLDEN["frames"]:
+            if g["to"] != "worker":
+                continue
+            with self.subTest(g["name"]):
+                f = bytes.fromhex(g["frame"])
+                kind, rid, n = worker.HEADER.unpack_from(f)
+                payload = f[worker.HEADER.size:]
+                self.assertEqual((chr(kind), rid, n), (g["kind"], g["id"], len(payload)))
+                k = g["kind"]
+                if k == "B":
+                    self.assertEqual(payload, g["body"].encode())
+                elif k == "Y":
+                    self.assertEqual(payload.decode(), g["text"])
+                elif k == "C":
+                    self.assertEqual(payload == worker.TIMEOUT, g["timeout"])
+                elif k == "W":
+                    self.assertEqual(worker.window_count(payload), g["count"])
+                elif k == "M":
+                    kind_, msg = worker.parse_control(payload)
+                    if "box" in g:
+                        self.assertEqual((kind_, msg.hex()), (b"A", g["box"]))
+                    else:
+                        self.assertEqual((kind_, msg.decode()), (b"L", g["line"]))
+                else:
+                    self.fail("worker.py receives no %s frames" % k)
+
+    def test_request_parsed(self):
+        g = GOLDEN["request"]
+        f = bytes.fromhex(g["frame"])
+        more, first, environ = worker.parse_request(f[worker.HEADER.size:])
+        self.assertEqual((more, first, environ), (int(g["more"]), g["body"].encode(), g["environ"]))
+
+
 class Frames(unittest.TestCase):
     def test_data_split(self):
         data = bytes(range(256)) * (worker.MAX_DATA * 5 // 2 // 256)
