@@ -29,7 +29,7 @@ type Options struct {
 
 // AddFlags registers --metrics and --health on a plugin's flags.
 func (o *Options) AddFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&o.Metrics, "metrics", "", "endpoint `DESC` serving Prometheus metrics and the status page (the plugin's own: HTTP requests, latency, bytes and workers for web, queries for dns, sessions and deliveries for mail, logins for conch; Go and the process for all); keep it private, as tcp:9100:interface=127.0.0.1")
+	fs.StringVar(&o.Metrics, "metrics", "", "endpoint `DESC` serving Prometheus metrics and the status page (the plugin's own: HTTP requests, latency, bytes and workers for web, queries for dns, sessions, logins and deliveries for mail, logins for conch; Go and the process for all); keep it private, as tcp:9100:interface=127.0.0.1")
 	fs.StringVar(&o.Health, "health", "", "endpoint `DESC` of a health check for load balancers: 200 while ready, 503 while starting, stopping or (web) without a live worker")
 }
 

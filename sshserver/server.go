@@ -65,6 +65,10 @@ type Config struct {
 	Shell string
 	// Log receives logins and their refusals.
 	Log *slog.Logger
+	// Login, if set, is told of each login tried (for metrics): by
+	// "publickey" (each key a client offers) or "password", and whether
+	// it succeeded.
+	Login func(method string, ok bool)
 	// MaxStartups bounds the connections that have not yet logged in, as
 	// OpenSSH's MaxStartups start:rate:full does (default 10:30:100):
 	// past Start of them, a new connection is dropped with probability
@@ -148,6 +152,10 @@ func New(cfg Config) (*protocol.Server, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
+	login := cfg.Login
+	if login == nil {
+		login = func(string, bool) {}
+	}
 	sc := &ssh.ServerConfig{
 		PublicKeyCallback: func(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
 			keys := cfg.AuthorizedKeys
@@ -158,8 +166,10 @@ func New(cfg Config) (*protocol.Server, error) {
 				}
 			}
 			if keys != "" && authorized(keys, key) {
+				login("publickey", true)
 				return &ssh.Permissions{Extensions: map[string]string{"key": ssh.FingerprintSHA256(key)}}, nil
 			}
+			login("publickey", false)
 			cfg.Log.Warn("SSH login refused", "user", meta.User(), "remote", meta.RemoteAddr().String(), "key", ssh.FingerprintSHA256(key))
 			time.Sleep(refusalDelay) // a guesser's pace: at most MaxAuthTries a connection, each this slow
 			return nil, errors.New("key not authorized")
@@ -172,7 +182,9 @@ func New(cfg Config) (*protocol.Server, error) {
 		guesses := &penalty.Table{}
 		sc.PasswordCallback = func(meta ssh.ConnMetadata, password []byte) (*ssh.Permissions, error) {
 			guesses.Wait(context.Background(), meta.RemoteAddr()) // bounded by penalty.DefaultMax
-			if passwordMatches(cfg.PasswordFile, meta.User(), password) {
+			ok := passwordMatches(cfg.PasswordFile, meta.User(), password)
+			login("password", ok)
+			if ok {
 				guesses.Succeed(meta.RemoteAddr())
 				return &ssh.Permissions{Extensions: map[string]string{"key": "password"}}, nil
 			}

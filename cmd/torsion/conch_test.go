@@ -141,10 +141,12 @@ func TestConchPasswordForward(t *testing.T) {
 	pub, _ := os.ReadFile(filepath.Join(dir, "key.pub"))
 	os.WriteFile(filepath.Join(dir, "authorized_keys"), pub, 0o600)
 	cmd := exec.Command(binary, "conch", "-p", "tcp:0:interface=127.0.0.1", "--authorized-keys", "authorized_keys",
-		"--password-file", "passwords", "--allow-tcp-forwarding")
+		"--password-file", "passwords", "--allow-tcp-forwarding",
+		"--metrics", "tcp:0:interface=127.0.0.1", "--health", "tcp:0:interface=127.0.0.1")
 	cmd.Dir = dir
 	p := startCmd(t, cmd)
 	port := p.waitLog(`SSH starting on (\d+)`)[1]
+	mport, hport := p.waitLog(`Metrics starting on (\d+)`)[1], p.waitLog(`Health starting on (\d+)`)[1]
 	opts := []string{"-p", port, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"}
 	withPassword := func(password string) (string, int) {
 		t.Helper()
@@ -163,6 +165,13 @@ func TestConchPasswordForward(t *testing.T) {
 		t.Errorf("a wrong password: exit %d: %s", code, out)
 	}
 	p.waitLog(`SSH login refused.*method=password`)
+	// --metrics and --health, offered to every plugin: logins counted.
+	if got := curl(t, "-s", "http://127.0.0.1:"+hport+"/"); got != "ready\n" {
+		t.Errorf("the health check: %q", got)
+	}
+	if got, want := counters(scrapeMetrics(t, mport), "torsion_ssh_logins_total"), map[string]float64{"password true": 1, "password false": 1}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("torsion_ssh_logins_total %v, want %v", got, want)
+	}
 
 	// ssh -L to an echo service.
 	target, err := net.Listen("tcp", "127.0.0.1:0")

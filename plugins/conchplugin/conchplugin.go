@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 	"golang.org/x/crypto/ssh"
 
@@ -101,8 +103,20 @@ func flags(fs *pflag.FlagSet) plugin.Maker {
 			}
 			signers = append(signers, signer)
 		}
+		var login func(string, bool)
+		if env.Metrics != nil {
+			logins := prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "torsion_ssh_logins_total",
+				Help: "SSH logins tried, by method (publickey: each key a client offers; password) and whether they succeeded.",
+			}, []string{"method", "ok"})
+			if err := env.Metrics.Register(logins); err != nil {
+				return nil, err
+			}
+			login = func(method string, ok bool) { logins.WithLabelValues(method, strconv.FormatBool(ok)).Inc() }
+		}
 		srv, err := sshserver.New(sshserver.Config{HostKeys: signers, AuthorizedKeys: authKeys, PasswordFile: passwords,
-			Forwarding: forwarding, Users: perUser, SFTPCommand: sftpCommand, Shell: shell, Log: log, MaxStartups: startups, PerSourceMaxStartups: perSource})
+			Forwarding: forwarding, Users: perUser, SFTPCommand: sftpCommand, Shell: shell, Log: log, Login: login,
+			MaxStartups: startups, PerSourceMaxStartups: perSource})
 		if err != nil {
 			return nil, err
 		}
