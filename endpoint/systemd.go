@@ -85,25 +85,31 @@ func (s Systemd) takePacket() (net.PacketConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s, err)
 	}
-	switch a := pc.LocalAddr().(type) {
-	case *net.UDPAddr:
-		if err := s.checkDomain(a.IP); err != nil {
-			pc.Close()
-			return nil, err
-		}
-	case *net.UnixAddr:
-		if s.Domain != "UNIX" {
-			pc.Close()
-			return nil, fmt.Errorf("%s: the socket is a Unix socket, not of domain %s", s, s.Domain)
-		}
+	if err := s.checkDomain(pc.LocalAddr()); err != nil {
+		pc.Close()
+		return nil, err
 	}
 	return pc, nil
 }
 
-// checkDomain fails if an IP socket bound to ip is not of s's domain.
-func (s Systemd) checkDomain(ip net.IP) error {
+// checkDomain fails if a socket bound to addr is not of s's domain.
+func (s Systemd) checkDomain(addr net.Addr) error {
+	var ip net.IP
+	switch a := addr.(type) {
+	case *net.TCPAddr:
+		ip = a.IP
+	case *net.UDPAddr:
+		ip = a.IP
+	case *net.UnixAddr:
+		if s.Domain != "UNIX" {
+			return fmt.Errorf("%s: the socket is a Unix socket, not of domain %s", s, s.Domain)
+		}
+		return nil
+	default:
+		return nil
+	}
 	if s.Domain == "UNIX" || s.Domain == "INET6" && ip.To4() != nil || s.Domain == "INET" && ip.To4() == nil && !ip.IsUnspecified() {
-		return fmt.Errorf("%s: the socket is %s, not of domain %s", s, ip, s.Domain)
+		return fmt.Errorf("%s: the socket is %s, not of domain %s", s, addr, s.Domain)
 	}
 	return nil
 }
@@ -142,17 +148,9 @@ func (s Systemd) take() (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s, err)
 	}
-	switch a := ln.Addr().(type) {
-	case *net.TCPAddr:
-		if err := s.checkDomain(a.IP); err != nil {
-			ln.Close()
-			return nil, err
-		}
-	case *net.UnixAddr:
-		if s.Domain != "UNIX" {
-			ln.Close()
-			return nil, fmt.Errorf("%s: the socket is a Unix socket, not of domain %s", s, s.Domain)
-		}
+	if err := s.checkDomain(ln.Addr()); err != nil {
+		ln.Close()
+		return nil, err
 	}
 	return ln, nil
 }

@@ -126,12 +126,7 @@ func (t TCP) bind(ctx context.Context) (net.Listener, error) {
 	if t.IPv6 {
 		network = "tcp6"
 	}
-	lc := net.ListenConfig{}
-	if t.ReusePort {
-		lc.Control = func(_, _ string, c syscall.RawConn) error {
-			return setsockopt(c, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-		}
-	}
+	lc := listenConfig(t.ReusePort)
 	ln, err := lc.Listen(ctx, network, net.JoinHostPort(t.Interface, strconv.Itoa(t.Port)))
 	if err != nil {
 		return nil, err
@@ -143,6 +138,17 @@ func (t TCP) bind(ctx context.Context) (net.Listener, error) {
 		}
 	}
 	return ln, nil
+}
+
+// listenConfig sets SO_REUSEPORT on the socket when reuse is set.
+func listenConfig(reuse bool) net.ListenConfig {
+	var lc net.ListenConfig
+	if reuse {
+		lc.Control = func(_, _ string, c syscall.RawConn) error {
+			return setsockopt(c, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+		}
+	}
+	return lc
 }
 
 func setsockopt(c syscall.RawConn, level, opt, val int) error {

@@ -2,13 +2,9 @@ package endpoint
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"strconv"
 	"strings"
-	"syscall"
-
-	"golang.org/x/sys/unix"
 )
 
 func init() {
@@ -45,21 +41,10 @@ func parseUDP(a Args, v6 bool) (PacketServer, error) {
 	return UDP{Port: t.Port, Interface: t.Interface, ReusePort: t.ReusePort, IPv6: v6}, nil
 }
 
-// String returns the description in canonical form.
+// String returns the description in canonical form: tcp's, with udp
+// for tcp.
 func (u UDP) String() string {
-	var b strings.Builder
-	b.WriteString("udp")
-	if u.IPv6 {
-		b.WriteString("6")
-	}
-	fmt.Fprintf(&b, ":%d", u.Port)
-	if u.Interface != "" {
-		b.WriteString(":interface=" + Escape(u.Interface))
-	}
-	if u.ReusePort {
-		b.WriteString(":reuseport=true")
-	}
-	return b.String()
+	return "udp" + strings.TrimPrefix(TCP{Port: u.Port, Interface: u.Interface, ReusePort: u.ReusePort, IPv6: u.IPv6}.String(), "tcp")
 }
 
 // ListenPacket binds the port, or takes the socket a predecessor handed
@@ -70,12 +55,7 @@ func (u UDP) ListenPacket(ctx context.Context) (net.PacketConn, error) {
 		if u.IPv6 {
 			network = "udp6"
 		}
-		lc := net.ListenConfig{}
-		if u.ReusePort {
-			lc.Control = func(_, _ string, c syscall.RawConn) error {
-				return setsockopt(c, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-			}
-		}
+		lc := listenConfig(u.ReusePort)
 		return lc.ListenPacket(ctx, network, net.JoinHostPort(u.Interface, strconv.Itoa(u.Port)))
 	})
 }
