@@ -117,20 +117,49 @@ def answer_frame(rid, status, answer):
     return frame(CONTROL_ANSWER, rid, (bytes((status,)) + answer)[:MAX_DATA])
 
 
-class Channel:
-    """Routes the frames torsion sends to the requests they belong to.
+class Router:
+    """Routes the frames torsion sends, by one table for every channel
+    (WSGI, ASGI, control): each kind to the method ROUTES names, called
+    with the request id and the payload. A subclass defines the methods of
+    the kinds it takes; frames of others are dropped. routed() runs after
+    each batch."""
+
+    ROUTES = {REQUEST: "on_request", BODY: "on_body", BODY_ERROR: "on_body_error",
+              CANCEL: "on_cancel", WINDOW_ACK: "on_window", CONTROL: "on_control"}
+
+    def route(self, frames):
+        routes = self.__dict__.get("_routes")
+        if routes is None:
+            routes = self._routes = {k: getattr(self, name) for k, name in self.ROUTES.items() if hasattr(self, name)}
+        for kind, rid, payload in frames:
+            handler = routes.get(kind)
+            if handler is not None:
+                handler(rid, payload)
+        self.routed()
+
+    def routed(self):
+        pass
+
+
+class Channel(Router):
+    """Routes the frames of WSGI requests to the requests they belong to.
     Frames for a request that has ended (acknowledgements of the last of
     a stream, say) are dropped: nothing would take them out of the inbox.
     Subclasses say how requests start and how an inbox queues."""
 
-    def route(self, frames):
-        for kind, rid, payload in frames:
-            if kind == REQUEST:
-                self.start(rid, payload)
-            elif kind == CANCEL:
-                self.cancel(rid)
-            else:
-                self.deliver(rid, BodyError(payload) if kind == BODY_ERROR else payload)
+    def on_request(self, rid, payload):
+        self.start(rid, payload)
+
+    def on_cancel(self, rid, payload):
+        self.cancel(rid)
+
+    def on_body(self, rid, payload):
+        self.deliver(rid, payload)
+
+    on_window = on_body  # the thread streaming the response waits for it
+
+    def on_body_error(self, rid, payload):
+        self.deliver(rid, BodyError(payload))
 
 
 class Conn:
@@ -675,19 +704,13 @@ class Torsion(types.ModuleType):
     def serve_control(self, conn):
         """Answers the control lines torsion sends on conn, one at a time,
         until torsion closes it."""
+        router = ControlRouter(self, conn)
         while True:
             try:
                 frames = conn.read()
             except (EOFError, ConnectionError):
                 return
-            for kind, rid, payload in frames:
-                if kind != CONTROL:
-                    continue
-                try:
-                    status, answer = self.answer(*parse_control(payload))
-                except Exception:
-                    status, answer = 1, traceback.format_exc().encode("utf-8", "replace")
-                conn.send(answer_frame(rid, status, answer))
+            router.route(frames)
 
     def answer(self, kind, data):
         """The answer to one control message, (status, payload): a line
@@ -701,6 +724,20 @@ class Torsion(types.ModuleType):
             raise LookupError("the application registered no control handler (torsion.control)")
         reply = self.handler(data.decode("utf-8", "replace"))
         return 0, ("" if reply is None else str(reply)).encode("utf-8", "replace")
+
+
+class ControlRouter(Router):
+    """The control socket's frames: each M is answered with its m."""
+
+    def __init__(self, torsion, conn):
+        self.torsion, self.conn = torsion, conn
+
+    def on_control(self, rid, payload):
+        try:
+            status, answer = self.torsion.answer(*parse_control(payload))
+        except Exception:
+            status, answer = 1, traceback.format_exc().encode("utf-8", "replace")
+        self.conn.send(answer_frame(rid, status, answer))
 
 
 class _AmpArgument:
@@ -1060,7 +1097,7 @@ class Batched:
             self.conn.send(data)
 
 
-class Asgi:
+class Asgi(Router):
     """Runs an ASGI 3 application on one asyncio event loop: each request
     is a task, at most limit at a time, started in the order torsion sent
     them (torsion counts on that order, as with threads). The loop itself
@@ -1133,28 +1170,39 @@ class Asgi:
         if not self.closing.done():
             self.closing.set_result(None)
 
-    def route(self, frames):
-        for kind, rid, payload in frames:
-            if kind == REQUEST:
-                self.requests[rid] = r = types.SimpleNamespace(
-                    body=asyncio.Queue(), acks=asyncio.Queue(), gone=asyncio.Event(), task=None, socket=False)
-                self.pending.append((rid, payload, r))
-                continue
-            r = self.requests.get(rid)
-            if r is None:
-                continue  # for a request that has ended
-            if kind == CANCEL:
-                r.gone.set()
-                r.body.put_nowait(None)
-                r.acks.put_nowait(None)
-                if payload == TIMEOUT and r.task is not None:
-                    r.task.cancel()  # torsion's --timeout: it answers 504
-            elif kind == WINDOW_ACK:
-                r.acks.put_nowait(window_count(payload))
-            elif kind == BODY_ERROR:
-                r.body.put_nowait(BodyError(payload))
-            else:
-                r.body.put_nowait(payload)
+    # The frames torsion sends (Router.ROUTES); one for a request that has
+    # ended is dropped.
+
+    def on_request(self, rid, payload):
+        self.requests[rid] = r = types.SimpleNamespace(
+            body=asyncio.Queue(), acks=asyncio.Queue(), gone=asyncio.Event(), task=None, socket=False)
+        self.pending.append((rid, payload, r))
+
+    def on_cancel(self, rid, payload):
+        r = self.requests.get(rid)
+        if r is not None:
+            r.gone.set()
+            r.body.put_nowait(None)
+            r.acks.put_nowait(None)
+            if payload == TIMEOUT and r.task is not None:
+                r.task.cancel()  # torsion's --timeout: it answers 504
+
+    def on_window(self, rid, payload):
+        r = self.requests.get(rid)
+        if r is not None:
+            r.acks.put_nowait(window_count(payload))
+
+    def on_body_error(self, rid, payload):
+        r = self.requests.get(rid)
+        if r is not None:
+            r.body.put_nowait(BodyError(payload))
+
+    def on_body(self, rid, payload):
+        r = self.requests.get(rid)
+        if r is not None:
+            r.body.put_nowait(payload)
+
+    def routed(self):
         self.admit()
 
     def admit(self):
