@@ -1071,6 +1071,252 @@ async def sent(st, r, n):
             st.unacked -= got
 
 
+class HTTPCycle:
+    """One HTTP request of an ASGI application, as uvicorn's
+    RequestResponseCycle: receive() and send() over the request's frames,
+    with its state explicit. r is the request's inboxes (Asgi.on_request)."""
+
+    def __init__(self, conn, rid, r, first, more):
+        self.conn, self.rid, self.r = conn, rid, r
+        self.first = first  # the body's first bytes, until received
+        self.more = bool(more)  # more body to pull from torsion
+        self.head = None  # (status line, headers) once http.response.start came
+        self.trailers = False  # announced by http.response.start
+        self.sent = False  # S has gone
+        self.body_done = False  # the body ended; its E waits for the trailers
+        self.ended = False  # E has gone
+        self.fields = []  # the trailers so far
+        self.unacked = 0  # body bytes torsion has not acknowledged (sent())
+
+    async def receive(self):
+        r = self.r
+        if self.first is not None:
+            first, self.first = self.first, None
+            return {"type": "http.request", "body": first, "more_body": self.more}
+        if self.more and not r.gone.is_set():
+            self.conn.send(read_frame(self.rid, 65536))
+            data = await r.body.get()
+            if data is None or type(data) is BodyError:
+                self.more = False
+                return {"type": "http.disconnect"}
+            self.more = bool(data)
+            return {"type": "http.request", "body": data, "more_body": self.more}
+        await r.gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(self, message):
+        kind = message["type"]
+        if self.r.gone.is_set():
+            return  # the client left: what it would have got goes nowhere
+        handler = self.SENDS.get(kind)
+        if handler is None:
+            raise RuntimeError("unknown ASGI message type %r" % (kind,))
+        await handler(self, message)
+
+    async def start(self, message):
+        if self.head is not None:
+            raise RuntimeError("http.response.start sent twice")
+        self.head = asgi_head(message)
+        self.trailers = bool(message.get("trailers", False))
+
+    async def body(self, message):
+        if self.head is None:
+            raise RuntimeError("http.response.body before http.response.start")
+        if self.ended or self.body_done:
+            raise RuntimeError("http.response.body after the response ended")
+        body = message.get("body", b"")
+        out = b""
+        if not self.sent:
+            self.sent = True
+            out = frame(START, self.rid, encode_head(*self.head))
+        if body:
+            out += data_frames(self.rid, bytes(body))
+        if not message.get("more_body", False):
+            if self.trailers:
+                self.body_done = True  # E goes with the trailers
+            else:
+                self.ended = True
+                out += end_frame(self.rid)
+        self.conn.send(out)
+        self.unacked += len(body)
+        if self.unacked > WINDOW:
+            await sent(self, self.r, 0)
+
+    async def send_trailers(self, message):
+        # The trailers extension: they travel as E's payload.
+        if not self.trailers:
+            raise RuntimeError("http.response.trailers without trailers=True in http.response.start")
+        if not self.body_done or self.ended:
+            raise RuntimeError("http.response.trailers before the body ended, or after the trailers")
+        self.fields += asgi_headers(message)
+        if not message.get("more_trailers", False):
+            self.ended = True
+            self.conn.send(end_frame(self.rid, self.fields))
+
+    async def pathsend(self, message):
+        # The zero-copy extension: torsion sends the file itself.
+        if self.head is None:
+            raise RuntimeError("http.response.pathsend before http.response.start")
+        if self.sent:
+            raise RuntimeError("http.response.pathsend after the body began")
+        path = message["path"]
+        if not os.path.isabs(path):
+            raise ValueError("http.response.pathsend wants an absolute path, not %r" % (path,))
+        with open(path, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise ValueError("http.response.pathsend: %s is not a regular file" % path)
+            self.sent = self.ended = True
+            self.conn.send_fd(frame(START, self.rid, encode_head(*self.head)) + file_frame(self.rid, 0) + end_frame(self.rid), f.fileno())
+
+    SENDS = {"http.response.start": start, "http.response.body": body,
+             "http.response.trailers": send_trailers, "http.response.pathsend": pathsend}
+
+    async def returned(self):
+        """The application returned: what it left unsaid is ended."""
+        if self.ended or self.r.gone.is_set():
+            return
+        if self.head is None:
+            raise RuntimeError("the application returned without sending a response")
+        if self.body_done:  # announced trailers, sent none
+            self.ended = True
+            self.conn.send(end_frame(self.rid))
+        else:
+            await self.send({"type": "http.response.body", "body": b""})
+
+
+class WebSocketCycle:
+    """One WebSocket connection of an ASGI application (PROTOCOL.md):
+    torsion holds the client's socket and passes messages as frames;
+    receive() and send() over them, with the state explicit."""
+
+    def __init__(self, conn, rid, r):
+        self.conn, self.rid, self.r = conn, rid, r
+        self.connect = True  # websocket.connect not yet received
+        self.accepted = False
+        self.ended = False  # E has gone
+        self.closed = None  # (code, reason) once the client closed or left
+        self.denial = None  # the websocket.http.response.start of a refusal
+        self.unacked = 0  # message bytes torsion has not acknowledged (sent())
+        self.answered = asyncio.Event()  # the application accepted, or ended the connection
+        self.read_next = read_frame(rid, 0)  # asks torsion for the client's next message
+
+    def end(self, payload=b""):
+        self.ended = True
+        self.answered.set()
+        self.conn.send(frame(END, self.rid, payload))
+
+    def deny(self):
+        """Refuses the handshake with 403."""
+        self.conn.send(frame(START, self.rid, encode_head("403 Forbidden", [("Content-Length", "0")])))
+        self.end()
+
+    async def receive(self):
+        r = self.r
+        if self.connect:
+            self.connect = False
+            return {"type": "websocket.connect"}
+        if not self.answered.is_set() and not r.gone.is_set():
+            # Asked before the application answered the connect (Quart
+            # pumps receive in a task of its own): the next message
+            # comes once it has accepted.
+            waits = [asyncio.ensure_future(self.answered.wait()), asyncio.ensure_future(r.gone.wait())]
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
+        if self.closed is None and self.accepted and not r.gone.is_set():
+            self.conn.send(self.read_next)
+            item = await r.body.get()
+            if item is None or type(item) is BodyError:
+                self.closed = (1006, "")
+            elif item[0] == WS_TEXT:
+                return {"type": "websocket.receive", "text": str(memoryview(item)[1:], "utf-8")}
+            elif item[0] == WS_BINARY:
+                return {"type": "websocket.receive", "bytes": bytes(item[1:])}
+            else:
+                code = int.from_bytes(item[1:3], "big") if len(item) >= 3 else 1005
+                self.closed = (code, bytes(item[3:]).decode("utf-8", "replace"))
+        if self.closed is None:
+            await r.gone.wait()
+            self.closed = (1006, "")
+        return {"type": "websocket.disconnect", "code": self.closed[0], "reason": self.closed[1]}
+
+    async def send(self, message):
+        kind = message["type"]
+        if self.ended or (kind == "websocket.send" and (self.closed is not None or self.r.gone.is_set())):
+            raise OSError("the WebSocket is closed")
+        handler = self.SENDS.get(kind)
+        if handler is None:
+            raise RuntimeError("unknown ASGI message type %r" % (kind,))
+        await handler(self, message)
+
+    async def accept(self, message):
+        if self.accepted or self.denial is not None:
+            raise RuntimeError("websocket.accept sent twice, or after a denial")
+        headers = asgi_headers(message)
+        if message.get("subprotocol"):
+            headers.append(("Sec-WebSocket-Protocol", message["subprotocol"]))
+        self.conn.send(frame(START, self.rid, encode_head("101 Switching Protocols", headers)))
+        self.accepted = True
+        self.answered.set()
+
+    async def send_message(self, message):
+        if not self.accepted:
+            raise RuntimeError("websocket.send before websocket.accept")
+        text = message.get("text")
+        if text is not None:
+            tag, data = WS_TEXT_BYTE, text.encode("utf-8")
+        else:
+            tag, data = WS_BINARY_BYTE, bytes(message["bytes"])
+        n = len(data) + 1
+        if n > MAX_PAYLOAD:
+            raise ValueError("a WebSocket message is limited to %d bytes" % (MAX_PAYLOAD - 1))
+        # Three parts, joined once as the turn's frames leave.
+        conn = self.conn
+        conn.send(HEADER.pack(DATA, self.rid, n))
+        conn.send(tag)
+        conn.send(data)
+        self.unacked += n
+        if self.unacked > WINDOW:
+            await sent(self, self.r, 0)
+
+    async def close(self, message):
+        if self.accepted:
+            reason = (message.get("reason") or "").encode("utf-8")[:123]
+            self.end(int(message.get("code", 1000)).to_bytes(2, "big") + reason)
+        else:  # a close before accept denies the handshake
+            self.deny()
+
+    async def denial_start(self, message):
+        if self.accepted or self.denial is not None:
+            raise RuntimeError("websocket.http.response.start after accept or twice")
+        self.denial = message
+        self.conn.send(frame(START, self.rid, encode_head(*asgi_head(message))))
+
+    async def denial_body(self, message):
+        if self.denial is None:
+            raise RuntimeError("websocket.http.response.body before websocket.http.response.start")
+        body = message.get("body", b"")
+        if body:
+            self.conn.send(data_frames(self.rid, bytes(body)))
+        if not message.get("more_body", False):
+            self.end()
+
+    SENDS = {"websocket.accept": accept, "websocket.send": send_message, "websocket.close": close,
+             "websocket.http.response.start": denial_start, "websocket.http.response.body": denial_body}
+
+    def returned(self):
+        """The application returned: a connection it left open is closed
+        (1000), one it neither accepted nor refused is refused."""
+        if self.ended:
+            return
+        if self.accepted:
+            self.end((1000).to_bytes(2, "big"))
+        elif self.denial is None:
+            self.deny()
+
+
 class Batched:
     """The ASGI loop's writes to torsion: the frames written during one turn
     of the event loop leave together, in one send(2), at its end (a
@@ -1212,109 +1458,22 @@ class Asgi(Router):
             r.task = self.loop.create_task(self.handle(rid, payload, r))
 
     async def handle(self, rid, payload, r):
-        conn = self.out
         more, first, environ = parse_request(payload)
         scope = asgi_scope(environ, self.state)
         if scope["method"] == "GET" and "websocket" in environ.get("HTTP_UPGRADE", "").lower():
             return await self.websocket(rid, scope, r)
-        head = []  # [status line, headers] once http.response.start came
-        # trailers: announced by http.response.start; body_done: the body
-        # ended, its E waiting for the trailers; fields: the trailers so far.
-        st = types.SimpleNamespace(first=True, more=bool(more), sent=False, ended=False, unacked=0,
-                                   trailers=False, body_done=False, fields=[])
-
-        async def receive():
-            if st.first:
-                st.first = False
-                return {"type": "http.request", "body": first, "more_body": st.more}
-            if st.more and not r.gone.is_set():
-                conn.send(read_frame(rid, 65536))
-                data = await r.body.get()
-                if data is None or type(data) is BodyError:
-                    st.more = False
-                    return {"type": "http.disconnect"}
-                st.more = bool(data)
-                return {"type": "http.request", "body": data, "more_body": st.more}
-            await r.gone.wait()
-            return {"type": "http.disconnect"}
-
-        async def send(message):
-            kind = message["type"]
-            if r.gone.is_set():
-                return  # the client left: what it would have got goes nowhere
-            if kind == "http.response.start":
-                if head:
-                    raise RuntimeError("http.response.start sent twice")
-                head[:] = asgi_head(message)
-                st.trailers = bool(message.get("trailers", False))
-            elif kind == "http.response.body":
-                if not head:
-                    raise RuntimeError("http.response.body before http.response.start")
-                if st.ended or st.body_done:
-                    raise RuntimeError("http.response.body after the response ended")
-                body = message.get("body", b"")
-                out = b""
-                if not st.sent:
-                    st.sent = True
-                    out = frame(START, rid, encode_head(*head))
-                if body:
-                    out += data_frames(rid, bytes(body))
-                if not message.get("more_body", False):
-                    if st.trailers:
-                        st.body_done = True  # E goes with the trailers
-                    else:
-                        st.ended = True
-                        out += end_frame(rid)
-                conn.send(out)
-                st.unacked += len(body)
-                if st.unacked > WINDOW:
-                    await sent(st, r, 0)
-            elif kind == "http.response.trailers":
-                # The trailers extension: they travel as E's payload.
-                if not st.trailers:
-                    raise RuntimeError("http.response.trailers without trailers=True in http.response.start")
-                if not st.body_done or st.ended:
-                    raise RuntimeError("http.response.trailers before the body ended, or after the trailers")
-                st.fields += asgi_headers(message)
-                if not message.get("more_trailers", False):
-                    st.ended = True
-                    conn.send(end_frame(rid, st.fields))
-            elif kind == "http.response.pathsend":
-                # The zero-copy extension: torsion sends the file itself.
-                if not head:
-                    raise RuntimeError("http.response.pathsend before http.response.start")
-                if st.sent:
-                    raise RuntimeError("http.response.pathsend after the body began")
-                path = message["path"]
-                if not os.path.isabs(path):
-                    raise ValueError("http.response.pathsend wants an absolute path, not %r" % (path,))
-                with open(path, "rb") as f:
-                    if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                        raise ValueError("http.response.pathsend: %s is not a regular file" % path)
-                    st.sent = st.ended = True
-                    conn.send_fd(frame(START, rid, encode_head(*head)) + file_frame(rid, 0) + end_frame(rid), f.fileno())
-            else:
-                raise RuntimeError("unknown ASGI message type %r" % (kind,))
-
+        cycle = HTTPCycle(self.out, rid, r, first, more)
         try:
-            await self.app(scope, receive, send)
-            if not st.ended and not r.gone.is_set():
-                if not head:
-                    raise RuntimeError("the application returned without sending a response")
-                if st.body_done:  # announced trailers, sent none
-                    st.ended = True
-                    conn.send(end_frame(rid))
-                else:
-                    await send({"type": "http.response.body", "body": b""})
+            await self.app(scope, cycle.receive, cycle.send)
+            await cycle.returned()
         except Exception:
-            conn.send(text_frame(ERROR, rid, traceback.format_exc()))
+            self.out.send(text_frame(ERROR, rid, traceback.format_exc()))
         finally:
-            self.finish(rid, st.ended)
+            self.finish(rid, cycle.ended)
 
     async def websocket(self, rid, scope, r):
         """Runs a WebSocket connection (PROTOCOL.md): torsion holds the
         client's socket and passes messages as frames."""
-        conn = self.out
         # A WebSocket runs beside the limit's requests, not in their place
         # (torsion does not count it either, PROTOCOL.md): its place goes
         # to the next request at once.
@@ -1327,116 +1486,14 @@ class Asgi(Router):
         offered = dict(scope["headers"]).get(b"sec-websocket-protocol", b"").decode("latin-1")
         scope["subprotocols"] = [p.strip() for p in offered.split(",") if p.strip()]
         scope["extensions"] = {"websocket.http.response": {}}
-        st = types.SimpleNamespace(connect=True, accepted=False, ended=False, closed=None, denial=None, unacked=0)
-
-        answered = asyncio.Event()  # the application accepted, or ended the connection
-        read_next = read_frame(rid, 0)  # asks torsion for the client's next message
-
-        def end(payload=b""):
-            st.ended = True
-            answered.set()
-            conn.send(frame(END, rid, payload))
-
-        def deny():
-            """Refuses the handshake with 403."""
-            conn.send(frame(START, rid, encode_head("403 Forbidden", [("Content-Length", "0")])))
-            end()
-
-        async def receive():
-            if st.connect:
-                st.connect = False
-                return {"type": "websocket.connect"}
-            if not answered.is_set() and not r.gone.is_set():
-                # Asked before the application answered the connect (Quart
-                # pumps receive in a task of its own): the next message
-                # comes once it has accepted.
-                waits = [asyncio.ensure_future(answered.wait()), asyncio.ensure_future(r.gone.wait())]
-                try:
-                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    for w in waits:
-                        w.cancel()
-            if st.closed is None and st.accepted and not r.gone.is_set():
-                conn.send(read_next)
-                item = await r.body.get()
-                if item is None or type(item) is BodyError:
-                    st.closed = (1006, "")
-                elif item[0] == WS_TEXT:
-                    return {"type": "websocket.receive", "text": str(memoryview(item)[1:], "utf-8")}
-                elif item[0] == WS_BINARY:
-                    return {"type": "websocket.receive", "bytes": bytes(item[1:])}
-                else:
-                    code = int.from_bytes(item[1:3], "big") if len(item) >= 3 else 1005
-                    st.closed = (code, bytes(item[3:]).decode("utf-8", "replace"))
-            if st.closed is None:
-                await r.gone.wait()
-                st.closed = (1006, "")
-            return {"type": "websocket.disconnect", "code": st.closed[0], "reason": st.closed[1]}
-
-        async def send(message):
-            kind = message["type"]
-            if st.ended or (kind == "websocket.send" and (st.closed is not None or r.gone.is_set())):
-                raise OSError("the WebSocket is closed")
-            if kind == "websocket.accept":
-                if st.accepted or st.denial is not None:
-                    raise RuntimeError("websocket.accept sent twice, or after a denial")
-                headers = asgi_headers(message)
-                if message.get("subprotocol"):
-                    headers.append(("Sec-WebSocket-Protocol", message["subprotocol"]))
-                conn.send(frame(START, rid, encode_head("101 Switching Protocols", headers)))
-                st.accepted = True
-                answered.set()
-            elif kind == "websocket.send":
-                if not st.accepted:
-                    raise RuntimeError("websocket.send before websocket.accept")
-                text = message.get("text")
-                if text is not None:
-                    tag, data = WS_TEXT_BYTE, text.encode("utf-8")
-                else:
-                    tag, data = WS_BINARY_BYTE, bytes(message["bytes"])
-                n = len(data) + 1
-                if n > MAX_PAYLOAD:
-                    raise ValueError("a WebSocket message is limited to %d bytes" % (MAX_PAYLOAD - 1))
-                # Three parts, joined once as the turn's frames leave.
-                conn.send(HEADER.pack(DATA, rid, n))
-                conn.send(tag)
-                conn.send(data)
-                st.unacked += n
-                if st.unacked > WINDOW:
-                    await sent(st, r, 0)
-            elif kind == "websocket.close":
-                if st.accepted:
-                    reason = (message.get("reason") or "").encode("utf-8")[:123]
-                    end(int(message.get("code", 1000)).to_bytes(2, "big") + reason)
-                else:  # a close before accept denies the handshake
-                    deny()
-            elif kind == "websocket.http.response.start":
-                if st.accepted or st.denial is not None:
-                    raise RuntimeError("websocket.http.response.start after accept or twice")
-                st.denial = message
-                conn.send(frame(START, rid, encode_head(*asgi_head(message))))
-            elif kind == "websocket.http.response.body":
-                if st.denial is None:
-                    raise RuntimeError("websocket.http.response.body before websocket.http.response.start")
-                body = message.get("body", b"")
-                if body:
-                    conn.send(data_frames(rid, bytes(body)))
-                if not message.get("more_body", False):
-                    end()
-            else:
-                raise RuntimeError("unknown ASGI message type %r" % (kind,))
-
+        cycle = WebSocketCycle(self.out, rid, r)
         try:
-            await self.app(scope, receive, send)
-            if not st.ended:
-                if st.accepted:
-                    end((1000).to_bytes(2, "big"))
-                elif st.denial is None:  # it returned without accepting
-                    deny()
+            await self.app(scope, cycle.receive, cycle.send)
+            cycle.returned()
         except Exception:
-            conn.send(text_frame(ERROR, rid, traceback.format_exc()))
+            self.out.send(text_frame(ERROR, rid, traceback.format_exc()))
         finally:
-            self.finish(rid, st.ended)
+            self.finish(rid, cycle.ended)
 
     def finish(self, rid, ended):
         """Ends a request (with E, unless it was sent) and starts the next."""
