@@ -1111,15 +1111,19 @@ class HTTPCycle:
         handler = self.SENDS.get(kind)
         if handler is None:
             raise RuntimeError("unknown ASGI message type %r" % (kind,))
-        await handler(self, message)
+        if handler(self, message):  # the window is full
+            await sent(self, self.r, 0)
 
-    async def start(self, message):
+    # The handlers of send(), by message type (SENDS); each reports
+    # whether torsion must acknowledge more before the next send.
+
+    def start(self, message):
         if self.head is not None:
             raise RuntimeError("http.response.start sent twice")
         self.head = asgi_head(message)
         self.trailers = bool(message.get("trailers", False))
 
-    async def body(self, message):
+    def body(self, message):
         if self.head is None:
             raise RuntimeError("http.response.body before http.response.start")
         if self.ended or self.body_done:
@@ -1139,10 +1143,9 @@ class HTTPCycle:
                 out += end_frame(self.rid)
         self.conn.send(out)
         self.unacked += len(body)
-        if self.unacked > WINDOW:
-            await sent(self, self.r, 0)
+        return self.unacked > WINDOW
 
-    async def send_trailers(self, message):
+    def send_trailers(self, message):
         # The trailers extension: they travel as E's payload.
         if not self.trailers:
             raise RuntimeError("http.response.trailers without trailers=True in http.response.start")
@@ -1153,7 +1156,7 @@ class HTTPCycle:
             self.ended = True
             self.conn.send(end_frame(self.rid, self.fields))
 
-    async def pathsend(self, message):
+    def pathsend(self, message):
         # The zero-copy extension: torsion sends the file itself.
         if self.head is None:
             raise RuntimeError("http.response.pathsend before http.response.start")
@@ -1249,9 +1252,13 @@ class WebSocketCycle:
         handler = self.SENDS.get(kind)
         if handler is None:
             raise RuntimeError("unknown ASGI message type %r" % (kind,))
-        await handler(self, message)
+        if handler(self, message):  # the window is full
+            await sent(self, self.r, 0)
 
-    async def accept(self, message):
+    # The handlers of send(), by message type (SENDS); each reports
+    # whether torsion must acknowledge more before the next send.
+
+    def accept(self, message):
         if self.accepted or self.denial is not None:
             raise RuntimeError("websocket.accept sent twice, or after a denial")
         headers = asgi_headers(message)
@@ -1261,7 +1268,7 @@ class WebSocketCycle:
         self.accepted = True
         self.answered.set()
 
-    async def send_message(self, message):
+    def send_message(self, message):
         if not self.accepted:
             raise RuntimeError("websocket.send before websocket.accept")
         text = message.get("text")
@@ -1278,23 +1285,22 @@ class WebSocketCycle:
         conn.send(tag)
         conn.send(data)
         self.unacked += n
-        if self.unacked > WINDOW:
-            await sent(self, self.r, 0)
+        return self.unacked > WINDOW
 
-    async def close(self, message):
+    def close(self, message):
         if self.accepted:
             reason = (message.get("reason") or "").encode("utf-8")[:123]
             self.end(int(message.get("code", 1000)).to_bytes(2, "big") + reason)
         else:  # a close before accept denies the handshake
             self.deny()
 
-    async def denial_start(self, message):
+    def denial_start(self, message):
         if self.accepted or self.denial is not None:
             raise RuntimeError("websocket.http.response.start after accept or twice")
         self.denial = message
         self.conn.send(frame(START, self.rid, encode_head(*asgi_head(message))))
 
-    async def denial_body(self, message):
+    def denial_body(self, message):
         if self.denial is None:
             raise RuntimeError("websocket.http.response.body before websocket.http.response.start")
         body = message.get("body", b"")
