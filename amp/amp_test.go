@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/torsion-server/torsion/internal/testutil"
 	"github.com/torsion-server/torsion/protocol"
 )
 
@@ -288,11 +289,9 @@ func TestServeBounds(t *testing.T) {
 		boxes, _ = AppendBox(boxes, Box{KeyCommand: []byte("Hold"), KeyAsk: []byte(fmt.Sprint(i))})
 	}
 	go c.Write(boxes)
-	deadline := time.Now().Add(20 * time.Second)
-	for running.Load() < 4 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	time.Sleep(200 * time.Millisecond) // time for more to start, were they not held back
+	testutil.WaitUntil(20*time.Second, func() bool { return running.Load() >= 4 }, func() { t.Fatalf("%d commands running", running.Load()) })
+	// An absence: were they not held back, more would start meanwhile.
+	time.Sleep(200 * time.Millisecond)
 	if m := most.Load(); m != 4 {
 		t.Errorf("%d commands ran at once, want MaxInFlight, 4", m)
 	}

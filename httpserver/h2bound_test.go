@@ -13,6 +13,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/torsion-server/torsion/internal/testutil"
 )
 
 // h2Client is a raw HTTP/2 client on a cleartext connection, for clients
@@ -306,14 +308,8 @@ func h2Get(addr string) error {
 	return nil
 }
 
-// waitFor polls cond until it holds, for at most 20 s.
+// waitFor waits until cond holds, for at most 20 s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.WaitUntil(20*time.Second, cond, func() { t.Fatalf("timed out waiting for %s", what) })
 }

@@ -197,12 +197,7 @@ func (s *testServer) dial(t *testing.T) net.Conn {
 
 func waitFor(t *testing.T, cond func() bool, format string, args ...any) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf(format, args...)
+	testutil.WaitUntil(10*time.Second, cond, func() { t.Fatalf(format, args...) })
 }
 
 func TestEnviron(t *testing.T) {
