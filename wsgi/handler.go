@@ -32,7 +32,8 @@ func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		web.Error(w, r, http.StatusMethodNotAllowed, "CONNECT is not served here.")
 		return
 	}
-	if p.cfg.ASGI && isWebSocket(r) {
+	socket := p.cfg.ASGI && isWebSocket(r)
+	if socket {
 		if p.wsOpen.Add(1) > int64(p.cfg.MaxWebSockets) {
 			p.wsOpen.Add(-1)
 			w.Header().Set("Retry-After", "5")
@@ -74,8 +75,9 @@ func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	req := p.requestFrame((*bp)[:0], r, body.head, body.rest != nil)
 	defer func() { *bp = req[:0]; reqBufs.Put(bp) }()
 
+	j := job{method: r.Method, uri: r.RequestURI, requestID: web.RequestIDOf(r), idempotent: idempotent(r), socket: socket}
 	for attempt := 0; ; attempt++ {
-		wk, c, err := p.dispatch(r.Context(), req, p.jobOf(r))
+		wk, c, err := p.dispatch(r.Context(), req, j)
 		if err != nil {
 			switch {
 			case errors.Is(err, errStopping):
@@ -130,12 +132,6 @@ func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-}
-
-// jobOf is what the worker runtime knows of r.
-func (p *Pool) jobOf(r *http.Request) job {
-	return job{method: r.Method, uri: r.RequestURI, requestID: web.RequestIDOf(r),
-		idempotent: idempotent(r), socket: p.cfg.ASGI && isWebSocket(r)}
 }
 
 // idempotent reports whether r may be run twice: a GET or HEAD without a

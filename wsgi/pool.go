@@ -127,7 +127,7 @@ type Config struct {
 	// must be root, or already that user); nil means torsion's own.
 	RunAs *syscall.Credential
 	// ASGI says App is an ASGI 3 application: each worker runs it on an
-	// asyncio event loop, Threads requests at a time (default 64), with
+	// asyncio event loop, Threads requests at a time (DefaultASGITasks), with
 	// the lifespan protocol around them.
 	ASGI bool
 	// Loop, for ASGI, is the event loop: "asyncio" (the default) or
@@ -137,8 +137,8 @@ type Config struct {
 
 // DefaultConfig returns the defaults a zero Config field takes, stated
 // here once: New applies them, and torsion web's options show them.
-// Threads is WSGI's (ASGI's is 64); Workers' default, one per CPU, is
-// the machine's.
+// Threads is WSGI's (ASGI's is DefaultASGITasks); Workers' default, one
+// per CPU, is the machine's.
 func DefaultConfig() Config {
 	return Config{
 		Threads:       1,
@@ -153,6 +153,10 @@ func DefaultConfig() Config {
 		Loop:          "asyncio",
 	}
 }
+
+// DefaultASGITasks is Threads' default for an ASGI application: the
+// requests each worker's event loop runs at once.
+const DefaultASGITasks = 64
 
 // Pool runs a WSGI application in worker processes and serves HTTP
 // requests with it.
@@ -190,6 +194,9 @@ type Pool struct {
 	// test's.
 	clock backoff.Clock
 	rss   func(pid int) (int64, bool)
+	// python describes the interpreter, for start-up errors: asked once,
+	// not at every failed start of a crash-looping slot.
+	python func() string
 
 	// serving counts the calls of ServeHTTP under way, for Stop.
 	serving atomic.Int64
@@ -278,13 +285,14 @@ func New(cfg Config) (*Pool, error) {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	return &Pool{
-		cfg:   cfg,
-		log:   cfg.Log,
-		env:   env,
-		depth: cfg.Threads + 8,
-		rng:   rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid()))),
-		clock: backoff.System,
-		rss:   residentBytes,
+		cfg:    cfg,
+		log:    cfg.Log,
+		env:    env,
+		depth:  cfg.Threads + 8,
+		rng:    rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid()))),
+		clock:  backoff.System,
+		rss:    residentBytes,
+		python: sync.OnceValue(func() string { return describePython(cfg.Python) }),
 	}, nil
 }
 
@@ -292,7 +300,7 @@ func New(cfg Config) (*Pool, error) {
 // tasks at a time for ASGI, DefaultConfig's one thread for WSGI.
 func defaultThreads(cfg Config) int {
 	if cfg.ASGI {
-		return cmp.Or(cfg.Threads, 64)
+		return cmp.Or(cfg.Threads, DefaultASGITasks)
 	}
 	return cmp.Or(cfg.Threads, DefaultConfig().Threads)
 }
@@ -312,7 +320,7 @@ func (p *Pool) detectInterface(ctx context.Context) error {
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return &StartError{App: p.cfg.App, Status: err.Error(), Output: stderr.String(), Python: describePython(p.cfg.Python)}
+		return &StartError{App: p.cfg.App, Status: err.Error(), Output: stderr.String(), Python: p.python()}
 	}
 	p.cfg.ASGI = strings.TrimSpace(string(out)) == "asgi"
 	p.cfg.Threads = defaultThreads(p.cfg)
@@ -573,11 +581,11 @@ func (p *Pool) startWorker(ctx context.Context, slot int) (*worker, error) {
 		w.goLive()
 		return w, nil
 	case <-w.exited:
-		return nil, &StartError{App: p.cfg.App, Status: w.status, Output: w.tail.String(), Python: describePython(p.cfg.Python)}
+		return nil, &StartError{App: p.cfg.App, Status: w.status, Output: w.tail.String(), Python: p.python()}
 	case <-t.C:
 		w.kill()
 		<-w.exited
-		return nil, fmt.Errorf("worker %d did not start within %v under %s:\n%s", slot, p.cfg.StartTimeout, describePython(p.cfg.Python), w.tail)
+		return nil, fmt.Errorf("worker %d did not start within %v under %s:\n%s", slot, p.cfg.StartTimeout, p.python(), w.tail)
 	case <-ctx.Done():
 		w.kill()
 		<-w.exited
