@@ -90,7 +90,6 @@ func (s *Server) Start(ctx context.Context) error {
 // listen opens the TCP listener and the UDP socket.
 func (s *Server) listen(ctx context.Context) (net.Listener, net.PacketConn, error) {
 	stream := s.TCP
-	host := ""
 	if stream == nil {
 		h, p, err := net.SplitHostPort(s.Addr)
 		if err != nil {
@@ -100,7 +99,7 @@ func (s *Server) listen(ctx context.Context) (net.Listener, net.PacketConn, erro
 		if err != nil {
 			return nil, nil, fmt.Errorf("address %q: the port is not a number from 0 to 65535", s.Addr)
 		}
-		host, stream = h, endpoint.TCP{Port: int(port), Interface: h}
+		stream = endpoint.TCP{Port: int(port), Interface: h}
 	}
 	ln, err := stream.Listen(ctx)
 	if err != nil {
@@ -113,10 +112,13 @@ func (s *Server) listen(ctx context.Context) (net.Listener, net.PacketConn, erro
 			ln.Close()
 			return nil, nil, fmt.Errorf("TCP on %s: say where UDP is received", ln.Addr())
 		}
-		if host == "" && s.TCP != nil && !a.IP.IsUnspecified() {
-			host = a.IP.String()
+		// The address TCP is bound to; "::", every address, is both
+		// families' ("udp:PORT"), as TCP's was.
+		iface := a.IP.String()
+		if a.IP.Equal(net.IPv6unspecified) {
+			iface = ""
 		}
-		packet = endpoint.UDP{Port: a.Port, Interface: host}
+		packet = endpoint.UDP{Port: a.Port, Interface: iface}
 	}
 	pc, err := packet.ListenPacket(ctx)
 	if err != nil {
