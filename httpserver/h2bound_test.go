@@ -27,12 +27,8 @@ type h2Client struct {
 
 func dialH2(t *testing.T, addr string, settings ...http2.Setting) *h2Client {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(20 * time.Second))
+	c := dial(t, addr)
+	c.SetDeadline(time.Now().Add(20 * time.Second)) // slow streams are the point here
 	io.WriteString(c, h2Preface)
 	fr := http2.NewFramer(c, c)
 	fr.WriteSettings(settings...)
