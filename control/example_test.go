@@ -9,6 +9,7 @@ import (
 	"github.com/torsion-server/torsion/httpserver"
 	"github.com/torsion-server/torsion/protocol"
 	"github.com/torsion-server/torsion/service"
+	"github.com/torsion-server/torsion/workers"
 	"github.com/torsion-server/torsion/wsgi"
 )
 
@@ -17,7 +18,7 @@ import (
 // torsion.control handler; the pool starts first and stops last.
 func ExampleLines() {
 	log := slog.Default()
-	pool, err := wsgi.New(wsgi.Config{App: "control:application", Dir: "examples/control", Workers: 3, Log: log})
+	pool, err := wsgi.New(wsgi.Config{Config: workers.Config{App: "control:application", Dir: "examples/control", Workers: 3, Log: log}})
 	if err != nil {
 		panic(err)
 	}

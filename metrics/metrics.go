@@ -23,7 +23,7 @@ import (
 
 	"github.com/torsion-server/torsion/internal/buildinfo"
 	"github.com/torsion-server/torsion/web"
-	"github.com/torsion-server/torsion/wsgi"
+	"github.com/torsion-server/torsion/workers"
 )
 
 // Registry is one process's metrics, and its status page.
@@ -225,10 +225,10 @@ func (m *Registry) Observer() web.Observer {
 	}
 }
 
-// PoolStats is what a worker pool tells of itself (wsgi.Pool).
+// PoolStats is what a worker pool tells of itself (workers.Pool).
 type PoolStats interface {
 	Stats() (workers, busy, queued int, restarts map[string]uint64)
-	Workers() []wsgi.WorkerStatus
+	Workers() []workers.WorkerStatus
 	Timeouts() uint64
 	QueueWaits() (buckets []uint64, count uint64, seconds float64)
 	WebSockets() int
@@ -295,7 +295,7 @@ func collectPool(ch chan<- prometheus.Metric, c namedPool) {
 	buckets, count, sum := c.p.QueueWaits()
 	cumulative := map[float64]uint64{}
 	var n uint64
-	for i, bound := range wsgi.WaitBuckets {
+	for i, bound := range workers.WaitBuckets {
 		n += buckets[i]
 		cumulative[bound] = n
 	}

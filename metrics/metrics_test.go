@@ -4,7 +4,7 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/torsion-server/torsion/wsgi"
+	"github.com/torsion-server/torsion/workers"
 )
 
 func TestLabels(t *testing.T) {
@@ -35,10 +35,12 @@ type fakePool struct{ queued int }
 func (f fakePool) Stats() (int, int, int, map[string]uint64) {
 	return 1, 0, f.queued, map[string]uint64{"crash": 1}
 }
-func (fakePool) Workers() []wsgi.WorkerStatus { return []wsgi.WorkerStatus{{Slot: 1, State: "idle"}} }
-func (fakePool) Timeouts() uint64             { return 0 }
+func (fakePool) Workers() []workers.WorkerStatus {
+	return []workers.WorkerStatus{{Slot: 1, State: "idle"}}
+}
+func (fakePool) Timeouts() uint64 { return 0 }
 func (fakePool) QueueWaits() ([]uint64, uint64, float64) {
-	return make([]uint64, len(wsgi.WaitBuckets)+1), 0, 0
+	return make([]uint64, len(workers.WaitBuckets)+1), 0, 0
 }
 func (fakePool) WebSockets() int { return 0 }
 

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/torsion-server/torsion/web"
-	"github.com/torsion-server/torsion/wsgi"
+	"github.com/torsion-server/torsion/workers"
 )
 
 // Status is what the status page shows, as /status.json and each event of
@@ -26,10 +26,10 @@ type Status struct {
 
 // PoolStatus is one worker pool on the status page.
 type PoolStatus struct {
-	App      string              `json:"app"`
-	Queued   int                 `json:"queued"`
-	Restarts map[string]uint64   `json:"restarts"`
-	Workers  []wsgi.WorkerStatus `json:"workers"`
+	App      string                 `json:"app"`
+	Queued   int                    `json:"queued"`
+	Restarts map[string]uint64      `json:"restarts"`
+	Workers  []workers.WorkerStatus `json:"workers"`
 }
 
 // Status returns the server's status now.

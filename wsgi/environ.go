@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/torsion-server/torsion/web"
+	"github.com/torsion-server/torsion/workers"
 )
 
 // This file is the WSGI and ASGI adapter's R frame: a request's environ,
@@ -17,7 +18,7 @@ import (
 // the body prefix and the environ.
 func (p *Pool) requestFrame(b []byte, r *http.Request, body []byte, more bool) []byte {
 	start := len(b)
-	b = append(b, kRequest, 0, 0, 0, 0, 0, 0, 0, 0)
+	b = append(b, workers.KindRequest, 0, 0, 0, 0, 0, 0, 0, 0)
 	if more {
 		b = append(b, 1)
 	} else {
@@ -26,7 +27,7 @@ func (p *Pool) requestFrame(b []byte, r *http.Request, body []byte, more bool) [
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(body)))
 	b = append(b, body...)
 	b = p.appendEnviron(b, r)
-	binary.LittleEndian.PutUint32(b[start+5:], uint32(len(b)-start-headerLen))
+	binary.LittleEndian.PutUint32(b[start+5:], uint32(len(b)-start-workers.HeaderLen))
 	return b
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/torsion-server/torsion/httpserver"
+	"github.com/torsion-server/torsion/workers"
 	"github.com/torsion-server/torsion/wsgi"
 )
 
@@ -28,7 +29,7 @@ def application(environ, start_response):
     return [b"Hello from ", environ["PATH_INFO"].encode()]
 `), 0o644)
 
-	pool, err := wsgi.New(wsgi.Config{App: "hello:application", Dir: dir, Python: "python3", Workers: 2})
+	pool, err := wsgi.New(wsgi.Config{Config: workers.Config{App: "hello:application", Dir: dir, Python: "python3", Workers: 2}})
 	if err != nil {
 		panic(err)
 	}

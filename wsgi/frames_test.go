@@ -2,6 +2,7 @@ package wsgi
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -9,15 +10,17 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/torsion-server/torsion/workers"
 )
 
-// golden is testdata/frames.json: frames both sides of PROTOCOL.md must
-// produce and read byte for byte. worker.py's side is checked by
-// testdata/test_worker.py, which TestWorkerPy runs.
+// golden is workers/testdata/frames.json: frames both sides of
+// PROTOCOL.md must produce and read byte for byte. worker.py's side is
+// checked by its testdata/test_worker.py (package workers' TestWorkerPy),
+// the runtime's frames by package workers' TestGoldenRuntimeKinds.
 type golden struct {
 	Version int `json:"version"`
 	Request struct {
@@ -51,9 +54,12 @@ type goldenFrame struct {
 	Trailers              [][]string
 }
 
+// goldenFile is where the golden frames are, beside the worker program.
+const goldenFile = "../workers/testdata/frames.json"
+
 func readGolden(t *testing.T) golden {
 	t.Helper()
-	b, err := os.ReadFile("testdata/frames.json")
+	b, err := os.ReadFile(goldenFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,9 +83,6 @@ func goldenRequest() *http.Request {
 // payload; the version is the golden one.
 func TestGoldenFrames(t *testing.T) {
 	g := readGolden(t)
-	if g.Version != protocolVersion {
-		t.Errorf("golden version %d, Go speaks %d", g.Version, protocolVersion)
-	}
 	p := &Pool{}
 	got := p.requestFrame(nil, goldenRequest(), []byte(g.Request.Body), g.Request.More)
 	if hex.EncodeToString(got) != g.Request.Frame {
@@ -101,41 +104,36 @@ func TestGoldenFrames(t *testing.T) {
 	}
 }
 
-// TestGoldenFrameKinds: Go makes the golden frames of the kinds it sends
-// (B, Y, C, W, M) with the encoders torsion uses, byte for byte, and reads
-// the meaning of those it receives (K, D, F, r, X, E, L, m) with its
-// decoders. testdata/test_worker.py checks the other way round.
+// TestGoldenFrameKinds: the adapter makes the golden frames of the kinds
+// it sends (B, Y, C, W) with the encoders it uses, byte for byte, and
+// reads the meaning of those it receives (D, F, r, X, E) with its
+// decoders; the runtime's kinds (K, L, M, m, C's timeout) are package
+// workers'. test_worker.py checks the other way round.
 func TestGoldenFrameKinds(t *testing.T) {
 	g := readGolden(t)
 	kinds := map[string]bool{"R": true, "S": true} // golden above
 	for _, f := range g.Frames {
 		kinds[f.Kind] = true
 		want, err := hex.DecodeString(f.Frame)
-		if err != nil || len(want) < headerLen {
+		if err != nil || len(want) < workers.HeaderLen {
 			t.Fatalf("%s: bad golden frame %q", f.Name, f.Frame)
 		}
 		if f.To == "worker" {
 			var got []byte
 			switch f.Kind {
 			case "B":
-				got = appendFrame(nil, kBody, f.ID, []byte(f.Body))
+				got = workers.AppendFrame(nil, workers.KindBody, f.ID, []byte(f.Body))
 			case "Y":
-				got = appendFrame(nil, kBodyErr, f.ID, []byte(f.Text))
+				got = workers.AppendFrame(nil, workers.KindBodyErr, f.ID, []byte(f.Text))
 			case "C":
-				var p []byte
 				if f.Timeout {
-					p = []byte(cancelTimeout)
+					continue // the runtime's
 				}
-				got = appendFrame(nil, kCancel, f.ID, p)
+				got = workers.AppendFrame(nil, workers.KindCancel, f.ID, nil)
 			case "W":
-				got = appendFrame(nil, kWindow, f.ID, windowPayload(f.Count))
+				got = workers.AppendFrame(nil, workers.KindWindow, f.ID, windowPayload(f.Count))
 			case "M":
-				if f.Box != "" {
-					box, _ := hex.DecodeString(f.Box)
-					got = controlFrame(f.ID, ctlAMP, box)
-				} else {
-					got = controlFrame(f.ID, ctlLine, []byte(f.Line))
-				}
+				continue // the runtime's
 			default:
 				t.Errorf("%s: Go does not send %s frames", f.Name, f.Kind)
 				continue
@@ -145,20 +143,19 @@ func TestGoldenFrameKinds(t *testing.T) {
 			}
 			continue
 		}
-		kind, id, n := frameHeader(want)
-		p := want[headerLen:]
+		kind, id, n := want[0], binary.LittleEndian.Uint32(want[1:]), binary.LittleEndian.Uint32(want[5:])
+		p := want[workers.HeaderLen:]
 		if string(rune(kind)) != f.Kind || id != f.ID || int(n) != len(p) {
 			t.Errorf("%s: header read as %c %d %d", f.Name, kind, id, n)
 			continue
 		}
 		var got, meant any
 		switch f.Kind {
-		case "K":
-			py, err := parseReady(p)
-			got, meant = fmt.Sprint(py, err), fmt.Sprint(f.Python, nil)
+		case "K", "L", "m":
+			continue // the runtime's
 		case "D":
 			got, meant = string(p), f.Body
-		case "X", "L":
+		case "X":
 			got, meant = string(p), f.Text
 		case "F":
 			off, err := parseOffset(p)
@@ -176,19 +173,6 @@ func TestGoldenFrameKinds(t *testing.T) {
 				want = append(want, latin1(tr[0]), latin1(tr[1]))
 			}
 			got, meant = fmt.Sprintf("%q %v", fields, err), fmt.Sprintf("%q <nil>", want)
-		case "m":
-			answer, err := parseAnswer(p)
-			var he *HandlerError
-			var de *DeclaredError
-			switch {
-			case err == nil:
-				got = fmt.Sprint(0, string(answer))
-			case errors.As(err, &he):
-				got = fmt.Sprint(1, he.Traceback)
-			case errors.As(err, &de):
-				got = fmt.Sprint(2, hex.EncodeToString(de.DeclaredAnswer()))
-			}
-			meant = fmt.Sprint(f.Status, f.Answer)
 		default:
 			t.Errorf("%s: Go does not read %s frames", f.Name, f.Kind)
 			continue
@@ -197,7 +181,7 @@ func TestGoldenFrameKinds(t *testing.T) {
 			t.Errorf("%s: Go reads %v, want %v", f.Name, got, meant)
 		}
 	}
-	for _, k := range []byte{kRequest, kBody, kBodyErr, kCancel, kWindow, kReady, kStart, kData, kFile, kRead, kError, kEnd, kLog, kControl, kControlAnswer} {
+	for _, k := range []byte{workers.KindRequest, workers.KindBody, workers.KindBodyErr, workers.KindCancel, workers.KindWindow, workers.KindStart, workers.KindData, workers.KindFile, workers.KindRead, workers.KindError, workers.KindEnd} {
 		if !kinds[string(rune(k))] {
 			t.Errorf("no golden frame of kind %c", k)
 		}
@@ -226,43 +210,9 @@ func TestParseHeadMalformed(t *testing.T) {
 		{0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0},                  // a count beyond the frame
 		{3, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 'a'}, // lengths beyond the data
 	} {
-		if _, _, err := parseHead(p); !errors.Is(err, errProtocol) {
+		if _, _, err := parseHead(p); !errors.Is(err, workers.ErrProtocol) {
 			t.Errorf("parseHead(%x) = %v, want a protocol error", p, err)
 		}
-	}
-	for _, tt := range []struct {
-		k    string
-		want string
-	}{{"1 42 3.11.2", ""}, {"2 42 3.11.2", "version 2"}, {"42 3.11.2", "K frame"}} {
-		_, err := parseReady([]byte(tt.k))
-		if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
-			t.Errorf("parseReady(%q) = %v, want %q", tt.k, err, tt.want)
-		}
-	}
-}
-
-// TestWorkerPy runs worker.py's unit tests (testdata/test_worker.py: the
-// golden frames, and a real exchange with worker.py on a socket pair)
-// under CPython and PyPy.
-func TestWorkerPy(t *testing.T) {
-	t.Parallel()
-	for _, py := range []string{python, "pypy3"} {
-		t.Run(py, func(t *testing.T) {
-			if py != python && testing.Short() {
-				t.Skip("PyPy starts slowly; run without -short")
-			}
-			if _, err := exec.LookPath(py); err != nil {
-				t.Fatalf("%s is missing (scripts/test installs it): %v", py, err)
-			}
-			cmd := exec.Command(py, "-m", "unittest", "-v", "test_worker")
-			cmd.Dir = "testdata"
-			var out bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &out, &out
-			if err := cmd.Run(); err != nil {
-				t.Fatalf("%s -m unittest test_worker: %v\n%s", py, err, out.String())
-			}
-			t.Logf("%s", out.String())
-		})
 	}
 }
 
@@ -278,7 +228,7 @@ func TestParseTrailers(t *testing.T) {
 		{2, 0, 0, 0, 1, 0, 0, 0, 5, 0, 0, 0, 'X', 'o', 'k'},
 		{0, 0},
 	} {
-		if _, err := parseTrailers(p); !errors.Is(err, errProtocol) {
+		if _, err := parseTrailers(p); !errors.Is(err, workers.ErrProtocol) {
 			t.Errorf("parseTrailers(%x) = %v, want a protocol error", p, err)
 		}
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/torsion-server/torsion/httpserver"
 	"github.com/torsion-server/torsion/web"
+	"github.com/torsion-server/torsion/workers"
 )
 
 var reqBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
@@ -32,7 +33,7 @@ func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		web.Error(w, r, http.StatusMethodNotAllowed, "CONNECT is not served here.")
 		return
 	}
-	socket := p.cfg.ASGI && isWebSocket(r)
+	socket := p.Config().ASGI && isWebSocket(r)
 	if socket {
 		if p.wsOpen.Add(1) > int64(p.cfg.MaxWebSockets) {
 			p.wsOpen.Add(-1)
@@ -75,20 +76,20 @@ func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	req := p.requestFrame((*bp)[:0], r, body.head, body.rest != nil)
 	defer func() { *bp = req[:0]; reqBufs.Put(bp) }()
 
-	j := job{method: r.Method, uri: r.RequestURI, requestID: web.RequestIDOf(r), idempotent: idempotent(r), socket: socket}
+	j := workers.Job{Method: r.Method, URI: r.RequestURI, RequestID: web.RequestIDOf(r), Idempotent: idempotent(r), Socket: socket}
 	for attempt := 0; ; attempt++ {
-		wk, c, err := p.dispatch(r.Context(), req, j)
+		c, err := p.Submit(r.Context(), req, j)
 		if err != nil {
 			switch {
-			case errors.Is(err, errStopping):
+			case errors.Is(err, workers.ErrStopping):
 				web.Error(w, r, http.StatusServiceUnavailable, "The server is shutting down.")
-			case errors.Is(err, errQueueFull):
+			case errors.Is(err, workers.ErrQueueFull):
 				w.Header().Set("Retry-After", "1")
 				web.Error(w, r, http.StatusServiceUnavailable, "Every worker is busy and too many requests wait already; retry in a moment.")
 			}
 			return // or the client went away while waiting
 		}
-		rs := &response{w: w, r: r, wk: wk, c: c, body: body.rest, length: -1}
+		rs := &response{w: w, r: r, p: p, c: c, body: body.rest, length: -1}
 		err = rs.run()
 		if rs.ws != nil {
 			p.dropSocket(rs.ws)
@@ -97,11 +98,10 @@ func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if err == nil {
 			return
 		}
-		c.mu.Lock()
-		retry, timedOut, ran := c.retry, c.timeout, c.mayHaveRun
-		c.mu.Unlock()
+		retry, ran := c.Retry()
+		timedOut := c.TimedOut()
 		if retry && ran {
-			if attempt > 0 || p.isStopping() {
+			if attempt > 0 || p.Stopping() {
 				// Not a third time; and not while stopping, whose
 				// workers end on purpose.
 				retry = false
@@ -120,7 +120,7 @@ func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			panic(http.ErrAbortHandler) // nothing better to do mid-response
 		case timedOut:
 			web.Error(w, r, http.StatusGatewayTimeout, fmt.Sprintf("The application took longer than %v.", p.cfg.Timeout))
-		case errors.Is(err, errClientGone):
+		case errors.Is(err, workers.ErrDone):
 		case r.Context().Err() != nil:
 			// The connection is gone (the client left, or a stop ran out
 			// of time and closed it): no page could reach anyone, and the
@@ -144,8 +144,8 @@ func idempotent(r *http.Request) bool {
 type response struct {
 	w           http.ResponseWriter
 	r           *http.Request
-	wk          *worker
-	c           *call
+	p           *Pool
+	c           *workers.Call
 	body        io.Reader // the request body the worker pulls; nil once it ended
 	status      int
 	wroteHeader bool
@@ -170,7 +170,7 @@ type response struct {
 // written to it.
 func (rs *response) keepReading() {
 	rs.deadline = true
-	http.NewResponseController(rs.w).SetWriteDeadline(time.Now().Add(rs.wk.pool.cfg.ClientTimeout))
+	http.NewResponseController(rs.w).SetWriteDeadline(time.Now().Add(rs.p.cfg.ClientTimeout))
 }
 
 // streamed is how much of a response may be written before it counts as
@@ -178,19 +178,23 @@ func (rs *response) keepReading() {
 // torsion passes on before it acknowledges, a quarter of the window.
 const streamed = ackEvery
 
+// ackEvery is how much torsion passes to the client before it
+// acknowledges (KindWindow): a quarter of the worker's window.
+const ackEvery = workers.Window / 4
+
 func (rs *response) run() error {
 	done := rs.r.Context().Done()
 	for {
 		// Flush only when no frame is waiting: a body that streams slowly
 		// (Server-Sent Events) goes out chunk by chunk, while a response
 		// that arrived whole leaves in one write.
-		if rs.dirty && rs.c.idle() {
+		if rs.dirty && rs.c.Idle() {
 			rs.commit()
 			http.NewResponseController(rs.w).Flush()
 			rs.dirty = false
 		}
-		f, err := rs.c.next(done)
-		if errors.Is(err, errClientGone) {
+		f, err := rs.c.Next(done)
+		if errors.Is(err, workers.ErrDone) {
 			rs.clientGone()
 			done = nil // keep draining until E
 			continue
@@ -204,32 +208,32 @@ func (rs *response) run() error {
 			}
 			continue
 		}
-		switch f.kind {
-		case kStart:
-			if err := rs.start(f.payload); err != nil {
-				rs.wk.fail(err)
+		switch f.Kind {
+		case workers.KindStart:
+			if err := rs.start(f.Payload); err != nil {
+				rs.c.Abort(err)
 				return err
 			}
 			if rs.status == http.StatusSwitchingProtocols && isWebSocket(rs.r) {
 				rs.wsAccept()
 				done = nil // the connection is the WebSocket's now
 			}
-		case kData:
-			rs.data(f.payload)
-		case kFile:
-			rs.file(f.file, f.payload)
-		case kRead:
-			if err := rs.read(f.payload); err != nil {
-				rs.wk.fail(err)
+		case workers.KindData:
+			rs.data(f.Payload)
+		case workers.KindFile:
+			rs.file(f.File, f.Payload)
+		case workers.KindRead:
+			if err := rs.read(f.Payload); err != nil {
+				rs.c.Abort(err)
 				return err
 			}
-		case kError:
-			rs.appErr = string(f.payload)
-		case kEnd:
+		case workers.KindError:
+			rs.appErr = string(f.Payload)
+		case workers.KindEnd:
 			// An ASGI response's trailers; after a refused handshake,
 			// the WebSocket's close code, which has nowhere to go.
-			if len(f.payload) > 0 && !rs.answered {
-				fields, err := parseTrailers(f.payload)
+			if len(f.Payload) > 0 && !rs.answered {
+				fields, err := parseTrailers(f.Payload)
 				if err != nil {
 					return err
 				}
@@ -238,7 +242,7 @@ func (rs *response) run() error {
 					if !httpguts.ValidTrailerHeader(fields[i]) {
 						// Framing, routing and the like may not come
 						// after the body (RFC 9110 6.5.1).
-						rs.wk.pool.log.Warn("the application sent a trailer field that is not allowed; dropped", "method", rs.r.Method, "uri", rs.r.URL.RequestURI(), "field", fields[i])
+						rs.p.log.Warn("the application sent a trailer field that is not allowed; dropped", "method", rs.r.Method, "uri", rs.r.URL.RequestURI(), "field", fields[i])
 						continue
 					}
 					h.Add(http.TrailerPrefix+http.CanonicalHeaderKey(fields[i]), fields[i+1])
@@ -276,8 +280,8 @@ func (rs *response) start(payload []byte) error {
 				h.Set("Connection", "close")
 				continue
 			}
-			if _, warned := rs.wk.pool.hopWarned.LoadOrStore(strings.ToLower(name), true); !warned {
-				rs.wk.pool.log.Warn("the application sent a hop-by-hop header field; dropped (said once per name)", "name", name, "uri", rs.r.URL.RequestURI())
+			if _, warned := rs.p.hopWarned.LoadOrStore(strings.ToLower(name), true); !warned {
+				rs.p.log.Warn("the application sent a hop-by-hop header field; dropped (said once per name)", "name", name, "uri", rs.r.URL.RequestURI())
 			}
 			continue
 		}
@@ -347,7 +351,7 @@ func (rs *response) commit() {
 }
 
 func (rs *response) data(p []byte) {
-	if rs.r.Method == http.MethodHead && !rs.gone && rs.appErr == "" && rs.c.idle() {
+	if rs.r.Method == http.MethodHead && !rs.gone && rs.appErr == "" && rs.c.Idle() {
 		// A HEAD response has no body, and this one's iterable goes on
 		// (nothing follows this chunk yet, not even its end): the head is
 		// all there is to send, so the application need not go on.
@@ -360,7 +364,7 @@ func (rs *response) data(p []byte) {
 		if over {
 			// PEP 3333: no more than the Content-Length leaves, and the
 			// rest of the iterable is not needed.
-			rs.wk.pool.log.Warn("the application sent more than its Content-Length; the rest is dropped", "method", rs.r.Method, "uri", rs.r.URL.RequestURI(), "content_length", rs.length)
+			rs.p.log.Warn("the application sent more than its Content-Length; the rest is dropped", "method", rs.r.Method, "uri", rs.r.URL.RequestURI(), "content_length", rs.length)
 			p = p[:rs.length-rs.sent]
 		}
 		if rs.sent += int64(len(p)); rs.sent > streamed {
@@ -384,7 +388,7 @@ func (rs *response) data(p []byte) {
 	// Acknowledge what left (or was dropped), so the worker may go on.
 	rs.unacked += n
 	if rs.unacked >= ackEvery || rs.gone {
-		rs.wk.sendFrame(kWindow, rs.c.id, windowPayload(rs.unacked))
+		rs.c.Send(workers.KindWindow, windowPayload(rs.unacked))
 		rs.unacked = 0
 	}
 }
@@ -392,14 +396,14 @@ func (rs *response) data(p []byte) {
 // logAppErr logs the application's traceback as one record, with the
 // request line and the request's id.
 func (rs *response) logAppErr() {
-	rs.wk.pool.log.Error("the application failed", "method", rs.r.Method, "uri", rs.r.URL.RequestURI(),
+	rs.p.log.Error("the application failed", "method", rs.r.Method, "uri", rs.r.URL.RequestURI(),
 		"request_id", web.RequestIDOf(rs.r), "traceback", strings.TrimRight(rs.appErr, "\n"))
 }
 
 func (rs *response) clientGone() {
 	if !rs.gone {
 		rs.gone = true
-		rs.wk.sendFrame(kCancel, rs.c.id, nil)
+		rs.c.Send(workers.KindCancel, nil)
 	}
 }
 
@@ -476,12 +480,12 @@ func (rs *response) read(p []byte) error {
 			rs.body = nil
 			if err != io.EOF {
 				rs.bodyErr = err
-				rs.wk.sendFrame(kBodyErr, rs.c.id, []byte(err.Error()))
+				rs.c.Send(workers.KindBodyErr, []byte(err.Error()))
 				return nil
 			}
 		}
 	}
-	rs.wk.sendFrame(kBody, rs.c.id, chunk)
+	rs.c.Send(workers.KindBody, chunk)
 	return nil
 }
 
@@ -494,23 +498,20 @@ func (rs *response) end() error {
 		}
 		return nil
 	}
-	rs.c.mu.Lock()
-	timedOut := rs.c.timeout
-	rs.c.mu.Unlock()
-	if timedOut {
+	if rs.c.TimedOut() {
 		// An ASGI task cancelled for running past the timeout.
 		if rs.wroteHeader {
 			panic(http.ErrAbortHandler)
 		}
 		clear(rs.w.Header())
-		web.Error(rs.w, rs.r, http.StatusGatewayTimeout, fmt.Sprintf("The application took longer than %v.", rs.wk.pool.cfg.Timeout))
+		web.Error(rs.w, rs.r, http.StatusGatewayTimeout, fmt.Sprintf("The application took longer than %v.", rs.p.cfg.Timeout))
 		return nil
 	}
 	if rs.bodyErr != nil && rs.appErr != "" && !rs.wroteHeader {
 		// The application's read raised, and it let the error go: its
 		// traceback would say no more than this line.
 		code, msg := bodyErrorStatus(rs.bodyErr)
-		rs.wk.pool.log.Warn("the request body was cut short", "method", rs.r.Method, "uri", rs.r.URL.RequestURI(), "err", rs.bodyErr)
+		rs.p.log.Warn("the request body was cut short", "method", rs.r.Method, "uri", rs.r.URL.RequestURI(), "err", rs.bodyErr)
 		clear(rs.w.Header())
 		rs.w.Header().Set("Connection", "close")
 		web.Error(rs.w, rs.r, code, msg)
@@ -530,7 +531,7 @@ func (rs *response) end() error {
 		if rs.length >= 0 && rs.sent < rs.length && httpserver.BodyAllowed(rs.status) {
 			// The connection ends after this response, so the client
 			// sees it cut short rather than wait for the rest.
-			rs.wk.pool.log.Warn("the application sent less than its Content-Length", "method", rs.r.Method, "uri", rs.r.URL.RequestURI(), "sent", rs.sent, "content_length", rs.length)
+			rs.p.log.Warn("the application sent less than its Content-Length", "method", rs.r.Method, "uri", rs.r.URL.RequestURI(), "sent", rs.sent, "content_length", rs.length)
 		}
 		if rs.deadline {
 			rs.keepReading() // for the end of the body, however long close() took

@@ -13,6 +13,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/torsion-server/torsion/web"
+	"github.com/torsion-server/torsion/workers"
 )
 
 // WebSocket messages between torsion and an ASGI worker (PROTOCOL.md):
@@ -27,7 +28,7 @@ const (
 	wsClose  = 8
 	// wsMaxMessage is the largest message either side may send: a frame's
 	// payload limit, less the type byte.
-	wsMaxMessage = maxPayload - 1
+	wsMaxMessage = workers.MaxPayload - 1
 )
 
 // isWebSocket reports whether r asks to become a WebSocket (RFC 6455).
@@ -55,12 +56,12 @@ func (rs *response) wsAccept() {
 	}
 	c.SetReadLimit(wsMaxMessage)
 	rs.ws = c
-	rs.wk.pool.addSocket(c)
+	rs.p.addSocket(c)
 	// Open for as long as both ends like: --timeout is for requests.
-	rs.c.long.Store(true)
+	rs.c.Untimed()
 	rs.wsDone = make(chan struct{})
 	rs.wsTouch()
-	go rs.wsWatch(rs.wk.pool.cfg.WebSocketIdle, rs.wk.pool.cfg.ClientTimeout)
+	go rs.wsWatch(rs.p.cfg.WebSocketIdle, rs.p.cfg.ClientTimeout)
 }
 
 // wsTouch notes that the WebSocket is alive: a message passed, or a pong.
@@ -104,7 +105,7 @@ func (rs *response) wsWatch(idle, stall time.Duration) {
 		quiet := now.Sub(time.Unix(0, last))
 		switch {
 		case quiet >= idle:
-			rs.wk.pool.log.Info("closing an idle WebSocket", "uri", rs.r.URL.RequestURI(), "idle", idle)
+			rs.p.log.Info("closing an idle WebSocket", "uri", rs.r.URL.RequestURI(), "idle", idle)
 			rs.ws.Close(websocket.StatusGoingAway, "idle for too long")
 			return
 		case quiet >= idle/2 && pinged != last:
@@ -147,16 +148,16 @@ func (rs *response) wsMessage() (websocket.MessageType, []byte, error) {
 
 // wsFrame handles a frame from the worker once the WebSocket is open; it
 // reports whether the connection has ended.
-func (rs *response) wsFrame(f frame) (end bool) {
-	switch f.kind {
-	case kData:
-		if len(f.payload) > 0 && !rs.gone {
+func (rs *response) wsFrame(f workers.Frame) (end bool) {
+	switch f.Kind {
+	case workers.KindData:
+		if len(f.Payload) > 0 && !rs.gone {
 			typ := websocket.MessageText
-			if f.payload[0] == wsBinary {
+			if f.Payload[0] == wsBinary {
 				typ = websocket.MessageBinary
 			}
 			rs.wsWriting.Store(time.Now().UnixNano()) // wsWatch bounds it
-			err := rs.ws.Write(context.Background(), typ, f.payload[1:])
+			err := rs.ws.Write(context.Background(), typ, f.Payload[1:])
 			rs.wsWriting.Store(0)
 			if err != nil {
 				rs.clientGone()
@@ -166,22 +167,22 @@ func (rs *response) wsFrame(f frame) (end bool) {
 		}
 		// Acknowledged as bodies are, a quarter window at a time: a W
 		// for each message would wake the worker for nothing.
-		rs.unacked += len(f.payload)
+		rs.unacked += len(f.Payload)
 		if rs.unacked >= ackEvery || rs.gone {
-			rs.wk.sendFrame(kWindow, rs.c.id, windowPayload(rs.unacked))
+			rs.c.Send(workers.KindWindow, windowPayload(rs.unacked))
 			rs.unacked = 0
 		}
-	case kRead:
+	case workers.KindRead:
 		if !rs.gone && rs.wsReading.CompareAndSwap(false, true) {
 			go rs.wsRead()
 		}
-	case kError:
-		rs.appErr = string(f.payload)
+	case workers.KindError:
+		rs.appErr = string(f.Payload)
 		rs.logAppErr()
-	case kEnd:
+	case workers.KindEnd:
 		code, reason := websocket.StatusNormalClosure, ""
-		if len(f.payload) >= 2 {
-			code, reason = websocket.StatusCode(binary.BigEndian.Uint16(f.payload)), string(f.payload[2:])
+		if len(f.Payload) >= 2 {
+			code, reason = websocket.StatusCode(binary.BigEndian.Uint16(f.Payload)), string(f.Payload[2:])
 		}
 		if rs.appErr != "" {
 			code, reason = websocket.StatusInternalError, ""
@@ -220,7 +221,7 @@ func (rs *response) wsRead() {
 		b = append(b, reason...)
 	}
 	rs.wsReading.Store(false) // the worker asks again only after this answer
-	rs.wk.sendFrame(kBody, rs.c.id, b)
+	rs.c.Send(workers.KindBody, b)
 }
 
 // openSockets are the WebSockets open to a pool's applications;

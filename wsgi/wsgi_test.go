@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -21,7 +20,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"testing/iotest"
@@ -32,10 +30,14 @@ import (
 	"github.com/torsion-server/torsion/internal/testutil"
 	"github.com/torsion-server/torsion/logging"
 	"github.com/torsion-server/torsion/web"
+	"github.com/torsion-server/torsion/workers"
 )
 
 // python is Debian's interpreter, which has the framework packages.
 const python = "/usr/bin/python3"
+
+// appsDir holds the test applications, beside the worker program.
+const appsDir = "../workers/testdata"
 
 type testServer struct {
 	pool *Pool
@@ -62,7 +64,7 @@ func startPoolWith(t *testing.T, cfg Config, setup func(*Pool)) *testServer {
 		cfg.Python = python
 	}
 	if cfg.Dir == "" {
-		cfg.Dir = "testdata"
+		cfg.Dir = appsDir
 	}
 	if cfg.Workers == 0 {
 		cfg.Workers = 1
@@ -135,7 +137,7 @@ func TestResponses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.app, func(t *testing.T) {
-			s := startPool(t, Config{App: "apps:" + tt.app})
+			s := startPool(t, Config{Config: workers.Config{App: "apps:" + tt.app}})
 			resp, body := get(t, s.url+"/")
 			if resp.StatusCode != tt.status || !strings.HasPrefix(body, tt.body) {
 				t.Errorf("GET = %d %q, want %d %q", resp.StatusCode, body, tt.status, tt.body)
@@ -162,27 +164,6 @@ func TestResponses(t *testing.T) {
 	}
 }
 
-// TestLongOutputLine: a worker that prints a line longer than the log
-// takes is still read to the end of it, so it never blocks in print.
-func TestLongOutputLine(t *testing.T) {
-	t.Parallel()
-	s := startPool(t, Config{App: "apps:long_line"})
-	client := &http.Client{Timeout: 10 * time.Second}
-	for range 2 {
-		resp, err := client.Get(s.url + "/")
-		if err != nil {
-			t.Fatalf("the worker hangs after printing a long line: %v", err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 || string(body) != "printed" {
-			t.Fatalf("GET = %d %q", resp.StatusCode, body)
-		}
-	}
-	want := fmt.Sprintf("[and %d more bytes of this line]", 3<<20-maxOutputLine)
-	waitFor(t, func() bool { return strings.Count(s.log.String(), want) == 2 }, "log without %q twice", want)
-}
-
 // dial connects to the server for a raw exchange of at most 10 seconds.
 func (s *testServer) dial(t *testing.T) net.Conn {
 	t.Helper()
@@ -202,7 +183,7 @@ func waitFor(t *testing.T, cond func() bool, format string, args ...any) {
 
 func TestEnviron(t *testing.T) {
 	t.Parallel()
-	s := startPool(t, Config{App: "apps.environ", Threads: 2, Workers: 2})
+	s := startPool(t, Config{Config: workers.Config{App: "apps.environ", Threads: 2, Workers: 2}})
 	req, _ := http.NewRequest("GET", s.url+"/mount/a%20b/%C3%A9?x=1&y=%20", nil)
 	req.Header.Add("X-Multi", "one")
 	req.Header.Add("X-Multi", "two")
@@ -266,7 +247,7 @@ func TestUploadCutShort(t *testing.T) {
 }
 
 func testUploadCutShort(t *testing.T, threads int, spool int64) {
-	s := startPool(t, Config{App: "apps:upload", BodyBuffer: 64 << 10, BodySpool: spool, MaxBody: 1 << 20, Threads: threads})
+	s := startPool(t, Config{Config: workers.Config{App: "apps:upload", Threads: threads}, BodyBuffer: 64 << 10, BodySpool: spool, MaxBody: 1 << 20})
 	part := strings.Repeat("a", 200<<10)
 	for _, tt := range []struct {
 		name, req string
@@ -313,7 +294,7 @@ func testUploadCutShort(t *testing.T, threads int, spool int64) {
 // stops sending a body the application reads, holds the worker only for
 // ClientTimeout; then the worker closes the iterable and serves others.
 func TestClientTimeout(t *testing.T) {
-	s := startPool(t, Config{App: "apps:tracked", ClientTimeout: 500 * time.Millisecond})
+	s := startPool(t, Config{Config: workers.Config{App: "apps:tracked"}, ClientTimeout: 500 * time.Millisecond})
 	mark := filepath.Join(t.TempDir(), "closed")
 	c, err := net.DialTCP("tcp", nil, net.TCPAddrFromAddrPort(netip.MustParseAddrPort(s.addr)))
 	if err != nil {
@@ -325,7 +306,7 @@ func TestClientTimeout(t *testing.T) {
 	c.Read(make([]byte, 1<<10)) // and no more: the stream stalls
 	waitFor(t, func() bool { _, err := os.Stat(mark); return err == nil }, "a stalled reader still holds the worker")
 
-	up := startPool(t, Config{App: "apps:upload", BodyBuffer: 4096, ClientTimeout: 500 * time.Millisecond})
+	up := startPool(t, Config{Config: workers.Config{App: "apps:upload"}, BodyBuffer: 4096, ClientTimeout: 500 * time.Millisecond})
 	c2 := up.dial(t)
 	io.WriteString(c2, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"+strings.Repeat("a", 10000))
 	resp, err := http.ReadResponse(bufio.NewReader(c2), nil) // the rest never comes
@@ -343,7 +324,7 @@ func TestClientTimeout(t *testing.T) {
 // TestClientTimeoutPause: a stream that pauses longer than ClientTimeout,
 // and a close() that does, do not cut off a client that reads.
 func TestClientTimeoutPause(t *testing.T) {
-	s := startPool(t, Config{App: "apps:pausing", ClientTimeout: 300 * time.Millisecond})
+	s := startPool(t, Config{Config: workers.Config{App: "apps:pausing"}, ClientTimeout: 300 * time.Millisecond})
 	resp, body := get(t, s.url+"/?0.8")
 	if resp.StatusCode != 200 || len(body) != 5*65536+3 || !strings.HasSuffix(body, "end") {
 		t.Errorf("GET = %d, %d bytes ending %q", resp.StatusCode, len(body), body[max(0, len(body)-3):])
@@ -355,7 +336,7 @@ func TestClientTimeoutPause(t *testing.T) {
 // a Content-Length that is not one number is an application error.
 func TestContentLengthMismatch(t *testing.T) {
 	t.Parallel()
-	s := startPool(t, Config{App: "apps:length_mismatch"})
+	s := startPool(t, Config{Config: workers.Config{App: "apps:length_mismatch"}})
 	c := s.dial(t)
 	br := bufio.NewReader(c)
 	for range 2 { // the connection goes on after a long body, cut
@@ -396,7 +377,7 @@ func TestContentLengthMismatch(t *testing.T) {
 // streamed response ended leave nothing behind in the worker.
 func TestWorkerForgetsEndedRequests(t *testing.T) {
 	for _, threads := range []int{1, 3} {
-		s := startPool(t, Config{App: "apps:big_stream", Threads: threads})
+		s := startPool(t, Config{Config: workers.Config{App: "apps:big_stream", Threads: threads}})
 		for range 30 {
 			if resp, body := get(t, s.url+"/"); resp.StatusCode != 200 || len(body) != 640<<10 {
 				t.Fatalf("stream: %d, %d bytes", resp.StatusCode, len(body))
@@ -412,7 +393,7 @@ func TestWorkerForgetsEndedRequests(t *testing.T) {
 // stops the application, so a kept-alive client can go on.
 func TestHeadStopsStream(t *testing.T) {
 	t.Parallel()
-	s := startPool(t, Config{App: "apps:tracked"})
+	s := startPool(t, Config{Config: workers.Config{App: "apps:tracked"}})
 	c := s.dial(t)
 	br := bufio.NewReader(c)
 	for i := range 2 {
@@ -434,7 +415,7 @@ func TestHeadStopsStream(t *testing.T) {
 // a request gets 400 and never reaches the application.
 func TestEnvironNUL(t *testing.T) {
 	t.Parallel()
-	s := startPool(t, Config{App: "apps.environ", Workers: 1})
+	s := startPool(t, Config{Config: workers.Config{App: "apps.environ", Workers: 1}})
 	for _, path := range []string{"/x%00REMOTE_USER%00admin", "/x%00", "/%00%00"} {
 		resp, body := get(t, s.url+path)
 		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "NUL") || strings.Contains(body, "REMOTE_USER") {
@@ -451,7 +432,7 @@ func TestEnvironNUL(t *testing.T) {
 // tell a proxy in front that the connection became a tunnel.
 func TestConnect(t *testing.T) {
 	t.Parallel()
-	s := startPool(t, Config{App: "apps:hello"})
+	s := startPool(t, Config{Config: workers.Config{App: "apps:hello"}})
 	c := s.dial(t)
 	io.WriteString(c, "CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n")
 	resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: "CONNECT"})
@@ -467,7 +448,7 @@ func TestConnect(t *testing.T) {
 // with one worker of one thread.
 func TestEnvironSingle(t *testing.T) {
 	t.Parallel()
-	s := startPool(t, Config{App: "apps.environ", Workers: 1, Threads: 1})
+	s := startPool(t, Config{Config: workers.Config{App: "apps.environ", Workers: 1, Threads: 1}})
 	_, body := get(t, s.url+"/")
 	var env map[string]any
 	json.Unmarshal([]byte(body), &env)
@@ -486,7 +467,7 @@ func TestUpload(t *testing.T) {
 }
 
 func testUpload(t *testing.T, spool int64) {
-	s := startPool(t, Config{App: "apps:upload", BodyBuffer: 64 << 10, BodySpool: spool})
+	s := startPool(t, Config{Config: workers.Config{App: "apps:upload"}, BodyBuffer: 64 << 10, BodySpool: spool})
 	for _, size := range []int{0, 10, 64 << 10, 64<<10 + 1, 5 << 20} {
 		data := bytes.Repeat([]byte("0123456789abcdefg"), size/17+1)[:size]
 		sum := sha256.Sum256(data)
@@ -513,7 +494,7 @@ func testUpload(t *testing.T, spool int64) {
 
 func TestReadline(t *testing.T) {
 	t.Parallel()
-	s := startPool(t, Config{App: "apps:lines", BodyBuffer: 4})
+	s := startPool(t, Config{Config: workers.Config{App: "apps:lines"}, BodyBuffer: 4})
 	resp, err := http.Post(s.url+"/", "text/plain", strings.NewReader("first line\nsecond line\nthird\nfourth"))
 	if err != nil {
 		t.Fatal(err)
@@ -531,7 +512,7 @@ func TestReadline(t *testing.T) {
 // are produced (Server-Sent Events), in chunked encoding.
 func TestStreaming(t *testing.T) {
 	t.Parallel()
-	s := startPool(t, Config{App: "apps:stream"})
+	s := startPool(t, Config{Config: workers.Config{App: "apps:stream"}})
 	resp, err := http.Get(s.url + "/")
 	if err != nil {
 		t.Fatal(err)
@@ -557,7 +538,7 @@ func TestStreaming(t *testing.T) {
 
 func TestHead(t *testing.T) {
 	t.Parallel()
-	s := startPool(t, Config{App: "apps:hello"})
+	s := startPool(t, Config{Config: workers.Config{App: "apps:hello"}})
 	resp, err := http.Head(s.url + "/")
 	if err != nil {
 		t.Fatal(err)
@@ -574,7 +555,7 @@ func TestFileWrapper(t *testing.T) {
 	data := bytes.Repeat([]byte("file wrapper "), 100000)
 	os.WriteFile(path, data, 0o644)
 	defer os.Remove(path)
-	s := startPool(t, Config{App: "apps:file_wrapper"})
+	s := startPool(t, Config{Config: workers.Config{App: "apps:file_wrapper"}})
 	if resp, body := get(t, s.url+"/"); resp.StatusCode != 200 || body != string(data) {
 		t.Errorf("GET = %d, %d bytes, want %d", resp.StatusCode, len(body), len(data))
 	}
@@ -600,7 +581,7 @@ func TestFileWrapper(t *testing.T) {
 // raises on any breach of PEP 3333 by the server.
 func TestValidator(t *testing.T) {
 	t.Parallel()
-	s := startPool(t, Config{App: "apps:validated"})
+	s := startPool(t, Config{Config: workers.Config{App: "apps:validated"}})
 	for _, tc := range []struct {
 		method, path string
 		body         io.Reader
@@ -631,7 +612,7 @@ func TestValidator(t *testing.T) {
 // TestClientGoneClosesIterable checks close() is called when the client
 // disconnects mid-response, and that the worker is free again.
 func TestClientGoneClosesIterable(t *testing.T) {
-	s := startPool(t, Config{App: "apps:tracked"})
+	s := startPool(t, Config{Config: workers.Config{App: "apps:tracked"}})
 	mark := filepath.Join(t.TempDir(), "closed")
 	c, err := net.Dial("tcp", s.addr)
 	if err != nil {
@@ -666,7 +647,7 @@ func TestClientGoneClosesIterable(t *testing.T) {
 // (a first crash gets no backoff; TestCrashLoop covers crash loops).
 func TestCrashedWorkerIsReplaced(t *testing.T) {
 	t.Parallel()
-	s := startPool(t, Config{App: "apps:crash"})
+	s := startPool(t, Config{Config: workers.Config{App: "apps:crash"}})
 	resp, _ := get(t, s.url+"/")
 	if resp.StatusCode != 502 {
 		t.Errorf("crash = %d, want 502", resp.StatusCode)
@@ -678,52 +659,10 @@ func TestCrashedWorkerIsReplaced(t *testing.T) {
 	waitFor(t, func() bool { return strings.Count(s.log.String(), "worker started worker=1") == 2 }, "worker not restarted:\n%s", s.log)
 }
 
-// TestCrashLoop drives a slot's supervisor on a clock the test holds (on
-// which no worker lives any time): a worker that dies at once is replaced
-// at once the first time, then after waits that double; a replacement
-// that cannot even start is retried after waits that go on doubling; once
-// it can, it serves.
-func TestCrashLoop(t *testing.T) {
-	t.Parallel()
-	mark := filepath.Join(t.TempDir(), "mark")
-	clock := &testutil.StillClock{}
-	s := startPoolWith(t, Config{App: "flaky:application", Env: []string{"FLAKY_MARK=" + mark}},
-		func(p *Pool) { p.clock = clock })
-	ms := time.Millisecond
-	crash := func() int { // a POST, which is not tried again on another worker
-		resp, err := http.Post(s.url+"/", "text/plain", strings.NewReader("x"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
-	for i := 0; i < 4; i++ {
-		if code := crash(); code != 502 {
-			t.Fatalf("crash %d = %d, want 502", i, code)
-		}
-	}
-	waitFor(t, func() bool { return strings.Count(s.log.String(), "worker started worker=1") == 5 }, "not restarted four times:\n%s", s.log)
-	if got, want := clock.Waits(), []time.Duration{100 * ms, 200 * ms, 400 * ms}; !slices.Equal(got, want) {
-		t.Errorf("waits after four quick crashes %v, want %v", got, want)
-	}
-	os.WriteFile(mark, nil, 0o644)
-	crash()
-	waitFor(t, func() bool { return len(clock.Waits()) >= 6 }, "failed starts not retried: waits %v\n%s", clock.Waits(), s.log)
-	if got, want := clock.Waits()[3:6], []time.Duration{800 * ms, 1600 * ms, 3200 * ms}; !slices.Equal(got, want) {
-		t.Errorf("waits between failed starts %v, want %v", got, want)
-	}
-	if !strings.Contains(s.log.String(), "worker failed to start; retrying") {
-		t.Errorf("no log line for a failed start:\n%s", s.log)
-	}
-	os.Remove(mark)
-	waitFor(t, func() bool { return strings.Count(s.log.String(), "worker started worker=1") == 6 }, "not started once it could be:\n%s", s.log)
-}
-
 // TestCrashLeavingChild: a worker that dies while a process it started
 // still holds its output pipe is replaced all the same.
 func TestCrashLeavingChild(t *testing.T) {
-	s := startPool(t, Config{App: "apps:crash_leaving_child"})
+	s := startPool(t, Config{Config: workers.Config{App: "apps:crash_leaving_child"}})
 	pidFile := filepath.Join(t.TempDir(), "child.pid")
 	t.Cleanup(func() {
 		if b, err := os.ReadFile(pidFile); err == nil {
@@ -753,7 +692,7 @@ func TestCrashLeavingChild(t *testing.T) {
 // TestCrashLosesNoOtherRequest crashes one worker while others are queued
 // behind it: they are retried and answered.
 func TestCrashLosesNoOtherRequest(t *testing.T) {
-	s := startPool(t, Config{App: "apps:slow", Workers: 2})
+	s := startPool(t, Config{Config: workers.Config{App: "apps:slow", Workers: 2}})
 	// Find the workers' pids, then queue requests and kill one worker.
 	var wg sync.WaitGroup
 	codes := make(chan int, 20)
@@ -769,10 +708,7 @@ func TestCrashLosesNoOtherRequest(t *testing.T) {
 		})
 	}
 	waitFor(t, func() bool { _, busy, queued, _ := s.pool.Stats(); return busy == 2 && queued > 0 }, "the requests did not queue")
-	s.pool.mu.Lock()
-	victim := s.pool.workers[0]
-	s.pool.mu.Unlock()
-	victim.kill()
+	syscall.Kill(s.pool.Workers()[0].PID, syscall.SIGKILL)
 	wg.Wait()
 	close(codes)
 	var ok, failed int
@@ -793,7 +729,7 @@ func TestCrashLosesNoOtherRequest(t *testing.T) {
 // nothing: a GET is tried once more on another worker, as HAProxy's
 // retry-on does (it was 502), with a log line; a POST stays 502.
 func TestIdempotentRetry(t *testing.T) {
-	s := startPool(t, Config{App: "apps:slow", Workers: 2})
+	s := startPool(t, Config{Config: workers.Config{App: "apps:slow", Workers: 2}})
 	for _, tt := range []struct {
 		method string
 		want   int
@@ -809,19 +745,17 @@ func TestIdempotentRetry(t *testing.T) {
 			resp.Body.Close()
 			done <- resp.StatusCode
 		}()
-		var victim *worker
+		victim := 0
 		waitFor(t, func() bool {
-			s.pool.mu.Lock()
-			defer s.pool.mu.Unlock()
-			for _, w := range s.pool.workers {
-				if w != nil && w.inflight() > 0 {
-					victim = w
+			for _, w := range s.pool.Workers() {
+				if len(w.Running) > 0 {
+					victim = w.PID
 					return true
 				}
 			}
 			return false
 		}, "the %s never reached a worker", tt.method)
-		victim.kill()
+		syscall.Kill(victim, syscall.SIGKILL)
 		if got := <-done; got != tt.want {
 			t.Errorf("%s whose worker was killed: %d, want %d", tt.method, got, tt.want)
 		}
@@ -834,7 +768,7 @@ func TestIdempotentRetry(t *testing.T) {
 }
 
 func TestTimeout(t *testing.T) {
-	s := startPool(t, Config{App: "apps:slow", Timeout: 300 * time.Millisecond})
+	s := startPool(t, Config{Config: workers.Config{App: "apps:slow", Timeout: 300 * time.Millisecond}})
 	start := time.Now()
 	resp, body := get(t, s.url+"/?30")
 	if resp.StatusCode != 504 {
@@ -848,44 +782,6 @@ func TestTimeout(t *testing.T) {
 		t.Errorf("after the timeout: %d", resp.StatusCode)
 	}
 }
-
-// TestMaxRequests: a worker is recycled after exactly MaxRequests
-// requests, plus the jitter drawn for it (here the largest, from random
-// numbers the test holds): each worker serves that many, no more, no
-// fewer.
-func TestMaxRequests(t *testing.T) {
-	t.Parallel()
-	for _, tt := range []struct {
-		max, jitter, want int
-	}{{3, 0, 3}, {1, 2, 3}} {
-		s := startPoolWith(t, Config{App: "apps:pid", MaxRequests: tt.max, MaxRequestsJitter: tt.jitter},
-			func(p *Pool) { p.rng = rand.New(highest{}) })
-		var order []string // the pid serving each request
-		for i := 0; i < 3*tt.want; i++ {
-			resp, body := get(t, s.url+"/")
-			if resp.StatusCode != 200 {
-				t.Fatalf("request %d: %d", i, resp.StatusCode)
-			}
-			order = append(order, body)
-		}
-		for i := range order {
-			if same := order[i] == order[i/tt.want*tt.want]; !same {
-				t.Errorf("max %d jitter %d: pids %v, want a new worker every %d requests", tt.max, tt.jitter, order, tt.want)
-				break
-			}
-			if i > 0 && i%tt.want == 0 && order[i] == order[i-1] {
-				t.Errorf("max %d jitter %d: pids %v, want a new worker every %d requests", tt.max, tt.jitter, order, tt.want)
-				break
-			}
-		}
-	}
-}
-
-// highest is a random source whose every draw is the largest: IntN(n)
-// gives n-1.
-type highest struct{}
-
-func (highest) Uint64() uint64 { return ^uint64(0) }
 
 func TestImportFailure(t *testing.T) {
 	t.Parallel()
@@ -901,9 +797,9 @@ func TestImportFailure(t *testing.T) {
 	} {
 		cfgDir := dir
 		if strings.HasPrefix(tc.app, "apps") {
-			cfgDir = "testdata"
+			cfgDir = appsDir
 		}
-		p, err := New(Config{App: tc.app, Python: python, Dir: cfgDir, Workers: 2})
+		p, err := New(Config{Config: workers.Config{App: tc.app, Python: python, Dir: cfgDir, Workers: 2}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -920,10 +816,11 @@ func TestConfigErrors(t *testing.T) {
 		want string
 	}{
 		{Config{}, "no application"},
-		{Config{App: "hello:"}, "want MODULE:ATTR, MODULE.ATTR or MODULE"},
-		{Config{App: "a:b", Python: "/no/such/python"}, "python interpreter"},
-		{Config{App: "a:b", Dir: "/no/such/dir"}, "not a directory"},
-		{Config{App: "a:b", Workers: -1}, "cannot be negative"},
+		{Config{Config: workers.Config{App: "hello:"}}, "want MODULE:ATTR, MODULE.ATTR or MODULE"},
+		{Config{Config: workers.Config{App: "a:b", Python: "/no/such/python"}}, "python interpreter"},
+		{Config{Config: workers.Config{App: "a:b", Dir: "/no/such/dir"}}, "not a directory"},
+		{Config{Config: workers.Config{App: "a:b", Workers: -1}}, "cannot be negative"},
+		{Config{Config: workers.Config{App: "a:b"}, BodyBuffer: -1}, "cannot be negative"},
 	} {
 		if _, err := New(tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("New(%+v) = %v, want %q", tc.cfg, err, tc.want)
@@ -960,7 +857,7 @@ func TestPyPy(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.app, func(t *testing.T) {
-			s := startPool(t, Config{App: "apps:" + tt.app, Python: pypy, BodyBuffer: 1 << 20})
+			s := startPool(t, Config{Config: workers.Config{App: "apps:" + tt.app, Python: pypy}, BodyBuffer: 1 << 20})
 			req, _ := http.NewRequest(tt.method, s.url+"/", tt.body)
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
@@ -977,7 +874,7 @@ func TestPyPy(t *testing.T) {
 
 func TestMaxBody(t *testing.T) {
 	t.Parallel()
-	s := startPool(t, Config{App: "apps:upload", MaxBody: 1000})
+	s := startPool(t, Config{Config: workers.Config{App: "apps:upload"}, MaxBody: 1000})
 	for _, tc := range []struct {
 		name string
 		body io.Reader
@@ -1003,7 +900,7 @@ func TestMaxBody(t *testing.T) {
 // cancel frames to the right request.
 func TestThreaded(t *testing.T) {
 	t.Parallel()
-	s := startPool(t, Config{App: "apps:upload", Threads: 4, BodyBuffer: 4096})
+	s := startPool(t, Config{Config: workers.Config{App: "apps:upload", Threads: 4}, BodyBuffer: 4096})
 	var wg sync.WaitGroup
 	for i := 0; i < 8; i++ {
 		wg.Go(func() {
@@ -1024,7 +921,7 @@ func TestThreaded(t *testing.T) {
 	}
 	wg.Wait()
 
-	tr := startPool(t, Config{App: "apps:tracked", Threads: 4})
+	tr := startPool(t, Config{Config: workers.Config{App: "apps:tracked", Threads: 4}})
 	var marks []string
 	var conns []net.Conn
 	for i := 0; i < 3; i++ {
@@ -1065,7 +962,7 @@ func TestThreaded(t *testing.T) {
 // "200 OK", exc_info's "500 Oops" with "500 Internal Server Error").
 func TestReasonPhrases(t *testing.T) {
 	t.Parallel()
-	s := startPool(t, Config{App: "apps:reason"})
+	s := startPool(t, Config{Config: workers.Config{App: "apps:reason"}})
 	for _, status := range []string{"599 Custom", "200 Fine Thanks", "404 Not Found", "201 Created"} {
 		resp, err := http.Get(s.url + "/?" + strings.ReplaceAll(status, " ", "+"))
 		if err != nil {
@@ -1076,7 +973,7 @@ func TestReasonPhrases(t *testing.T) {
 			t.Errorf("the application's %q came as %q", status, resp.Status)
 		}
 	}
-	s2 := startPool(t, Config{App: "apps:exc_info"})
+	s2 := startPool(t, Config{Config: workers.Config{App: "apps:exc_info"}})
 	resp, err := http.Get(s2.url + "/")
 	if err != nil {
 		t.Fatal(err)
@@ -1091,7 +988,7 @@ func TestReasonPhrases(t *testing.T) {
 // added, as WSGI servers do; torsion once sniffed text/html from the body.
 func TestNoContentType(t *testing.T) {
 	t.Parallel()
-	s := startPool(t, Config{App: "apps:no_type"})
+	s := startPool(t, Config{Config: workers.Config{App: "apps:no_type"}})
 	c := s.dial(t)
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 	raw, _ := io.ReadAll(c)
@@ -1110,7 +1007,7 @@ func TestFailureAfterFirstChunk(t *testing.T) {
 	t.Parallel()
 	for _, app := range []string{"boom_midway", "exc_info_late"} {
 		t.Run(app, func(t *testing.T) {
-			s := startPool(t, Config{App: "apps:" + app})
+			s := startPool(t, Config{Config: workers.Config{App: "apps:" + app}})
 			for i := range 12 {
 				resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Get(s.url + "/")
 				if err != nil {
@@ -1138,7 +1035,7 @@ func TestStopDuringRestart(t *testing.T) {
 	if _, err := os.Stat(python); err != nil {
 		t.Skip("needs Debian's python3")
 	}
-	p, err := New(Config{App: "apps:crash", Python: python, Dir: "testdata", Workers: 1})
+	p, err := New(Config{Config: workers.Config{App: "apps:crash", Python: python, Dir: appsDir, Workers: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1196,7 +1093,7 @@ func TestReadGrowing(t *testing.T) {
 func TestBodyBudget(t *testing.T) {
 	const memory, disk = 100 << 10, 1 << 20
 	budget := NewBodyBudget(memory, disk)
-	s := startPool(t, Config{App: "apps:upload", BodyBuffer: 64 << 10, BodySpool: 2 << 20, Bodies: budget, SpoolDir: t.TempDir()})
+	s := startPool(t, Config{Config: workers.Config{App: "apps:upload"}, BodyBuffer: 64 << 10, BodySpool: 2 << 20, Bodies: budget, SpoolDir: t.TempDir()})
 	stalled := func(announce, send int) net.Conn {
 		c := s.dial(t)
 		fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", announce, strings.Repeat("a", send))
@@ -1237,7 +1134,7 @@ func TestBodyBudget(t *testing.T) {
 // TestTimeoutKillsChildren: a worker killed for its timeout takes the
 // processes it started with it (they once survived it).
 func TestTimeoutKillsChildren(t *testing.T) {
-	s := startPool(t, Config{App: "apps:hang_with_child", Timeout: 300 * time.Millisecond})
+	s := startPool(t, Config{Config: workers.Config{App: "apps:hang_with_child", Timeout: 300 * time.Millisecond}})
 	pidFile := filepath.Join(t.TempDir(), "child.pid")
 	if resp, _ := get(t, s.url+"/?"+pidFile); resp.StatusCode != 504 {
 		t.Errorf("hung request = %d, want 504", resp.StatusCode)
@@ -1257,12 +1154,12 @@ func TestTimeoutKillsChildren(t *testing.T) {
 	}, "the worker's child %d outlived the worker", pid)
 }
 
-// TestHugeFrame: a worker announcing a frame over maxPayload is killed as
+// TestHugeFrame: a worker announcing a frame over workers.MaxPayload is killed as
 // broken, instead of torsion allocating what it announced; the client gets
 // 502 and the next request a new worker.
 func TestHugeFrame(t *testing.T) {
 	t.Parallel()
-	s := startPool(t, Config{App: "apps:huge_frame"})
+	s := startPool(t, Config{Config: workers.Config{App: "apps:huge_frame"}})
 	if resp, _ := get(t, s.url+"/"); resp.StatusCode != http.StatusBadGateway {
 		t.Errorf("GET = %d, want 502", resp.StatusCode)
 	}
@@ -1274,8 +1171,8 @@ func TestHugeFrame(t *testing.T) {
 // next request gets 503 with Retry-After at once; those waiting are
 // served.
 func TestMaxQueue(t *testing.T) {
-	s := startPool(t, Config{App: "apps:slow", MaxQueue: 2})
-	depth := s.pool.depth // requests one worker holds
+	s := startPool(t, Config{Config: workers.Config{App: "apps:slow", MaxQueue: 2}})
+	depth := s.pool.Config().Threads + 8 // requests one worker holds (Config.MaxQueue)
 	codes := make(chan int, depth+2)
 	for range depth + 2 {
 		go func() {
@@ -1288,11 +1185,7 @@ func TestMaxQueue(t *testing.T) {
 			codes <- resp.StatusCode
 		}()
 	}
-	waitFor(t, func() bool {
-		s.pool.mu.Lock()
-		defer s.pool.mu.Unlock()
-		return len(s.pool.waiting) == 2
-	}, "the queue did not fill")
+	waitFor(t, func() bool { _, _, queued, _ := s.pool.Stats(); return queued == 2 }, "the queue did not fill")
 	resp, body := get(t, s.url+"/?0")
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "1" || !strings.Contains(body, "too many requests wait") {
 		t.Errorf("over the queue: %d %q %q", resp.StatusCode, resp.Header.Get("Retry-After"), body)
@@ -1304,85 +1197,17 @@ func TestMaxQueue(t *testing.T) {
 	}
 }
 
-// TestNoOvertaking: a request that arrives while others wait does not
-// take a worker that has room before them, even when it finds one free
-// (as it may between a release and the woken waiter taking its place):
-// it waits behind them, and is served once they are.
-func TestNoOvertaking(t *testing.T) {
-	t.Parallel()
-	s := startPool(t, Config{App: "apps:pid"})
-	// A waiter that is woken but leaves, passing its turn on.
-	early := make(chan struct{}, 1)
-	s.pool.mu.Lock()
-	s.pool.waiting = append(s.pool.waiting, early)
-	s.pool.mu.Unlock()
-	done := make(chan int, 1)
-	go func() {
-		resp, err := http.Get(s.url + "/")
-		if err != nil {
-			done <- 0
-			return
-		}
-		resp.Body.Close()
-		done <- resp.StatusCode
-	}()
-	waitFor(t, func() bool {
-		s.pool.mu.Lock()
-		defer s.pool.mu.Unlock()
-		return len(s.pool.waiting) == 2
-	}, "the newcomer did not queue behind the waiting request")
-	select {
-	case code := <-done:
-		t.Fatalf("the newcomer was served (%d) before the request waiting ahead of it", code)
-	default:
-	}
-	s.pool.release() // wakes the early waiter
-	<-early
-	s.pool.release() // which leaves, waking the next
-	if code := <-done; code != 200 {
-		t.Errorf("the newcomer, once its turn came: %d", code)
-	}
-}
-
 // TestMaxMemory: a worker whose memory stays over the limit is recycled
 // after its requests, with a log line giving its size; its replacement
 // serves.
 func TestMaxMemory(t *testing.T) {
 	t.Parallel()
-	s := startPool(t, Config{App: "apps:hog", MaxMemory: 100 << 20})
+	s := startPool(t, Config{Config: workers.Config{App: "apps:hog", MaxMemory: 100 << 20}})
 	_, before := get(t, s.url+"/hog")
 	waitFor(t, func() bool { return strings.Contains(s.log.String(), "worker uses more memory than the limit") }, "no recycling:\n%s", s.log)
 	waitFor(t, func() bool { return strings.Count(s.log.String(), "worker started worker=1") == 2 }, "not replaced:\n%s", s.log)
 	if _, after := get(t, s.url+"/"); after == before {
 		t.Errorf("the worker over the limit (pid %s) still serves", before)
-	}
-}
-
-// TestMemorySpikes: a worker is recycled only when two samples in a row
-// are over MaxMemory, not for spikes between which it comes back under;
-// samples are taken by a reader the test holds.
-func TestMemorySpikes(t *testing.T) {
-	t.Parallel()
-	var n atomic.Int64
-	samples := []int64{200, 50, 200, 50, 300, 300} // bytes, against a limit of 100
-	s := startPoolWith(t, Config{App: "apps:pid", MaxMemory: 100}, func(p *Pool) {
-		p.rss = func(int) (int64, bool) {
-			if i := n.Add(1); int(i) <= len(samples) {
-				return samples[i-1], true
-			}
-			return 50, true
-		}
-	})
-	const recycled = "worker uses more memory than the limit"
-	// The fifth sample is taken after the fourth was judged; it is the
-	// first of two over the limit, so the worker is recycled on the sixth.
-	waitFor(t, func() bool { return n.Load() >= 5 }, "only %d samples taken", n.Load())
-	if strings.Contains(s.log.String(), recycled) {
-		t.Fatalf("recycled for a spike:\n%s", s.log)
-	}
-	waitFor(t, func() bool { return n.Load() > 6 }, "only %d samples taken", n.Load())
-	if !strings.Contains(s.log.String(), "rss=300 limit=100") {
-		t.Errorf("not recycled after two samples over the limit:\n%s", s.log)
 	}
 }
 
@@ -1392,7 +1217,7 @@ func TestMemorySpikes(t *testing.T) {
 // the request ends.
 func TestErrorsLines(t *testing.T) {
 	t.Parallel()
-	s := startPool(t, Config{App: "apps:log_errors"})
+	s := startPool(t, Config{Config: workers.Config{App: "apps:log_errors"}})
 	get(t, s.url+"/")
 	waitFor(t, func() bool { return strings.Contains(s.log.String(), "and an unfinished one") }, "no unfinished line:\n%s", s.log)
 	var lines []string
@@ -1417,7 +1242,7 @@ func TestErrorsLines(t *testing.T) {
 // ways at once, a client that sends more than the limit, and a client that
 // leaves.
 func TestWebSocketPool(t *testing.T) {
-	s := startPool(t, Config{App: "ws_echo:app", ASGI: true, Dir: "../examples/asgi"})
+	s := startPool(t, Config{Config: workers.Config{App: "ws_echo:app", ASGI: true, Dir: "../examples/asgi"}})
 	url := "ws://" + s.addr
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -1455,16 +1280,12 @@ func TestWebSocketPool(t *testing.T) {
 		c.CloseNow()
 	}
 	inflight := func() bool {
-		s.pool.mu.Lock()
-		ws := append([]*worker(nil), s.pool.workers...)
-		s.pool.mu.Unlock()
-		n := 0
-		for _, w := range ws {
-			if w != nil {
-				n += max(0, w.inflight())
+		for _, w := range s.pool.Workers() {
+			if len(w.Running) > 0 {
+				return false
 			}
 		}
-		return n == 0
+		return true
 	}
 	waitFor(t, inflight, "WebSocket calls still held:\n%s", s.log)
 }
@@ -1472,7 +1293,7 @@ func TestWebSocketPool(t *testing.T) {
 // TestConfigDefaults: a zero field takes DefaultConfig's value, and a
 // negative one stays off.
 func TestConfigDefaults(t *testing.T) {
-	p, err := New(Config{App: "apps:hello", Python: python, Dir: "testdata"})
+	p, err := New(Config{Config: workers.Config{App: "apps:hello", Python: python, Dir: appsDir}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1482,7 +1303,7 @@ func TestConfigDefaults(t *testing.T) {
 		p.cfg.StartTimeout != d.StartTimeout || p.cfg.MaxQueue != d.MaxQueue {
 		t.Errorf("zero fields became %+v, want DefaultConfig's %+v", p.cfg, d)
 	}
-	p, err = New(Config{App: "apps:hello", Python: python, Dir: "testdata", MaxBody: -1, WebSocketIdle: -1, BodySpool: -1})
+	p, err = New(Config{Config: workers.Config{App: "apps:hello", Python: python, Dir: appsDir}, MaxBody: -1, WebSocketIdle: -1, BodySpool: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,6 +30,7 @@ import (
 	_ "github.com/torsion-server/torsion/plugins/standard" // keep web and echo too
 	"github.com/torsion-server/torsion/service"
 	"github.com/torsion-server/torsion/web"
+	"github.com/torsion-server/torsion/workers"
 	"github.com/torsion-server/torsion/wsgi"
 )
 
@@ -63,8 +64,8 @@ func (o *options) serve(env plugin.Env, root http.Handler, before ...service.Ser
 // app is wsgi_hello.application in its own worker pool, the seed's
 // WSGIResource with its thread pool.
 func (o *options) app(env plugin.Env) (*wsgi.Pool, error) {
-	return wsgi.New(wsgi.Config{App: "wsgi_hello.application", Python: o.python, Dir: o.chdir, Workers: 1, Threads: 4,
-		Log: env.Log.With(logging.SystemKey, "wsgi")})
+	return wsgi.New(wsgi.Config{Config: workers.Config{App: "wsgi_hello.application", Python: o.python, Dir: o.chdir, Workers: 1, Threads: 4,
+		Log: env.Log.With(logging.SystemKey, "wsgi")}})
 }
 
 func register(name, description string, make func(o *options, env plugin.Env) (service.Service, error)) {

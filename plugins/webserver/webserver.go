@@ -25,6 +25,7 @@ import (
 	"github.com/torsion-server/torsion/protocol"
 	"github.com/torsion-server/torsion/service"
 	"github.com/torsion-server/torsion/web"
+	"github.com/torsion-server/torsion/workers"
 	"github.com/torsion-server/torsion/wsgi"
 )
 
@@ -109,7 +110,7 @@ func newOptions(fs *pflag.FlagSet) *options {
 	fs.StringVar(&o.path, "path", "", "serve the files under `DIR`")
 	fs.StringVar(&o.wsgi.App, "wsgi", "", "serve the WSGI application `MODULE.ATTR` or MODULE:ATTR (the current directory is on the import path)")
 	fs.StringVar(&o.wsgi.Loop, "asgi-loop", wd.Loop, "event loop of --asgi workers: `asyncio|uvloop` (uvloop must be installed for the --python interpreter)")
-	fs.StringVar(&o.asgi, "asgi", "", fmt.Sprintf("serve the ASGI 3 application `MODULE:ATTR` (FastAPI, Starlette, Quart...): each worker runs it on an asyncio event loop, --threads requests at a time (default %d); the --wsgi options apply", wsgi.DefaultASGITasks))
+	fs.StringVar(&o.asgi, "asgi", "", fmt.Sprintf("serve the ASGI 3 application `MODULE:ATTR` (FastAPI, Starlette, Quart...): each worker runs it on an asyncio event loop, --threads requests at a time (default %d); the --wsgi options apply", workers.DefaultASGITasks))
 	fs.StringVar(&o.wsgi.Python, "python", "", "the Python interpreter `PATH` of --wsgi and --asgi workers (default: $VIRTUAL_ENV/bin/python if set, else python3)")
 	fs.StringArrayVar(&o.wsgi.PythonPath, "pythonpath", nil, "add `DIR` to the import path (repeatable)")
 	fs.StringArrayVar(&o.wsgi.Env, "env", nil, "`KEY=VALUE` to set in the workers' environment (repeatable)")
@@ -663,7 +664,7 @@ func (b *builder) wsgi(where, app string, asgi bool) (http.Handler, error) {
 	b.m.Add(pool)
 	b.pools = append(b.pools, pool)
 	if b.o.reload {
-		b.m.Add(&wsgi.CodeWatcher{Pool: pool})
+		b.m.Add(&workers.CodeWatcher{Pool: pool.Pool})
 	}
 	return pool, nil
 }

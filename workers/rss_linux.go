@@ -1,4 +1,4 @@
-package wsgi
+package workers
 
 import (
 	"fmt"

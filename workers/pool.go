@@ -1,12 +1,17 @@
-// Package wsgi runs Python WSGI applications (PEP 3333) in supervised
-// worker processes while Go does the networking. A Pool is both a
-// service.Service (it starts and stops the workers) and an http.Handler.
+// Package workers runs a Python application in supervised worker
+// processes: it starts them, replaces those that die (with backoff when
+// they crash-loop), recycles them after a number of requests or over a
+// memory limit, kills those stuck past a timeout, reloads them one at a
+// time, and broadcasts control messages to every live worker, replaying
+// them to workers that start later. It carries requests to the workers and
+// their frames back as calls whose contents it does not read: it knows
+// nothing of HTTP. Package wsgi serves HTTP with it, WSGI and ASGI alike.
 //
 // Each worker runs worker.py, a standard-library-only program embedded in
-// this package, under any Python 3.8+ interpreter. Go and Python talk over a
-// Unix socket in small frames; under load a worker takes every queued
-// request in one read, so nobody is woken per request.
-package wsgi
+// this package, under any Python 3.8+ interpreter. Go and Python talk over
+// Unix sockets in the frames of PROTOCOL.md; under load a worker takes
+// every queued request in one read, so nobody is woken per request.
+package workers
 
 import (
 	"bytes"
@@ -36,8 +41,8 @@ import (
 //go:embed worker.py
 var workerPy []byte
 
-// Config describes a WSGI application and how to run it. A zero field
-// takes DefaultConfig's value; a negative limit or timeout turns it off
+// Config describes a Python application and how to run its workers. A
+// zero field takes DefaultConfig's value; a negative limit turns it off
 // (one convention for every field: Timeout, MaxRequests and MaxMemory are
 // off by default).
 type Config struct {
@@ -71,42 +76,6 @@ type Config struct {
 	// and Threads 0 takes the default of the kind found. For an
 	// application given as gunicorn takes it, MODULE:APP.
 	DetectInterface bool
-	// BodyBuffer is how much of a request body Go receives in memory
-	// before the request goes to a worker (default 1 MiB).
-	BodyBuffer int
-	// BodySpool is how much more of a request body Go receives, into an
-	// unlinked temporary file, before the request goes to a worker
-	// (default 64 MiB; negative: none), so that a slow upload holds no
-	// worker. Of a body announced larger than BodyBuffer+BodySpool, or a
-	// chunked one that grows past it, the rest streams from the client as
-	// the application reads it, holding its worker meanwhile.
-	BodySpool int64
-	// Bodies bounds what the bodies buffered by BodyBuffer and BodySpool
-	// hold together; pools may share one. Nil: a budget of the pool's
-	// own, with NewBodyBudget's defaults.
-	Bodies *BodyBudget
-	// SpoolDir is where spool files are made (unlinked at once); empty
-	// means os.TempDir().
-	SpoolDir string
-	// MaxBody answers 413 to request bodies larger than this (default 1
-	// GiB; negative: no limit).
-	MaxBody int64
-	// ClientTimeout drops a client that, while a worker waits on it,
-	// sends nothing of the request body or reads nothing of a streamed
-	// response for this long (default 60s), and frees the worker. Small
-	// requests and responses never hold a worker: Go buffers them.
-	ClientTimeout time.Duration
-	// WebSocketIdle closes, with 1001, a WebSocket over which no message
-	// has passed, either way, for this long; at half of it the client is
-	// pinged, which keeps proxies and NATs on the way from dropping the
-	// connection, but a pong does not count (default 60s; negative:
-	// never). A message arriving in fragments counts as it arrives.
-	WebSocketIdle time.Duration
-	// MaxWebSockets bounds the WebSockets open to an ASGI application at
-	// once (default 4096); more get 503. WebSockets do not take the
-	// places of --threads requests; over each client address's share,
-	// the server's connection and stream limits apply.
-	MaxWebSockets int
 	// StartTimeout bounds a worker's start-up, the import of the
 	// application included (default 60s).
 	StartTimeout time.Duration
@@ -141,16 +110,10 @@ type Config struct {
 // per CPU, is the machine's.
 func DefaultConfig() Config {
 	return Config{
-		Threads:       1,
-		BodyBuffer:    1 << 20,
-		BodySpool:     64 << 20,
-		MaxBody:       1 << 30,
-		ClientTimeout: 60 * time.Second,
-		WebSocketIdle: 60 * time.Second,
-		MaxWebSockets: 4096,
-		StartTimeout:  60 * time.Second,
-		MaxQueue:      1024,
-		Loop:          "asyncio",
+		Threads:      1,
+		StartTimeout: 60 * time.Second,
+		MaxQueue:     1024,
+		Loop:         "asyncio",
 	}
 }
 
@@ -158,8 +121,9 @@ func DefaultConfig() Config {
 // requests each worker's event loop runs at once.
 const DefaultASGITasks = 64
 
-// Pool runs a WSGI application in worker processes and serves HTTP
-// requests with it.
+// Pool runs an application in worker processes. It is a service: Start
+// starts the workers, Stop stops them. Its methods are safe for concurrent
+// use.
 type Pool struct {
 	cfg    Config
 	log    *slog.Logger
@@ -197,14 +161,6 @@ type Pool struct {
 	// python describes the interpreter, for start-up errors: asked once,
 	// not at every failed start of a crash-looping slot.
 	python func() string
-
-	// serving counts the calls of ServeHTTP under way, for Stop.
-	serving atomic.Int64
-
-	// The HTTP adapter's state (handler.go, websocket.go).
-	wsOpen    atomic.Int64 // WebSocket requests being served (MaxWebSockets)
-	hopWarned sync.Map     // hop-by-hop header names the application sent, warned of once
-	sockets   openSockets  // the WebSockets open to the pool's applications
 }
 
 // New checks the configuration and returns a Pool; Start starts it.
@@ -218,24 +174,15 @@ func New(cfg Config) (*Pool, error) {
 	if !strings.Contains(cfg.App, ":") && !strings.Contains(cfg.App, ".") {
 		cfg.App += ":application" // a module alone: its application, as gunicorn and mod_wsgi take it
 	}
-	if cfg.Workers < 0 || cfg.Threads < 0 || cfg.MaxRequests < 0 || cfg.MaxRequestsJitter < 0 || cfg.Timeout < 0 || cfg.BodyBuffer < 0 || cfg.ClientTimeout < 0 || cfg.MaxMemory < 0 {
-		return nil, errors.New("workers, threads, timeouts, max-requests, body buffer and memory limit cannot be negative")
+	if cfg.Workers < 0 || cfg.Threads < 0 || cfg.MaxRequests < 0 || cfg.MaxRequestsJitter < 0 || cfg.Timeout < 0 || cfg.MaxMemory < 0 {
+		return nil, errors.New("workers, threads, timeout, max-requests and memory limit cannot be negative")
 	}
 	cfg.Workers = cmp.Or(cfg.Workers, runtime.NumCPU())
 	if !cfg.DetectInterface {
 		cfg.Threads = defaultThreads(cfg)
 	}
 	d := DefaultConfig()
-	cfg.BodyBuffer = cmp.Or(cfg.BodyBuffer, d.BodyBuffer)
-	cfg.BodySpool = cmp.Or(cfg.BodySpool, d.BodySpool)
-	cfg.MaxBody = cmp.Or(cfg.MaxBody, d.MaxBody)
-	if cfg.Bodies == nil {
-		cfg.Bodies = NewBodyBudget(0, 0)
-	}
 	cfg.StartTimeout = cmp.Or(cfg.StartTimeout, d.StartTimeout)
-	cfg.ClientTimeout = cmp.Or(cfg.ClientTimeout, d.ClientTimeout)
-	cfg.WebSocketIdle = cmp.Or(cfg.WebSocketIdle, d.WebSocketIdle)
-	cfg.MaxWebSockets = cmp.Or(cfg.MaxWebSockets, d.MaxWebSockets)
 	cfg.MaxQueue = cmp.Or(cfg.MaxQueue, d.MaxQueue)
 	if cfg.MaxQueue < 0 {
 		cfg.MaxQueue = math.MaxInt
@@ -457,7 +404,7 @@ func (p *Pool) Workers() []WorkerStatus {
 			}
 		}
 		for _, c := range running {
-			run := RunningRequest{Method: c.job.method, URI: c.job.uri}
+			run := RunningRequest{Method: c.job.Method, URI: c.job.URI}
 			if !c.begun.IsZero() {
 				run.Seconds = now.Sub(c.begun).Seconds()
 			}
@@ -641,7 +588,7 @@ func (p *Pool) supervise(slot int, w *worker) {
 			// finishes what it holds and exits.
 			enrolled, err := p.enroll(slot, h.w)
 			if err == nil && !enrolled {
-				err = errStopping
+				err = ErrStopping
 			}
 			if err != nil {
 				h.w.kill()
@@ -740,7 +687,7 @@ func (p *Pool) Reload(ctx context.Context) error {
 		case <-p.stopped:
 			nw.kill()
 			<-nw.exited
-			return errStopping
+			return ErrStopping
 		case <-ctx.Done():
 			nw.kill()
 			<-nw.exited
@@ -805,7 +752,7 @@ func (p *Pool) watchdog() {
 				if w == nil {
 					continue
 				}
-				var stuck []*call
+				var stuck []*Call
 				w.mu.Lock()
 				for i := 0; i < len(w.order) && i < p.cfg.Threads; i++ {
 					if c := w.order[i]; !c.begun.IsZero() && now.Sub(c.begun) > p.cfg.Timeout && !c.long.Load() {
@@ -832,7 +779,7 @@ const cancelGrace = 5 * time.Second
 // (the call then ends and is answered 504), so its other requests go on;
 // it is killed only if a cancelled task has not ended within cancelGrace
 // (synchronous code holding its event loop, say).
-func (p *Pool) timedOut(w *worker, stuck []*call, now time.Time) bool {
+func (p *Pool) timedOut(w *worker, stuck []*Call, now time.Time) bool {
 	for _, c := range stuck {
 		c.mu.Lock()
 		if !c.timeout {
@@ -850,7 +797,7 @@ func (p *Pool) timedOut(w *worker, stuck []*call, now time.Time) bool {
 			return true
 		case first:
 			w.log.Warn("a request ran longer than the timeout; cancelling its task", "timeout", p.cfg.Timeout)
-			w.sendFrame(kCancel, c.id, []byte(cancelTimeout))
+			w.sendFrame(KindCancel, c.id, []byte(cancelTimeout))
 		case since > cancelGrace:
 			w.log.Error("a task cancelled for the timeout did not end; killing its worker", "timeout", p.cfg.Timeout, "grace", cancelGrace)
 			return true
@@ -909,17 +856,20 @@ func (p *Pool) wakeLocked() {
 	}
 }
 
-// dispatch sends a request to the least busy worker. When every worker is
-// full, requests wait in arrival order, so none waits much longer than
-// the others.
-func (p *Pool) dispatch(ctx context.Context, req []byte, j job) (*worker, *call, error) {
+// Submit sends a request to the least busy worker and returns its call.
+// frame is the request's KindRequest frame, whole; its id is set here,
+// and Submit is done with it when it returns. When every worker is full,
+// requests wait in arrival order, so none waits much longer than the
+// others; Submit returns ErrQueueFull when MaxQueue wait already,
+// ErrStopping once Stop has begun, and ctx's error if it ends first.
+func (p *Pool) Submit(ctx context.Context, frame []byte, j Job) (*Call, error) {
 	var arrived time.Time // set once the request has to wait
 	front := false        // a woken waiter that finds no room goes back to the front
 	for {
 		p.mu.Lock()
 		if p.stopping {
 			p.mu.Unlock()
-			return nil, nil, errStopping
+			return nil, ErrStopping
 		}
 		var best *worker
 		if front || len(p.waiting) == 0 { // newcomers do not overtake waiters
@@ -938,20 +888,20 @@ func (p *Pool) dispatch(ctx context.Context, req []byte, j job) (*worker, *call,
 				p.wakeLocked() // there may be room for the next one too
 			}
 			p.mu.Unlock()
-			if c, ok := best.submit(req, j); ok {
+			if c, ok := best.submit(frame, j); ok {
 				var waited time.Duration
 				if !arrived.IsZero() {
 					waited = time.Since(arrived)
 				}
 				p.waits.observe(waited)
-				return best, c, nil
+				return c, nil
 			}
 			front = true
 			continue
 		}
 		if !front && len(p.waiting) >= p.cfg.MaxQueue {
 			p.mu.Unlock()
-			return nil, nil, errQueueFull
+			return nil, ErrQueueFull
 		}
 		if arrived.IsZero() {
 			arrived = time.Now()
@@ -974,16 +924,17 @@ func (p *Pool) dispatch(ctx context.Context, req []byte, j job) (*worker, *call,
 				p.wakeLocked() // we were woken but leave: pass it on
 			}
 			p.mu.Unlock()
-			return nil, nil, ctx.Err()
+			return nil, ctx.Err()
 		}
 	}
 }
 
-var errStopping = errors.New("server is shutting down")
+// ErrStopping is Submit's error once the pool has begun to stop.
+var ErrStopping = errors.New("server is shutting down")
 
-// errQueueFull is a request that found every worker busy and MaxQueue
-// requests waiting already.
-var errQueueFull = errors.New("every worker is busy and the queue is full")
+// ErrQueueFull is Submit's error for a request that found every worker
+// busy and MaxQueue requests waiting already.
+var ErrQueueFull = errors.New("every worker is busy and the queue is full")
 
 // Stop waits for requests in flight to finish, then closes the workers'
 // sockets so they exit; when ctx ends first, they are killed.
@@ -1018,11 +969,12 @@ func (p *Pool) Stop(ctx context.Context) error {
 		}
 		<-done
 	}
-	// The requests the workers held end as the workers do; let their
-	// handlers return (and their access lines be written) before the
-	// process may exit.
-	for waited := time.Duration(0); p.serving.Load() > 0 && waited < 2*time.Second; waited += 5 * time.Millisecond {
-		time.Sleep(5 * time.Millisecond)
-	}
 	return err
 }
+
+// Config returns the pool's configuration, its defaults applied; after
+// Start, with the interface found if DetectInterface asked.
+func (p *Pool) Config() Config { return p.cfg }
+
+// Stopping reports whether Stop has begun.
+func (p *Pool) Stopping() bool { return p.isStopping() }

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package wsgi
+package workers
 
 import "syscall"
 

@@ -1,4 +1,4 @@
-package wsgi
+package workers
 
 import (
 	"bufio"
@@ -20,35 +20,32 @@ import (
 	"github.com/torsion-server/torsion/logging"
 )
 
-type frame struct {
-	kind    byte
-	payload []byte
-	file    *os.File // an F frame's file, passed with SCM_RIGHTS
-}
+// ErrWorkerDied is what a call gets from Next when its worker exits under
+// it.
+var ErrWorkerDied = errors.New("worker died")
 
-// errWorkerDied is what a call gets when its worker exits under it.
-var errWorkerDied = errors.New("worker died")
-
-// job is what the runtime knows of a request, from the adapter that made
+// Job is what the runtime knows of a request, from the adapter that made
 // its frame: how the status page and the log name it, and how it may be
 // retried.
-type job struct {
-	method, uri, requestID string
-	// idempotent: it may run twice, so that a worker dying under it
+type Job struct {
+	Method, URI, RequestID string
+	// Idempotent: it may run twice, so that a worker dying under it
 	// before anything came back sends it to another (a GET or HEAD
 	// without a body, as HAProxy's retry-on does).
-	idempotent bool
-	// socket: an ASGI WebSocket, which runs beside the worker's
-	// --threads requests, not in their place.
-	socket bool
+	Idempotent bool
+	// Socket: a connection (an ASGI WebSocket) that runs beside the
+	// worker's Threads requests, not in their place.
+	Socket bool
 }
 
-// call is one request in flight on a worker. The worker's reader goroutine
-// queues the frames for it; the handler takes them with next.
-type call struct {
+// Call is one request in flight on a worker, from Submit until its
+// KindEnd frame or its worker's death. The worker's reader goroutine
+// queues its frames; one goroutine, the adapter's, takes them with Next.
+type Call struct {
+	w       *worker
 	id      uint32
 	mu      sync.Mutex
-	frames  []frame
+	frames  []Frame
 	wake    chan struct{} // capacity 1: frames arrived or the call ended
 	err     error         // set when the worker died under the call
 	retry   bool          // the worker died before the request started
@@ -57,10 +54,10 @@ type call struct {
 	// task for running past --timeout; zero before.
 	cancelled time.Time
 	long      atomic.Bool // a WebSocket: --timeout does not apply
-	// socket: job.socket. The worker does not count it among its
+	// socket: job.Socket. The worker does not count it among its
 	// threads either, so it is not in order.
 	socket bool
-	job    job       // what it answers
+	job    Job       // what it answers
 	begun  time.Time // when the request may have started running
 	got    bool      // a frame arrived: the request certainly started
 	// mayHaveRun: its worker died with it among the first Threads, so it
@@ -69,28 +66,28 @@ type call struct {
 }
 
 // push queues a frame without waking the handler; signal wakes it.
-func (c *call) push(f frame) {
+func (c *Call) push(f Frame) {
 	c.mu.Lock()
 	c.frames = append(c.frames, f)
 	c.got = true
 	c.mu.Unlock()
 }
 
-func (c *call) signal() {
+func (c *Call) signal() {
 	select {
 	case c.wake <- struct{}{}:
 	default:
 	}
 }
 
-// idle reports whether no frame is waiting.
-func (c *call) idle() bool {
+// Idle reports whether no frame is waiting for Next, nor the call's end.
+func (c *Call) Idle() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.frames) == 0 && c.err == nil
 }
 
-func (c *call) fail(err error, retry bool) {
+func (c *Call) fail(err error, retry bool) {
 	c.mu.Lock()
 	if c.err == nil {
 		c.err, c.retry = err, retry && !c.got
@@ -99,14 +96,15 @@ func (c *call) fail(err error, retry bool) {
 	c.signal()
 }
 
-// next returns the next frame, or the error that ended the call. done is
-// closed when the client goes away.
-func (c *call) next(done <-chan struct{}) (frame, error) {
+// Next returns the call's next frame, or the error that ended it
+// (ErrWorkerDied, or ErrProtocol), or ErrDone once done is closed (the
+// client went away). Of a KindEnd frame, nothing follows.
+func (c *Call) Next(done <-chan struct{}) (Frame, error) {
 	for {
 		c.mu.Lock()
 		if len(c.frames) > 0 {
 			f := c.frames[0]
-			c.frames[0] = frame{}
+			c.frames[0] = Frame{}
 			c.frames = c.frames[1:]
 			c.mu.Unlock()
 			return f, nil
@@ -114,17 +112,49 @@ func (c *call) next(done <-chan struct{}) (frame, error) {
 		err := c.err
 		c.mu.Unlock()
 		if err != nil {
-			return frame{}, err
+			return Frame{}, err
 		}
 		select {
 		case <-c.wake:
 		case <-done:
-			return frame{}, errClientGone
+			return Frame{}, ErrDone
 		}
 	}
 }
 
-var errClientGone = errors.New("client went away")
+// ErrDone is Next's error when its done channel closed.
+var ErrDone = errors.New("client went away")
+
+// Send sends the worker a frame of kind for the call: a KindBody answering
+// a read, KindCancel, KindWindow and the like.
+func (c *Call) Send(kind byte, payload []byte) { c.w.sendFrame(kind, c.id, payload) }
+
+// Abort ends the call's worker, which broke the protocol (err says how):
+// it is killed, and its other calls fail as in any death.
+func (c *Call) Abort(err error) { c.w.fail(err) }
+
+// Untimed exempts the call from the pool's Timeout from now on: a
+// WebSocket, once open, lasts as long as both ends like.
+func (c *Call) Untimed() { c.long.Store(true) }
+
+// TimedOut reports whether the call ran past the pool's Timeout: an ASGI
+// task cancelled for it ends with KindEnd; otherwise its worker was
+// killed.
+func (c *Call) TimedOut() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.timeout
+}
+
+// Retry reports, once Next returned ErrWorkerDied, whether the request
+// may go to another worker: it never started, or it is Idempotent and
+// nothing of it came back; and whether it may have run (so a retry is
+// worth a log line, and is made once only).
+func (c *Call) Retry() (retry, mayHaveRun bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.retry, c.mayHaveRun
+}
 
 // worker is one Python process and the socket to it.
 type worker struct {
@@ -143,8 +173,8 @@ type worker struct {
 	wsig  chan struct{} // wakes writeLoop
 
 	mu       sync.Mutex // guards the fields below
-	calls    map[uint32]*call
-	order    []*call // in flight, in the order sent, WebSockets aside
+	calls    map[uint32]*Call
+	order    []*Call // in flight, in the order sent, WebSockets aside
 	sockets  int     // WebSockets in calls
 	nextID   uint32
 	served   int
@@ -190,8 +220,8 @@ func (w *worker) logErrors(id uint32, text string) {
 		w.mu.Lock()
 		c := w.calls[id]
 		w.mu.Unlock()
-		if c != nil && c.job.method != "" {
-			attrs = append(attrs, "method", c.job.method, "uri", c.job.uri, "request_id", c.job.requestID)
+		if c != nil && c.job.Method != "" {
+			attrs = append(attrs, "method", c.job.Method, "uri", c.job.URI, "request_id", c.job.RequestID)
 		}
 	}
 	level := slog.LevelWarn
@@ -283,7 +313,7 @@ func (p *Pool) spawn(slot int) (*worker, error) {
 	}
 	w := &worker{
 		pool: p, slot: slot, cmd: cmd, conn: fc, ctl: ctl,
-		calls: map[uint32]*call{}, exited: make(chan struct{}), wsig: make(chan struct{}, 1),
+		calls: map[uint32]*Call{}, exited: make(chan struct{}), wsig: make(chan struct{}, 1),
 		ready: make(chan string, 1), tail: &lineRing{max: 60},
 	}
 	// One pipe for stdout and stderr, so lines stay in order. Not
@@ -329,7 +359,7 @@ func (p *Pool) spawn(slot int) (*worker, error) {
 		case <-time.After(outputGrace):
 		}
 		w.status = exitStatus(cmd.ProcessState, err)
-		w.die(fmt.Errorf("%w: %s", errWorkerDied, w.status))
+		w.die(fmt.Errorf("%w: %s", ErrWorkerDied, w.status))
 		close(w.exited)
 	}()
 	return w, nil
@@ -383,8 +413,8 @@ const outputGrace = 500 * time.Millisecond
 func (w *worker) readLoop() {
 	fc := &fdConn{conn: w.conn}
 	r := bufio.NewReaderSize(fc, 256<<10)
-	var hdr [headerLen]byte
-	var woken []*call
+	var hdr [HeaderLen]byte
+	var woken []*Call
 	wake := func() {
 		for i, c := range woken {
 			c.signal()
@@ -398,27 +428,27 @@ func (w *worker) readLoop() {
 			wake()
 		}
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
-			w.die(fmt.Errorf("%w: reading: %v", errWorkerDied, err))
+			w.die(fmt.Errorf("%w: reading: %v", ErrWorkerDied, err))
 			return
 		}
 		kind, id, n := frameHeader(hdr[:])
-		if n > maxPayload {
-			err := fmt.Errorf("%w: a %q frame of %d bytes, over the %d allowed", errProtocol, kind, n, maxPayload)
+		if n > MaxPayload {
+			err := fmt.Errorf("%w: a %q frame of %d bytes, over the %d allowed", ErrProtocol, kind, n, MaxPayload)
 			w.fail(err)
-			w.die(fmt.Errorf("%w: %v", errWorkerDied, err))
+			w.die(fmt.Errorf("%w: %v", ErrWorkerDied, err))
 			return
 		}
 		payload := make([]byte, n)
 		if _, err := io.ReadFull(r, payload); err != nil {
-			w.die(fmt.Errorf("%w: reading: %v", errWorkerDied, err))
+			w.die(fmt.Errorf("%w: reading: %v", ErrWorkerDied, err))
 			return
 		}
 		var file *os.File
-		if kind == kFile {
+		if kind == KindFile {
 			if len(fc.fds) == 0 || n != 8 {
-				err := fmt.Errorf("%w: an F frame of %d bytes with %d file descriptors", errProtocol, n, len(fc.fds))
+				err := fmt.Errorf("%w: an F frame of %d bytes with %d file descriptors", ErrProtocol, n, len(fc.fds))
 				w.fail(err)
-				w.die(fmt.Errorf("%w: %v", errWorkerDied, err))
+				w.die(fmt.Errorf("%w: %v", ErrWorkerDied, err))
 				return
 			}
 			file = os.NewFile(uintptr(fc.fds[0]), "wsgi.file_wrapper")
@@ -434,11 +464,11 @@ func (w *worker) readLoop() {
 		}
 		w.mu.Lock()
 		c := w.calls[id]
-		if kind == kEnd && c != nil {
+		if kind == KindEnd && c != nil {
 			w.finishLocked(c)
 		}
 		w.mu.Unlock()
-		if kind == kEnd && c != nil {
+		if kind == KindEnd && c != nil {
 			w.pool.release() // after w.mu: the pool's lock comes first
 		}
 		if c == nil {
@@ -448,7 +478,7 @@ func (w *worker) readLoop() {
 			}
 			continue
 		}
-		c.push(frame{kind, payload, file})
+		c.push(Frame{kind, payload, file})
 		woken = append(woken, c)
 	}
 }
@@ -476,7 +506,7 @@ func (c *fdConn) Read(p []byte) (int, error) {
 			}
 		}
 		if perr != nil && err == nil {
-			err = fmt.Errorf("%w: control message: %v", errProtocol, perr)
+			err = fmt.Errorf("%w: control message: %v", ErrProtocol, perr)
 		}
 	}
 	return n, err
@@ -484,18 +514,18 @@ func (c *fdConn) Read(p []byte) (int, error) {
 
 // frameBuffered reports whether a whole frame is already buffered.
 func frameBuffered(r *bufio.Reader) bool {
-	if r.Buffered() < headerLen {
+	if r.Buffered() < HeaderLen {
 		return false
 	}
-	hdr, _ := r.Peek(headerLen)
-	return r.Buffered() >= headerLen+int(binary.LittleEndian.Uint32(hdr[5:]))
+	hdr, _ := r.Peek(HeaderLen)
+	return r.Buffered() >= HeaderLen+int(binary.LittleEndian.Uint32(hdr[5:]))
 }
 
 // finishLocked forgets a finished call and marks the calls that may now
 // have started running. The caller releases the room in the pool after
 // unlocking w.mu. Python starts requests in the order sent, at most
 // Threads at a time, so those are the first Threads in order.
-func (w *worker) finishLocked(c *call) {
+func (w *worker) finishLocked(c *Call) {
 	delete(w.calls, c.id)
 	if c.socket {
 		w.sockets--
@@ -547,14 +577,14 @@ func (w *worker) drain() {
 
 // submit sends a request frame and registers its call. It fails if the
 // worker is dead or draining.
-func (w *worker) submit(req []byte, j job) (*call, bool) {
+func (w *worker) submit(req []byte, j Job) (*Call, bool) {
 	w.mu.Lock()
 	if w.dead || w.draining {
 		w.mu.Unlock()
 		return nil, false
 	}
 	w.nextID++
-	c := &call{id: w.nextID, wake: make(chan struct{}, 1), job: j, socket: j.socket}
+	c := &Call{w: w, id: w.nextID, wake: make(chan struct{}, 1), job: j, socket: j.Socket}
 	if len(w.order) < w.pool.cfg.Threads || c.socket {
 		c.begun = time.Now()
 	}
@@ -621,7 +651,7 @@ func (w *worker) writeLoop() {
 }
 
 func (w *worker) sendFrame(kind byte, id uint32, payload []byte) {
-	w.send(appendFrame(make([]byte, 0, headerLen+len(payload)), kind, id, payload))
+	w.send(AppendFrame(make([]byte, 0, HeaderLen+len(payload)), kind, id, payload))
 }
 
 // die ends every call in flight. The first Threads calls in order may have
@@ -639,7 +669,7 @@ func (w *worker) die(err error) {
 			order = append(order, c) // started: they fail
 		}
 	}
-	w.order, w.calls, w.sockets = nil, map[uint32]*call{}, 0
+	w.order, w.calls, w.sockets = nil, map[uint32]*Call{}, 0
 	w.mu.Unlock()
 	w.conn.Close()
 	w.ctl.Close()
@@ -653,7 +683,7 @@ func (w *worker) die(err error) {
 		// started one that is safe to run twice (GET or HEAD without a
 		// body, as HAProxy's retry-on does), if nothing of it came back
 		// (fail: !c.got) and it is not the request that ran too long.
-		c.fail(err, !started || !c.socket && !timedOut && c.job.idempotent)
+		c.fail(err, !started || !c.socket && !timedOut && c.job.Idempotent)
 		w.pool.release()
 	}
 }

@@ -1,4 +1,4 @@
-package wsgi
+package workers
 
 import (
 	"bytes"
@@ -18,13 +18,13 @@ import (
 // answers makes three requests that wait for each other in the
 // application, so that each of three workers takes one, and returns the
 // bodies: "PID GREETING TICKS".
-func answers(t *testing.T, s *testServer) []string {
+func answers(t *testing.T, s *testPool) []string {
 	t.Helper()
 	dir := t.TempDir()
 	out := make([]string, 3)
 	var wg sync.WaitGroup
 	for i := range out {
-		wg.Go(func() { _, out[i] = get(t, s.url+"/together?"+dir) })
+		wg.Go(func() { out[i] = s.get(t, "/together?"+dir) })
 	}
 	wg.Wait()
 	return out
@@ -35,7 +35,7 @@ func answers(t *testing.T, s *testServer) []string {
 // the line is not kept; a worker killed after a line is replaced by one
 // that was given the line before it served.
 func TestControl(t *testing.T) {
-	s := startPool(t, Config{App: "controlled:application", Workers: 3})
+	s := startPool(t, Config{App: "controlled:application", Workers: 3}, nil)
 	reply, err := s.pool.Control(context.Background(), []byte("bonjour"))
 	if err != nil || reply != "greeting is now: bonjour" {
 		t.Fatalf("Control = %q, %v", reply, err)
@@ -65,7 +65,7 @@ func TestControl(t *testing.T) {
 	s.pool.mu.Unlock()
 	syscall.Kill(victim.pid, syscall.SIGKILL)
 	waitFor(t, func() bool { return strings.Count(s.log.String(), "worker started worker=1") == 2 }, "worker not replaced:\n%s", s.log)
-	_, body := get(t, s.url+"/")
+	body := s.get(t, "/")
 	if f := strings.Fields(body); len(f) != 3 || f[0] == strconv.Itoa(victim.pid) || f[1] != "bonjour" {
 		t.Errorf("the replacement answers %q", body)
 	}
@@ -86,9 +86,9 @@ func TestControl(t *testing.T) {
 // TestTimer: a timer runs in every worker beside requests; one that
 // raises is logged with its traceback and goes on.
 func TestTimer(t *testing.T) {
-	s := startPool(t, Config{App: "controlled:application", Workers: 2})
+	s := startPool(t, Config{App: "controlled:application", Workers: 2}, nil)
 	waitFor(t, func() bool {
-		_, body := get(t, s.url+"/")
+		body := s.get(t, "/")
 		f := strings.Fields(body)
 		n, _ := strconv.Atoi(f[len(f)-1])
 		return n >= 5
@@ -104,7 +104,7 @@ func TestTimer(t *testing.T) {
 // changes nothing; of the commands kept for later workers, only the last
 // of each name is.
 func TestControlAMP(t *testing.T) {
-	s := startPool(t, Config{App: "controlled:application", Workers: 3})
+	s := startPool(t, Config{App: "controlled:application", Workers: 3}, nil)
 	ctx := context.Background()
 	for _, g := range []string{"first", "second"} {
 		if _, err := control.RunAMP(ctx, s.pool, "SetGreeting", amp.Box{"greeting": []byte(g)}); err != nil {

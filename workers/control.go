@@ -1,4 +1,4 @@
-package wsgi
+package workers
 
 import (
 	"bytes"
@@ -168,13 +168,13 @@ func (w *worker) control(ctx context.Context, msg []byte) ([]byte, error) {
 	if _, err := w.ctl.Write(controlFrame(w.ctlSeq, msg[0], msg[1:])); err != nil {
 		return nil, fmt.Errorf("sending: %w", err)
 	}
-	var hdr [headerLen]byte
+	var hdr [HeaderLen]byte
 	_, err := io.ReadFull(w.ctl, hdr[:])
 	kind, id, n := frameHeader(hdr[:])
 	switch {
 	case err != nil:
-	case kind != kControlAnswer || id != w.ctlSeq || n < 1 || n > maxPayload:
-		err = fmt.Errorf("%w: a %q frame of %d bytes answering control line %d", errProtocol, kind, n, w.ctlSeq)
+	case kind != kControlAnswer || id != w.ctlSeq || n < 1 || n > MaxPayload:
+		err = fmt.Errorf("%w: a %q frame of %d bytes answering control line %d", ErrProtocol, kind, n, w.ctlSeq)
 	}
 	var payload []byte
 	if err == nil {

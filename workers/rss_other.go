@@ -1,6 +1,6 @@
 //go:build !linux
 
-package wsgi
+package workers
 
 // residentBytes is not measured outside Linux.
 func residentBytes(pid int) (int64, bool) { return 0, false }

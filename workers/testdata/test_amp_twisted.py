@@ -14,7 +14,7 @@ from twisted.protocols import amp as tamp
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-import worker  # noqa: E402  (wsgi/worker.py)
+import worker  # noqa: E402  (workers/worker.py)
 
 ours = worker.AMP
 utc = datetime.timezone.utc

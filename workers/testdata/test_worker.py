@@ -15,7 +15,7 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-import worker  # noqa: E402  (wsgi/worker.py)
+import worker  # noqa: E402  (workers/worker.py)
 
 with open(os.path.join(HERE, "frames.json")) as f:
     GOLDEN = json.load(f)
