@@ -225,7 +225,7 @@ func (m *Registry) Observer() web.Observer {
 	}
 }
 
-// PoolStats is what a worker pool tells of itself (workers.Pool).
+// PoolStats is what a worker pool tells of itself, as a wsgi.Pool does.
 type PoolStats interface {
 	Stats() (workers, busy, queued int, restarts map[string]uint64)
 	Workers() []workers.WorkerStatus

@@ -72,7 +72,7 @@ type ctlEntry struct {
 // recycled worker) is given all kept lines, in order, before it serves its
 // first request, so a change is never undone by a restart.
 func (p *Pool) Control(ctx context.Context, line []byte) (string, error) {
-	answer, err := p.broadcast(ctx, append([]byte{ctlLine}, line...), "")
+	answer, err := p.broadcast(ctx, controlPayload(ctlLine, line), "")
 	return string(answer), err
 }
 
@@ -86,7 +86,7 @@ func (p *Pool) Control(ctx context.Context, line []byte) (string, error) {
 // with the same key replaces it there ("" keeps every one), so that of
 // commands that set state only the last is replayed.
 func (p *Pool) ControlBox(ctx context.Context, box []byte, key string) ([]byte, error) {
-	return p.broadcast(ctx, append([]byte{ctlAMP}, box...), key)
+	return p.broadcast(ctx, controlPayload(ctlAMP, box), key)
 }
 
 // broadcast sends a control message to every live worker and returns the
@@ -165,7 +165,7 @@ func (w *worker) control(ctx context.Context, msg []byte) ([]byte, error) {
 	}
 	w.ctl.SetDeadline(deadline)
 	w.ctlSeq++
-	if _, err := w.ctl.Write(controlFrame(w.ctlSeq, msg[0], msg[1:])); err != nil {
+	if _, err := w.ctl.Write(AppendFrame(nil, kControl, w.ctlSeq, msg)); err != nil {
 		return nil, fmt.Errorf("sending: %w", err)
 	}
 	var hdr [HeaderLen]byte

@@ -126,7 +126,7 @@ func TestControlAMP(t *testing.T) {
 	}
 }
 
-// TestWorkerAMPTwisted: worker.py's torsion.amp, which applications use
+// TestWorkerAMPTwisted: torsion_worker's torsion.amp, which applications use
 // for --amp in place of Twisted's, against Debian's Twisted: every
 // argument type encodes to Twisted's bytes and decodes Twisted's, and a
 // command box made by Twisted is run and answered in a form Twisted reads

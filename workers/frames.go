@@ -10,7 +10,7 @@ import (
 )
 
 // This file is the Go side of the worker protocol that PROTOCOL.md
-// specifies; worker.py is the Python side. The runtime frames every
+// specifies; torsion_worker is the Python side. The runtime frames every
 // message and reads the frames that concern it (K, L, the control
 // socket's M and m, C's timeout); an adapter writes and reads the
 // payloads of its requests' frames (R, B, Y, C, W, S, D, F, r, X, E).
@@ -54,7 +54,7 @@ const (
 	// worker is broken.
 	MaxPayload = 16 << 20
 	// Window is how much streamed body a worker sends unacknowledged
-	// (worker.py's WINDOW) before a KindWindow frame lets it go on.
+	// (torsion_worker's WINDOW) before a KindWindow frame lets it go on.
 	Window = 1 << 20
 )
 
@@ -90,10 +90,11 @@ func frameHeader(h []byte) (kind byte, id, n uint32) {
 // task of a request that ran past --timeout.
 const cancelTimeout = "timeout"
 
-// controlFrame is the M frame of control message seq: its kind (ctlLine,
-// ctlAMP), then the message.
-func controlFrame(seq uint32, kind byte, msg []byte) []byte {
-	return AppendFrame(nil, kControl, seq, append([]byte{kind}, msg...))
+// controlPayload is an M payload: the control message's kind (ctlLine,
+// ctlAMP), then the message. The pool keeps it so, to send again to
+// workers that start later.
+func controlPayload(kind byte, msg []byte) []byte {
+	return append([]byte{kind}, msg...)
 }
 
 // parseAnswer reads an m payload: the answer, or the handler's error
@@ -119,7 +120,7 @@ func parseReady(p []byte) (python string, err error) {
 		return "", fmt.Errorf("%w: K frame %q", ErrProtocol, p)
 	}
 	if f[0] != strconv.Itoa(protocolVersion) {
-		return "", fmt.Errorf("%w: the worker speaks version %s of the worker protocol, torsion speaks %d (is worker.py from another torsion?)", ErrProtocol, f[0], protocolVersion)
+		return "", fmt.Errorf("%w: the worker speaks version %s of the worker protocol, torsion speaks %d (is torsion_worker from another torsion?)", ErrProtocol, f[0], protocolVersion)
 	}
 	return f[2], nil
 }

@@ -14,7 +14,7 @@ import (
 
 // golden is the part of testdata/frames.json the runtime checks: its
 // version, and the frames of every kind, of which the runtime makes and
-// reads its own (package wsgi checks the others). worker.py's side is
+// reads its own (package wsgi checks the others). torsion_worker's side is
 // checked by testdata/test_worker.py, which TestWorkerPy runs.
 type golden struct {
 	Version int `json:"version"`
@@ -61,9 +61,9 @@ func TestGoldenRuntimeKinds(t *testing.T) {
 		switch {
 		case f.Kind == "M" && f.Box != "":
 			box, _ := hex.DecodeString(f.Box)
-			got, meant = hex.EncodeToString(controlFrame(f.ID, ctlAMP, box)), f.Frame
+			got, meant = hex.EncodeToString(AppendFrame(nil, kControl, f.ID, controlPayload(ctlAMP, box))), f.Frame
 		case f.Kind == "M":
-			got, meant = hex.EncodeToString(controlFrame(f.ID, ctlLine, []byte(f.Line))), f.Frame
+			got, meant = hex.EncodeToString(AppendFrame(nil, kControl, f.ID, controlPayload(ctlLine, []byte(f.Line)))), f.Frame
 		case f.Kind == "C" && f.Timeout:
 			got, meant = hex.EncodeToString(AppendFrame(nil, KindCancel, f.ID, []byte(cancelTimeout))), f.Frame
 		case f.Kind == "K":
@@ -112,8 +112,8 @@ func TestParseReady(t *testing.T) {
 	}
 }
 
-// TestWorkerPy runs worker.py's unit tests (testdata/test_worker.py: the
-// golden frames, and a real exchange with worker.py on a socket pair)
+// TestWorkerPy runs torsion_worker's unit tests (testdata/test_worker.py: the
+// golden frames, and a real exchange with torsion_worker on a socket pair)
 // under CPython and PyPy.
 func TestWorkerPy(t *testing.T) {
 	t.Parallel()

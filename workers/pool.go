@@ -7,8 +7,8 @@
 // their frames back as calls whose contents it does not read: it knows
 // nothing of HTTP. Package wsgi serves HTTP with it, WSGI and ASGI alike.
 //
-// Each worker runs worker.py, a standard-library-only program embedded in
-// this package, under any Python 3.8+ interpreter. Go and Python talk over
+// Each worker runs torsion_worker, a standard-library-only Python package
+// embedded in this one, under any Python 3.8+ interpreter. Go and Python talk over
 // Unix sockets in the frames of PROTOCOL.md; under load a worker takes
 // every queued request in one read, so nobody is woken per request.
 package workers
@@ -17,9 +17,10 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	_ "embed"
+	"embed"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"math"
@@ -38,8 +39,11 @@ import (
 	"github.com/torsion-server/torsion/internal/backoff"
 )
 
-//go:embed worker.py
-var workerPy []byte
+// workerPkg is the worker program, the Python package torsion_worker,
+// which Start writes to a directory of the pool's own.
+//
+//go:embed torsion_worker/*.py
+var workerPkg embed.FS
 
 // Config describes a Python application and how to run its workers. A
 // zero field takes DefaultConfig's value; a negative limit turns it off
@@ -127,7 +131,7 @@ const DefaultASGITasks = 64
 type Pool struct {
 	cfg    Config
 	log    *slog.Logger
-	dir    string // temporary directory holding worker.py
+	dir    string // temporary directory holding torsion_worker
 	script string
 	env    []string
 	depth  int // requests sent ahead to one worker
@@ -253,7 +257,7 @@ func defaultThreads(cfg Config) int {
 }
 
 // detectInterface asks the interpreter whether the application is a WSGI
-// or an ASGI one (worker.py --probe, which imports it once), for an
+// or an ASGI one (torsion_worker --probe, which imports it once), for an
 // application given without saying (DetectInterface).
 func (p *Pool) detectInterface(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.StartTimeout)
@@ -438,7 +442,8 @@ func (p *Pool) kind() string {
 	return "WSGI"
 }
 
-// Start writes worker.py to a temporary directory and starts every worker.
+// Start writes the worker program to a temporary directory and starts
+// every worker.
 // It fails, with the Python traceback, if the application cannot be
 // imported.
 func (p *Pool) Start(ctx context.Context) error {
@@ -446,8 +451,8 @@ func (p *Pool) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	p.dir, p.script = dir, filepath.Join(dir, "torsion_worker.py")
-	if err := os.WriteFile(p.script, workerPy, 0o644); err != nil {
+	p.dir, p.script = dir, filepath.Join(dir, "torsion_worker", "__main__.py")
+	if err := writeWorker(dir); err != nil {
 		os.RemoveAll(dir)
 		return err
 	}
@@ -505,6 +510,28 @@ func (p *Pool) Start(ctx context.Context) error {
 	p.log.Info(p.kind()+" application running", "app", p.cfg.App, "workers", p.cfg.Workers, "threads", p.cfg.Threads, "python", ws[0].python)
 	for _, w := range ws {
 		w.log.Info("worker started")
+	}
+	return nil
+}
+
+// writeWorker writes the worker program, the package torsion_worker, into
+// dir, readable by all (a RunAs user is given dir itself).
+func writeWorker(dir string) error {
+	files, err := fs.Glob(workerPkg, "torsion_worker/*.py")
+	if err != nil {
+		return err
+	}
+	if err := os.Mkdir(filepath.Join(dir, "torsion_worker"), 0o755); err != nil {
+		return err
+	}
+	for _, name := range files {
+		b, err := workerPkg.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			return err
+		}
 	}
 	return nil
 }

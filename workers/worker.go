@@ -562,7 +562,7 @@ func (w *worker) setCause(cause string) {
 }
 
 // drain stops the worker taking requests; it exits once it has answered
-// those it holds (its socket's end tells worker.py to go).
+// those it holds (its socket's end tells torsion_worker to go).
 func (w *worker) drain() {
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -18,7 +18,7 @@ import (
 )
 
 // golden is workers/testdata/frames.json: frames both sides of
-// PROTOCOL.md must produce and read byte for byte. worker.py's side is
+// PROTOCOL.md must produce and read byte for byte. torsion_worker's side is
 // checked by its testdata/test_worker.py (package workers' TestWorkerPy),
 // the runtime's frames by package workers' TestGoldenRuntimeKinds.
 type golden struct {

@@ -258,7 +258,7 @@ func (rs *response) start(payload []byte) error {
 	if err != nil {
 		return err
 	}
-	// worker.py has checked the status: three digits, a space, a reason.
+	// torsion_worker has checked the status: three digits, a space, a reason.
 	code, err := strconv.Atoi(status[:min(3, len(status))])
 	if err != nil {
 		code = http.StatusInternalServerError
@@ -299,7 +299,7 @@ func (rs *response) start(payload []byte) error {
 		// sniffed from the body (a nil value keeps the server from it).
 		h["Content-Type"] = nil
 	}
-	// worker.py has checked that Content-Length is given once, in digits.
+	// torsion_worker has checked that Content-Length is given once, in digits.
 	if n, err := strconv.ParseInt(h.Get("Content-Length"), 10, 64); err == nil && rs.r.Method != http.MethodHead {
 		rs.length = n
 	}

@@ -252,7 +252,7 @@ def application(environ, start_response):
 	served := 0
 	for _, w := range pool.Workers {
 		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", w.PID))
-		if err != nil || !strings.Contains(string(cmdline), "torsion_worker.py") {
+		if err != nil || !strings.Contains(string(cmdline), "torsion_worker/__main__.py") {
 			t.Errorf("worker pid %d is not a worker process: %q %v", w.PID, cmdline, err)
 		}
 		if w.RSS < 1<<20 {

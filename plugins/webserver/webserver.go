@@ -123,7 +123,7 @@ func newOptions(fs *pflag.FlagSet) *options {
 	plugin.BytesVar(fs, &o.wsgi.BodyBuffer, "body-buffer", "", wd.BodyBuffer, "`BYTES` of request body received in memory before the request takes a worker")
 	plugin.BytesVar(fs, &o.wsgi.BodySpool, "body-spool", "", wd.BodySpool, "`BYTES` of request body received after --body-buffer, into a temporary file, before the request takes a worker, so slow uploads hold no worker; the rest of a larger body streams (0: stream all past --body-buffer)")
 	plugin.BytesVar(fs, &o.wsgi.MaxMemory, "max-worker-memory", "", 0, "recycle a worker whose resident memory stays above `BYTES`, after its requests (0: no limit; Linux only)")
-	fs.IntVar(&o.wsgi.MaxQueue, "max-queue", wd.MaxQueue, "`N` requests that may wait when every worker is busy; more get 503 with Retry-After (-1: no bound)")
+	fs.IntVar(&o.wsgi.MaxQueue, "max-queue", wd.MaxQueue, "`N` requests that may wait when every worker is busy; more get 503 with Retry-After (0: no bound)")
 	plugin.BytesVar(fs, &o.wsgi.MaxBody, "max-body", "", wd.MaxBody, "answer 413 to request bodies larger than `BYTES` (0: no limit)")
 	plugin.BytesVar(fs, &o.bodyMemory, "body-memory", "", wsgi.DefaultBodyMemory, "`BYTES` of memory that the request bodies --body-buffer receives may hold together; past it, bodies go to the spool")
 	plugin.BytesVar(fs, &o.bodyDisk, "body-disk", "", wsgi.DefaultBodyDisk, "`BYTES` of spool files that the request bodies --body-spool receives may hold together; past it, requests with bodies get 503")
@@ -263,6 +263,7 @@ func (o *options) check() (checked, error) {
 	// the default and a negative value turns it off.
 	offIfZero(&o.wsgi.WebSocketIdle)
 	offIfZero(&o.wsgi.MaxBody)
+	offIfZero(&o.wsgi.MaxQueue)
 	if c.exempt, err = web.ParseTrusted(o.clientExempt); err != nil {
 		return c, fmt.Errorf("--client-limit-exempt: %w", err)
 	}
@@ -358,6 +359,7 @@ func (o *options) checkNumbers() error {
 		{"--body-disk", o.bodyDisk <= 0, "positive"},
 		{"--max-worker-memory", o.wsgi.MaxMemory < 0, "0 (no limit) or more"},
 		{"--timeout", o.wsgi.Timeout < 0, "0 (never) or more"},
+		{"--max-queue", o.wsgi.MaxQueue < 0, "0 (no bound) or more"},
 	} {
 		if c.bad {
 			return fmt.Errorf("%s must be %s", c.flag, c.want)

@@ -55,9 +55,9 @@ func TestDefaultsOnce(t *testing.T) {
 			t.Errorf("--%s defaults to %v, the library's default is %v", c.name, c.got, c.want)
 		}
 	}
-	off := checkedOptions(t, "--max-body", "0", "--ws-idle-timeout", "0", "--body-spool", "0")
-	if off.wsgi.MaxBody != -1 || off.wsgi.WebSocketIdle != -time.Duration(1) || off.wsgi.BodySpool != -1 {
-		t.Errorf("the command line's 0 reached wsgi.Config as max-body %d, ws-idle-timeout %v, body-spool %d; want -1 (off)",
-			off.wsgi.MaxBody, off.wsgi.WebSocketIdle, off.wsgi.BodySpool)
+	off := checkedOptions(t, "--max-body", "0", "--ws-idle-timeout", "0", "--body-spool", "0", "--max-queue", "0")
+	if off.wsgi.MaxBody != -1 || off.wsgi.WebSocketIdle != -time.Duration(1) || off.wsgi.BodySpool != -1 || off.wsgi.MaxQueue != -1 {
+		t.Errorf("the command line's 0 reached wsgi.Config as max-body %d, ws-idle-timeout %v, body-spool %d, max-queue %d; want -1 (off)",
+			off.wsgi.MaxBody, off.wsgi.WebSocketIdle, off.wsgi.BodySpool, off.wsgi.MaxQueue)
 	}
 }

@@ -1,4 +1,4 @@
-"""torsion.amp (worker.py's standard-library AMP, for torsion web --amp)
+"""torsion.amp (the worker's standard-library AMP, for torsion web --amp)
 against Debian's Twisted, run by TestWorkerAMPTwisted: every argument type
 encodes each value to the bytes Twisted's encodes it to, and each side
 decodes the other's bytes to the same value; a whole command, its box
@@ -14,9 +14,8 @@ from twisted.protocols import amp as tamp
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-import worker  # noqa: E402  (workers/worker.py)
+from torsion_worker import amp as ours  # noqa: E402  (workers/torsion_worker/amp.py)
 
-ours = worker.AMP
 utc = datetime.timezone.utc
 east = datetime.timezone(datetime.timedelta(hours=5, minutes=30))
 west = datetime.timezone(-datetime.timedelta(hours=8))
@@ -143,8 +142,8 @@ class Commands(unittest.TestCase):
 
     def test_serialize_alike(self):
         box = {b"b": b"2", b"a": b"\x00" * 300, b"_command": b"X"}
-        self.assertEqual(worker._amp_serialize(box), tamp.AmpBox(box).serialize())
-        self.assertEqual(worker._amp_parse(tamp.AmpBox(box).serialize() * 2), [box, box])
+        self.assertEqual(ours._amp_serialize(box), tamp.AmpBox(box).serialize())
+        self.assertEqual(ours._amp_parse(tamp.AmpBox(box).serialize() * 2), [box, box])
 
 
 if __name__ == "__main__":

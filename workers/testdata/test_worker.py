@@ -1,7 +1,8 @@
-"""Tests of worker.py, run by TestWorkerPy under CPython and PyPy: the
-golden frames of frames.json (which frames_test.go checks from Go), the
-helpers that split and cut frames, and a real exchange with worker.py on a
-socket pair, as torsion starts it. Standard library only."""
+"""Tests of the worker program, the package torsion_worker, run by
+TestWorkerPy under CPython and PyPy: the golden frames of frames.json
+(which the Go tests check from Go), the helpers that split and cut frames,
+and a real exchange with the worker on a socket pair, as torsion starts it.
+Standard library only."""
 
 import array
 import json
@@ -15,7 +16,7 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-import worker  # noqa: E402  (workers/worker.py)
+from torsion_worker import frames  # noqa: E402  (workers/torsion_worker)
 
 with open(os.path.join(HERE, "frames.json")) as f:
     GOLDEN = json.load(f)
@@ -23,22 +24,22 @@ with open(os.path.join(HERE, "frames.json")) as f:
 
 class Golden(unittest.TestCase):
     def test_version(self):
-        self.assertEqual(worker.PROTOCOL_VERSION, GOLDEN["version"])
+        self.assertEqual(frames.PROTOCOL_VERSION, GOLDEN["version"])
 
     def test_request(self):
         g = GOLDEN["request"]
         f = bytes.fromhex(g["frame"])
-        kind, rid, n = worker.HEADER.unpack_from(f)
-        self.assertEqual((kind, n), (worker.REQUEST, len(f) - worker.HEADER.size))
-        payload = f[worker.HEADER.size:]
-        body = worker.U32.unpack_from(payload, 1)[0]
+        kind, rid, n = frames.HEADER.unpack_from(f)
+        self.assertEqual((kind, n), (frames.REQUEST, len(f) - frames.HEADER.size))
+        payload = f[frames.HEADER.size:]
+        body = frames.U32.unpack_from(payload, 1)[0]
         self.assertEqual(payload[0], int(g["more"]))
         self.assertEqual(payload[5:5 + body], g["body"].encode())
         self.assertEqual(marshal.loads(memoryview(payload)[5 + body:]), g["environ"])
 
     def test_head(self):
         g = GOLDEN["head"]
-        payload = worker.encode_head(g["status"], [tuple(h) for h in g["headers"]])
+        payload = frames.encode_head(g["status"], [tuple(h) for h in g["headers"]])
         self.assertEqual(payload.hex(), g["payload"])
 
     def test_head_refused(self):
@@ -50,16 +51,16 @@ class Golden(unittest.TestCase):
             ("200 OK", [("X-A", "\u20ac")]),
         ]:
             with self.assertRaises(ValueError, msg=(status, headers)):
-                worker.encode_head(status, headers)
+                frames.encode_head(status, headers)
 
     def test_hop_by_hop_passed(self):
         # torsion decides about hop-by-hop fields (it obeys Connection:
         # close and drops the rest), so the worker passes them on.
-        self.assertIn(b"Connection", worker.encode_head("200 OK", [("Connection", "close")]))
+        self.assertIn(b"Connection", frames.encode_head("200 OK", [("Connection", "close")]))
 
 
 class GoldenKinds(unittest.TestCase):
-    """The golden frames of frames.json's list: worker.py makes those of
+    """The golden frames of frames.json's list: the worker makes those of
     the kinds it sends (K, D, F, r, X, E, L, m) byte for byte, with the
     functions it sends them with, and reads the meaning of those it
     receives (B, Y, C, W, M). frames_test.go checks the other way round."""
@@ -72,26 +73,26 @@ class GoldenKinds(unittest.TestCase):
             with self.subTest(g["name"]):
                 k, rid = g["kind"], g["id"]
                 if k == "K":
-                    with mock.patch.object(worker.os, "getpid", return_value=g["pid"]), \
-                            mock.patch.object(worker.sys, "version", g["python"] + " (main)"):
-                        got = worker.ready_frame()
+                    with mock.patch.object(frames.os, "getpid", return_value=g["pid"]), \
+                            mock.patch.object(frames.sys, "version", g["python"] + " (main)"):
+                        got = frames.ready_frame()
                 elif k == "D":
-                    got = worker.data_frames(rid, g["body"].encode())
+                    got = frames.data_frames(rid, g["body"].encode())
                 elif k == "F":
-                    got = worker.file_frame(rid, g["offset"])
+                    got = frames.file_frame(rid, g["offset"])
                 elif k == "r":
-                    got = worker.read_frame(rid, g["most"])
+                    got = frames.read_frame(rid, g["most"])
                 elif k == "X":
-                    got = worker.text_frame(worker.ERROR, rid, g["text"])
+                    got = frames.text_frame(frames.ERROR, rid, g["text"])
                 elif k == "L":
-                    got = worker.text_frame(worker.LOG, rid, g["text"])
+                    got = frames.text_frame(frames.LOG, rid, g["text"])
                 elif k == "E":
-                    got = worker.end_frame(rid, [tuple(t) for t in g["trailers"]])
+                    got = frames.end_frame(rid, [tuple(t) for t in g["trailers"]])
                 elif k == "m":
                     answer = bytes.fromhex(g["answer"]) if g["status"] == 2 else g["answer"].encode()
-                    got = worker.answer_frame(rid, g["status"], answer)
+                    got = frames.answer_frame(rid, g["status"], answer)
                 else:
-                    self.fail("worker.py sends no %s frames" % k)
+                    self.fail("the worker sends no %s frames" % k)
                 self.assertEqual(got.hex(), g["frame"])
 
     def test_received(self):
@@ -100,8 +101,8 @@ class GoldenKinds(unittest.TestCase):
                 continue
             with self.subTest(g["name"]):
                 f = bytes.fromhex(g["frame"])
-                kind, rid, n = worker.HEADER.unpack_from(f)
-                payload = f[worker.HEADER.size:]
+                kind, rid, n = frames.HEADER.unpack_from(f)
+                payload = f[frames.HEADER.size:]
                 self.assertEqual((chr(kind), rid, n), (g["kind"], g["id"], len(payload)))
                 k = g["kind"]
                 if k == "B":
@@ -109,51 +110,51 @@ class GoldenKinds(unittest.TestCase):
                 elif k == "Y":
                     self.assertEqual(payload.decode(), g["text"])
                 elif k == "C":
-                    self.assertEqual(payload == worker.TIMEOUT, g["timeout"])
+                    self.assertEqual(payload == frames.TIMEOUT, g["timeout"])
                 elif k == "W":
-                    self.assertEqual(worker.window_count(payload), g["count"])
+                    self.assertEqual(frames.window_count(payload), g["count"])
                 elif k == "M":
-                    kind_, msg = worker.parse_control(payload)
+                    kind_, msg = frames.parse_control(payload)
                     if "box" in g:
                         self.assertEqual((kind_, msg.hex()), (b"A", g["box"]))
                     else:
                         self.assertEqual((kind_, msg.decode()), (b"L", g["line"]))
                 else:
-                    self.fail("worker.py receives no %s frames" % k)
+                    self.fail("the worker receives no %s frames" % k)
 
     def test_request_parsed(self):
         g = GOLDEN["request"]
         f = bytes.fromhex(g["frame"])
-        more, first, environ = worker.parse_request(f[worker.HEADER.size:])
+        more, first, environ = frames.parse_request(f[frames.HEADER.size:])
         self.assertEqual((more, first, environ), (int(g["more"]), g["body"].encode(), g["environ"]))
 
 
 class Frames(unittest.TestCase):
     def test_data_split(self):
-        data = bytes(range(256)) * (worker.MAX_DATA * 5 // 2 // 256)
-        out, pos, got = worker.data_frames(9, data), 0, b""
+        data = bytes(range(256)) * (frames.MAX_DATA * 5 // 2 // 256)
+        out, pos, got = frames.data_frames(9, data), 0, b""
         while pos < len(out):
-            kind, rid, n = worker.HEADER.unpack_from(out, pos)
-            self.assertEqual((kind, rid), (worker.DATA, 9))
-            self.assertLessEqual(n, worker.MAX_DATA)
+            kind, rid, n = frames.HEADER.unpack_from(out, pos)
+            self.assertEqual((kind, rid), (frames.DATA, 9))
+            self.assertLessEqual(n, frames.MAX_DATA)
             got += out[pos + 9:pos + 9 + n]
             pos += 9 + n
         self.assertEqual(got, data)
 
     def test_text_cut(self):
-        f = worker.text_frame(worker.ERROR, 3, "x" * (worker.MAX_DATA + 10))
-        self.assertEqual(worker.HEADER.unpack_from(f), (worker.ERROR, 3, worker.MAX_DATA))
+        f = frames.text_frame(frames.ERROR, 3, "x" * (frames.MAX_DATA + 10))
+        self.assertEqual(frames.HEADER.unpack_from(f), (frames.ERROR, 3, frames.MAX_DATA))
 
 
 class Exchange(unittest.TestCase):
-    """worker.py as torsion runs it, spoken to over a socket pair."""
+    """The worker as torsion runs it, spoken to over a socket pair."""
 
     app = "apps:hello"
 
     def setUp(self):
         self.sock, theirs = socket.socketpair()
         self.proc = subprocess.Popen(
-            [sys.executable, os.path.join(HERE, "..", "worker.py"), "--app", self.app, "--fd", str(theirs.fileno())],
+            [sys.executable, os.path.join(HERE, "..", "torsion_worker", "__main__.py"), "--app", self.app, "--fd", str(theirs.fileno())],
             cwd=HERE, pass_fds=(theirs.fileno(),))
         theirs.close()
         self.sock.settimeout(30)
@@ -168,7 +169,7 @@ class Exchange(unittest.TestCase):
     def frame(self):
         while True:
             if len(self.buf) >= 9:
-                kind, rid, n = worker.HEADER.unpack_from(self.buf)
+                kind, rid, n = frames.HEADER.unpack_from(self.buf)
                 if len(self.buf) >= 9 + n:
                     payload, self.buf = self.buf[9:9 + n], self.buf[9 + n:]
                     return chr(kind), rid, payload
@@ -191,9 +192,9 @@ class Exchange(unittest.TestCase):
 
     def test_request(self):
         version, pid, python = self.ready()
-        self.assertEqual((int(version), int(pid)), (worker.PROTOCOL_VERSION, self.proc.pid))
+        self.assertEqual((int(version), int(pid)), (frames.PROTOCOL_VERSION, self.proc.pid))
         self.request(7)  # the golden request, as request 7
-        head = worker.encode_head("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "14")])
+        head = frames.encode_head("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "14")])
         self.assertEqual(self.frame(), ("S", 7, head))
         self.assertEqual(self.frame(), ("D", 7, b"Hello, world!\n"))
         self.assertEqual(self.frame(), ("E", 7, b""))
@@ -216,7 +217,7 @@ class FileExchange(Exchange):
         kind, rid, _ = self.frame()
         self.assertEqual((kind, rid), ("S", 8))
         kind, rid, payload = self.frame()
-        self.assertEqual((kind, rid, worker.OFFSET.unpack(payload)), ("F", 8, (0,)))
+        self.assertEqual((kind, rid, frames.OFFSET.unpack(payload)), ("F", 8, (0,)))
         self.assertEqual(len(self.fds), 1)
         with os.fdopen(self.fds[0], "rb") as f:
             self.assertEqual(f.read(), b"file wrapper " * 1000)
