@@ -55,7 +55,9 @@ type Config struct {
 	// "application".
 	App string
 	// Python is the interpreter; empty means $VIRTUAL_ENV/bin/python when
-	// VIRTUAL_ENV is set, else python3 on PATH.
+	// VIRTUAL_ENV is set, else the virtualenv's python when torsion itself
+	// is in a virtualenv's bin/ (installed there by pip), else python3 on
+	// PATH.
 	Python string
 	// Dir is the workers' working directory, which is also first on the
 	// import path; empty means the current directory.
@@ -192,10 +194,7 @@ func New(cfg Config) (*Pool, error) {
 		cfg.MaxQueue = math.MaxInt
 	}
 	if cfg.Python == "" {
-		cfg.Python = "python3"
-		if venv := os.Getenv("VIRTUAL_ENV"); venv != "" {
-			cfg.Python = filepath.Join(venv, "bin", "python")
-		}
+		cfg.Python = defaultPython(os.Getenv("VIRTUAL_ENV"), os.Executable)
 	}
 	py, err := exec.LookPath(cfg.Python)
 	if err != nil {
@@ -245,6 +244,31 @@ func New(cfg Config) (*Pool, error) {
 		rss:    residentBytes,
 		python: sync.OnceValue(func() string { return describePython(cfg.Python) }),
 	}, nil
+}
+
+// defaultPython is the interpreter of Config.Python's default: the active
+// virtualenv's (venv, $VIRTUAL_ENV); else, for a torsion installed in a
+// virtualenv's bin/ (pip install of its wheel), that virtualenv's, active
+// or not; else python3 on PATH.
+func defaultPython(venv string, executable func() (string, error)) string {
+	if venv != "" {
+		return filepath.Join(venv, "bin", "python")
+	}
+	if exe, err := executable(); err == nil {
+		if exe, err = filepath.EvalSymlinks(exe); err == nil {
+			bin := filepath.Dir(exe)
+			py := filepath.Join(bin, "python")
+			if _, err := os.Stat(filepath.Join(filepath.Dir(bin), "pyvenv.cfg")); err == nil && isExecutable(py) {
+				return py
+			}
+		}
+	}
+	return "python3"
+}
+
+func isExecutable(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
 }
 
 // defaultThreads is cfg.Threads, or when 0 the default of its kind: 64

@@ -309,3 +309,34 @@ func TestKnowsNoHTTP(t *testing.T) {
 		}
 	}
 }
+
+// TestDefaultPython: the interpreter by default is the active
+// virtualenv's, else that of the virtualenv torsion runs from (a pip
+// install puts it in its bin/, beside python; a symlink to it counts as
+// the file), else python3.
+func TestDefaultPython(t *testing.T) {
+	venv := t.TempDir()
+	bin := filepath.Join(venv, "bin")
+	os.Mkdir(bin, 0o755)
+	os.WriteFile(filepath.Join(venv, "pyvenv.cfg"), []byte("home = /usr/bin\n"), 0o644)
+	os.WriteFile(filepath.Join(bin, "python"), []byte("#!/bin/sh\n"), 0o755)
+	os.WriteFile(filepath.Join(bin, "torsion"), nil, 0o755)
+	link := filepath.Join(t.TempDir(), "torsion")
+	os.Symlink(filepath.Join(bin, "torsion"), link)
+	plain := t.TempDir()
+	os.WriteFile(filepath.Join(plain, "torsion"), nil, 0o755)
+	os.WriteFile(filepath.Join(plain, "python"), []byte("#!/bin/sh\n"), 0o755) // no pyvenv.cfg above it
+	exe := func(p string) func() (string, error) { return func() (string, error) { return p, nil } }
+	for _, tt := range []struct {
+		name, active, exe, want string
+	}{
+		{"active virtualenv", "/srv/venv", filepath.Join(bin, "torsion"), "/srv/venv/bin/python"},
+		{"installed in a virtualenv", "", filepath.Join(bin, "torsion"), filepath.Join(bin, "python")},
+		{"through a symlink", "", link, filepath.Join(bin, "python")},
+		{"not in a virtualenv", "", filepath.Join(plain, "torsion"), "python3"},
+	} {
+		if got := defaultPython(tt.active, exe(tt.exe)); got != tt.want {
+			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}

@@ -7,36 +7,60 @@ import (
 	"runtime/debug"
 )
 
-// Version describes this build: the module's version ("(devel)" for a
-// build from a checkout), the Go version, and the commit it was built from
-// when the build recorded one, with "+changes" if the tree had some.
+// The release build (scripts/release) stamps these with -ldflags -X:
+// version is the git tag of the commit built ("v0.1.0"), or "devel" when
+// the commit has none; commit is the commit's hash, with "+changes" if the
+// tree had some.
+var (
+	version string
+	commit  string
+)
+
+// Version describes this build: "PROG VERSION GO [commit HASH (TIME)]".
+// VERSION is the release's, else the module's when Go recorded one (a
+// build by go install of a tagged module), else "devel"; the commit is the
+// release's, else the one Go recorded from the checkout, if any.
 func Version(prog string) string {
-	v := prog
 	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return v + " " + runtime.Version()
+	v, c, when := version, commit, ""
+	if ok {
+		if v == "" && info.Main.Version != "" && info.Main.Version != "(devel)" {
+			v = info.Main.Version
+		}
+		if c == "" {
+			c, when = recordedCommit(info)
+		}
 	}
-	v += " " + info.Main.Version + " " + runtime.Version()
-	var rev, when string
+	if v == "" {
+		v = "devel"
+	}
+	s := prog + " " + v + " " + runtime.Version()
+	if c != "" {
+		s += " commit " + c
+		if when != "" {
+			s += " (" + when + ")"
+		}
+	}
+	return s
+}
+
+// recordedCommit is the commit Go recorded when it built from a checkout
+// (-buildvcs): 12 digits of its hash, "+changes" if the tree had some, and
+// its time.
+func recordedCommit(info *debug.BuildInfo) (rev, when string) {
 	modified := false
 	for _, s := range info.Settings {
 		switch s.Key {
 		case "vcs.revision":
-			rev = s.Value
+			rev = s.Value[:min(12, len(s.Value))]
 		case "vcs.time":
 			when = s.Value
 		case "vcs.modified":
 			modified = s.Value == "true"
 		}
 	}
-	if rev != "" {
-		v += " commit " + rev[:min(12, len(rev))]
-		if modified {
-			v += "+changes"
-		}
-		if when != "" {
-			v += " (" + when + ")"
-		}
+	if rev != "" && modified {
+		rev += "+changes"
 	}
-	return v
+	return rev, when
 }

@@ -111,7 +111,7 @@ func newOptions(fs *pflag.FlagSet) *options {
 	fs.StringVar(&o.wsgi.App, "wsgi", "", "serve the WSGI application `MODULE.ATTR` or MODULE:ATTR (the current directory is on the import path)")
 	fs.StringVar(&o.wsgi.Loop, "asgi-loop", wd.Loop, "event loop of --asgi workers: `asyncio|uvloop` (uvloop must be installed for the --python interpreter)")
 	fs.StringVar(&o.asgi, "asgi", "", fmt.Sprintf("serve the ASGI 3 application `MODULE:ATTR` (FastAPI, Starlette, Quart...): each worker runs it on an asyncio event loop, --threads requests at a time (default %d); the --wsgi options apply", workers.DefaultASGITasks))
-	fs.StringVar(&o.wsgi.Python, "python", "", "the Python interpreter `PATH` of --wsgi and --asgi workers (default: $VIRTUAL_ENV/bin/python if set, else python3)")
+	fs.StringVar(&o.wsgi.Python, "python", "", "the Python interpreter `PATH` of --wsgi and --asgi workers (default: $VIRTUAL_ENV/bin/python if set, else the virtualenv's python when torsion is installed in one, else python3)")
 	fs.StringArrayVar(&o.wsgi.PythonPath, "pythonpath", nil, "add `DIR` to the import path (repeatable)")
 	fs.StringArrayVar(&o.wsgi.Env, "env", nil, "`KEY=VALUE` to set in the workers' environment (repeatable)")
 	fs.StringVar(&o.wsgi.Dir, "chdir", "", "run the workers in `DIR`, which is also on the import path")
