@@ -74,6 +74,24 @@ type globals struct {
 func Run(ctx context.Context, prog string, args []string, stdout, stderr io.Writer) int {
 	prog = progName(prog)
 	var g globals
+	root := newRoot(ctx, prog, &g, stdout, stderr)
+	root.SetArgs(globalShorthands(args, root.PersistentFlags()))
+	cmd, err := root.ExecuteC()
+	if err == nil {
+		return ExitOK
+	}
+	var ue usageError
+	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") {
+		fmt.Fprintf(stderr, "%s: %v\nRun '%s --help' for usage.\n", prog, err, cmd.CommandPath())
+		return ExitUsage
+	}
+	fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+	return ExitFailed
+}
+
+// newRoot makes the command tree: the global options, the version
+// command, and a command per registered plugin, whose options land in g.
+func newRoot(ctx context.Context, prog string, g *globals, stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:   prog + " [global options] PLUGIN [options]",
 		Short: prog + " runs network servers, like twistd",
@@ -94,7 +112,6 @@ func Run(ctx context.Context, prog string, args []string, stdout, stderr io.Writ
 	})
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.SetArgs(args)
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{flagHint(cmd, err)} })
 	// gunicorn's name for the log that is not the access log.
 	root.SetGlobalNormalizationFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
@@ -129,7 +146,7 @@ func Run(ctx context.Context, prog string, args []string, stdout, stderr io.Writ
 	pf.BoolVar(&g.checkConfig, "check-config", false, "check the options and the configuration (endpoints, files, the plugin's own checks) and exit")
 
 	for _, p := range plugin.All() {
-		root.AddCommand(command(ctx, prog, p, &g, stdout, stderr))
+		root.AddCommand(command(ctx, prog, p, g, stdout, stderr))
 	}
 	// "torsion -c FILE" runs the one plugin FILE configures.
 	root.RunE = func(cmd *cobra.Command, args []string) error {
@@ -151,18 +168,7 @@ func Run(ctx context.Context, prog string, args []string, stdout, stderr io.Writ
 		}
 		return sub.RunE(sub, nil)
 	}
-	root.SetArgs(globalShorthands(args, pf))
-	cmd, err := root.ExecuteC()
-	if err == nil {
-		return ExitOK
-	}
-	var ue usageError
-	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") {
-		fmt.Fprintf(stderr, "%s: %v\nRun '%s --help' for usage.\n", prog, err, cmd.CommandPath())
-		return ExitUsage
-	}
-	fmt.Fprintf(stderr, "%s: %v\n", prog, err)
-	return ExitFailed
+	return root
 }
 
 // foreignFlags says, for options of gunicorn, uvicorn and twistd that

@@ -331,3 +331,77 @@ def prefix():
 		t.Errorf("import torsion still works after pip uninstall")
 	}
 }
+
+// TestDeb builds the Debian package and installs it with apt-get, as an
+// operator would: /usr/bin/torsion runs and completes its options, dpkg
+// lists what it installed, the man pages read, the systemd units are in
+// place and not enabled; apt-get remove takes it all away.
+func TestDeb(t *testing.T) {
+	t.Parallel()
+	out := t.TempDir()
+	cmd := exec.Command("scripts/deb", "-o", out)
+	cmd.Dir = repo
+	b, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("scripts/deb: %v", err)
+	}
+	deb := strings.TrimSpace(string(b))
+	contents, err := exec.Command("dpkg-deb", "--contents", deb).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	installed := []string{"/usr/bin/torsion", "/lib/systemd/system/torsion.service", "/lib/systemd/system/torsion.socket",
+		"/usr/share/man/man1/torsion.1.gz", "/usr/share/man/man1/torsion-web.1.gz", "/usr/share/man/man1/torsion-dns.1.gz",
+		"/usr/share/bash-completion/completions/torsion", "/usr/share/zsh/vendor-completions/_torsion",
+		"/usr/share/fish/vendor_completions.d/torsion.fish", "/usr/share/doc/torsion/copyright"}
+	for _, f := range installed {
+		if !strings.Contains(string(contents), " ."+f+"\n") {
+			t.Errorf("the package lacks %s:\n%s", f, contents)
+		}
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("installing the package needs root (CI runs as root)")
+	}
+	if err := exec.Command("dpkg", "-S", "/usr/bin/torsion").Run(); err != nil && exists("/usr/bin/torsion") {
+		t.Skip("/usr/bin/torsion exists and is not the package's: not overwriting it")
+	}
+	apt := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command("apt-get", append([]string{"-y", "-q"}, args...)...)
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("apt-get %v: %v\n%s", args, err, out)
+		}
+	}
+	apt("install", "--no-install-recommends", deb)
+	t.Cleanup(func() { exec.Command("apt-get", "-y", "-q", "remove", "torsion").Run() })
+	if out, err := exec.Command("/usr/bin/torsion", "--version").Output(); err != nil || !strings.HasPrefix(string(out), "torsion ") {
+		t.Errorf("/usr/bin/torsion --version: %q %v", out, err)
+	}
+	listed, _ := exec.Command("dpkg", "-L", "torsion").Output()
+	for _, f := range installed {
+		if !strings.Contains(string(listed), f+"\n") || !exists(f) {
+			t.Errorf("dpkg -L torsion lacks %s, or it is not there:\n%s", f, listed)
+		}
+	}
+	page, err := exec.Command("man", "-P", "cat", "torsion-web").Output()
+	if err != nil || !strings.Contains(string(page), "--wsgi") || !strings.Contains(string(page), "torsion web") {
+		t.Errorf("man torsion-web: %v\n%.500s", err, page)
+	}
+	// The completion scripts ask the binary what to complete.
+	if out, err := exec.Command("/usr/bin/torsion", "__complete", "web", "--wsg").Output(); err != nil || !strings.Contains(string(out), "--wsgi") {
+		t.Errorf("completing --wsg: %q %v", out, err)
+	}
+	if unit, _ := os.ReadFile("/lib/systemd/system/torsion.service"); !strings.Contains(string(unit), "ExecStart=/usr/bin/torsion ") {
+		t.Errorf("the unit does not run the package's binary:\n%s", unit)
+	}
+	if exists("/etc/systemd/system/sockets.target.wants/torsion.socket") || exists("/etc/systemd/system/multi-user.target.wants/torsion.service") {
+		t.Errorf("the package enabled its units")
+	}
+	apt("remove", "torsion")
+	for _, f := range installed {
+		if exists(f) {
+			t.Errorf("apt-get remove left %s", f)
+		}
+	}
+}
