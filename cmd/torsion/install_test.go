@@ -405,3 +405,63 @@ func TestDeb(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmeInstall runs the code lines of README.md's "Install" section
+// as written, with sh, in a clone of the repository (as root, the apt-get
+// line too, then removes the package): what a new user types works.
+func TestReadmeInstall(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	readme, err := os.ReadFile(filepath.Join(repo, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	section, _, _ := strings.Cut(strings.SplitN(string(readme), "\n## Install\n", 2)[1], "\n## ")
+	src := filepath.Join(t.TempDir(), "torsion")
+	if out, err := exec.Command("git", "clone", "-q", repo, src).CombinedOutput(); err != nil {
+		t.Fatalf("git clone: %v\n%s", err, out)
+	}
+	if out, err := exec.Command("git", "-C", src, "checkout", "-q", gitOutput(t, "rev-parse", "HEAD")).CombinedOutput(); err != nil {
+		t.Fatalf("git checkout: %v\n%s", err, out)
+	}
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "VIRTUAL_ENV=") {
+			env = append(env, kv)
+		}
+	}
+	ran := 0
+	for _, block := range codeBlocks(section) {
+		for _, line := range block {
+			if stripComment(line) == "" {
+				continue
+			}
+			if strings.HasPrefix(line, "apt-get ") {
+				if os.Geteuid() != 0 {
+					t.Logf("not root: %s not run", line)
+					continue
+				}
+				if err := exec.Command("dpkg", "-S", "/usr/bin/torsion").Run(); err != nil && exists("/usr/bin/torsion") {
+					t.Logf("/usr/bin/torsion is not the package's: %s not run", line)
+					continue
+				}
+				t.Cleanup(func() { exec.Command("apt-get", "-y", "-q", "remove", "torsion").Run() })
+				line = strings.Replace(line, "apt-get install", "apt-get install -y -q --no-install-recommends", 1)
+			}
+			cmd := exec.Command("sh", "-c", line)
+			cmd.Dir, cmd.Env = src, append(env, "DEBIAN_FRONTEND=noninteractive")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("%s: %v\n%s", line, err, out)
+			}
+			ran++
+		}
+	}
+	if ran < 5 {
+		t.Fatalf("only %d commands in the Install section:\n%s", ran, section)
+	}
+	if out, err := exec.Command(filepath.Join(src, "venv", "bin", "torsion"), "--version").Output(); err != nil || !strings.HasPrefix(string(out), "torsion ") {
+		t.Errorf("venv/bin/torsion --version after the pip line: %q %v", out, err)
+	}
+}
