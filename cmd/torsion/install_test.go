@@ -465,3 +465,32 @@ func TestReadmeInstall(t *testing.T) {
 		t.Errorf("venv/bin/torsion --version after the pip line: %q %v", out, err)
 	}
 }
+
+// TestVersionFromTag: a commit tagged v1.2.3 is version v1.2.3 to the
+// release and 1.2.3 to the wheel; an untagged one is devel, and a
+// PEP 440 development release naming its commit.
+func TestVersionFromTag(t *testing.T) {
+	t.Parallel()
+	src := filepath.Join(t.TempDir(), "torsion")
+	if out, err := exec.Command("git", "clone", "-q", repo, src).CombinedOutput(); err != nil {
+		t.Fatalf("git clone: %v\n%s", err, out)
+	}
+	version := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(filepath.Join(src, "scripts", "version"), args...).Output()
+		if err != nil {
+			t.Fatalf("scripts/version %v: %v", args, err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	short, _ := exec.Command("git", "-C", src, "rev-parse", "--short=12", "HEAD").Output()
+	if got, py := version(), version("-p"); got != "devel" || py != "0.0.0.dev0+g"+strings.TrimSpace(string(short)) {
+		t.Errorf("untagged: %q and %q", got, py)
+	}
+	if out, err := exec.Command("git", "-C", src, "-c", "user.name=t", "-c", "user.email=t@t", "tag", "-a", "-m", "test", "v1.2.3").CombinedOutput(); err != nil {
+		t.Fatalf("git tag: %v\n%s", err, out)
+	}
+	if got, py := version(), version("-p"); got != "v1.2.3" || py != "1.2.3" {
+		t.Errorf("tagged v1.2.3: %q and %q", got, py)
+	}
+}
