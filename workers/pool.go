@@ -581,9 +581,10 @@ func (p *Pool) startWorker(ctx context.Context, slot int) (*worker, error) {
 	case <-w.exited:
 		return nil, &StartError{App: p.cfg.App, Status: w.status, Output: w.tail.String(), Python: p.python()}
 	case <-t.C:
+		stacks := w.dumpStacks() // where the import hangs
 		w.kill()
 		<-w.exited
-		return nil, fmt.Errorf("worker %d did not start within %v under %s:\n%s", slot, p.cfg.StartTimeout, p.python(), w.tail)
+		return nil, fmt.Errorf("worker %d did not start within %v under %s; its threads were at:\n%s\nits output:\n%s", slot, p.cfg.StartTimeout, p.python(), stacks, w.tail)
 	case <-ctx.Done():
 		w.kill()
 		<-w.exited
@@ -811,9 +812,8 @@ func (p *Pool) watchdog() {
 					}
 				}
 				w.mu.Unlock()
-				if len(stuck) > 0 && p.timedOut(w, stuck, now) {
-					w.setCause("timeout")
-					w.kill()
+				if len(stuck) > 0 {
+					p.timedOut(w, stuck, now)
 				}
 			}
 		}
@@ -824,13 +824,14 @@ func (p *Pool) watchdog() {
 // --timeout may take to end before its worker is killed.
 const cancelGrace = 5 * time.Second
 
-// timedOut deals with the calls of w that ran past the timeout, and
-// reports whether w must be killed. A WSGI worker must: its thread cannot
-// be interrupted. An ASGI worker is asked to cancel each such call's task
-// (the call then ends and is answered 504), so its other requests go on;
-// it is killed only if a cancelled task has not ended within cancelGrace
-// (synchronous code holding its event loop, say).
-func (p *Pool) timedOut(w *worker, stuck []*Call, now time.Time) bool {
+// timedOut deals with the calls of w that ran past the timeout. A WSGI
+// worker is killed: its thread cannot be interrupted. An ASGI worker is
+// asked to cancel each such call's task (the call then ends and is
+// answered 504), so its other requests go on; it is killed only if a
+// cancelled task has not ended within cancelGrace (synchronous code
+// holding its event loop, say). Either kill is explained first
+// (killExplained).
+func (p *Pool) timedOut(w *worker, stuck []*Call, now time.Time) {
 	for _, c := range stuck {
 		c.mu.Lock()
 		if !c.timeout {
@@ -844,17 +845,19 @@ func (p *Pool) timedOut(w *worker, stuck []*Call, now time.Time) bool {
 		c.mu.Unlock()
 		switch {
 		case !p.cfg.ASGI:
-			w.log.Error("worker spent longer than the timeout on one request; killing it", "timeout", p.cfg.Timeout)
-			return true
+			w.setCause("timeout")
+			w.killExplained("worker spent longer than the timeout on one request; killing it", c, "timeout", p.cfg.Timeout)
+			return
 		case first:
-			w.log.Warn("a request ran longer than the timeout; cancelling its task", "timeout", p.cfg.Timeout)
+			w.log.Warn("a request ran longer than the timeout; cancelling its task", "timeout", p.cfg.Timeout,
+				"method", c.job.Method, "uri", c.job.URI, "request_id", c.job.RequestID)
 			w.sendFrame(KindCancel, c.id, []byte(cancelTimeout))
 		case since > cancelGrace:
-			w.log.Error("a task cancelled for the timeout did not end; killing its worker", "timeout", p.cfg.Timeout, "grace", cancelGrace)
-			return true
+			w.setCause("timeout")
+			w.killExplained("a task cancelled for the timeout did not end; killing its worker", c, "timeout", p.cfg.Timeout, "grace", cancelGrace)
+			return
 		}
 	}
-	return false
 }
 
 // memoryWatch samples the workers' resident memory every second and

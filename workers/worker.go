@@ -158,14 +158,19 @@ func (c *Call) Retry() (retry, mayHaveRun bool) {
 
 // worker is one Python process and the socket to it.
 type worker struct {
-	pool   *Pool
-	slot   int // 1-based, for log lines
-	cmd    *exec.Cmd
-	pid    int
-	conn   *net.UnixConn
-	ctl    *net.UnixConn // the control socket; its exchanges are serialised by the pool's ctlMu
-	ctlSeq uint32        // the id of the last control line sent
-	log    *slog.Logger
+	pool *Pool
+	slot int // 1-based, for log lines
+	cmd  *exec.Cmd
+	pid  int
+	conn *net.UnixConn
+	ctl  *net.UnixConn // the control socket; its exchanges are serialised by the pool's ctlMu
+	// stacks is the pipe the worker writes its threads' stacks on when
+	// asked (dumpStacks); killing is set once a kill is under way.
+	stacks   *os.File
+	stacksMu sync.Mutex
+	killing  atomic.Bool
+	ctlSeq   uint32 // the id of the last control line sent
+	log      *slog.Logger
 
 	wmu   sync.Mutex // guards wbuf and spare
 	wbuf  []byte
@@ -293,8 +298,17 @@ func (p *Pool) spawn(slot int) (*worker, error) {
 		return nil, err
 	}
 	defer ctlTheirs.Close()
+	// The pipe on which the worker writes its threads' stacks when asked
+	// (SIGUSR1), before it is killed.
+	stacks, stacksTheirs, err := os.Pipe()
+	if err != nil {
+		fc.Close()
+		ctl.Close()
+		return nil, err
+	}
+	defer stacksTheirs.Close()
 	args := []string{p.script, "--app", p.cfg.App, "--threads", fmt.Sprint(p.cfg.Threads), "--workers", fmt.Sprint(p.cfg.Workers),
-		"--control-fd", "4"}
+		"--control-fd", "4", "--stacks-fd", "5"}
 	if p.cfg.ASGI {
 		args = append(args, "--interface", "asgi")
 		if p.cfg.Loop != "" {
@@ -304,7 +318,7 @@ func (p *Pool) spawn(slot int) (*worker, error) {
 	cmd := exec.Command(p.cfg.Python, args...)
 	cmd.Dir = p.cfg.Dir
 	cmd.Env = p.env
-	cmd.ExtraFiles = []*os.File{theirs, ctlTheirs} // fds 3 and 4
+	cmd.ExtraFiles = []*os.File{theirs, ctlTheirs, stacksTheirs} // fds 3, 4 and 5
 	cmd.SysProcAttr = workerProcAttr()
 	if c := p.cfg.RunAs; c != nil {
 		// Without root, torsion runs as that user already and may not
@@ -312,7 +326,7 @@ func (p *Pool) spawn(slot int) (*worker, error) {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: c.Uid, Gid: c.Gid, NoSetGroups: os.Geteuid() != 0}
 	}
 	w := &worker{
-		pool: p, slot: slot, cmd: cmd, conn: fc, ctl: ctl,
+		pool: p, slot: slot, cmd: cmd, conn: fc, ctl: ctl, stacks: stacks,
 		calls: map[uint32]*Call{}, exited: make(chan struct{}), wsig: make(chan struct{}, 1),
 		ready: make(chan string, 1), tail: &lineRing{max: 60},
 	}
@@ -323,14 +337,19 @@ func (p *Pool) spawn(slot int) (*worker, error) {
 	if err != nil {
 		fc.Close()
 		ctl.Close()
+		stacks.Close()
 		return nil, err
 	}
 	cmd.Stdout, cmd.Stderr = in, in
 	err = cmd.Start()
 	in.Close()
+	// A worker whose stacks nobody reads (someone else's SIGUSR1) must
+	// not block in the write: the worker's end does not wait.
+	syscall.SetNonblock(int(stacksTheirs.Fd()), true)
 	if err != nil {
 		fc.Close()
 		ctl.Close()
+		stacks.Close()
 		out.Close()
 		return nil, fmt.Errorf("starting %s: %w", p.cfg.Python, err)
 	}
@@ -361,6 +380,9 @@ func (p *Pool) spawn(slot int) (*worker, error) {
 		w.status = exitStatus(cmd.ProcessState, err)
 		w.die(fmt.Errorf("%w: %s", ErrWorkerDied, w.status))
 		close(w.exited)
+		w.stacksMu.Lock()
+		w.stacks.Close()
+		w.stacksMu.Unlock()
 	}()
 	return w, nil
 }
@@ -692,6 +714,63 @@ func (w *worker) die(err error) {
 func (w *worker) fail(err error) {
 	w.log.Error("the worker broke the protocol; killing it", "err", err)
 	w.kill()
+}
+
+// killExplained kills the worker after one error record saying why: msg,
+// the request it was stuck in (c, if any), attrs, and the Python stack
+// of each of its threads, which it is asked for first (dumpStacks). It
+// returns at once; only its first call acts.
+func (w *worker) killExplained(msg string, c *Call, attrs ...any) {
+	if !w.killing.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		if c != nil {
+			attrs = append(attrs, "method", c.job.Method, "uri", c.job.URI, "request_id", c.job.RequestID)
+		}
+		w.log.Error(msg, append(attrs, "stacks", w.dumpStacks())...)
+		w.kill()
+	}()
+}
+
+const (
+	// stackWait bounds how long a worker has to start writing its stacks.
+	stackWait = time.Second
+	// stackQuiet ends the stacks once the worker has written nothing
+	// more for so long.
+	stackQuiet = 100 * time.Millisecond
+	// maxStacks bounds what is read of them.
+	maxStacks = 1 << 20
+)
+
+// dumpStacks asks the worker for the Python stack of every thread
+// (SIGUSR1, which faulthandler answers on the stacks pipe) and returns
+// what it wrote, or why there is nothing; it waits stackWait at most for
+// the first bytes.
+func (w *worker) dumpStacks() string {
+	w.stacksMu.Lock()
+	defer w.stacksMu.Unlock()
+	if err := w.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		return "(not asked: " + err.Error() + ")"
+	}
+	var buf []byte
+	chunk := make([]byte, 64<<10)
+	deadline := time.Now().Add(stackWait)
+	for len(buf) < maxStacks {
+		if err := w.stacks.SetReadDeadline(deadline); err != nil {
+			break
+		}
+		n, err := w.stacks.Read(chunk)
+		buf = append(buf, chunk[:n]...)
+		if err != nil {
+			break
+		}
+		deadline = time.Now().Add(stackQuiet)
+	}
+	if len(buf) == 0 {
+		return fmt.Sprintf("(the worker wrote no stacks within %v)", stackWait)
+	}
+	return strings.TrimRight(string(buf), "\n")
 }
 
 // kill ends the worker, and every process in its group, at once.

@@ -340,3 +340,31 @@ func TestDefaultPython(t *testing.T) {
 		}
 	}
 }
+
+// TestStartupHang: an application whose import never ends fails the
+// start after StartTimeout, and the error says where it hung: the stack
+// of the import's line, asked of the worker before it is killed.
+func TestStartupHang(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat(python); err != nil {
+		t.Skip("needs Debian's python3")
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "hangs.py"), []byte("import time\ntime.sleep(3600)\n"), 0o644)
+	p, err := New(Config{App: "hangs:app", Python: python, Dir: dir, Workers: 1, StartTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err = p.Start(context.Background())
+	if err == nil {
+		p.Stop(context.Background())
+		t.Fatal("a hanging import started")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the start failed after %v, want about 1s", d)
+	}
+	if !strings.Contains(err.Error(), "did not start within 1s") || !strings.Contains(err.Error(), `hangs.py", line 2 in <module>`) {
+		t.Errorf("the error does not say where the import hangs: %v", err)
+	}
+}

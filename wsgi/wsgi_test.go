@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -174,6 +175,24 @@ func (s *testServer) dial(t *testing.T) net.Conn {
 	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	return c
+}
+
+// logRecord is the record of the text log whose message is msg, with
+// the lines that follow it (a multi-line attribute) up to the next
+// record's time.
+func logRecord(log, msg string) string {
+	var rec []string
+	for _, l := range strings.Split(log, "\n") {
+		switch {
+		case strings.Contains(l, msg):
+			rec = []string{l}
+		case len(rec) > 0 && !(len(l) > 4 && l[4] == '-' && strings.HasPrefix(l, "20")):
+			rec = append(rec, l)
+		case len(rec) > 0:
+			return strings.Join(rec, "\n")
+		}
+	}
+	return strings.Join(rec, "\n")
 }
 
 func waitFor(t *testing.T, cond func() bool, format string, args ...any) {
@@ -767,19 +786,39 @@ func TestIdempotentRetry(t *testing.T) {
 	}
 }
 
+// TestTimeout: a request past the timeout gets 504, and its worker is
+// killed after one error record that names the request and holds the
+// Python stack of the line it hung on (faulthandler, asked by SIGUSR1):
+// a blocking sleep, and an endless loop in Python.
 func TestTimeout(t *testing.T) {
-	s := startPool(t, Config{Config: workers.Config{App: "apps:slow", Timeout: 300 * time.Millisecond}})
-	start := time.Now()
-	resp, body := get(t, s.url+"/?30")
-	if resp.StatusCode != 504 {
-		t.Errorf("hung request = %d %q, want 504", resp.StatusCode, body)
-	}
-	if d := time.Since(start); d > 3*time.Second {
-		t.Errorf("504 took %v", d)
-	}
-	waitFor(t, func() bool { return strings.Count(s.log.String(), "worker started worker=1") == 2 }, "worker not replaced:\n%s", s.log)
-	if resp, _ := get(t, s.url+"/?0"); resp.StatusCode != 200 {
-		t.Errorf("after the timeout: %d", resp.StatusCode)
+	t.Parallel()
+	for _, tt := range []struct{ app, target string }{
+		{"slow", "/?30"}, // a blocking sleep
+		{"spin", "/"},    // an endless loop in Python
+	} {
+		t.Run(tt.app, func(t *testing.T) {
+			t.Parallel()
+			s := startPool(t, Config{Config: workers.Config{App: "apps:" + tt.app, Timeout: 300 * time.Millisecond}})
+			start := time.Now()
+			resp, body := get(t, s.url+tt.target)
+			if resp.StatusCode != 504 {
+				t.Errorf("hung request = %d %q, want 504", resp.StatusCode, body)
+			}
+			if d := time.Since(start); d > 3*time.Second {
+				t.Errorf("504 took %v", d)
+			}
+			waitFor(t, func() bool { return strings.Count(s.log.String(), "worker started worker=1") == 2 }, "worker not replaced:\n%s", s.log)
+			record := logRecord(s.log.String(), "worker spent longer than the timeout on one request; killing it")
+			// The frame of the application's function, at the line it
+			// was on (a loop's test or its body).
+			want := regexp.MustCompile(`apps\.py", line \d+ in ` + tt.app + "\n")
+			if !want.MatchString(record) || !strings.Contains(record, "method=GET uri="+tt.target+" ") {
+				t.Errorf("the kill's record lacks the request or %s:\n%s\nlog:\n%s", want, record, s.log)
+			}
+			if resp, _ := get(t, s.url+"/?0"); tt.app == "slow" && resp.StatusCode != 200 {
+				t.Errorf("after the timeout: %d", resp.StatusCode)
+			}
+		})
 	}
 }
 

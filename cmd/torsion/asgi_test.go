@@ -448,6 +448,11 @@ async def app(scope, receive, send):
 		t.Errorf("only %d requests ran beside /hang", served)
 	}
 	p.waitLog(`a request ran longer than the timeout; cancelling its task`)
+	// Where the task was goes to the log, with the request.
+	p.waitLog(`the request's task ran past --timeout and is cancelled; it was at: .*uri=/hang`)
+	if !strings.Contains(p.logText(), `hangs.py", line 7, in app`) {
+		t.Errorf("the cancelled task's stack does not name its line:\n%s", p.logText())
+	}
 	if strings.Contains(p.logText(), "killing") {
 		t.Errorf("a worker was killed for a task that could be cancelled:\n%s", p.logText())
 	}
@@ -456,6 +461,9 @@ async def app(scope, receive, send):
 		t.Errorf("/block: %v, want 504", a)
 	}
 	p.waitLog(`a task cancelled for the timeout did not end; killing its worker`)
+	// The kill's record holds the stack of the code that held the loop.
+	waitUntil(10*time.Second, func() bool { return strings.Contains(p.logText(), `hangs.py", line 9 in app`) },
+		func() { t.Errorf("the kill's record lacks the blocking line:\n%s", p.logText()) })
 	if got := curl(t, base+"/"); got == pid || got == "" {
 		t.Errorf("after the kill, answered by %q (the old worker was %s)", got, pid)
 	}

@@ -117,7 +117,8 @@ func newOptions(fs *pflag.FlagSet) *options {
 	fs.StringVar(&o.wsgi.Dir, "chdir", "", "run the workers in `DIR`, which is also on the import path")
 	fs.IntVarP(&o.wsgi.Workers, "workers", "w", 0, "`N` worker processes (default: the number of CPUs)")
 	fs.IntVar(&o.wsgi.Threads, "threads", wd.Threads, "`N` threads in each worker process")
-	plugin.DurationVar(fs, &o.wsgi.Timeout, "timeout", "t", 0, "kill a worker stuck in one request for longer than this and answer 504 (0: never)")
+	plugin.DurationVar(fs, &o.wsgi.Timeout, "timeout", "t", 0, "kill a worker stuck in one request for longer than this and answer 504, logging the Python stack of each of its threads (0: never)")
+	plugin.DurationVar(fs, &o.wsgi.StartTimeout, "startup-timeout", "", wd.StartTimeout, "fail a worker that has not imported the application within this, logging where its threads were")
 	fs.IntVar(&o.wsgi.MaxRequests, "max-requests", 0, "recycle a worker after `N` requests (0: never)")
 	fs.IntVar(&o.wsgi.MaxRequestsJitter, "max-requests-jitter", 0, "add up to `N` requests to --max-requests, per worker")
 	plugin.BytesVar(fs, &o.wsgi.BodyBuffer, "body-buffer", "", wd.BodyBuffer, "`BYTES` of request body received in memory before the request takes a worker")
@@ -359,6 +360,7 @@ func (o *options) checkNumbers() error {
 		{"--body-disk", o.bodyDisk <= 0, "positive"},
 		{"--max-worker-memory", o.wsgi.MaxMemory < 0, "0 (no limit) or more"},
 		{"--timeout", o.wsgi.Timeout < 0, "0 (never) or more"},
+		{"--startup-timeout", o.wsgi.StartTimeout <= 0, "positive"},
 		{"--max-queue", o.wsgi.MaxQueue < 0, "0 (no bound) or more"},
 	} {
 		if c.bad {

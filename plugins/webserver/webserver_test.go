@@ -42,6 +42,7 @@ func TestDefaultsOnce(t *testing.T) {
 		{"ws-idle-timeout", o.wsgi.WebSocketIdle, wd.WebSocketIdle},
 		{"max-websockets", o.wsgi.MaxWebSockets, wd.MaxWebSockets},
 		{"asgi-loop", o.wsgi.Loop, wd.Loop},
+		{"startup-timeout", o.wsgi.StartTimeout, wd.StartTimeout},
 		{"header-timeout", o.headerTimeout, hd.ReadHeaderTimeout},
 		{"idle-timeout", o.idleTimeout, hd.IdleTimeout},
 		{"max-header-bytes", o.maxHeaderBytes, hd.MaxHeaderBytes},

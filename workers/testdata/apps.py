@@ -157,6 +157,11 @@ def slow(environ, start_response):
     return [str(os.getpid()).encode()]
 
 
+def spin(environ, start_response):
+    while True:  # an endless loop in Python: only a kill ends it
+        pass
+
+
 def pid(environ, start_response):
     start_response("200 OK", [])
     return [str(os.getpid()).encode()]

@@ -17,6 +17,19 @@ from .frames import DATA, END, ERROR, HEADER, LOG, MAX_PAYLOAD, Router, START, T
 from .wsgi import BodyError
 
 
+def awaiting(coro):
+    """The stack of a suspended coroutine, as traceback formats one:
+    its frame, then the frame of what it awaits, and so on down to the
+    innermost (Task.get_stack gives only the first)."""
+    frames = []
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            frames.append((frame, frame.f_lineno))
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return traceback.StackSummary.extract(frames).format()
+
+
 class StartupFailed(Exception):
     """The application's lifespan startup failed."""
 
@@ -468,7 +481,11 @@ class Asgi(Router):
             r.body.put_nowait(None)
             r.acks.put_nowait(None)
             if payload == TIMEOUT and r.task is not None:
-                r.task.cancel()  # torsion's --timeout: it answers 504
+                # torsion's --timeout: it answers 504. Where the task was
+                # goes to the log first, with the request.
+                self.conn.send(text_frame(LOG, rid, "the request's task ran past --timeout and is cancelled; it was at:\n"
+                                          + "".join(awaiting(r.task.get_coro()))))
+                r.task.cancel()
 
     def on_window(self, rid, payload):
         r = self.requests.get(rid)

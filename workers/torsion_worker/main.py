@@ -2,6 +2,7 @@
 loop of the interface it speaks."""
 
 import argparse
+import faulthandler
 import asyncio
 import importlib
 import inspect
@@ -76,6 +77,9 @@ def print_import_error(e):
     traceback.print_exception(type(e), e, tb)
 
 
+STACKS = None  # the file SIGUSR1's stacks go to, kept open
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--app", required=True)
@@ -83,12 +87,20 @@ def main():
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--fd", type=int, default=3)
     p.add_argument("--control-fd", type=int, default=-1)
+    p.add_argument("--stacks-fd", type=int, default=-1, help="where SIGUSR1 writes the stack of every thread")
     p.add_argument("--interface", choices=("wsgi", "asgi"), default="wsgi")
     p.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     p.add_argument("--probe", action="store_true", help="print whether the application is wsgi or asgi, and exit")
     args = p.parse_args()
     # torsion handles ^C and SIGTERM and closes our socket when it is time.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if args.stacks_fd >= 0:
+        # Before torsion kills a worker stuck in a request, or in the
+        # application's import, it asks where every thread is: SIGUSR1
+        # writes their stacks there, from C, whatever the threads hold.
+        global STACKS
+        STACKS = os.fdopen(args.stacks_fd, "w")
+        faulthandler.register(signal.SIGUSR1, file=STACKS, all_threads=True)
     sys.path.insert(0, os.getcwd())
     sys.modules["torsion"] = TORSION
     sys.modules["torsion.amp"] = amp
