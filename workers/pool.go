@@ -90,6 +90,13 @@ type Config struct {
 	// finishes those it holds, and a new worker takes its place. 0 means
 	// no limit; it is measured on Linux only.
 	MaxMemory int64
+	// MaxLifetime recycles a worker once it has run this long, plus a
+	// random 0..MaxLifetimeJitter, after the requests it holds, as
+	// MaxRequests does; 0 means never. IdleTimeout recycles a worker that
+	// has held no request for this long (for memory that grows while
+	// idle); 0 means never. Either recycles one worker at a time: none
+	// while another is starting or finishing.
+	MaxLifetime, MaxLifetimeJitter, IdleTimeout time.Duration
 	// MaxQueue bounds the requests that wait when every worker is busy
 	// (each worker holds Threads+8); more get 503 with Retry-After at
 	// once. The default, 1024, is what a listen backlog commonly holds:
@@ -180,8 +187,9 @@ func New(cfg Config) (*Pool, error) {
 	if !strings.Contains(cfg.App, ":") && !strings.Contains(cfg.App, ".") {
 		cfg.App += ":application" // a module alone: its application, as gunicorn and mod_wsgi take it
 	}
-	if cfg.Workers < 0 || cfg.Threads < 0 || cfg.MaxRequests < 0 || cfg.MaxRequestsJitter < 0 || cfg.Timeout < 0 || cfg.MaxMemory < 0 {
-		return nil, errors.New("workers, threads, timeout, max-requests and memory limit cannot be negative")
+	if cfg.Workers < 0 || cfg.Threads < 0 || cfg.MaxRequests < 0 || cfg.MaxRequestsJitter < 0 || cfg.Timeout < 0 || cfg.MaxMemory < 0 ||
+		cfg.MaxLifetime < 0 || cfg.MaxLifetimeJitter < 0 || cfg.IdleTimeout < 0 {
+		return nil, errors.New("workers, threads, timeout, max-requests, memory limit, lifetime and idle timeout cannot be negative")
 	}
 	cfg.Workers = cmp.Or(cfg.Workers, runtime.NumCPU())
 	if !cfg.DetectInterface {
@@ -311,6 +319,12 @@ func (p *Pool) rand(n int) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.rng.IntN(n)
+}
+
+func (p *Pool) rand64(n int64) int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.rng.Int64N(n)
 }
 
 // Stats tells the metrics how the pool is: its live workers, those of
@@ -530,6 +544,9 @@ func (p *Pool) Start(ctx context.Context) error {
 	}
 	if p.cfg.MaxMemory > 0 {
 		p.slots.Go(p.memoryWatch)
+	}
+	if p.cfg.MaxLifetime > 0 || p.cfg.IdleTimeout > 0 {
+		p.slots.Go(p.lifeWatch)
 	}
 	p.log.Info(p.kind()+" application running", "app", p.cfg.App, "workers", p.cfg.Workers, "threads", p.cfg.Threads, "python", ws[0].python)
 	for _, w := range ws {
@@ -892,6 +909,43 @@ func (p *Pool) memoryWatch() {
 			}
 		}
 		over = seen
+	}
+}
+
+// lifeWatch recycles workers past MaxLifetime (and their jitter) or idle
+// past IdleTimeout, one at a time: while a slot is empty (its worker
+// starting) or a worker drains, it waits, so that the pool's capacity
+// dips by one worker at most.
+func (p *Pool) lifeWatch() {
+	period := time.Second
+	for _, d := range []time.Duration{p.cfg.MaxLifetime, p.cfg.IdleTimeout} {
+		if d > 0 {
+			period = min(period, max(d/4, 10*time.Millisecond))
+		}
+	}
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	for {
+		select {
+		case <-p.stopped:
+			return
+		case <-tick.C:
+		}
+		p.mu.Lock()
+		ws := append([]*worker(nil), p.workers...)
+		p.mu.Unlock()
+		if slices.Contains(ws, nil) || slices.ContainsFunc(ws, (*worker).isDraining) {
+			continue
+		}
+		now := time.Now()
+		for _, w := range ws {
+			if cause, why := w.outlived(now); cause != "" {
+				w.log.Info(why, "lifetime", p.cfg.MaxLifetime, "idle_timeout", p.cfg.IdleTimeout)
+				w.setCause(cause)
+				w.drain()
+				break
+			}
+		}
 	}
 }
 

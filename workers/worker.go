@@ -177,16 +177,19 @@ type worker struct {
 	spare []byte
 	wsig  chan struct{} // wakes writeLoop
 
-	mu       sync.Mutex // guards the fields below
-	calls    map[uint32]*Call
-	order    []*Call // in flight, in the order sent, WebSockets aside
-	sockets  int     // WebSockets in calls
-	nextID   uint32
-	served   int
-	limit    int    // recycle after this many requests; 0 = never
-	cause    string // why it is being replaced, for the metrics; "" for a crash
-	draining bool
-	dead     bool
+	mu      sync.Mutex // guards the fields below
+	calls   map[uint32]*Call
+	order   []*Call // in flight, in the order sent, WebSockets aside
+	sockets int     // WebSockets in calls
+	nextID  uint32
+	served  int
+	limit   int // recycle after this many requests; 0 = never
+	// retire is when it has lived its MaxLifetime (zero: never), idle
+	// since when it last held no request.
+	retire, idle time.Time
+	cause        string // why it is being replaced, for the metrics; "" for a crash
+	draining     bool
+	dead         bool
 
 	exited chan struct{} // closed once the process is reaped
 	status string        // exit status, valid after exited
@@ -359,6 +362,13 @@ func (p *Pool) spawn(slot int) (*worker, error) {
 		w.limit = p.cfg.MaxRequests
 		if p.cfg.MaxRequestsJitter > 0 {
 			w.limit += p.rand(p.cfg.MaxRequestsJitter + 1)
+		}
+	}
+	w.idle = time.Now()
+	if p.cfg.MaxLifetime > 0 {
+		w.retire = w.idle.Add(p.cfg.MaxLifetime)
+		if p.cfg.MaxLifetimeJitter > 0 {
+			w.retire = w.retire.Add(time.Duration(p.rand64(int64(p.cfg.MaxLifetimeJitter) + 1)))
 		}
 	}
 	outputDone := make(chan struct{})
@@ -569,9 +579,36 @@ func (w *worker) finishLocked(c *Call) {
 		w.draining, w.cause = true, "max-requests"
 		w.log.Info("worker served its requests; recycling it", "served", w.served)
 	}
+	if len(w.calls) == 0 {
+		w.idle = now
+	}
 	if w.draining && len(w.calls) == 0 {
 		w.conn.CloseWrite() // Python sees EOF and exits
 	}
+}
+
+// outlived reports whether the worker has lived past its lifetime, or
+// been idle past the idle timeout, and so is to be recycled: the cause,
+// for the metrics, and a line for the log; "" if neither.
+func (w *worker) outlived(now time.Time) (cause, why string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case w.dead || w.draining:
+	case !w.retire.IsZero() && !now.Before(w.retire):
+		return "lifetime", "worker lived its lifetime; recycling it after its requests"
+	case w.pool.cfg.IdleTimeout > 0 && len(w.calls) == 0 && now.Sub(w.idle) >= w.pool.cfg.IdleTimeout:
+		return "idle", "worker was idle past the idle timeout; recycling it"
+	}
+	return "", ""
+}
+
+// isDraining reports whether the worker takes no new request and is
+// finishing those it holds, or is dead.
+func (w *worker) isDraining() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.draining || w.dead
 }
 
 // setCause records why the worker is being replaced, for the metrics.

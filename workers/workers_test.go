@@ -368,3 +368,84 @@ func TestStartupHang(t *testing.T) {
 		t.Errorf("the error does not say where the import hangs: %v", err)
 	}
 }
+
+// TestLifetime: a worker is recycled once it has lived MaxLifetime plus
+// the jitter drawn for it (the largest, from random numbers the test
+// holds), not before, and only after the request it holds: that request
+// is answered by the old worker, the next by the new one.
+func TestLifetime(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		life, jitter time.Duration
+		request      string // the first request: one that outlives the lifetime, or a short one
+	}{
+		{700 * time.Millisecond, 0, "/?1.5"},
+		{300 * time.Millisecond, 600 * time.Millisecond, "/?0"},
+	} {
+		begun := time.Now()
+		s := startPool(t, Config{App: "apps:slow", MaxLifetime: tt.life, MaxLifetimeJitter: tt.jitter},
+			func(p *Pool) { p.rng = rand.New(highest{}) })
+		_, old, err := s.do(context.Background(), "GET", tt.request)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fresh string
+		waitFor(t, func() bool { fresh = s.get(t, "/?0"); return fresh != old }, "not recycled:\n%s", s.log)
+		if d := time.Since(begun); d < tt.life+tt.jitter {
+			t.Errorf("life %v jitter %v: recycled after %v", tt.life, tt.jitter, d)
+		}
+		if !strings.Contains(s.log.String(), "worker lived its lifetime; recycling it after its requests") {
+			t.Errorf("no log line for the lifetime:\n%s", s.log)
+		}
+		if _, _, _, restarts := s.pool.Stats(); restarts["lifetime"] != 1 {
+			t.Errorf("restarts %v, want one for its lifetime", restarts)
+		}
+	}
+}
+
+// TestIdleRecycle: a worker that holds no request for IdleTimeout is
+// recycled; one kept busy is not.
+func TestIdleRecycle(t *testing.T) {
+	t.Parallel()
+	s := startPool(t, Config{App: "apps:slow", IdleTimeout: 800 * time.Millisecond}, nil)
+	busy := s.get(t, "/?0")
+	for range 4 { // 1.2s of requests 0.3s apart: never idle for 0.8s
+		if got := s.get(t, "/?0.3"); got != busy {
+			t.Fatalf("a busy worker was recycled (pid %s, then %s):\n%s", busy, got, s.log)
+		}
+	}
+	// Left alone, it is recycled.
+	lastEnd := time.Now()
+	waitFor(t, func() bool {
+		return strings.Contains(s.log.String(), "worker was idle past the idle timeout; recycling it")
+	},
+		"the idle worker was not recycled:\n%s", s.log)
+	if d := time.Since(lastEnd); d < 800*time.Millisecond {
+		t.Errorf("recycled %v after its last request, before the idle timeout", d)
+	}
+	waitFor(t, func() bool { return strings.Count(s.log.String(), "worker started worker=1") == 2 }, "not replaced:\n%s", s.log)
+	if got := s.get(t, "/?0"); got == busy {
+		t.Errorf("the idle worker (pid %s) still serves", busy)
+	}
+}
+
+// TestRecycleOneAtATime: workers whose lifetimes end together are
+// recycled one after the other, never two at once.
+func TestRecycleOneAtATime(t *testing.T) {
+	t.Parallel()
+	s := startPool(t, Config{App: "apps:slow", Workers: 3, MaxLifetime: 300 * time.Millisecond}, nil)
+	// Each worker holds a request past its lifetime, so that one
+	// recycled finishes slowly while the others' lifetimes run out too.
+	for range 3 {
+		go s.do(context.Background(), "GET", "/?1")
+	}
+	most := 0
+	waitFor(t, func() bool {
+		workers, _, _, restarts := s.pool.Stats()
+		most = max(most, 3-workers)
+		return restarts["lifetime"] >= 3
+	}, "the workers were not all recycled:\n%s", s.log)
+	if most > 1 {
+		t.Errorf("%d workers were away at once", most)
+	}
+}

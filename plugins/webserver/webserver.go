@@ -123,6 +123,9 @@ func newOptions(fs *pflag.FlagSet) *options {
 	fs.IntVar(&o.wsgi.MaxRequestsJitter, "max-requests-jitter", 0, "add up to `N` requests to --max-requests, per worker")
 	plugin.BytesVar(fs, &o.wsgi.BodyBuffer, "body-buffer", "", wd.BodyBuffer, "`BYTES` of request body received in memory before the request takes a worker")
 	plugin.BytesVar(fs, &o.wsgi.BodySpool, "body-spool", "", wd.BodySpool, "`BYTES` of request body received after --body-buffer, into a temporary file, before the request takes a worker, so slow uploads hold no worker; the rest of a larger body streams (0: stream all past --body-buffer)")
+	plugin.DurationVar(fs, &o.wsgi.MaxLifetime, "max-worker-lifetime", "", 0, "recycle a worker that has run this long, after its requests, one worker at a time (0: never)")
+	plugin.DurationVar(fs, &o.wsgi.MaxLifetimeJitter, "max-worker-lifetime-jitter", "", 0, "add up to this much to --max-worker-lifetime, per worker, so that workers started together are not recycled together")
+	plugin.DurationVar(fs, &o.wsgi.IdleTimeout, "worker-idle-timeout", "", 0, "recycle a worker that has held no request for this long, one worker at a time (0: never)")
 	plugin.BytesVar(fs, &o.wsgi.MaxMemory, "max-worker-memory", "", 0, "recycle a worker whose resident memory stays above `BYTES`, after its requests (0: no limit; Linux only)")
 	fs.IntVar(&o.wsgi.MaxQueue, "max-queue", wd.MaxQueue, "`N` requests that may wait when every worker is busy; more get 503 with Retry-After (0: no bound)")
 	plugin.BytesVar(fs, &o.wsgi.MaxBody, "max-body", "", wd.MaxBody, "answer 413 to request bodies larger than `BYTES` (0: no limit)")
@@ -361,6 +364,9 @@ func (o *options) checkNumbers() error {
 		{"--max-worker-memory", o.wsgi.MaxMemory < 0, "0 (no limit) or more"},
 		{"--timeout", o.wsgi.Timeout < 0, "0 (never) or more"},
 		{"--startup-timeout", o.wsgi.StartTimeout <= 0, "positive"},
+		{"--max-worker-lifetime", o.wsgi.MaxLifetime < 0, "0 (never) or more"},
+		{"--max-worker-lifetime-jitter", o.wsgi.MaxLifetimeJitter < 0, "0 or more"},
+		{"--worker-idle-timeout", o.wsgi.IdleTimeout < 0, "0 (never) or more"},
 		{"--max-queue", o.wsgi.MaxQueue < 0, "0 (no bound) or more"},
 	} {
 		if c.bad {
