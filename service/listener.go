@@ -67,14 +67,42 @@ func (l *Listener) Addr() net.Addr {
 	return l.ln.Addr()
 }
 
-// Start binds the endpoint and starts serving in the background.
-func (l *Listener) Start(ctx context.Context) error {
+// Bind binds the endpoint, if Bind or Start has not yet: from then on
+// connections wait in the listen backlog until Start serves them (a Multi
+// binds its listeners before it starts anything).
+func (l *Listener) Bind(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ln != nil {
+		return nil
+	}
 	ln, err := l.Endpoint.Listen(ctx)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", l.Endpoint, err)
 	}
+	l.ln = ln
+	return nil
+}
+
+// Unbind closes the listener if it was bound and never started.
+func (l *Listener) Unbind() {
 	l.mu.Lock()
-	l.ln, l.stopping = ln, false
+	defer l.mu.Unlock()
+	if l.ln != nil && l.served == nil {
+		l.ln.Close()
+		l.ln = nil
+	}
+}
+
+// Start binds the endpoint, unless Bind has, and starts serving in the
+// background.
+func (l *Listener) Start(ctx context.Context) error {
+	if err := l.Bind(ctx); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	ln := l.ln
+	l.stopping = false
 	l.served, l.failed = make(chan struct{}), make(chan error, 1)
 	l.mu.Unlock()
 	name := l.Name
@@ -117,6 +145,9 @@ func (l *Listener) Stop(ctx context.Context) error {
 		err = fmt.Errorf("graceful stop cut short, remaining connections closed: %w", err)
 	}
 	<-l.served
+	l.mu.Lock()
+	l.ln, l.served = nil, nil // a later Start binds anew
+	l.mu.Unlock()
 	l.log().Info(fmt.Sprintf("(%s Closed)", kindString(addr)))
 	return err
 }

@@ -29,6 +29,19 @@ type Failer interface {
 	Failed() <-chan error
 }
 
+// Binder is implemented by services that take a resource the whole tree
+// needs before any of it starts: a Listener binds its port. Multi.Start
+// binds every Binder of its tree first, so a port in use fails the start
+// at once, before a slow start-up of another service (a worker pool
+// importing its application), and connections that arrive meanwhile wait
+// in the listen backlog to be served once it is ready. Unbind releases
+// what Bind took when the service will not be started; Bind on a bound
+// service does nothing.
+type Binder interface {
+	Bind(ctx context.Context) error
+	Unbind()
+}
+
 // Name returns a service's name for messages: its String method if it has
 // one, else its type.
 func Name(s Service) string {
@@ -67,6 +80,11 @@ func (m *Multi) Start(ctx context.Context) error {
 	defer m.mu.Unlock()
 	m.failed = make(chan error, 1)
 	m.done = make(chan struct{})
+	bound, err := bindAll(ctx, m.children, nil)
+	if err != nil {
+		unbind(bound)
+		return err
+	}
 	for i, c := range m.children {
 		err := ctx.Err() // start-up was called off: start no more
 		if err == nil {
@@ -75,8 +93,11 @@ func (m *Multi) Start(ctx context.Context) error {
 		if err != nil {
 			err = fmt.Errorf("starting %s: %w", Name(c), err)
 			// Undo with a fresh deadline-free context: the start-up context
-			// may be the reason we failed.
-			return errors.Join(err, m.stopFirst(context.WithoutCancel(ctx), i))
+			// may be the reason we failed. What was bound and not started
+			// is let go.
+			err = errors.Join(err, m.stopFirst(context.WithoutCancel(ctx), i))
+			unbind(bound)
+			return err
 		}
 		m.started = i + 1
 		if f, ok := c.(Failer); ok {
@@ -84,6 +105,35 @@ func (m *Multi) Start(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// bindAll binds the Binders among services, and those of the Multis
+// among them, depth first, adding each to bound; it stops at the first
+// failure.
+func bindAll(ctx context.Context, services []Service, bound []Binder) ([]Binder, error) {
+	for _, c := range services {
+		switch c := c.(type) {
+		case *Multi:
+			var err error
+			if bound, err = bindAll(ctx, c.children, bound); err != nil {
+				return bound, err
+			}
+		case Binder:
+			if err := c.Bind(ctx); err != nil {
+				return bound, fmt.Errorf("starting %s: %w", Name(c.(Service)), err)
+			}
+			bound = append(bound, c)
+		}
+	}
+	return bound, nil
+}
+
+// unbind releases what bound took, of the services that were not
+// started (Unbind does nothing to a started one).
+func unbind(bound []Binder) {
+	for _, b := range bound {
+		b.Unbind()
+	}
 }
 
 func (m *Multi) forward(c Service, ch <-chan error) {

@@ -254,3 +254,50 @@ func TestRunStopsOnContext(t *testing.T) {
 		t.Errorf("log = %q", log)
 	}
 }
+
+// startProbe is a service whose Start runs probe, to see what the tree
+// holds at that moment.
+type startProbe struct{ probe func() }
+
+func (s *startProbe) Start(context.Context) error { s.probe(); return nil }
+func (s *startProbe) Stop(context.Context) error  { return nil }
+
+// TestMultiBindsFirst: a Multi binds the listeners of its whole tree,
+// nested ones too, before it starts any child, so a port in use fails the
+// start before anything starts, and the listeners bound by then are let
+// go; a listener bound first serves once started.
+func TestMultiBindsFirst(t *testing.T) {
+	later := &Listener{Endpoint: endpoint.TCP{Interface: "127.0.0.1"}, Server: &http.Server{}}
+	var seen net.Addr
+	probe := &startProbe{probe: func() { seen = later.Addr() }}
+	m := NewMulti(probe, NewMulti(later))
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if seen == nil {
+		t.Errorf("the nested listener was not bound when the first child started")
+	}
+	if _, err := http.Get("http://" + later.Addr().String() + "/"); err != nil {
+		t.Errorf("the listener bound first does not serve once started: %v", err)
+	}
+	m.Stop(context.Background())
+
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	free := &Listener{Endpoint: endpoint.TCP{Interface: "127.0.0.1"}, Server: &http.Server{}}
+	taken := &Listener{Endpoint: endpoint.TCP{Interface: "127.0.0.1", Port: busy.Addr().(*net.TCPAddr).Port}, Server: &http.Server{}}
+	started := false
+	m = NewMulti(&startProbe{probe: func() { started = true }}, free, taken)
+	if err := m.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Errorf("a port in use: %v", err)
+	}
+	if started {
+		t.Errorf("a child started though a port of the tree was in use")
+	}
+	if free.Addr() != nil {
+		t.Errorf("the listener bound before the failure was not let go: %v", free.Addr())
+	}
+}
