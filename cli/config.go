@@ -214,6 +214,10 @@ func printConfig(plugin string, local, global *pflag.FlagSet) (string, error) {
 		case "int", "int64", "uint", "uint64", "BYTES":
 			n, _ := strconv.ParseInt(f.Value.String(), 10, 64)
 			return n
+		case "N|MIN:MAX": // a number, or a range written as a string
+			if n, err := strconv.ParseInt(f.Value.String(), 10, 64); err == nil {
+				return n
+			}
 		}
 		return f.Value.String()
 	}

@@ -229,6 +229,7 @@ func (m *Registry) Observer() web.Observer {
 type PoolStats interface {
 	Stats() (workers, busy, queued int, restarts map[string]uint64)
 	Workers() []workers.WorkerStatus
+	Scale() (target, least, most int)
 	Timeouts() uint64
 	QueueWaits() (buckets []uint64, count uint64, seconds float64)
 	WebSockets() int
@@ -254,11 +255,12 @@ func (m *Registry) AddPool(app string, p PoolStats) {
 
 var (
 	workersDesc  = prometheus.NewDesc("torsion_wsgi_workers", "Worker slots of a pool, by state: starting (no worker ready), idle, busy (with a request) or draining (finishing before it goes).", []string{"app", "state"}, nil)
+	targetDesc   = prometheus.NewDesc("torsion_wsgi_workers_target", "Workers a pool keeps now: its --workers, or more while it has grown with the load (--workers MIN:MAX).", []string{"app"}, nil)
 	queuedDesc   = prometheus.NewDesc("torsion_wsgi_queued_requests", "Requests waiting for a worker.", []string{"app"}, nil)
 	waitDesc     = prometheus.NewDesc("torsion_wsgi_queue_wait_seconds", "How long requests waited for room in a worker.", []string{"app"}, nil)
 	timeoutsDesc = prometheus.NewDesc("torsion_wsgi_timeouts_total", "Requests that ran past --timeout (answered 504, or their worker killed).", []string{"app"}, nil)
 	socketsDesc  = prometheus.NewDesc("torsion_websockets_open", "WebSockets open to an ASGI application, over HTTP/1.1 and HTTP/2.", []string{"app"}, nil)
-	restartsDesc = prometheus.NewDesc("torsion_wsgi_worker_restarts_total", "Workers replaced, by cause: crash, timeout, max-requests, memory, reload.", []string{"app", "cause"}, nil)
+	restartsDesc = prometheus.NewDesc("torsion_wsgi_worker_restarts_total", "Workers replaced or retired, by cause: crash, timeout, max-requests, memory, lifetime, idle, reload, scale-down.", []string{"app", "cause"}, nil)
 )
 
 // workerStates are the states torsion_wsgi_workers counts.
@@ -269,6 +271,7 @@ type poolCollector struct{ m *Registry }
 
 func (c poolCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- workersDesc
+	ch <- targetDesc
 	ch <- queuedDesc
 	ch <- waitDesc
 	ch <- timeoutsDesc
@@ -291,6 +294,8 @@ func collectPool(ch chan<- prometheus.Metric, c namedPool) {
 	for _, s := range workerStates {
 		ch <- prometheus.MustNewConstMetric(workersDesc, prometheus.GaugeValue, float64(states[s]), c.app, s)
 	}
+	target, _, _ := c.p.Scale()
+	ch <- prometheus.MustNewConstMetric(targetDesc, prometheus.GaugeValue, float64(target), c.app)
 	ch <- prometheus.MustNewConstMetric(queuedDesc, prometheus.GaugeValue, float64(queued), c.app)
 	buckets, count, sum := c.p.QueueWaits()
 	cumulative := map[float64]uint64{}

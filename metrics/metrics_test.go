@@ -38,7 +38,8 @@ func (f fakePool) Stats() (int, int, int, map[string]uint64) {
 func (fakePool) Workers() []workers.WorkerStatus {
 	return []workers.WorkerStatus{{Slot: 1, State: "idle"}}
 }
-func (fakePool) Timeouts() uint64 { return 0 }
+func (fakePool) Scale() (int, int, int) { return 1, 1, 1 }
+func (fakePool) Timeouts() uint64       { return 0 }
 func (fakePool) QueueWaits() ([]uint64, uint64, float64) {
 	return make([]uint64, len(workers.WaitBuckets)+1), 0, 0
 }

@@ -26,10 +26,15 @@ type Status struct {
 
 // PoolStatus is one worker pool on the status page.
 type PoolStatus struct {
-	App      string                 `json:"app"`
-	Queued   int                    `json:"queued"`
-	Restarts map[string]uint64      `json:"restarts"`
-	Workers  []workers.WorkerStatus `json:"workers"`
+	App string `json:"app"`
+	// Target is how many workers the pool keeps now, between MinWorkers
+	// and MaxWorkers (the same when it does not scale).
+	Target     int                    `json:"target_workers"`
+	MinWorkers int                    `json:"min_workers"`
+	MaxWorkers int                    `json:"max_workers"`
+	Queued     int                    `json:"queued"`
+	Restarts   map[string]uint64      `json:"restarts"`
+	Workers    []workers.WorkerStatus `json:"workers"`
 }
 
 // Status returns the server's status now.
@@ -49,7 +54,9 @@ func (m *Registry) Status() Status {
 		if restarts == nil {
 			restarts = map[string]uint64{}
 		}
-		s.Pools = append(s.Pools, PoolStatus{App: p.app, Queued: queued, Restarts: restarts, Workers: p.p.Workers()})
+		target, least, most := p.p.Scale()
+		s.Pools = append(s.Pools, PoolStatus{App: p.app, Target: target, MinWorkers: least, MaxWorkers: most,
+			Queued: queued, Restarts: restarts, Workers: p.p.Workers()})
 	}
 	return s
 }
@@ -130,7 +137,7 @@ function render(s) {
   pools.replaceChildren();
   for (const p of s.pools) {
     const r = Object.entries(p.restarts || {}).filter(([, n]) => n > 0).map(([c, n]) => c + " " + n).join(", ");
-    pools.append(el("h2", p.app), el("p", p.workers.length + " workers · " + p.queued + " queued · restarts: " + (r || "none")));
+    pools.append(el("h2", p.app), el("p", p.workers.length + " workers (keeping " + p.target_workers + (p.max_workers > p.min_workers ? " of " + p.min_workers + "–" + p.max_workers : "") + ") · " + p.queued + " queued · restarts: " + (r || "none")));
     const t = el("table"), head = el("tr");
     for (const c of ["#", "pid", "state", "served", "memory", "running"]) head.append(el("th", c));
     t.append(head);

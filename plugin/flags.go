@@ -107,3 +107,39 @@ func Alias(fs *pflag.FlagSet, alias, target string) {
 	fs.AddFlag(&pflag.Flag{Name: alias, Value: t.Value, DefValue: t.DefValue, NoOptDefVal: t.NoOptDefVal,
 		Usage: "the same as --" + target, Hidden: true})
 }
+
+// RangeVar defines a flag that takes a number, N, or a range, MIN:MAX,
+// into least and most: N sets both (most 0 means "as least"). Its help
+// shows N|MIN:MAX.
+func RangeVar(fs *pflag.FlagSet, least, most *int, name, shorthand, usage string) {
+	fs.VarP(&intRange{least, most}, name, shorthand, usage)
+}
+
+type intRange struct{ least, most *int }
+
+func (r *intRange) Set(v string) error {
+	lo, hi, isRange := strings.Cut(strings.TrimSpace(v), ":")
+	a, err := strconv.Atoi(lo)
+	b := a
+	if err == nil && isRange {
+		b, err = strconv.Atoi(hi)
+	}
+	if err != nil || b < a {
+		return fmt.Errorf("%q: want N, or MIN:MAX with MIN <= MAX", v)
+	}
+	*r.least, *r.most = a, b
+	if !isRange {
+		*r.most = 0
+	}
+	return nil
+}
+
+func (r *intRange) String() string {
+	if *r.most == 0 || *r.most == *r.least {
+		return strconv.Itoa(*r.least)
+	}
+	return fmt.Sprintf("%d:%d", *r.least, *r.most)
+}
+
+// Type names the value in help.
+func (r *intRange) Type() string { return "N|MIN:MAX" }

@@ -74,3 +74,33 @@ func TestBytesVar(t *testing.T) {
 		t.Errorf("an int size: %d, %v", small, err)
 	}
 }
+
+// TestRangeVar: N sets the least and leaves the most 0; MIN:MAX sets
+// both; anything else, or MIN over MAX, is refused; each prints back as
+// it was given.
+func TestRangeVar(t *testing.T) {
+	for _, tt := range []struct {
+		in          string
+		least, most int
+		ok          bool
+	}{
+		{"4", 4, 0, true},
+		{"2:8", 2, 8, true},
+		{"3:3", 3, 3, true},
+		{"8:2", 0, 0, false},
+		{"x", 0, 0, false},
+		{"2:", 0, 0, false},
+		{"-1", -1, 0, true}, // the plugin checks its range
+	} {
+		var least, most int
+		fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+		RangeVar(fs, &least, &most, "workers", "", "")
+		err := fs.Set("workers", tt.in)
+		if (err == nil) != tt.ok || tt.ok && (least != tt.least || most != tt.most) {
+			t.Errorf("%q: %d, %d, %v", tt.in, least, most, err)
+		}
+		if want := tt.in; tt.ok && want != "3:3" && fs.Lookup("workers").Value.String() != want {
+			t.Errorf("%q prints back as %q", tt.in, fs.Lookup("workers").Value.String())
+		}
+	}
+}

@@ -90,6 +90,14 @@ type Config struct {
 	// finishes those it holds, and a new worker takes its place. 0 means
 	// no limit; it is measured on Linux only.
 	MaxMemory int64
+	// MaxWorkers, above Workers, lets the pool grow with its load: a
+	// worker is added when a request has waited ScaleUpWait for one, at
+	// most one per ScaleUpEvery (a burst does not fork a storm), and the
+	// newest added worker retires once it has held no request for
+	// ScaleDownIdle; the pool never has fewer than Workers or more than
+	// MaxWorkers. 0, or Workers: a pool of Workers, always.
+	MaxWorkers                               int
+	ScaleUpWait, ScaleUpEvery, ScaleDownIdle time.Duration
 	// MaxLifetime recycles a worker once it has run this long, plus a
 	// random 0..MaxLifetimeJitter, after the requests it holds, as
 	// MaxRequests does; 0 means never. IdleTimeout recycles a worker that
@@ -98,8 +106,9 @@ type Config struct {
 	// while another is starting or finishing.
 	MaxLifetime, MaxLifetimeJitter, IdleTimeout time.Duration
 	// MaxQueue bounds the requests that wait when every worker is busy
-	// (each worker holds Threads+8); more get 503 with Retry-After at
-	// once. The default, 1024, is what a listen backlog commonly holds:
+	// (each worker holds Threads+8, or Threads in a pool that grows);
+	// more get 503 with Retry-After at once. The default, 1024, is what
+	// a listen backlog commonly holds:
 	// a client waiting behind more than that would be better served by
 	// another instance. Negative means no bound.
 	MaxQueue int
@@ -123,10 +132,13 @@ type Config struct {
 // per CPU, is the machine's.
 func DefaultConfig() Config {
 	return Config{
-		Threads:      1,
-		StartTimeout: 60 * time.Second,
-		MaxQueue:     1024,
-		Loop:         "asyncio",
+		Threads:       1,
+		StartTimeout:  60 * time.Second,
+		MaxQueue:      1024,
+		Loop:          "asyncio",
+		ScaleUpWait:   100 * time.Millisecond,
+		ScaleUpEvery:  time.Second,
+		ScaleDownIdle: 30 * time.Second,
 	}
 }
 
@@ -143,7 +155,7 @@ type Pool struct {
 	dir    string // temporary directory holding torsion_worker
 	script string
 	env    []string
-	depth  int // requests sent ahead to one worker
+	depth  int // the requests one worker holds at most (depthOf)
 
 	// ctlMu serialises control messages and the enrolment of new workers;
 	// it is taken before mu. ctlLog holds the messages applied everywhere.
@@ -153,19 +165,26 @@ type Pool struct {
 	// its own in a reload.
 	handover []chan handover
 	reloadMu sync.Mutex
+	scaleMu  sync.Mutex // held while the pool grows or shrinks, and by Reload
 
-	mu       sync.Mutex
-	workers  []*worker // by slot, nil while a slot restarts
-	stopping bool
-	stopped  chan struct{}
-	stopCtx  context.Context // ends when Stop begins: abandons start-ups in progress
-	stopAll  context.CancelFunc
-	waiting  []chan struct{}   // requests waiting for a worker, first come first served
-	restarts map[string]uint64 // workers replaced, by cause (metrics)
-	timeouts atomic.Uint64     // requests past the timeout (metrics)
-	waits    waitHist          // how long requests waited for a worker (metrics)
-	slots    sync.WaitGroup
-	rng      *rand.Rand
+	mu      sync.Mutex
+	workers []*worker // by slot (MaxWorkers of them), nil while a slot restarts or is not in use
+	// active is how many slots are in use, the first ones: Workers, or
+	// more while the pool has grown; supervised marks the slots whose
+	// supervisor runs, and lastUp is when the pool last grew.
+	active     int
+	supervised []bool
+	lastUp     time.Time
+	stopping   bool
+	stopped    chan struct{}
+	stopCtx    context.Context // ends when Stop begins: abandons start-ups in progress
+	stopAll    context.CancelFunc
+	waiting    []waiter          // requests waiting for a worker, first come first served
+	restarts   map[string]uint64 // workers replaced, by cause (metrics)
+	timeouts   atomic.Uint64     // requests past the timeout (metrics)
+	waits      waitHist          // how long requests waited for a worker (metrics)
+	slots      sync.WaitGroup
+	rng        *rand.Rand
 	// clock is the time supervision reads and waits on, and rss reads a
 	// worker's resident memory: backoff.System and residentBytes, or a
 	// test's.
@@ -192,11 +211,18 @@ func New(cfg Config) (*Pool, error) {
 		return nil, errors.New("workers, threads, timeout, max-requests, memory limit, lifetime and idle timeout cannot be negative")
 	}
 	cfg.Workers = cmp.Or(cfg.Workers, runtime.NumCPU())
+	if cfg.MaxWorkers != 0 && cfg.MaxWorkers < cfg.Workers {
+		return nil, fmt.Errorf("at most %d workers, fewer than the %d there always are", cfg.MaxWorkers, cfg.Workers)
+	}
+	cfg.MaxWorkers = max(cfg.MaxWorkers, cfg.Workers)
 	if !cfg.DetectInterface {
 		cfg.Threads = defaultThreads(cfg)
 	}
 	d := DefaultConfig()
 	cfg.StartTimeout = cmp.Or(cfg.StartTimeout, d.StartTimeout)
+	cfg.ScaleUpWait = cmp.Or(cfg.ScaleUpWait, d.ScaleUpWait)
+	cfg.ScaleUpEvery = cmp.Or(cfg.ScaleUpEvery, d.ScaleUpEvery)
+	cfg.ScaleDownIdle = cmp.Or(cfg.ScaleDownIdle, d.ScaleDownIdle)
 	cfg.MaxQueue = cmp.Or(cfg.MaxQueue, d.MaxQueue)
 	if cfg.MaxQueue < 0 {
 		cfg.MaxQueue = math.MaxInt
@@ -246,7 +272,7 @@ func New(cfg Config) (*Pool, error) {
 		cfg:    cfg,
 		log:    cfg.Log,
 		env:    env,
-		depth:  cfg.Threads + 8,
+		depth:  depthOf(cfg),
 		rng:    rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid()))),
 		clock:  backoff.System,
 		rss:    residentBytes,
@@ -279,6 +305,18 @@ func isExecutable(path string) bool {
 	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
 }
 
+// depthOf is how many requests one worker holds at most: its Threads and
+// 8 more sent ahead, so that under load a worker takes the next requests
+// in one read; but in a pool that grows (MaxWorkers), no more than its
+// Threads, so that the requests that wait do so in the pool's queue,
+// where a worker added for them takes them.
+func depthOf(cfg Config) int {
+	if cfg.MaxWorkers > cfg.Workers {
+		return cfg.Threads
+	}
+	return cfg.Threads + 8
+}
+
 // defaultThreads is cfg.Threads, or when 0 the default of its kind: 64
 // tasks at a time for ASGI, DefaultConfig's one thread for WSGI.
 func defaultThreads(cfg Config) int {
@@ -307,7 +345,7 @@ func (p *Pool) detectInterface(ctx context.Context) error {
 	}
 	p.cfg.ASGI = strings.TrimSpace(string(out)) == "asgi"
 	p.cfg.Threads = defaultThreads(p.cfg)
-	p.depth = p.cfg.Threads + 8
+	p.depth = depthOf(p.cfg)
 	p.log.Info("the application is "+p.kind(), "app", p.cfg.App)
 	return nil
 }
@@ -412,11 +450,10 @@ type RunningRequest struct {
 	Seconds float64 `json:"seconds"`
 }
 
-// Workers reports each worker slot of the pool, in slot order.
+// Workers reports each worker slot of the pool in use, in slot order.
 func (p *Pool) Workers() []WorkerStatus {
-	p.mu.Lock()
-	ws := append([]*worker(nil), p.workers...)
-	p.mu.Unlock()
+	ws := p.supervisedWorkers() // the slots in use are the first ones
+
 	out := make([]WorkerStatus, len(ws))
 	now := time.Now()
 	for i, w := range ws {
@@ -510,8 +547,10 @@ func (p *Pool) Start(ctx context.Context) error {
 	}
 	p.stopped = make(chan struct{})
 	p.stopCtx, p.stopAll = context.WithCancel(context.Background())
-	p.workers = make([]*worker, p.cfg.Workers)
-	p.handover = make([]chan handover, p.cfg.Workers)
+	p.workers = make([]*worker, p.cfg.MaxWorkers)
+	p.supervised = make([]bool, p.cfg.MaxWorkers)
+	p.active = p.cfg.Workers
+	p.handover = make([]chan handover, p.cfg.MaxWorkers)
 	for i := range p.handover {
 		p.handover[i] = make(chan handover)
 	}
@@ -537,7 +576,11 @@ func (p *Pool) Start(ctx context.Context) error {
 	}
 	for i, w := range ws {
 		p.workers[i] = w
+		p.supervised[i] = true
 		p.slots.Go(func() { p.supervise(i+1, w) })
+	}
+	if p.cfg.MaxWorkers > p.cfg.Workers {
+		p.slots.Go(p.scale)
 	}
 	if p.cfg.Timeout > 0 {
 		p.slots.Go(p.watchdog)
@@ -679,6 +722,14 @@ func (p *Pool) supervise(slot int, w *worker) {
 		w.mu.Lock()
 		planned, cause := w.draining, w.cause
 		w.mu.Unlock()
+		if cause == "scale-down" {
+			p.countRestart(cause)
+			p.mu.Lock()
+			p.supervised[slot-1] = false
+			p.mu.Unlock()
+			w.log.Info("worker retired: the pool shrank", "workers", p.activeSlots())
+			return
+		}
 		if cause == "" {
 			cause = "crash"
 		}
@@ -744,8 +795,11 @@ type handover struct {
 func (p *Pool) Reload(ctx context.Context) error {
 	p.reloadMu.Lock() // one reload at a time: a signal and a changed file may meet
 	defer p.reloadMu.Unlock()
-	p.log.Info("reloading the workers one at a time", "workers", p.cfg.Workers)
-	for slot := 1; slot <= p.cfg.Workers; slot++ {
+	p.scaleMu.Lock() // the pool neither grows nor shrinks meanwhile
+	defer p.scaleMu.Unlock()
+	n := p.activeSlots()
+	p.log.Info("reloading the workers one at a time", "workers", n)
+	for slot := 1; slot <= n; slot++ {
 		nw, err := p.startWorker(ctx, slot)
 		if err != nil {
 			return fmt.Errorf("worker %d: %w", slot, err)
@@ -912,6 +966,116 @@ func (p *Pool) memoryWatch() {
 	}
 }
 
+// activeSlots is how many slots are in use.
+func (p *Pool) activeSlots() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.active
+}
+
+// supervisedWorkers returns the workers of the slots that have a
+// supervisor, nil for a slot whose worker is starting.
+func (p *Pool) supervisedWorkers() []*worker {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var ws []*worker
+	for i, w := range p.workers {
+		if p.supervised[i] {
+			ws = append(ws, w)
+		}
+	}
+	return ws
+}
+
+// scale grows the pool towards MaxWorkers while requests wait and
+// shrinks it towards Workers while its newest worker idles
+// (Config.MaxWorkers).
+func (p *Pool) scale() {
+	tick := time.NewTicker(max(min(p.cfg.ScaleUpWait/2, 50*time.Millisecond), 5*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-p.stopped:
+			return
+		case now := <-tick.C:
+			p.scaleMu.Lock()
+			p.scaleStep(now)
+			p.scaleMu.Unlock()
+		}
+	}
+}
+
+// scaleStep adds a worker if a request has waited ScaleUpWait for a
+// thread to run it (in the pool's queue, or sent ahead to a worker) and
+// the pool last grew ScaleUpEvery ago or more; else it
+// retires the newest worker above Workers if it has been idle for
+// ScaleDownIdle and nothing waits. A retired worker finishes what it
+// holds; its slot is reused once its supervisor has let it go.
+func (p *Pool) scaleStep(now time.Time) {
+	// How long the longest-waiting request has waited: for room in a
+	// worker, or, sent ahead to one, for one of its threads.
+	var waited time.Duration
+	for _, w := range p.supervisedWorkers() {
+		if w != nil {
+			waited = max(waited, w.waitedFor(now))
+		}
+	}
+	p.mu.Lock()
+	if len(p.waiting) > 0 {
+		waited = max(waited, now.Sub(p.waiting[0].since))
+	}
+	n := p.active
+	if waited >= p.cfg.ScaleUpWait && n < p.cfg.MaxWorkers && now.Sub(p.lastUp) >= p.cfg.ScaleUpEvery && !p.supervised[n] {
+		p.active, p.lastUp, p.supervised[n] = n+1, now, true
+		p.mu.Unlock()
+		p.log.Info("adding a worker: requests wait for one", "worker", n+1, "waited", waited, "workers", n+1)
+		p.slots.Go(func() { p.grow(n + 1) })
+		return
+	}
+	var newest *worker
+	if n > p.cfg.Workers && waited == 0 {
+		newest = p.workers[n-1]
+	}
+	p.mu.Unlock()
+	if newest == nil || newest.idleFor(now) < p.cfg.ScaleDownIdle {
+		return
+	}
+	p.mu.Lock()
+	p.active--
+	p.mu.Unlock()
+	newest.log.Info("retiring a worker: it has been idle", "idle", p.cfg.ScaleDownIdle, "workers", n-1)
+	newest.setCause("scale-down")
+	newest.drain()
+}
+
+// grow starts a worker in a slot the pool has just taken into use, and
+// supervises it; if it cannot start, the slot is given up.
+func (p *Pool) grow(slot int) {
+	w, err := p.startWorker(p.stopCtx, slot)
+	if err == nil {
+		var enrolled bool
+		if enrolled, err = p.enroll(slot, w); err == nil && !enrolled {
+			err = ErrStopping
+		}
+		if err != nil {
+			w.kill()
+			<-w.exited
+		}
+	}
+	if err != nil {
+		p.mu.Lock()
+		p.active--
+		p.supervised[slot-1] = false
+		p.mu.Unlock()
+		if !errors.Is(err, ErrStopping) && !errors.Is(err, context.Canceled) {
+			p.log.Error("could not add a worker", "worker", slot, "err", err)
+		}
+		return
+	}
+	w.log.Info("worker started")
+	p.supervise(slot, w)
+}
+
 // lifeWatch recycles workers past MaxLifetime (and their jitter) or idle
 // past IdleTimeout, one at a time: while a slot is empty (its worker
 // starting) or a worker drains, it waits, so that the pool's capacity
@@ -931,9 +1095,7 @@ func (p *Pool) lifeWatch() {
 			return
 		case <-tick.C:
 		}
-		p.mu.Lock()
-		ws := append([]*worker(nil), p.workers...)
-		p.mu.Unlock()
+		ws := p.supervisedWorkers()
 		if slices.Contains(ws, nil) || slices.ContainsFunc(ws, (*worker).isDraining) {
 			continue
 		}
@@ -957,9 +1119,16 @@ func (p *Pool) release() {
 	p.mu.Unlock()
 }
 
+// waiter is a request waiting for room in a worker: woken on ch; since
+// is when it began to wait.
+type waiter struct {
+	ch    chan struct{}
+	since time.Time
+}
+
 func (p *Pool) wakeLocked() {
 	if len(p.waiting) > 0 {
-		p.waiting[0] <- struct{}{}
+		p.waiting[0].ch <- struct{}{}
 		p.waiting = p.waiting[1:]
 	}
 }
@@ -1016,9 +1185,9 @@ func (p *Pool) Submit(ctx context.Context, frame []byte, j Job) (*Call, error) {
 		}
 		ch := make(chan struct{}, 1)
 		if front {
-			p.waiting = append([]chan struct{}{ch}, p.waiting...)
+			p.waiting = append([]waiter{{ch, arrived}}, p.waiting...)
 		} else {
-			p.waiting = append(p.waiting, ch)
+			p.waiting = append(p.waiting, waiter{ch, arrived})
 		}
 		p.mu.Unlock()
 		select {
@@ -1026,7 +1195,7 @@ func (p *Pool) Submit(ctx context.Context, frame []byte, j Job) (*Call, error) {
 			front = true
 		case <-ctx.Done():
 			p.mu.Lock()
-			if i := slices.Index(p.waiting, ch); i >= 0 {
+			if i := slices.IndexFunc(p.waiting, func(w waiter) bool { return w.ch == ch }); i >= 0 {
 				p.waiting = slices.Delete(p.waiting, i, i+1)
 			} else {
 				p.wakeLocked() // we were woken but leave: pass it on
@@ -1083,6 +1252,12 @@ func (p *Pool) Stop(ctx context.Context) error {
 // Config returns the pool's configuration, its defaults applied; after
 // Start, with the interface found if DetectInterface asked.
 func (p *Pool) Config() Config { return p.cfg }
+
+// Scale reports the pool's size: the worker slots in use now (target),
+// which the pool fills, and its bounds, Workers and MaxWorkers.
+func (p *Pool) Scale() (target, least, most int) {
+	return p.activeSlots(), p.cfg.Workers, p.cfg.MaxWorkers
+}
 
 // Stopping reports whether Stop has begun.
 func (p *Pool) Stopping() bool { return p.isStopping() }

@@ -58,6 +58,7 @@ type Call struct {
 	// threads either, so it is not in order.
 	socket bool
 	job    Job       // what it answers
+	sent   time.Time // when it was sent to the worker
 	begun  time.Time // when the request may have started running
 	got    bool      // a frame arrived: the request certainly started
 	// mayHaveRun: its worker died with it among the first Threads, so it
@@ -603,6 +604,29 @@ func (w *worker) outlived(now time.Time) (cause, why string) {
 	return "", ""
 }
 
+// waitedFor is how long the oldest request the worker holds that has not
+// started yet (it waits for one of the worker's Threads) has waited at
+// now; 0 if none waits.
+func (w *worker) waitedFor(now time.Time) time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.order) <= w.pool.cfg.Threads {
+		return 0
+	}
+	return now.Sub(w.order[w.pool.cfg.Threads].sent)
+}
+
+// idleFor is how long the worker has held no request at now; 0 while it
+// holds one, or is going.
+func (w *worker) idleFor(now time.Time) time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.calls) > 0 || w.dead || w.draining {
+		return 0
+	}
+	return now.Sub(w.idle)
+}
+
 // isDraining reports whether the worker takes no new request and is
 // finishing those it holds, or is dead.
 func (w *worker) isDraining() bool {
@@ -643,9 +667,9 @@ func (w *worker) submit(req []byte, j Job) (*Call, bool) {
 		return nil, false
 	}
 	w.nextID++
-	c := &Call{w: w, id: w.nextID, wake: make(chan struct{}, 1), job: j, socket: j.Socket}
+	c := &Call{w: w, id: w.nextID, wake: make(chan struct{}, 1), job: j, socket: j.Socket, sent: time.Now()}
 	if len(w.order) < w.pool.cfg.Threads || c.socket {
-		c.begun = time.Now()
+		c.begun = c.sent
 	}
 	w.calls[c.id] = c
 	if c.socket {

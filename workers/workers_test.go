@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -206,7 +207,7 @@ func TestNoOvertaking(t *testing.T) {
 	// A waiter that is woken but leaves, passing its turn on.
 	early := make(chan struct{}, 1)
 	s.pool.mu.Lock()
-	s.pool.waiting = append(s.pool.waiting, early)
+	s.pool.waiting = append(s.pool.waiting, waiter{ch: early, since: time.Now()})
 	s.pool.mu.Unlock()
 	done := make(chan error, 1)
 	go func() {
@@ -448,4 +449,99 @@ func TestRecycleOneAtATime(t *testing.T) {
 	if most > 1 {
 		t.Errorf("%d workers were away at once", most)
 	}
+}
+
+// TestAutoscale drives the pool with a load ramp of clients that each
+// send one 0.1 s request after another: 1 client, then 4, then 8, then
+// none. With one client nothing waits and the pool stays at Workers; as
+// requests wait it grows, one worker per ScaleUpEvery at most, up to
+// MaxWorkers and never past it; once the load is gone it shrinks back to
+// Workers; and no request fails on the way. The timeline is logged.
+func TestAutoscale(t *testing.T) {
+	t.Parallel()
+	const every = 300 * time.Millisecond
+	s := startPool(t, Config{App: "apps:slow", Workers: 1, MaxWorkers: 3,
+		ScaleUpWait: 50 * time.Millisecond, ScaleUpEvery: every, ScaleDownIdle: 600 * time.Millisecond}, nil)
+	begun := time.Now()
+	var (
+		mu       sync.Mutex
+		timeline []string
+		ups      []time.Duration // when the target grew
+		most     int
+	)
+	sample := func(step string) {
+		live, _, _, _ := s.pool.Stats()
+		target := s.pool.activeSlots()
+		at := time.Since(begun).Round(10 * time.Millisecond)
+		mu.Lock()
+		defer mu.Unlock()
+		if n := len(timeline); n == 0 || !strings.HasSuffix(timeline[n-1], fmt.Sprintf("target %d live %d", target, live)) {
+			timeline = append(timeline, fmt.Sprintf("%6v %-9s target %d live %d", at, step, target, live))
+			if len(ups) < target-1 {
+				ups = append(ups, at)
+			}
+		}
+		most = max(most, target, live)
+	}
+	var failed atomic.Int64
+	run := func(step string, clients int, d time.Duration) {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		defer cancel()
+		var wg sync.WaitGroup
+		for range clients {
+			wg.Go(func() {
+				for ctx.Err() == nil {
+					if _, body, err := s.do(context.Background(), "GET", "/?0.1"); err != nil || body == "" {
+						failed.Add(1)
+					}
+				}
+			})
+		}
+		for ctx.Err() == nil {
+			sample(step)
+			time.Sleep(10 * time.Millisecond)
+		}
+		wg.Wait()
+	}
+	run("1 client", 1, 800*time.Millisecond)
+	mu.Lock()
+	grewEarly := most > 1
+	mu.Unlock()
+	if grewEarly {
+		t.Errorf("the pool grew with one client, whose requests never wait")
+	}
+	run("4 clients", 4, 1500*time.Millisecond)
+	run("8 clients", 8, time.Second)
+	waitFor(t, func() bool {
+		sample("idle")
+		live, _, _, _ := s.pool.Stats()
+		return s.pool.activeSlots() == 1 && live == 1
+	},
+		"the pool did not shrink back to one worker:\n%s", strings.Join(timeline, "\n"))
+	// And it stays there: never below Workers, however long it idles.
+	for end := time.Now().Add(3 * 600 * time.Millisecond); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		sample("idle")
+		if s.pool.activeSlots() < 1 {
+			t.Fatalf("the pool shrank below Workers:\n%s", strings.Join(timeline, "\n"))
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("timeline (elapsed, load, target and live workers):\n%s", strings.Join(timeline, "\n"))
+	if most > 3 {
+		t.Errorf("the pool had %d workers, over MaxWorkers 3", most)
+	}
+	if len(ups) != 2 {
+		t.Errorf("the target grew %d times, want 2 (1 to 3)", len(ups))
+	}
+	for i := 1; i < len(ups); i++ {
+		if gap := ups[i] - ups[i-1]; gap < every-20*time.Millisecond {
+			t.Errorf("the pool grew twice within %v, less than ScaleUpEvery %v", gap, every)
+		}
+	}
+	if n := failed.Load(); n > 0 {
+		t.Errorf("%d requests failed", n)
+	}
+	waitFor(t, func() bool { _, _, _, restarts := s.pool.Stats(); return restarts["scale-down"] == 2 },
+		"the retired workers are not counted: %v", func() map[string]uint64 { _, _, _, r := s.pool.Stats(); return r }())
 }

@@ -115,7 +115,10 @@ func newOptions(fs *pflag.FlagSet) *options {
 	fs.StringArrayVar(&o.wsgi.PythonPath, "pythonpath", nil, "add `DIR` to the import path (repeatable)")
 	fs.StringArrayVar(&o.wsgi.Env, "env", nil, "`KEY=VALUE` to set in the workers' environment (repeatable)")
 	fs.StringVar(&o.wsgi.Dir, "chdir", "", "run the workers in `DIR`, which is also on the import path")
-	fs.IntVarP(&o.wsgi.Workers, "workers", "w", 0, "`N` worker processes (default: the number of CPUs)")
+	plugin.RangeVar(fs, &o.wsgi.Workers, &o.wsgi.MaxWorkers, "workers", "w", "worker processes: N, or MIN:MAX to start MIN and add workers while requests wait, up to MAX, retiring them when idle (default: the number of CPUs)")
+	plugin.DurationVar(fs, &o.wsgi.ScaleUpWait, "scale-up-wait", "", wd.ScaleUpWait, "with --workers MIN:MAX, add a worker once a request has waited this long for one")
+	plugin.DurationVar(fs, &o.wsgi.ScaleUpEvery, "scale-up-interval", "", wd.ScaleUpEvery, "with --workers MIN:MAX, add at most one worker per interval, so that a burst does not start a storm of them")
+	plugin.DurationVar(fs, &o.wsgi.ScaleDownIdle, "scale-down-idle", "", wd.ScaleDownIdle, "with --workers MIN:MAX, retire an added worker once it has been idle this long (never below MIN)")
 	fs.IntVar(&o.wsgi.Threads, "threads", wd.Threads, "`N` threads in each worker process")
 	plugin.DurationVar(fs, &o.wsgi.Timeout, "timeout", "t", 0, "kill a worker stuck in one request for longer than this and answer 504, logging the Python stack of each of its threads (0: never)")
 	plugin.DurationVar(fs, &o.wsgi.StartTimeout, "startup-timeout", "", wd.StartTimeout, "fail a worker that has not imported the application within this, logging where its threads were")
@@ -353,6 +356,9 @@ func (o *options) checkNumbers() error {
 		want string
 	}{
 		{"--workers", o.fs.Changed("workers") && o.wsgi.Workers < 1, "at least 1"},
+		{"--scale-up-wait", o.wsgi.ScaleUpWait <= 0, "positive"},
+		{"--scale-up-interval", o.wsgi.ScaleUpEvery <= 0, "positive"},
+		{"--scale-down-idle", o.wsgi.ScaleDownIdle <= 0, "positive"},
 		{"--threads", o.wsgi.Threads < 1, "at least 1"},
 		{"--max-requests", o.wsgi.MaxRequests < 0, "0 (never) or more"},
 		{"--max-requests-jitter", o.wsgi.MaxRequestsJitter < 0, "0 or more"},
