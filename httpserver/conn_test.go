@@ -475,7 +475,7 @@ func TestH1ShutdownDrainsQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	const n = 40
+	const n = 100
 	var conns []net.Conn
 	for range n { // queued: nothing accepts yet
 		c := dial(t, ln.Addr().String())

@@ -98,6 +98,10 @@ type Config struct {
 	// MaxWorkers. 0, or Workers: a pool of Workers, always.
 	MaxWorkers                               int
 	ScaleUpWait, ScaleUpEvery, ScaleDownIdle time.Duration
+	// StartWorkers, between Workers and MaxWorkers, is how many workers
+	// Start starts (default Workers): a successor in an upgrade starts as
+	// many as its predecessor had grown to.
+	StartWorkers int
 	// MaxLifetime recycles a worker once it has run this long, plus a
 	// random 0..MaxLifetimeJitter, after the requests it holds, as
 	// MaxRequests does; 0 means never. IdleTimeout recycles a worker that
@@ -549,13 +553,14 @@ func (p *Pool) Start(ctx context.Context) error {
 	p.stopCtx, p.stopAll = context.WithCancel(context.Background())
 	p.workers = make([]*worker, p.cfg.MaxWorkers)
 	p.supervised = make([]bool, p.cfg.MaxWorkers)
-	p.active = p.cfg.Workers
+	p.active = min(max(p.cfg.StartWorkers, p.cfg.Workers), p.cfg.MaxWorkers)
+	p.lastUp = time.Now()
 	p.handover = make([]chan handover, p.cfg.MaxWorkers)
 	for i := range p.handover {
 		p.handover[i] = make(chan handover)
 	}
-	ws := make([]*worker, p.cfg.Workers)
-	errs := make([]error, p.cfg.Workers)
+	ws := make([]*worker, p.active)
+	errs := make([]error, p.active)
 	var wg sync.WaitGroup
 	for i := range ws {
 		wg.Go(func() { ws[i], errs[i] = p.startWorker(ctx, i+1) })
@@ -591,7 +596,7 @@ func (p *Pool) Start(ctx context.Context) error {
 	if p.cfg.MaxLifetime > 0 || p.cfg.IdleTimeout > 0 {
 		p.slots.Go(p.lifeWatch)
 	}
-	p.log.Info(p.kind()+" application running", "app", p.cfg.App, "workers", p.cfg.Workers, "threads", p.cfg.Threads, "python", ws[0].python)
+	p.log.Info(p.kind()+" application running", "app", p.cfg.App, "workers", p.active, "threads", p.cfg.Threads, "python", ws[0].python)
 	for _, w := range ws {
 		w.log.Info("worker started")
 	}

@@ -31,6 +31,11 @@ import (
 // lock file follows under its key with " lock" appended.
 const handoverEnv = "TORSION_HANDOVER"
 
+// A process also carries values to its successor, as $TORSION_CARRY: one
+// "KEY\tVALUE" per line (a pool's worker count, say, which it has grown
+// to since it started).
+const carryEnv = "TORSION_CARRY"
+
 var (
 	socketsMu sync.Mutex
 	// sockets are the listening sockets this process made, by key.
@@ -40,7 +45,30 @@ var (
 
 	handoverOnce  sync.Once
 	handoverFiles map[string][]*os.File
+
+	// carry are the values to give a successor, computed at HandOver;
+	// carried, those the predecessor gave this process.
+	carry   = map[string]func() string{}
+	carried map[string]string
 )
+
+// Carry registers a value for the successor of an upgrade: value is called
+// when the process hands over (HandOver), and the successor reads it with
+// Carried(key). Keys and values hold no tab or newline.
+func Carry(key string, value func() string) {
+	socketsMu.Lock()
+	defer socketsMu.Unlock()
+	carry[key] = value
+}
+
+// Carried returns the value the predecessor carried under key, if any.
+func Carried(key string) (string, bool) {
+	handoverOnce.Do(readHandover)
+	socketsMu.Lock()
+	defer socketsMu.Unlock()
+	v, ok := carried[key]
+	return v, ok
+}
 
 // Filer is a listener or lock file that can be duplicated for a successor.
 type Filer interface {
@@ -120,6 +148,13 @@ func Take(key string) *os.File {
 // readHandover reads, once, what $TORSION_HANDOVER says was handed over,
 // and removes the variable so that processes torsion starts do not read it.
 func readHandover() {
+	carried = map[string]string{}
+	for _, line := range strings.Split(os.Getenv(carryEnv), "\n") {
+		if k, v, ok := strings.Cut(line, "\t"); ok {
+			carried[k] = v
+		}
+	}
+	os.Unsetenv(carryEnv)
 	keys := os.Getenv(handoverEnv)
 	os.Unsetenv(handoverEnv)
 	handoverFiles = map[string][]*os.File{}
@@ -184,6 +219,11 @@ func HandOver(cmd *exec.Cmd) ([]*os.File, error) {
 	}
 	cmd.ExtraFiles = append(cmd.ExtraFiles, files...)
 	cmd.Env = append(cmd.Env, handoverEnv+"="+strings.Join(keys, "\n"))
+	var values []string
+	for key, value := range carry {
+		values = append(values, key+"\t"+value())
+	}
+	cmd.Env = append(cmd.Env, carryEnv+"="+strings.Join(values, "\n"))
 	return files, nil
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/torsion-server/torsion/control"
 	"github.com/torsion-server/torsion/endpoint"
 	"github.com/torsion-server/torsion/httpserver"
+	"github.com/torsion-server/torsion/internal/handover"
 	"github.com/torsion-server/torsion/logging"
 	"github.com/torsion-server/torsion/metrics"
 	"github.com/torsion-server/torsion/ops"
@@ -673,10 +674,17 @@ func (b *builder) wsgi(where, app string, asgi bool) (http.Handler, error) {
 	}
 	cfg.Log = b.env.Log.With(logging.SystemKey, system)
 	cfg.RunAs = b.env.RunAs
+	// A pool that grew keeps its size through an upgrade (SIGUSR2): the
+	// successor starts as many workers as this process has then.
+	carry := "workers " + where
+	if v, ok := handover.Carried(carry); ok {
+		cfg.StartWorkers, _ = strconv.Atoi(v)
+	}
 	pool, err := wsgi.New(cfg)
 	if err != nil {
 		return nil, err
 	}
+	handover.Carry(carry, func() string { n, _, _ := pool.Scale(); return strconv.Itoa(n) })
 	b.m.Add(pool)
 	b.pools = append(b.pools, pool)
 	if b.o.reload {
