@@ -143,6 +143,7 @@ function render(s) {
     t.append(head);
     for (const w of p.workers) {
       const tr = el("tr");
+      tr.title = "started for: " + (w.started_because || "-"); // status.json has it too
       tr.append(el("td", "#" + w.slot, "num"), el("td", w.pid || "-", "num"), el("td", w.state, w.state), el("td", w.served, "num"), el("td", mib(w.rss_bytes), "num"));
       const run = w.running.map(q => q.method + " " + q.uri + " (" + q.seconds.toFixed(1) + "s)").join("; ");
       tr.append(el("td", run || "-", "req"));

@@ -438,9 +438,13 @@ type WorkerStatus struct {
 	PID int `json:"pid"`
 	// State is "starting" (no worker ready in the slot), "idle", "busy"
 	// or "draining" (finishing its requests before it goes).
-	State  string `json:"state"`
-	Served int    `json:"served"` // requests it has answered
-	RSS    int64  `json:"rss_bytes"`
+	State string `json:"state"`
+	// Because says why the worker started: "start" (with the pool),
+	// "reload", "scale-up", or the cause its predecessor went for
+	// ("crash", "timeout", "max-requests", "memory", "lifetime", "idle").
+	Because string `json:"started_because"`
+	Served  int    `json:"served"` // requests it has answered
+	RSS     int64  `json:"rss_bytes"`
 	// Running are the requests it holds, oldest first.
 	Running []RunningRequest `json:"running"`
 }
@@ -467,7 +471,7 @@ func (p *Pool) Workers() []WorkerStatus {
 		}
 		w.mu.Lock()
 		st := &out[i]
-		st.PID, st.Served = w.pid, w.served
+		st.PID, st.Served, st.Because = w.pid, w.served, w.because
 		switch {
 		case w.dead:
 		case w.draining:
@@ -598,7 +602,7 @@ func (p *Pool) Start(ctx context.Context) error {
 	}
 	p.log.Info(p.kind()+" application running", "app", p.cfg.App, "workers", p.active, "threads", p.cfg.Threads, "python", ws[0].python)
 	for _, w := range ws {
-		w.log.Info("worker started")
+		w.started("start")
 	}
 	return nil
 }
@@ -716,7 +720,7 @@ func (p *Pool) supervise(slot int, w *worker) {
 			w.drain()
 			p.countRestart("reload")
 			w, bo = h.w, defaultBackoff()
-			w.log.Info("worker started")
+			w.started("reload")
 			h.done <- nil
 			continue
 		}
@@ -779,7 +783,7 @@ func (p *Pool) supervise(slot int, w *worker) {
 			wait = bo.Failed()
 			p.log.Error("worker failed to start; retrying", "worker", slot, "retry_in", wait, "err", err)
 		}
-		w.log.Info("worker started")
+		w.started(cause)
 	}
 }
 
@@ -1077,7 +1081,7 @@ func (p *Pool) grow(slot int) {
 		}
 		return
 	}
-	w.log.Info("worker started")
+	w.started("scale-up")
 	p.supervise(slot, w)
 }
 

@@ -188,6 +188,7 @@ type worker struct {
 	// retire is when it has lived its MaxLifetime (zero: never), idle
 	// since when it last held no request.
 	retire, idle time.Time
+	because      string // why it started (WorkerStatus.Because)
 	cause        string // why it is being replaced, for the metrics; "" for a crash
 	draining     bool
 	dead         bool
@@ -614,6 +615,14 @@ func (w *worker) waitedFor(now time.Time) time.Duration {
 		return 0
 	}
 	return now.Sub(w.order[w.pool.cfg.Threads].sent)
+}
+
+// started notes why the worker started, and logs that it did.
+func (w *worker) started(because string) {
+	w.mu.Lock()
+	w.because = because
+	w.mu.Unlock()
+	w.log.Info("worker started", "because", because)
 }
 
 // idleFor is how long the worker has held no request at now; 0 while it

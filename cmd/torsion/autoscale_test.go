@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -54,6 +55,11 @@ def app(environ, start_response):
 	}
 	p.waitLog(`adding a worker: requests wait for one`)
 	waitUntil(10*time.Second, func() bool { n, _, _ := target(); return n == 2 }, func() { t.Errorf("status.json does not show two workers") })
+	// Once the added worker runs, it says why each worker started.
+	waitUntil(10*time.Second, func() bool {
+		st := curl(t, status)
+		return strings.Contains(st, `"started_because":"start"`) && strings.Contains(st, `"started_because":"scale-up"`)
+	}, func() { t.Errorf("status.json does not say why the workers started:\n%s", curl(t, status)) })
 	wg.Wait()
 	seen := map[string]bool{}
 	for _, pid := range pids {

@@ -26,6 +26,10 @@ import (
 // repo is the checkout the tests run in.
 const repo = "../.."
 
+// dpkgMu lets one test at a time install the package: they would meet
+// on dpkg's lock, and on /usr/bin/torsion.
+var dpkgMu sync.Mutex
+
 // wheelPlatforms are the platforms a wheel is built for, with what its
 // WHEEL file tags it and the machine its binary must be for.
 var wheelPlatforms = []struct {
@@ -365,16 +369,20 @@ func TestDeb(t *testing.T) {
 	if err := exec.Command("dpkg", "-S", "/usr/bin/torsion").Run(); err != nil && exists("/usr/bin/torsion") {
 		t.Skip("/usr/bin/torsion exists and is not the package's: not overwriting it")
 	}
+	dpkgMu.Lock() // one test installs at a time
+	t.Cleanup(dpkgMu.Unlock)
 	apt := func(args ...string) {
 		t.Helper()
-		cmd := exec.Command("apt-get", append([]string{"-y", "-q"}, args...)...)
+		cmd := exec.Command("apt-get", append([]string{"-y", "-q", "-o", "DPkg::Lock::Timeout=120"}, args...)...)
 		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("apt-get %v: %v\n%s", args, err, out)
 		}
 	}
 	apt("install", "--no-install-recommends", deb)
-	t.Cleanup(func() { exec.Command("apt-get", "-y", "-q", "remove", "torsion").Run() })
+	t.Cleanup(func() {
+		exec.Command("apt-get", "-y", "-q", "-o", "DPkg::Lock::Timeout=120", "remove", "torsion").Run()
+	})
 	if out, err := exec.Command("/usr/bin/torsion", "--version").Output(); err != nil || !strings.HasPrefix(string(out), "torsion ") {
 		t.Errorf("/usr/bin/torsion --version: %q %v", out, err)
 	}
@@ -447,8 +455,12 @@ func TestReadmeInstall(t *testing.T) {
 					t.Logf("/usr/bin/torsion is not the package's: %s not run", line)
 					continue
 				}
-				t.Cleanup(func() { exec.Command("apt-get", "-y", "-q", "remove", "torsion").Run() })
-				line = strings.Replace(line, "apt-get install", "apt-get install -y -q --no-install-recommends", 1)
+				dpkgMu.Lock() // one test installs at a time
+				t.Cleanup(dpkgMu.Unlock)
+				t.Cleanup(func() {
+					exec.Command("apt-get", "-y", "-q", "-o", "DPkg::Lock::Timeout=120", "remove", "torsion").Run()
+				})
+				line = strings.Replace(line, "apt-get install", "apt-get install -y -q -o DPkg::Lock::Timeout=120 --no-install-recommends", 1)
 			}
 			cmd := exec.Command("sh", "-c", line)
 			cmd.Dir, cmd.Env = src, append(env, "DEBIAN_FRONTEND=noninteractive")
