@@ -870,32 +870,37 @@ func (p *Pool) isStopping() bool {
 
 // watchdog kills workers stuck in a request for longer than the timeout.
 func (p *Pool) watchdog() {
-	tick := time.NewTicker(min(p.cfg.Timeout/4, time.Second))
+	p.every(min(p.cfg.Timeout/4, time.Second), func(now time.Time) {
+		for _, w := range p.supervisedWorkers() {
+			if w == nil {
+				continue
+			}
+			var stuck []*Call
+			w.mu.Lock()
+			for i := 0; i < len(w.order) && i < p.cfg.Threads; i++ {
+				if c := w.order[i]; !c.begun.IsZero() && now.Sub(c.begun) > p.cfg.Timeout && !c.long.Load() {
+					stuck = append(stuck, c)
+				}
+			}
+			w.mu.Unlock()
+			if len(stuck) > 0 {
+				p.timedOut(w, stuck, now)
+			}
+		}
+	})
+}
+
+// every calls f with the time at each tick of period, until the pool
+// stops: the loop of each of the pool's watches.
+func (p *Pool) every(period time.Duration, f func(now time.Time)) {
+	tick := time.NewTicker(period)
 	defer tick.Stop()
 	for {
 		select {
 		case <-p.stopped:
 			return
 		case now := <-tick.C:
-			p.mu.Lock()
-			ws := append([]*worker(nil), p.workers...)
-			p.mu.Unlock()
-			for _, w := range ws {
-				if w == nil {
-					continue
-				}
-				var stuck []*Call
-				w.mu.Lock()
-				for i := 0; i < len(w.order) && i < p.cfg.Threads; i++ {
-					if c := w.order[i]; !c.begun.IsZero() && now.Sub(c.begun) > p.cfg.Timeout && !c.long.Load() {
-						stuck = append(stuck, c)
-					}
-				}
-				w.mu.Unlock()
-				if len(stuck) > 0 {
-					p.timedOut(w, stuck, now)
-				}
-			}
+			f(now)
 		}
 	}
 }
@@ -944,20 +949,10 @@ func (p *Pool) timedOut(w *worker, stuck []*Call, now time.Time) {
 // recycles a worker over MaxMemory twice in a row, so that one spike does
 // not cost a worker.
 func (p *Pool) memoryWatch() {
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
 	over := map[*worker]int{}
-	for {
-		select {
-		case <-p.stopped:
-			return
-		case <-tick.C:
-		}
-		p.mu.Lock()
-		ws := append([]*worker(nil), p.workers...)
-		p.mu.Unlock()
+	p.every(time.Second, func(time.Time) {
 		seen := map[*worker]int{}
-		for _, w := range ws {
+		for _, w := range p.supervisedWorkers() {
 			if w == nil {
 				continue
 			}
@@ -972,7 +967,7 @@ func (p *Pool) memoryWatch() {
 			}
 		}
 		over = seen
-	}
+	})
 }
 
 // activeSlots is how many slots are in use.
@@ -1000,18 +995,11 @@ func (p *Pool) supervisedWorkers() []*worker {
 // shrinks it towards Workers while its newest worker idles
 // (Config.MaxWorkers).
 func (p *Pool) scale() {
-	tick := time.NewTicker(max(min(p.cfg.ScaleUpWait/2, 50*time.Millisecond), 5*time.Millisecond))
-	defer tick.Stop()
-	for {
-		select {
-		case <-p.stopped:
-			return
-		case now := <-tick.C:
-			p.scaleMu.Lock()
-			p.scaleStep(now)
-			p.scaleMu.Unlock()
-		}
-	}
+	p.every(max(min(p.cfg.ScaleUpWait/2, 50*time.Millisecond), 5*time.Millisecond), func(now time.Time) {
+		p.scaleMu.Lock()
+		defer p.scaleMu.Unlock()
+		p.scaleStep(now)
+	})
 }
 
 // scaleStep adds a worker if a request has waited ScaleUpWait for a
@@ -1096,28 +1084,20 @@ func (p *Pool) lifeWatch() {
 			period = min(period, max(d/4, 10*time.Millisecond))
 		}
 	}
-	tick := time.NewTicker(period)
-	defer tick.Stop()
-	for {
-		select {
-		case <-p.stopped:
-			return
-		case <-tick.C:
-		}
+	p.every(period, func(now time.Time) {
 		ws := p.supervisedWorkers()
 		if slices.Contains(ws, nil) || slices.ContainsFunc(ws, (*worker).isDraining) {
-			continue
+			return
 		}
-		now := time.Now()
 		for _, w := range ws {
 			if cause, why := w.outlived(now); cause != "" {
 				w.log.Info(why, "lifetime", p.cfg.MaxLifetime, "idle_timeout", p.cfg.IdleTimeout)
 				w.setCause(cause)
 				w.drain()
-				break
+				return
 			}
 		}
-	}
+	})
 }
 
 // release is called when a worker finishes or drops a request: the

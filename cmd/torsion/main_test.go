@@ -129,6 +129,22 @@ func (p *proc) logText() string {
 	return strings.Join(p.log, "\n")
 }
 
+// waitFileLogs waits, 90 seconds at most, until re has matched n lines of
+// the log file at path (a server whose successors in an upgrade write to
+// it too), and returns the submatches of the nth; text says, on failure,
+// what to show beside the log.
+func waitFileLogs(t *testing.T, path, re string, n int, text func() string) []string {
+	t.Helper()
+	rx := regexp.MustCompile(re)
+	var m [][]string
+	waitUntil(90*time.Second, func() bool {
+		b, _ := os.ReadFile(path)
+		m = rx.FindAllStringSubmatch(string(b), -1)
+		return len(m) >= n
+	}, func() { t.Fatalf("no %d lines matching %q; log:\n%s", n, re, text()) })
+	return m[n-1]
+}
+
 // port waits for the "starting on" line and returns the bound port.
 func (p *proc) port() string {
 	return p.waitLog(`starting on (\d+)`)[1]

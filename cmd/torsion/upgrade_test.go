@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,17 +72,9 @@ func TestUpgrade(t *testing.T) {
 		o, _ := os.ReadFile(out.Name())
 		return string(b) + string(o)
 	}
-	// waitLogs waits until re has matched n lines of the log.
 	waitLogs := func(re string, n int) []string {
 		t.Helper()
-		rx := regexp.MustCompile(re)
-		var m [][]string
-		waitUntil(90*time.Second, func() bool {
-			b, _ := os.ReadFile(logfile)
-			m = rx.FindAllStringSubmatch(string(b), -1)
-			return len(m) >= n
-		}, func() { t.Fatalf("no %d lines matching %q; log:\n%s", n, re, logText()) })
-		return m[n-1]
+		return waitFileLogs(t, logfile, re, n, logText)
 	}
 	waitGone := func(pid int) {
 		t.Helper()

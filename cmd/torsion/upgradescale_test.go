@@ -37,14 +37,7 @@ def app(environ, start_response):
 	go cmd.Wait()
 	waitLogs := func(re string, n int) []string {
 		t.Helper()
-		rx := regexp.MustCompile(re)
-		var m [][]string
-		waitUntil(60*time.Second, func() bool {
-			b, _ := os.ReadFile(logfile)
-			m = rx.FindAllStringSubmatch(string(b), -1)
-			return len(m) >= n
-		}, func() { b, _ := os.ReadFile(logfile); t.Fatalf("no %d lines matching %q; log:\n%s", n, re, b) })
-		return m[n-1]
+		return waitFileLogs(t, logfile, re, n, func() string { b, _ := os.ReadFile(logfile); return string(b) })
 	}
 	t.Cleanup(func() {
 		cmd.Process.Kill()
