@@ -725,7 +725,7 @@ func (p *Pool) supervise(slot int, w *worker) {
 			continue
 		}
 		p.setWorker(slot, nil)
-		if p.isStopping() {
+		if p.Stopping() {
 			return
 		}
 		w.mu.Lock()
@@ -757,7 +757,7 @@ func (p *Pool) supervise(slot int, w *worker) {
 				}
 			}
 			nw, err := p.startWorker(p.stopCtx, slot)
-			if p.isStopping() {
+			if p.Stopping() {
 				if err == nil {
 					nw.conn.CloseWrite()
 					<-nw.exited
@@ -862,7 +862,8 @@ func (p *Pool) setWorker(slot int, w *worker) bool {
 	return true
 }
 
-func (p *Pool) isStopping() bool {
+// Stopping reports whether Stop has begun.
+func (p *Pool) Stopping() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.stopping
@@ -1247,6 +1248,3 @@ func (p *Pool) Config() Config { return p.cfg }
 func (p *Pool) Scale() (target, least, most int) {
 	return p.activeSlots(), p.cfg.Workers, p.cfg.MaxWorkers
 }
-
-// Stopping reports whether Stop has begun.
-func (p *Pool) Stopping() bool { return p.isStopping() }

@@ -33,7 +33,7 @@ func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		web.Error(w, r, http.StatusMethodNotAllowed, "CONNECT is not served here.")
 		return
 	}
-	socket := p.Config().ASGI && isWebSocket(r)
+	socket := p.cfg.ASGI && isWebSocket(r)
 	if socket {
 		if p.wsOpen.Add(1) > int64(p.cfg.MaxWebSockets) {
 			p.wsOpen.Add(-1)

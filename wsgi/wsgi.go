@@ -114,6 +114,17 @@ func New(cfg Config) (*Pool, error) {
 	return &Pool{Pool: wp, cfg: cfg, log: cfg.Config.Log}, nil
 }
 
+// Start starts the workers (workers.Pool.Start) and takes their
+// configuration as it then is: with DetectInterface, the interface found
+// and its threads.
+func (p *Pool) Start(ctx context.Context) error {
+	if err := p.Pool.Start(ctx); err != nil {
+		return err
+	}
+	p.cfg.Config = p.Pool.Config()
+	return nil
+}
+
 // Stop stops the workers (workers.Pool.Stop), then lets the requests they
 // held, which end as the workers do, return from ServeHTTP (and their
 // access lines be written) before the process may exit.

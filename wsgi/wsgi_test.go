@@ -1350,3 +1350,26 @@ func TestConfigDefaults(t *testing.T) {
 		t.Errorf("negative fields became max-body %d, ws-idle %v, body-spool %d; want them off", p.cfg.MaxBody, p.cfg.WebSocketIdle, p.cfg.BodySpool)
 	}
 }
+
+// TestDetectedWebSocket: an application whose interface the pool finds
+// at Start (DetectInterface, as torsion web MODULE:APP runs it) is served
+// as what it is: an ASGI one takes WebSockets, as many as MaxWebSockets
+// allows, beside its requests.
+func TestDetectedWebSocket(t *testing.T) {
+	t.Parallel()
+	s := startPool(t, Config{Config: workers.Config{App: "ws_echo:app", DetectInterface: true, Dir: "../examples/asgi"}, MaxWebSockets: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws://"+s.addr+"/", nil)
+	if err != nil {
+		t.Fatalf("a WebSocket to a detected ASGI application: %v\n%s", err, s.log)
+	}
+	defer c.CloseNow()
+	c.Write(ctx, websocket.MessageText, []byte("hi"))
+	if _, got, err := c.Read(ctx); err != nil || string(got) != "echo: hi" {
+		t.Errorf("read %q %v", got, err)
+	}
+	if _, resp, err := websocket.Dial(ctx, "ws://"+s.addr+"/", nil); err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("a WebSocket over MaxWebSockets: %v, want 503", err)
+	}
+}
