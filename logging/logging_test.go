@@ -77,6 +77,8 @@ func TestJSONKeys(t *testing.T) {
 		}, "wsgi.errors"},
 		{"a group after it", func(l *slog.Logger) { l.With(SystemKey, "web").WithGroup("g").Warn("x", "timeout", 3*time.Second) }, "web"},
 		{"none", func(l *slog.Logger) { l.Warn("x", "timeout", 3*time.Second) }, nil},
+		{"a duration from With", func(l *slog.Logger) { l.With("timeout", 3*time.Second).Warn("x") }, nil},
+		{"a duration in a group", func(l *slog.Logger) { l.Warn("x", slog.Group("g", "n", 1, "timeout", 3*time.Second)) }, nil},
 	} {
 		var buf bytes.Buffer
 		l, _ := New(&buf, "json", slog.LevelInfo)
@@ -93,6 +95,41 @@ func TestJSONKeys(t *testing.T) {
 		}
 		if m[SystemKey] != tt.system || timeout != 3.0 {
 			t.Errorf("%s: %s: want system %v and timeout 3 (seconds)", tt.name, buf.String(), tt.system)
+		}
+	}
+}
+
+// TestHandleLine: a line handed over as bytes is written as a record
+// with that message: after the time and system (TextHandler) with the
+// logger's attributes, or alone (PlainHandler).
+func TestHandleLine(t *testing.T) {
+	stamp := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d{4} `)
+	for _, tt := range []struct {
+		name string
+		log  func(w *bytes.Buffer) *slog.Logger
+		want string // after the timestamp, if any
+	}{
+		{"text", func(w *bytes.Buffer) *slog.Logger {
+			l, _ := New(w, "text", slog.LevelInfo)
+			return l.With(SystemKey, "access")
+		}, `[access] GET / "x"` + "\n"},
+		{"text with attributes", func(w *bytes.Buffer) *slog.Logger {
+			l, _ := New(w, "text", slog.LevelInfo)
+			return l.With(SystemKey, "access", "k", "v")
+		}, `[access] GET / "x" k=v` + "\n"},
+		{"plain", func(w *bytes.Buffer) *slog.Logger { return slog.New(NewPlainHandler(w)) }, `GET / "x"` + "\n"},
+	} {
+		var buf bytes.Buffer
+		h, ok := tt.log(&buf).Handler().(LineHandler)
+		if !ok {
+			t.Fatalf("%s: not a LineHandler", tt.name)
+		}
+		line := []byte(`GET / "x"`)
+		if err := h.HandleLine(time.Now(), line); err != nil {
+			t.Fatal(err)
+		}
+		if got := stamp.ReplaceAllString(buf.String(), ""); got != tt.want || string(line) != `GET / "x"` {
+			t.Errorf("%s: wrote %q, want %q after the time (line now %q)", tt.name, buf.String(), tt.want, line)
 		}
 	}
 }

@@ -102,7 +102,11 @@ var pidText = "<" + strconv.Itoa(os.Getpid()) + ">"
 
 // Line formats one request's access line.
 func (f AccessFormat) Line(r *http.Request, a Answer) string {
-	b := make([]byte, 0, 256)
+	return string(f.AppendLine(make([]byte, 0, 256), r, a))
+}
+
+// AppendLine appends one request's access line to b.
+func (f AccessFormat) AppendLine(b []byte, r *http.Request, a Answer) []byte {
 	for _, p := range f.parts {
 		switch p.atom {
 		case 0:
@@ -158,5 +162,5 @@ func (f AccessFormat) Line(r *http.Request, a Answer) string {
 			b = append(b, pidText...)
 		}
 	}
-	return string(b)
+	return b
 }

@@ -6,9 +6,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/torsion-server/torsion/internal/timefmt"
+	"github.com/torsion-server/torsion/logging"
 )
 
 // Answer is what a request got: its status (499 when its connection
@@ -70,10 +72,24 @@ func AccessLines(log *slog.Logger) Observer { return AccessLinesFormat(log, comb
 
 // AccessLinesFormat is AccessLines with lines laid out by f.
 func AccessLinesFormat(log *slog.Logger, f AccessFormat) Observer {
+	if out, ok := log.Handler().(logging.LineHandler); ok {
+		// The line goes to the handler from a reused buffer, never a string.
+		return func(r *http.Request, a Answer) {
+			if out.Enabled(r.Context(), slog.LevelInfo) {
+				bp := lines.Get().(*[]byte)
+				*bp = f.AppendLine((*bp)[:0], r, a)
+				out.HandleLine(time.Now(), *bp)
+				lines.Put(bp)
+			}
+		}
+	}
 	return accessObserver(log, func(r *http.Request, a Answer) slog.Record {
 		return slog.NewRecord(time.Now(), slog.LevelInfo, f.Line(r, a), 0)
 	})
 }
+
+// lines are the buffers access lines are formatted in.
+var lines = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 var combinedWithID, _ = ParseAccessFormat(CombinedWithIDFormat)
 
@@ -213,9 +229,11 @@ const statusConnectionGone = 499
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *logWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// headerOrDash is the request's header name (in canonical form: no
+// lookup canonicalizes it again), or "-".
 func headerOrDash(r *http.Request, name string) string {
-	if v := r.Header.Get(name); v != "" {
-		return v
+	if v := r.Header[name]; len(v) > 0 && v[0] != "" {
+		return v[0]
 	}
 	return "-"
 }
@@ -224,15 +242,16 @@ func headerOrDash(r *http.Request, name string) string {
 // backslash, control and non-ASCII bytes become \xHH.
 func appendEscaped(b []byte, s string) []byte {
 	const hex = "0123456789abcdef"
+	plain := 0 // s[plain:i] needs no escape and is not yet appended
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
 		case c == '"' || c == '\\':
-			b = append(b, '\\', c)
+			b = append(append(b, s[plain:i]...), '\\', c)
+			plain = i + 1
 		case c < 0x20 || c >= 0x7f:
-			b = append(b, '\\', 'x', hex[c>>4], hex[c&0xf])
-		default:
-			b = append(b, c)
+			b = append(append(b, s[plain:i]...), '\\', 'x', hex[c>>4], hex[c&0xf])
+			plain = i + 1
 		}
 	}
-	return b
+	return append(b, s[plain:]...)
 }
