@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -724,6 +725,10 @@ func (w *worker) writeLoop() {
 		case <-w.exited:
 			return
 		}
+		// The handlers that are ready to run go first, so that what they
+		// send leaves in this write: a wake-up of the writer puts it
+		// next in line, ahead of them.
+		runtime.Gosched()
 		w.wmu.Lock()
 		buf := w.wbuf
 		if len(buf) == 0 {
