@@ -146,6 +146,38 @@ class Frames(unittest.TestCase):
         self.assertEqual(frames.HEADER.unpack_from(f), (frames.ERROR, 3, frames.MAX_DATA))
 
 
+class Inboxes(unittest.TestCase):
+    """A request's inboxes tell a cycle that its client left whenever the
+    cycle first looks: before (made already) or after (made then)."""
+
+    def test_leave(self):
+        import asyncio
+        from torsion_worker.asgi import Inboxes
+
+        async def run(touch_before):
+            r = Inboxes()
+            if touch_before:
+                r.body, r.acks, r.gone
+            r.body.put_nowait(b"first") if touch_before else None
+            r.leave()
+            got = []
+            if touch_before:
+                got.append(await r.body.get())
+            got.append(await asyncio.wait_for(r.body.get(), 1))
+            got.append(await asyncio.wait_for(r.acks.get(), 1))
+            await asyncio.wait_for(r.gone.wait(), 1)
+            return r.left, got
+
+        self.assertEqual(asyncio.run(run(True)), (True, [b"first", None, None]))
+        self.assertEqual(asyncio.run(run(False)), (True, [None, None]))
+
+    def test_fresh(self):
+        from torsion_worker.asgi import Inboxes
+        r = Inboxes()
+        self.assertFalse(r.left)
+        self.assertTrue(r.body.empty() and r.acks.empty() and not r.gone.is_set())
+
+
 class Exchange(unittest.TestCase):
     """The worker as torsion runs it, spoken to over a socket pair."""
 

@@ -11,7 +11,6 @@ import sys
 import threading
 import time
 import traceback
-import types
 
 from .frames import DATA, END, ERROR, HEADER, LOG, MAX_PAYLOAD, Router, START, TIMEOUT, WINDOW, data_frames, encode_head, end_frame, file_frame, frame, parse_request, read_frame, text_frame, window_count
 from .wsgi import BodyError
@@ -39,17 +38,34 @@ def asgi_headers(message):
     return [(bytes(k).decode("latin-1"), bytes(v).decode("latin-1")) for k, v in message.get("headers", ())]
 
 
+STATUS_LINES = {}  # status -> its line, for the statuses seen
+
+
 def asgi_head(message):
     """The status line and headers of an ASGI response start."""
     status = message["status"]
-    try:
-        phrase = http.HTTPStatus(status).phrase
-    except ValueError:
-        phrase = "Unknown"
-    return "%d %s" % (status, phrase), asgi_headers(message)
+    line = STATUS_LINES.get(status)
+    if line is None:
+        try:
+            phrase = http.HTTPStatus(status).phrase
+        except ValueError:
+            phrase = "Unknown"
+        line = "%d %s" % (status, phrase)
+        if len(STATUS_LINES) < 1024:
+            STATUS_LINES[status] = line
+    return line, asgi_headers(message)
 
 
-HEADER_NAMES = {}  # environ key -> ASGI header name, for the names seen
+HEADER_NAMES = {}  # environ key -> its ASGI header name, or b"" if it is no header; for the keys seen
+
+
+def header_name(key):
+    """The ASGI header name of an environ key (HTTP_X_ID: b"x-id"), or b""
+    for a key that names no header."""
+    name = key[5:].replace("_", "-").lower().encode("latin-1") if key.startswith("HTTP_") else b""
+    if len(HEADER_NAMES) < 1024:  # a client's made-up names do not grow it for ever
+        HEADER_NAMES[key] = name
+    return name
 
 
 def asgi_scope(environ, state):
@@ -59,12 +75,10 @@ def asgi_scope(environ, state):
     headers = []
     names = HEADER_NAMES
     for k, v in environ.items():
-        if k.startswith("HTTP_"):
-            name = names.get(k)
-            if name is None:
-                name = k[5:].replace("_", "-").lower().encode("latin-1")
-                if len(names) < 1024:  # a client's made-up names do not grow it for ever
-                    names[k] = name
+        name = names.get(k)
+        if name is None:
+            name = header_name(k)
+        if name:
             headers.append((name, v.encode("latin-1")))
     if "CONTENT_TYPE" in environ:
         headers.append((b"content-type", environ["CONTENT_TYPE"].encode("latin-1")))
@@ -104,12 +118,62 @@ BEAT = 0.25  # the ASGI event loop's heartbeat
 BLOCKED = 2.0  # a loop that misses its heartbeat this long is reported
 
 
+class Inboxes:
+    """What torsion sends a request, as the cycles wait for it: its body
+    (and a WebSocket's messages), the acknowledgements of what it sent,
+    and whether its client left. The queues and the event are made when
+    first used: most requests need none of them. One made after the client
+    left holds what it would have been told (None; set)."""
+
+    __slots__ = ("_body", "_acks", "_gone", "left", "task", "socket")
+
+    def __init__(self):
+        self._body = self._acks = self._gone = None
+        self.left = False  # the client left, or the request was cancelled
+        self.task = None
+        self.socket = False
+
+    @property
+    def body(self):
+        if self._body is None:
+            self._body = asyncio.Queue()
+            if self.left:
+                self._body.put_nowait(None)
+        return self._body
+
+    @property
+    def acks(self):
+        if self._acks is None:
+            self._acks = asyncio.Queue()
+            if self.left:
+                self._acks.put_nowait(None)
+        return self._acks
+
+    @property
+    def gone(self):
+        """An event set when the client leaves, for awaiting it."""
+        if self._gone is None:
+            self._gone = asyncio.Event()
+            if self.left:
+                self._gone.set()
+        return self._gone
+
+    def leave(self):
+        self.left = True
+        if self._gone is not None:
+            self._gone.set()
+        if self._body is not None:
+            self._body.put_nowait(None)
+        if self._acks is not None:
+            self._acks.put_nowait(None)
+
+
 async def sent(st, r, n):
     """Counts n bytes sent for request r (st.unacked) and, while more than
     WINDOW are unacknowledged, waits for torsion's W frames: the ASGI side
     of the flow control, for bodies and WebSocket messages alike."""
     st.unacked += n
-    while st.unacked > WINDOW and not r.gone.is_set():
+    while st.unacked > WINDOW and not r.left:
         got = await r.acks.get()
         if got is not None:
             st.unacked -= got
@@ -137,7 +201,7 @@ class HTTPCycle:
         if self.first is not None:
             first, self.first = self.first, None
             return {"type": "http.request", "body": first, "more_body": self.more}
-        if self.more and not r.gone.is_set():
+        if self.more and not r.left:
             self.conn.send(read_frame(self.rid, 65536))
             data = await r.body.get()
             if data is None or type(data) is BodyError:
@@ -150,7 +214,7 @@ class HTTPCycle:
 
     async def send(self, message):
         kind = message["type"]
-        if self.r.gone.is_set():
+        if self.r.left:
             return  # the client left: what it would have got goes nowhere
         handler = self.SENDS.get(kind)
         if handler is None:
@@ -220,7 +284,7 @@ class HTTPCycle:
 
     async def returned(self):
         """The application returned: what it left unsaid is ended."""
-        if self.ended or self.r.gone.is_set():
+        if self.ended or self.r.left:
             return
         if self.head is None:
             raise RuntimeError("the application returned without sending a response")
@@ -262,7 +326,7 @@ class WebSocketCycle:
         if self.connect:
             self.connect = False
             return {"type": "websocket.connect"}
-        if not self.answered.is_set() and not r.gone.is_set():
+        if not self.answered.is_set() and not r.left:
             # Asked before the application answered the connect (Quart
             # pumps receive in a task of its own): the next message
             # comes once it has accepted.
@@ -272,7 +336,7 @@ class WebSocketCycle:
             finally:
                 for w in waits:
                     w.cancel()
-        if self.closed is None and self.accepted and not r.gone.is_set():
+        if self.closed is None and self.accepted and not r.left:
             self.conn.send(self.read_next)
             item = await r.body.get()
             if item is None or type(item) is BodyError:
@@ -291,7 +355,7 @@ class WebSocketCycle:
 
     async def send(self, message):
         kind = message["type"]
-        if self.ended or (kind == "websocket.send" and (self.closed is not None or self.r.gone.is_set())):
+        if self.ended or (kind == "websocket.send" and (self.closed is not None or self.r.left)):
             raise OSError("the WebSocket is closed")
         handler = self.SENDS.get(kind)
         if handler is None:
@@ -470,16 +534,13 @@ class Asgi(Router):
     # ended is dropped.
 
     def on_request(self, rid, payload):
-        self.requests[rid] = r = types.SimpleNamespace(
-            body=asyncio.Queue(), acks=asyncio.Queue(), gone=asyncio.Event(), task=None, socket=False)
+        self.requests[rid] = r = Inboxes()
         self.pending.append((rid, payload, r))
 
     def on_cancel(self, rid, payload):
         r = self.requests.get(rid)
         if r is not None:
-            r.gone.set()
-            r.body.put_nowait(None)
-            r.acks.put_nowait(None)
+            r.leave()
             if payload == TIMEOUT and r.task is not None:
                 # torsion's --timeout: it answers 504. Where the task was
                 # goes to the log first, with the request.
