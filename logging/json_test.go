@@ -64,7 +64,7 @@ func TestJSONAsSlog(t *testing.T) {
 		{"an empty open group", func(l *slog.Logger) { l.With("a", 1).WithGroup("g").Info("x") }},
 		{"a group opened by the record", func(l *slog.Logger) { l.WithGroup("g").WithGroup("h").Info("x", "c", 3) }},
 		{"empty attributes", func(l *slog.Logger) { l.Info("x", slog.Attr{}, "k", "") }},
-		{"levels", func(l *slog.Logger) { l.Log(nil, slog.LevelWarn+2, "w2") }},
+		{"levels", func(l *slog.Logger) { l.Log(context.Background(), slog.LevelWarn+2, "w2") }},
 	} {
 		var ours, theirs bytes.Buffer
 		now := func(h slog.Handler) *slog.Logger { return slog.New(fixedTime{h, at}) }
