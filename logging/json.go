@@ -66,15 +66,6 @@ func (h *JSONHandler) WithGroup(name string) slog.Handler {
 func (h *JSONHandler) Handle(_ context.Context, r slog.Record) error {
 	bp := getBuf()
 	defer putBuf(bp)
-	b := append(*bp, '{')
-	if !r.Time.IsZero() {
-		b = append(b, `"time":"`...)
-		b = append(r.Time.Round(0).AppendFormat(b, time.RFC3339Nano), `",`...)
-	}
-	b = append(b, `"level":"`...)
-	b = append(b, r.Level.String()...)
-	b = append(b, `","msg":`...)
-	b = appendJSONString(b, r.Message)
 	system := h.system
 	if len(h.groups) == 0 {
 		r.Attrs(func(a slog.Attr) bool {
@@ -84,11 +75,7 @@ func (h *JSONHandler) Handle(_ context.Context, r slog.Record) error {
 			return true
 		})
 	}
-	if system != "" {
-		b = append(b, `,"system":`...)
-		b = appendJSONString(b, system)
-	}
-	b = append(b, h.pre...)
+	b := h.appendHead(*bp, r.Time, r.Level, r.Message, system)
 	opened := h.opened
 	r.Attrs(func(a slog.Attr) bool {
 		if a.Key != SystemKey || len(h.groups) > 0 {
@@ -96,6 +83,53 @@ func (h *JSONHandler) Handle(_ context.Context, r slog.Record) error {
 		}
 		return true
 	})
+	*bp = b
+	return h.end(bp, opened)
+}
+
+// HandleFields implements FieldsHandler.
+func (h *JSONHandler) HandleFields(t time.Time, message string, fields []byte) error {
+	bp := getBuf()
+	defer putBuf(bp)
+	b := h.appendHead(*bp, t, slog.LevelInfo, message, h.system)
+	opened := h.opened
+	if len(fields) > 0 {
+		for _, g := range h.groups[opened:] {
+			b = appendJSONString(comma(b), g)
+			b = append(b, ":{"...)
+			opened++
+		}
+		if b[len(b)-1] == '{' {
+			fields = fields[1:] // the first member of its object: no comma
+		}
+		b = append(b, fields...)
+	}
+	*bp = b
+	return h.end(bp, opened)
+}
+
+// appendHead appends a record's time, level, message and system, and the
+// attributes of With.
+func (h *JSONHandler) appendHead(b []byte, t time.Time, level slog.Level, message, system string) []byte {
+	b = append(b, '{')
+	if !t.IsZero() {
+		b = append(b, `"time":"`...)
+		b = append(t.Round(0).AppendFormat(b, time.RFC3339Nano), `",`...)
+	}
+	b = append(b, `"level":"`...)
+	b = append(b, level.String()...)
+	b = append(b, `","msg":`...)
+	b = appendJSONString(b, message)
+	if system != "" {
+		b = append(b, `,"system":`...)
+		b = appendJSONString(b, system)
+	}
+	return append(b, h.pre...)
+}
+
+// end closes the opened groups and the record, and writes it.
+func (h *JSONHandler) end(bp *[]byte, opened int) error {
+	b := *bp
 	for range opened {
 		b = append(b, '}')
 	}
@@ -104,6 +138,36 @@ func (h *JSONHandler) Handle(_ context.Context, r slog.Record) error {
 	defer h.mu.Unlock()
 	_, err := h.w.Write(*bp)
 	return err
+}
+
+// FieldsHandler is a slog.Handler that also takes an INFO record whose
+// attributes come encoded already, as JSON members each after a comma
+// (JSONFields): a structured access record, built in a reused buffer,
+// costs no slog.Attr. HandleFields does not keep fields.
+type FieldsHandler interface {
+	slog.Handler
+	HandleFields(t time.Time, message string, fields []byte) error
+}
+
+var _ FieldsHandler = (*JSONHandler)(nil)
+
+// JSONFields are members of a JSON object, each after a comma, encoded as
+// JSONHandler encodes attributes; each method appends one.
+type JSONFields []byte
+
+// String appends key and the string v.
+func (f JSONFields) String(key, v string) JSONFields {
+	return appendJSONString(append(appendJSONString(append(f, ','), key), ':'), v)
+}
+
+// Int appends key and the integer v.
+func (f JSONFields) Int(key string, v int64) JSONFields {
+	return strconv.AppendInt(append(appendJSONString(append(f, ','), key), ':'), v, 10)
+}
+
+// Float appends key and the number v (a duration in seconds, say).
+func (f JSONFields) Float(key string, v float64) JSONFields {
+	return appendJSONFloat(append(appendJSONString(append(f, ','), key), ':'), v)
 }
 
 // appendMember appends a as a member of the innermost of groups, first

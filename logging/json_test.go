@@ -118,3 +118,41 @@ func TestJSONFloats(t *testing.T) {
 		}
 	}
 }
+
+// TestHandleFields: members handed over encoded (JSONFields) make the
+// record the same members as attributes make, inside the logger's groups
+// and after its attributes; with none, an open group is left out, as
+// slog leaves out an empty one.
+func TestHandleFields(t *testing.T) {
+	at := time.Date(2026, 12, 8, 1, 2, 3, 0, time.UTC)
+	for _, tt := range []struct {
+		name   string
+		logger func(l *slog.Logger) *slog.Logger
+		fields bool
+	}{
+		{"top level", func(l *slog.Logger) *slog.Logger { return l.With(SystemKey, "access") }, true},
+		{"after With", func(l *slog.Logger) *slog.Logger { return l.With("a", 1) }, true},
+		{"in groups", func(l *slog.Logger) *slog.Logger { return l.With("a", 1).WithGroup("g").WithGroup("h") }, true},
+		{"in a group With opened", func(l *slog.Logger) *slog.Logger { return l.WithGroup("g").With("a", 1) }, true},
+		{"no fields in a group", func(l *slog.Logger) *slog.Logger { return l.With("a", 1).WithGroup("g") }, false},
+	} {
+		var ours, attrs bytes.Buffer
+		l, _ := New(&ours, "json", slog.LevelInfo)
+		f := JSONFields(nil)
+		if tt.fields {
+			f = f.String("k", "v \"q\"").Int("n", -2).Float("d", 0.25)
+		}
+		if err := tt.logger(l).Handler().(FieldsHandler).HandleFields(at, "m", f); err != nil {
+			t.Fatal(err)
+		}
+		l, _ = New(&attrs, "json", slog.LevelInfo)
+		var as []any
+		if tt.fields {
+			as = []any{"k", "v \"q\"", "n", -2, "d", 0.25}
+		}
+		slog.New(fixedTime{tt.logger(l).Handler(), at}).Info("m", as...)
+		if ours.String() != attrs.String() {
+			t.Errorf("%s:\nfields %sattrs  %s", tt.name, ours.String(), attrs.String())
+		}
+	}
+}

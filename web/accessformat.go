@@ -2,7 +2,6 @@ package web
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -112,11 +111,7 @@ func (f AccessFormat) AppendLine(b []byte, r *http.Request, a Answer) []byte {
 		case 0:
 			b = append(b, p.text...)
 		case 'h':
-			host, _, err := net.SplitHostPort(r.RemoteAddr)
-			if err != nil {
-				host = r.RemoteAddr
-			}
-			b = appendEscaped(b, orDash(host))
+			b = appendEscaped(b, orDash(remoteHost(r)))
 		case 't':
 			b = append(b, '[')
 			b = append(stamps.Append(b, a.Start), ']')

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -97,13 +98,36 @@ var combinedWithID, _ = ParseAccessFormat(CombinedWithIDFormat)
 // and method, uri, proto, status, bytes, duration (seconds), remote,
 // referer, user_agent and, when the request has one, request_id.
 func AccessRecords(log *slog.Logger) Observer {
+	if out, ok := log.Handler().(logging.FieldsHandler); ok {
+		// The fields are encoded into a reused buffer, not made slog.Attrs.
+		return func(r *http.Request, a Answer) {
+			if !out.Enabled(r.Context(), slog.LevelInfo) {
+				return
+			}
+			now := time.Now()
+			bp := lines.Get().(*[]byte)
+			f := logging.JSONFields((*bp)[:0]).
+				String("method", r.Method).
+				String("uri", r.RequestURI).
+				String("proto", r.Proto).
+				Int("status", int64(a.Status)).
+				Int("bytes", a.Bytes).
+				Float("duration", now.Sub(a.Start).Seconds()).
+				String("remote", remoteHost(r)).
+				String("referer", headerValue(r, "Referer")).
+				String("user_agent", headerValue(r, "User-Agent"))
+			if id := headerValue(r, RequestIDHeader); id != "" {
+				f = f.String("request_id", id)
+			}
+			out.HandleFields(now, "request", f)
+			*bp = f
+			lines.Put(bp)
+		}
+	}
 	return accessObserver(log, func(r *http.Request, a Answer) slog.Record {
 		now := time.Now()
 		rec := slog.NewRecord(now, slog.LevelInfo, "request", 0)
-		remote, _, err := net.SplitHostPort(r.RemoteAddr)
-		if err != nil {
-			remote = r.RemoteAddr
-		}
+		remote := remoteHost(r)
 		rec.AddAttrs(
 			slog.String("method", r.Method),
 			slog.String("uri", r.RequestURI),
@@ -228,6 +252,28 @@ const statusConnectionGone = 499
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *logWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// remoteHost is the host of the request's peer (or client, after
+// ProxyHeaders): RemoteAddr without its port.
+func remoteHost(r *http.Request) string {
+	if !strings.Contains(r.RemoteAddr, ":") {
+		return r.RemoteAddr // a Unix socket's peer ("@"): no port, and no error to make
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// headerValue is the first value of the request's header name (in
+// canonical form), or "".
+func headerValue(r *http.Request, name string) string {
+	if v := r.Header[name]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
 
 // headerOrDash is the request's header name (in canonical form: no
 // lookup canonicalizes it again), or "-".

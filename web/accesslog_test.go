@@ -3,7 +3,9 @@ package web
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"strings"
@@ -100,3 +102,45 @@ func TestAccessFormat(t *testing.T) {
 		}
 	}
 }
+
+// TestAccessRecordsFields: a structured access record encoded straight
+// into the log's buffer (logging.FieldsHandler) is byte for byte the one
+// built of slog attributes, for any handler, but for its time and
+// duration.
+func TestAccessRecordsFields(t *testing.T) {
+	r := httptest.NewRequest("POST", "/a%20b?x=\"1\"", nil)
+	r.RemoteAddr = "[2001:db8::1]:5555"
+	r.Header.Set("User-Agent", "ua \"quoted\" \x01 é \xff")
+	r.Header.Set("Referer", "http://r/\u2028")
+	r.Header.Set(RequestIDHeader, "id-1")
+	bare := httptest.NewRequest("GET", "/", nil)
+	bare.RemoteAddr = "@" // a Unix socket's peer: no port
+	varying := regexp.MustCompile(`"time":"[^"]*"|"duration":[-+.e0-9]+`)
+	for _, req := range []*http.Request{r, bare} {
+		var fast, slow bytes.Buffer
+		l, _ := logging.New(&fast, "json", slog.LevelInfo)
+		if _, ok := l.Handler().(logging.FieldsHandler); !ok {
+			t.Fatal("the JSON handler takes no fields")
+		}
+		AccessRecords(l.With(logging.SystemKey, "access"))(req, Answer{Status: 201, Bytes: 7, Start: time.Now()})
+		l, _ = logging.New(&slow, "json", slog.LevelInfo)
+		AccessRecords(slog.New(attrsOnly{l.Handler()}).With(logging.SystemKey, "access"))(req, Answer{Status: 201, Bytes: 7, Start: time.Now()})
+		got, want := varying.ReplaceAllString(fast.String(), ""), varying.ReplaceAllString(slow.String(), "")
+		// Encoded straight into reused buffers, a record allocates nothing
+		// (slog attributes would: ten do not fit in a Record).
+		l, _ = logging.New(io.Discard, "json", slog.LevelInfo)
+		observe := AccessRecords(l.With(logging.SystemKey, "access"))
+		if n := testing.AllocsPerRun(100, func() { observe(req, Answer{Status: 201, Bytes: 7, Start: time.Now()}) }); n >= 1 {
+			t.Errorf("%s: %.1f allocations per record", req.URL, n)
+		}
+		if got != want || !strings.Contains(fast.String(), `"duration":`) || !json.Valid(fast.Bytes()) {
+			t.Errorf("%s:\nfields %s\nattrs  %s", req.URL, fast.String(), slow.String())
+		}
+	}
+}
+
+// attrsOnly hides every method but slog.Handler's.
+type attrsOnly struct{ slog.Handler }
+
+func (h attrsOnly) WithAttrs(as []slog.Attr) slog.Handler { return attrsOnly{h.Handler.WithAttrs(as)} }
+func (h attrsOnly) WithGroup(name string) slog.Handler    { return attrsOnly{h.Handler.WithGroup(name)} }
