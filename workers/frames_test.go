@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -117,6 +118,14 @@ func TestParseReady(t *testing.T) {
 // under CPython and PyPy.
 func TestWorkerPy(t *testing.T) {
 	t.Parallel()
+	// Python reads the tests, not Go: opened here too, they are in what
+	// go test's cache checks, so an edited test runs again.
+	tests, _ := filepath.Glob("testdata/*.py")
+	for _, f := range append(tests, "testdata/frames.json") {
+		if _, err := os.ReadFile(f); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, py := range []string{python, "pypy3"} {
 		t.Run(py, func(t *testing.T) {
 			if py != python && testing.Short() {
