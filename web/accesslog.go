@@ -80,7 +80,7 @@ func AccessLinesFormat(log *slog.Logger, f AccessFormat) Observer {
 				bp := lines.Get().(*[]byte)
 				*bp = f.AppendLine((*bp)[:0], r, a)
 				out.HandleLine(time.Now(), *bp)
-				lines.Put(bp)
+				putLine(bp)
 			}
 		}
 	}
@@ -91,6 +91,14 @@ func AccessLinesFormat(log *slog.Logger, f AccessFormat) Observer {
 
 // lines are the buffers access lines are formatted in.
 var lines = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// putLine gives a buffer back to lines, unless a client's long header
+// made it grow past 16 KiB: the pool keeps no more than lines need.
+func putLine(bp *[]byte) {
+	if cap(*bp) <= 16<<10 {
+		lines.Put(bp)
+	}
+}
 
 var combinedWithID, _ = ParseAccessFormat(CombinedWithIDFormat)
 
@@ -121,7 +129,7 @@ func AccessRecords(log *slog.Logger) Observer {
 			}
 			out.HandleFields(now, "request", f)
 			*bp = f
-			lines.Put(bp)
+			putLine(bp)
 		}
 	}
 	return accessObserver(log, func(r *http.Request, a Answer) slog.Record {
@@ -278,8 +286,8 @@ func headerValue(r *http.Request, name string) string {
 // headerOrDash is the request's header name (in canonical form: no
 // lookup canonicalizes it again), or "-".
 func headerOrDash(r *http.Request, name string) string {
-	if v := r.Header[name]; len(v) > 0 && v[0] != "" {
-		return v[0]
+	if v := headerValue(r, name); v != "" {
+		return v
 	}
 	return "-"
 }

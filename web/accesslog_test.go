@@ -148,3 +148,15 @@ type attrsOnly struct{ slog.Handler }
 
 func (h attrsOnly) WithAttrs(as []slog.Attr) slog.Handler { return attrsOnly{h.Handler.WithAttrs(as)} }
 func (h attrsOnly) WithGroup(name string) slog.Handler    { return attrsOnly{h.Handler.WithGroup(name)} }
+
+// TestPutLine: a line buffer that a client's long header grew is not
+// kept for the next line.
+func TestPutLine(t *testing.T) {
+	big := make([]byte, 0, 1<<20)
+	putLine(&big)
+	for range 10 {
+		if b := lines.Get().(*[]byte); cap(*b) > 16<<10 {
+			t.Fatalf("the pool kept a buffer of %d bytes", cap(*b))
+		}
+	}
+}
