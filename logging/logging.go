@@ -1,5 +1,7 @@
 // Package logging makes the slog loggers torsion writes with: twistd-style
-// text lines or JSON objects, one per record.
+// text lines or JSON objects, one per record, batched into few writes
+// (BufferedWriter). Access logs hand their lines (LineHandler) and fields
+// (FieldsHandler) over already formatted, from reused buffers.
 package logging
 
 import (
