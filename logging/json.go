@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math"
 	"strconv"
-	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -21,8 +20,7 @@ import (
 // nanoseconds. It encodes records itself: slog's encoder costs an access
 // record about twice as much.
 type JSONHandler struct {
-	mu     *sync.Mutex
-	w      io.Writer
+	out
 	level  slog.Leveler
 	system string   // from WithAttrs before any group; "" if none
 	pre    []byte   // the attributes of WithAttrs, encoded, each after a comma
@@ -32,7 +30,7 @@ type JSONHandler struct {
 
 // NewJSONHandler returns a JSONHandler writing records at or above level.
 func NewJSONHandler(w io.Writer, level slog.Leveler) *JSONHandler {
-	return &JSONHandler{mu: new(sync.Mutex), w: w, level: level}
+	return &JSONHandler{out: newOut(w), level: level}
 }
 
 // Enabled implements slog.Handler.
@@ -94,11 +92,7 @@ func (h *JSONHandler) HandleFields(t time.Time, message string, fields []byte) e
 	b := h.appendHead(*bp, t, slog.LevelInfo, message, h.system)
 	opened := h.opened
 	if len(fields) > 0 {
-		for _, g := range h.groups[opened:] {
-			b = appendJSONString(comma(b), g)
-			b = append(b, ":{"...)
-			opened++
-		}
+		b, opened = openGroups(b, h.groups, opened)
 		if b[len(b)-1] == '{' {
 			fields = fields[1:] // the first member of its object: no comma
 		}
@@ -134,10 +128,7 @@ func (h *JSONHandler) end(bp *[]byte, opened int) error {
 		b = append(b, '}')
 	}
 	*bp = append(b, "}\n"...)
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	_, err := h.w.Write(*bp)
-	return err
+	return h.emit(*bp)
 }
 
 // FieldsHandler is a slog.Handler that also takes an INFO record whose
@@ -156,19 +147,16 @@ var _ FieldsHandler = (*JSONHandler)(nil)
 type JSONFields []byte
 
 // String appends key and the string v.
-func (f JSONFields) String(key, v string) JSONFields {
-	return appendJSONString(append(appendJSONString(append(f, ','), key), ':'), v)
-}
+func (f JSONFields) String(key, v string) JSONFields { return appendJSONString(f.key(key), v) }
 
 // Int appends key and the integer v.
-func (f JSONFields) Int(key string, v int64) JSONFields {
-	return strconv.AppendInt(append(appendJSONString(append(f, ','), key), ':'), v, 10)
-}
+func (f JSONFields) Int(key string, v int64) JSONFields { return strconv.AppendInt(f.key(key), v, 10) }
 
 // Float appends key and the number v (a duration in seconds, say).
-func (f JSONFields) Float(key string, v float64) JSONFields {
-	return appendJSONFloat(append(appendJSONString(append(f, ','), key), ':'), v)
-}
+func (f JSONFields) Float(key string, v float64) JSONFields { return appendJSONFloat(f.key(key), v) }
+
+// key appends the comma and the key that begin a member.
+func (f JSONFields) key(k string) []byte { return append(appendJSONString(append(f, ','), k), ':') }
 
 // appendMember appends a as a member of the innermost of groups, first
 // opening the groups not yet opened (groups[opened:]); an attribute that
@@ -179,12 +167,18 @@ func appendMember(b []byte, a slog.Attr, groups []string, opened int) ([]byte, i
 	if empty(a) {
 		return b, opened
 	}
+	b, opened = openGroups(b, groups, opened)
+	return appendJSONAttr(b, a), opened
+}
+
+// openGroups opens the groups not yet opened, groups[opened:], for a
+// member to come; it returns how many are open: all.
+func openGroups(b []byte, groups []string, opened int) ([]byte, int) {
 	for _, g := range groups[opened:] {
 		b = appendJSONString(comma(b), g)
 		b = append(b, ":{"...)
-		opened++
 	}
-	return appendJSONAttr(b, a), opened
+	return b, len(groups)
 }
 
 // comma appends the comma that goes before a member, unless it is the

@@ -37,13 +37,10 @@ func New(w io.Writer, format string, level slog.Level) (*slog.Logger, error) {
 // log of its own (--access-logfile) in the combined format, which tools
 // such as goaccess and awstats read, with no timestamp or system before
 // it. Attributes are not written.
-type PlainHandler struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
+type PlainHandler struct{ out }
 
 // NewPlainHandler returns a PlainHandler writing to w.
-func NewPlainHandler(w io.Writer) *PlainHandler { return &PlainHandler{mu: new(sync.Mutex), w: w} }
+func NewPlainHandler(w io.Writer) *PlainHandler { return &PlainHandler{newOut(w)} }
 
 // Enabled implements slog.Handler: every level.
 func (h *PlainHandler) Enabled(context.Context, slog.Level) bool { return true }
@@ -56,21 +53,35 @@ func (h *PlainHandler) WithGroup(string) slog.Handler { return h }
 
 // Handle implements slog.Handler: the message and a newline, one write.
 func (h *PlainHandler) Handle(_ context.Context, r slog.Record) error {
-	return h.write(nil, r.Message)
+	return h.writeLine(nil, r.Message)
 }
 
 // HandleLine implements LineHandler: line and a newline, one write.
-func (h *PlainHandler) HandleLine(_ time.Time, line []byte) error { return h.write(line, "") }
+func (h *PlainHandler) HandleLine(_ time.Time, line []byte) error { return h.writeLine(line, "") }
 
-// write writes line, or else message, and a newline.
-func (h *PlainHandler) write(line []byte, message string) error {
+// writeLine writes line, or else message, and a newline.
+func (h *PlainHandler) writeLine(line []byte, message string) error {
 	bp := getBuf()
 	defer putBuf(bp)
 	b := append(append(*bp, line...), message...)
 	*bp = append(b, '\n')
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	_, err := h.w.Write(*bp)
+	return h.emit(*bp)
+}
+
+// out is where a handler writes, shared with the handlers that With and
+// WithGroup derive from it: each record one Write, under one lock.
+type out struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func newOut(w io.Writer) out { return out{new(sync.Mutex), w} }
+
+// emit writes one record.
+func (o out) emit(b []byte) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	_, err := o.w.Write(b)
 	return err
 }
 
@@ -113,8 +124,7 @@ func Discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 // Levels other than INFO are shown after the system. Each record is one
 // write to the underlying writer.
 type TextHandler struct {
-	mu     *sync.Mutex
-	w      io.Writer
+	out
 	level  slog.Leveler
 	system string
 	attrs  []byte // preformatted " key=value" pairs from WithAttrs
@@ -123,7 +133,7 @@ type TextHandler struct {
 
 // NewTextHandler returns a TextHandler writing records at or above level.
 func NewTextHandler(w io.Writer, level slog.Leveler) *TextHandler {
-	return &TextHandler{mu: new(sync.Mutex), w: w, level: level, system: "-"}
+	return &TextHandler{out: newOut(w), level: level, system: "-"}
 }
 
 // Enabled implements slog.Handler.
@@ -196,7 +206,7 @@ func (h *TextHandler) Handle(_ context.Context, r slog.Record) error {
 	buf = append(buf, extra...)
 	buf = append(buf, '\n')
 	*bp = append(buf, blocks...)
-	return h.write(*bp)
+	return h.emit(*bp)
 }
 
 // HandleLine implements LineHandler.
@@ -207,7 +217,7 @@ func (h *TextHandler) HandleLine(t time.Time, line []byte) error {
 	buf = append(buf, line...)
 	buf = append(buf, h.attrs...)
 	*bp = append(buf, '\n')
-	return h.write(*bp)
+	return h.emit(*bp)
 }
 
 // appendHead appends what begins a record: its time, system and level
@@ -225,13 +235,6 @@ func (h *TextHandler) appendHead(buf []byte, t time.Time, level slog.Level, syst
 		buf = append(buf, ": "...)
 	}
 	return buf
-}
-
-func (h *TextHandler) write(b []byte) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	_, err := h.w.Write(b)
-	return err
 }
 
 func appendAttr(buf []byte, prefix string, a slog.Attr) []byte {
