@@ -136,18 +136,21 @@ class Inboxes:
     @property
     def body(self):
         if self._body is None:
-            self._body = asyncio.Queue()
-            if self.left:
-                self._body.put_nowait(None)
+            self._body = self._queue()
         return self._body
 
     @property
     def acks(self):
         if self._acks is None:
-            self._acks = asyncio.Queue()
-            if self.left:
-                self._acks.put_nowait(None)
+            self._acks = self._queue()
         return self._acks
+
+    def _queue(self):
+        """A new inbox: ended already (None) if the client left."""
+        q = asyncio.Queue()
+        if self.left:
+            q.put_nowait(None)
+        return q
 
     @property
     def gone(self):
