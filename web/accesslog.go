@@ -124,7 +124,7 @@ func AccessRecords(log *slog.Logger) Observer {
 				String("remote", remoteHost(r)).
 				String("referer", headerValue(r, "Referer")).
 				String("user_agent", headerValue(r, "User-Agent"))
-			if id := headerValue(r, RequestIDHeader); id != "" {
+			if id := RequestIDOf(r); id != "" {
 				f = f.String("request_id", id)
 			}
 			out.HandleFields(now, "request", f)

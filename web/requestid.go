@@ -33,7 +33,7 @@ func RequestID(h http.Handler, trusted func(*http.Request) bool) http.Handler {
 }
 
 // RequestIDOf returns r's id, once RequestID has given it one, else "".
-func RequestIDOf(r *http.Request) string { return r.Header.Get(RequestIDHeader) }
+func RequestIDOf(r *http.Request) string { return headerValue(r, RequestIDHeader) }
 
 // TrustedPeers returns a check for RequestID that r's sender (not the
 // client a proxy reports) is in one of the prefixes, or a Unix socket's
